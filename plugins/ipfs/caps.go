@@ -1,0 +1,233 @@
+package ipfs
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/skein-p2p/skein/sdk"
+)
+
+var (
+	_ sdk.PeerNotifier    = (*Network)(nil)
+	_ sdk.DirectMessenger = (*Network)(nil)
+	_ sdk.PeerBlocker     = (*Network)(nil)
+)
+
+// MaxDirectMessage bounds one direct request or response.
+const MaxDirectMessage = 4 << 20
+
+// directTimeout bounds one direct request/response exchange on the
+// answering side.
+const directTimeout = 30 * time.Second
+
+// ErrMessageTooLarge is returned for a direct message over MaxDirectMessage.
+var ErrMessageTooLarge = errors.New("network.ipfs: direct message too large")
+
+// PeerEvents implements sdk.PeerNotifier.
+func (n *Network) PeerEvents(ctx context.Context) (<-chan sdk.PeerEvent, error) {
+	h, _, _, err := n.running()
+	if err != nil {
+		return nil, err
+	}
+	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	if err != nil {
+		return nil, fmt.Errorf("network.ipfs: peer events: %w", err)
+	}
+	out := make(chan sdk.PeerEvent, 64)
+	initial := h.Network().Peers()
+	go func() {
+		defer close(out)
+		defer sub.Close()
+		for _, p := range initial {
+			select {
+			case out <- sdk.PeerEvent{Peer: p.String(), Connected: true}:
+			case <-ctx.Done():
+				return
+			}
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case raw, ok := <-sub.Out():
+				if !ok {
+					return
+				}
+				e := raw.(event.EvtPeerConnectednessChanged)
+				ev := sdk.PeerEvent{Peer: e.Peer.String(), Connected: e.Connectedness == network.Connected}
+				select {
+				case out <- ev:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+// HandleRequests implements sdk.DirectMessenger: one request and one
+// response per stream, each a uvarint length and that many bytes.
+func (n *Network) HandleRequests(proto string, handler sdk.RequestHandler) error {
+	h, _, _, err := n.running()
+	if err != nil {
+		return err
+	}
+	pid := protocol.ID(proto)
+	if handler == nil {
+		h.RemoveStreamHandler(pid)
+		return nil
+	}
+	h.SetStreamHandler(pid, func(s network.Stream) {
+		defer s.Close()
+		_ = s.SetDeadline(time.Now().Add(directTimeout))
+		from := s.Conn().RemotePeer()
+		req, err := readFrame(bufio.NewReader(s))
+		if err != nil {
+			n.logger.Warn("bad direct request", "peer", from.String(), "protocol", proto, "err", err)
+			_ = s.Reset()
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), directTimeout)
+		defer cancel()
+		resp, err := handler(ctx, from.String(), req)
+		if err != nil {
+			n.logger.Debug("direct request refused", "peer", from.String(), "protocol", proto, "err", err)
+			_ = s.Reset()
+			return
+		}
+		if err := writeFrame(s, resp); err != nil {
+			_ = s.Reset()
+		}
+	})
+	return nil
+}
+
+// Request implements sdk.DirectMessenger.
+func (n *Network) Request(ctx context.Context, to, proto string, req []byte) ([]byte, error) {
+	h, _, _, err := n.running()
+	if err != nil {
+		return nil, err
+	}
+	id, err := peer.Decode(to)
+	if err != nil {
+		return nil, fmt.Errorf("request %s: bad peer id: %w", proto, err)
+	}
+	s, err := h.NewStream(ctx, id, protocol.ID(proto))
+	if err != nil {
+		return nil, fmt.Errorf("request %s to %s: %w", proto, to, err)
+	}
+	defer s.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stop()
+	if err := writeFrame(s, req); err != nil {
+		return nil, fmt.Errorf("request %s to %s: %w", proto, to, err)
+	}
+	if err := s.CloseWrite(); err != nil {
+		return nil, fmt.Errorf("request %s to %s: %w", proto, to, err)
+	}
+	resp, err := readFrame(bufio.NewReader(s))
+	if err != nil {
+		return nil, fmt.Errorf("request %s to %s: %w", proto, to, err)
+	}
+	return resp, nil
+}
+
+func writeFrame(w io.Writer, b []byte) error {
+	if len(b) > MaxDirectMessage {
+		return ErrMessageTooLarge
+	}
+	var hdr [binary.MaxVarintLen64]byte
+	k := binary.PutUvarint(hdr[:], uint64(len(b)))
+	if _, err := w.Write(hdr[:k]); err != nil {
+		return err
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+func readFrame(r *bufio.Reader) ([]byte, error) {
+	size, err := binary.ReadUvarint(r)
+	if err != nil {
+		return nil, fmt.Errorf("read length: %w", err)
+	}
+	if size > MaxDirectMessage {
+		return nil, fmt.Errorf("%w: %d bytes", ErrMessageTooLarge, size)
+	}
+	b := make([]byte, size)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	return b, nil
+}
+
+// BlockPeer implements sdk.PeerBlocker: the peer's connections are closed
+// and it cannot connect again, either way, until d has passed.
+func (n *Network) BlockPeer(_ context.Context, p string, reason string, d time.Duration) error {
+	h, _, _, err := n.running()
+	if err != nil {
+		return err
+	}
+	id, err := peer.Decode(p)
+	if err != nil {
+		return fmt.Errorf("block peer: bad peer id %q: %w", p, err)
+	}
+	n.gater.block(id, time.Now().Add(d))
+	n.logger.Warn("peer cut off", "peer", p, "reason", reason, "for", d.String())
+	return h.Network().ClosePeer(id)
+}
+
+// gater refuses blocked peers at every stage of a connection.
+type gater struct {
+	mu      sync.Mutex
+	blocked map[peer.ID]time.Time
+	now     func() time.Time
+}
+
+func newGater() *gater { return &gater{blocked: map[peer.ID]time.Time{}, now: time.Now} }
+
+func (g *gater) block(p peer.ID, until time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.blocked[p] = until
+}
+
+func (g *gater) allowed(p peer.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	until, ok := g.blocked[p]
+	if !ok {
+		return true
+	}
+	if g.now().After(until) {
+		delete(g.blocked, p)
+		return true
+	}
+	return false
+}
+
+func (g *gater) InterceptPeerDial(p peer.ID) bool                 { return g.allowed(p) }
+func (g *gater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return g.allowed(p) }
+func (g *gater) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
+func (g *gater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	return g.allowed(p)
+}
+func (g *gater) InterceptUpgraded(c network.Conn) (bool, control.DisconnectReason) {
+	return g.allowed(c.RemotePeer()), 0
+}

@@ -1,0 +1,170 @@
+package ipfs
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skein-p2p/skein/sdk"
+)
+
+func TestPeerEventsReportConnectAndDisconnect(t *testing.T) {
+	a := startNetwork(t, nil)
+	b := startNetwork(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	events, err := a.PeerEvents(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect(t, b, a)
+	bID := b.PeerID()
+	want := func(connected bool) {
+		t.Helper()
+		for {
+			select {
+			case e := <-events:
+				if e.Peer == bID && e.Connected == connected {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("no event connected=%v for %s", connected, bID)
+			}
+		}
+	}
+	want(true)
+	if err := b.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want(false)
+}
+
+func TestDirectRequests(t *testing.T) {
+	a := startNetwork(t, nil)
+	b := startNetwork(t, nil)
+	connect(t, a, b)
+	const proto = "/skein/test/echo/1"
+	if err := b.HandleRequests(proto, func(_ context.Context, from string, req []byte) ([]byte, error) {
+		if from != a.PeerID() {
+			return nil, fmt.Errorf("from %s", from)
+		}
+		if string(req) == "refuse" {
+			return nil, errors.New("refused")
+		}
+		return append([]byte("echo:"), req...), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		req     []byte
+		want    string
+		wantErr bool
+	}{
+		{"small", []byte("hi"), "echo:hi", false},
+		{"empty", nil, "echo:", false},
+		{"large", bytes.Repeat([]byte("x"), 1<<20), "echo:" + strings.Repeat("x", 1<<20), false},
+		{"handler refuses", []byte("refuse"), "", true},
+		{"too large", make([]byte, MaxDirectMessage+1), "", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			got, err := a.Request(ctx, b.PeerID(), proto, tc.req)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("want an error, got %d bytes", len(got))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tc.want {
+				t.Fatalf("got %d bytes, want %d", len(got), len(tc.want))
+			}
+		})
+	}
+	t.Run("unknown protocol", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := a.Request(ctx, b.PeerID(), "/skein/test/none/1", []byte("x")); err == nil {
+			t.Fatal("a request on an unhandled protocol succeeded")
+		}
+	})
+}
+
+func TestBlockedPeerIsCutOffAndRefused(t *testing.T) {
+	a := startNetwork(t, nil)
+	b := startNetwork(t, nil)
+	c := startNetwork(t, nil)
+	connect(t, b, a)
+	connect(t, c, a)
+	if err := a.BlockPeer(context.Background(), b.PeerID(), "sent garbage", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	peers, err := a.Peers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range peers {
+		if p.ID == b.PeerID() {
+			t.Fatal("blocked peer still connected")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.Connect(ctx, sdk.PeerInfo{ID: a.PeerID(), Addrs: a.Addrs()}); err == nil {
+		waitFor(t, "a to drop b's new connection", func() bool {
+			return len(a.Host().Network().ConnsToPeer(b.Host().ID())) == 0
+		})
+	}
+	if err := a.Connect(ctx, sdk.PeerInfo{ID: b.PeerID(), Addrs: b.Addrs()}); err == nil {
+		t.Fatal("a dialled a peer it blocked")
+	}
+	// The other peer is unaffected.
+	if got := a.Host().Network().Connectedness(c.Host().ID()); got.String() != "Connected" {
+		t.Fatalf("unrelated peer affected: %v", got)
+	}
+}
+
+func TestGaterBlockExpires(t *testing.T) {
+	g := newGater()
+	now := time.Unix(1000, 0)
+	g.now = func() time.Time { return now }
+	a := startNetwork(t, nil)
+	id := a.Host().ID()
+	g.block(id, now.Add(time.Minute))
+	if g.allowed(id) {
+		t.Fatal("blocked peer allowed")
+	}
+	now = now.Add(2 * time.Minute)
+	if !g.allowed(id) {
+		t.Fatal("block did not expire")
+	}
+}
+
+func FuzzReadFrame(f *testing.F) {
+	f.Add([]byte{0})
+	f.Add([]byte{3, 'a', 'b', 'c'})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := readFrame(bufio.NewReader(bytes.NewReader(data)))
+		if err != nil {
+			return
+		}
+		var buf bytes.Buffer
+		if err := writeFrame(&buf, b); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(data, buf.Bytes()) {
+			t.Fatalf("frame does not round-trip")
+		}
+	})
+}

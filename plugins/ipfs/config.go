@@ -1,0 +1,195 @@
+package ipfs
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/skein-p2p/skein/sdk"
+)
+
+// Config is the network plugin's config subtree (plugins.<name>.config).
+type Config struct {
+	// DataDir holds the network key and the blockstore. Empty: an ephemeral
+	// key and an in-memory blockstore (tests, experiments).
+	DataDir string
+	// ListenAddrs are libp2p multiaddrs to listen on.
+	// Default: TCP, QUIC and WebSocket on all interfaces, port 4001.
+	ListenAddrs []string
+	// Bootstrap peers (multiaddrs with /p2p/ID), dialled at start. Default none:
+	// a node depends on no third party.
+	Bootstrap []string
+	// DHTMode is "client", "server", "auto" (default) or "off".
+	DHTMode string
+	// DHTPrefix is the DHT protocol prefix. Default "/skein": a private DHT.
+	// The public-ipfs preset sets "/ipfs".
+	DHTPrefix string
+	// ConnLow and ConnHigh are the connection manager's watermarks
+	// (default 32 and 128).
+	ConnLow, ConnHigh int
+	// Relay enables the circuit relay v2 client and hole punching (default true).
+	Relay bool
+	// NATService runs an AutoNAT service for other peers (default false).
+	NATService bool
+	// MeshD is gossipsub's target mesh degree (default 4, sized for groups).
+	MeshD int
+}
+
+func defaultConfig() Config {
+	return Config{
+		ListenAddrs: []string{
+			"/ip4/0.0.0.0/tcp/4001",
+			"/ip4/0.0.0.0/udp/4001/quic-v1",
+			"/ip4/0.0.0.0/tcp/4002/ws",
+		},
+		DHTMode:   "auto",
+		DHTPrefix: "/skein",
+		ConnLow:   32,
+		ConnHigh:  128,
+		Relay:     true,
+		MeshD:     4,
+	}
+}
+
+// configSchema documents every key.
+func configSchema() []sdk.ConfigKey {
+	d := defaultConfig()
+	return []sdk.ConfigKey{
+		{Key: "data_dir", Type: "string", Default: "", Description: "directory for the network key and blockstore; empty = ephemeral, in memory"},
+		{Key: "listen", Type: "list", Default: fmt.Sprint(d.ListenAddrs), Description: "libp2p multiaddrs to listen on"},
+		{Key: "bootstrap", Type: "list", Default: "[]", Description: "peers (multiaddr with /p2p/ID) dialled at start; none by default"},
+		{Key: "dht_mode", Type: "string", Default: d.DHTMode, Description: "client, server, auto or off"},
+		{Key: "dht_prefix", Type: "string", Default: d.DHTPrefix, Description: "DHT protocol prefix; /ipfs joins the public IPFS DHT"},
+		{Key: "conn_low", Type: "int", Default: fmt.Sprint(d.ConnLow), Description: "connection manager low watermark"},
+		{Key: "conn_high", Type: "int", Default: fmt.Sprint(d.ConnHigh), Description: "connection manager high watermark"},
+		{Key: "relay", Type: "bool", Default: fmt.Sprint(d.Relay), Description: "circuit relay v2 client and hole punching"},
+		{Key: "nat_service", Type: "bool", Default: fmt.Sprint(d.NATService), Description: "serve AutoNAT to other peers"},
+		{Key: "mesh_d", Type: "int", Default: fmt.Sprint(d.MeshD), Description: "gossipsub mesh degree"},
+	}
+}
+
+// parseConfig turns a config subtree into a Config, reporting every problem
+// as a diagnostic that names its key.
+func parseConfig(raw map[string]any) (Config, []sdk.Diagnostic) {
+	c := defaultConfig()
+	var diags []sdk.Diagnostic
+	bad := func(key, format string, args ...any) {
+		diags = append(diags, sdk.Diagnostic{Severity: sdk.SeverityError, Key: key, Message: fmt.Sprintf(format, args...)})
+	}
+	known := map[string]bool{}
+	for _, k := range configSchema() {
+		known[k.Key] = true
+	}
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !known[k] {
+			bad(k, "unknown key")
+		}
+	}
+	str := func(key string, dst *string) {
+		if v, ok := raw[key]; ok {
+			s, ok := v.(string)
+			if !ok {
+				bad(key, "want a string, got %T", v)
+				return
+			}
+			*dst = s
+		}
+	}
+	integer := func(key string, dst *int) {
+		v, ok := raw[key]
+		if !ok {
+			return
+		}
+		switch n := v.(type) {
+		case int:
+			*dst = n
+		case int64:
+			*dst = int(n)
+		case float64:
+			if n != float64(int(n)) {
+				bad(key, "want an integer, got %v", n)
+				return
+			}
+			*dst = int(n)
+		default:
+			bad(key, "want an integer, got %T", v)
+		}
+	}
+	boolean := func(key string, dst *bool) {
+		if v, ok := raw[key]; ok {
+			b, ok := v.(bool)
+			if !ok {
+				bad(key, "want true or false, got %T", v)
+				return
+			}
+			*dst = b
+		}
+	}
+	list := func(key string, dst *[]string) {
+		v, ok := raw[key]
+		if !ok {
+			return
+		}
+		var out []string
+		switch l := v.(type) {
+		case []string:
+			out = l
+		case []any:
+			for i, e := range l {
+				s, ok := e.(string)
+				if !ok {
+					bad(fmt.Sprintf("%s[%d]", key, i), "want a string, got %T", e)
+					return
+				}
+				out = append(out, s)
+			}
+		default:
+			bad(key, "want a list of strings, got %T", v)
+			return
+		}
+		*dst = out
+	}
+	str("data_dir", &c.DataDir)
+	list("listen", &c.ListenAddrs)
+	list("bootstrap", &c.Bootstrap)
+	str("dht_mode", &c.DHTMode)
+	str("dht_prefix", &c.DHTPrefix)
+	integer("conn_low", &c.ConnLow)
+	integer("conn_high", &c.ConnHigh)
+	boolean("relay", &c.Relay)
+	boolean("nat_service", &c.NATService)
+	integer("mesh_d", &c.MeshD)
+
+	for i, a := range c.ListenAddrs {
+		if _, err := multiaddr.NewMultiaddr(a); err != nil {
+			bad(fmt.Sprintf("listen[%d]", i), "not a multiaddr %q: %v", a, err)
+		}
+	}
+	for i, a := range c.Bootstrap {
+		if _, err := parsePeerAddr(a); err != nil {
+			bad(fmt.Sprintf("bootstrap[%d]", i), "%v", err)
+		}
+	}
+	switch c.DHTMode {
+	case "client", "server", "auto", "off":
+	default:
+		bad("dht_mode", "want client, server, auto or off, got %q", c.DHTMode)
+	}
+	if c.ConnLow < 0 || c.ConnHigh < c.ConnLow {
+		bad("conn_high", "want 0 <= conn_low <= conn_high, got %d and %d", c.ConnLow, c.ConnHigh)
+	}
+	if c.MeshD < 2 || c.MeshD > 32 {
+		bad("mesh_d", "want 2..32, got %d", c.MeshD)
+	}
+	return c, diags
+}
+
+// connGrace is how long a new connection is protected from trimming.
+const connGrace = 30 * time.Second

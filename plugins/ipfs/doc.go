@@ -1,0 +1,24 @@
+// Package ipfs is Skein's network plugin (ID "network.ipfs"): a libp2p host
+// with TCP, QUIC and WebSocket transports, Noise, yamux, relay v2 client and
+// hole punching, AutoNAT, a resource manager and a connection manager; a
+// Kademlia DHT (client or server, on Skein's own protocol prefix so it never
+// joins the public IPFS DHT unless asked), gossipsub, and bitswap over a
+// persistent blockstore.
+//
+// It implements sdk.Plugin and sdk.Network. Linked in:
+//
+//	n := ipfs.New()
+//	diags, err := n.Configure(ctx, map[string]any{"data_dir": dir})
+//	err = n.Start(ctx)
+//	defer n.Stop(ctx)
+//	err = n.PutBlocks(ctx, blocks)
+//
+// The peer identity is a network key of its own (data_dir/network.key), never
+// the account key, so an observer of the network cannot link a peer to an
+// account.
+//
+// Pubsub messages are published unsigned (StrictNoSign) with a content-hash
+// message ID: everything Skein publishes is a set of log heads and entries
+// that the log layer signs and verifies itself, so pubsub's own Ed25519
+// signatures (measured at ~78% of gossipsub's CPU) add nothing but cost.
+package ipfs

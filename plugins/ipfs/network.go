@@ -1,0 +1,691 @@
+package ipfs
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ipfs/boxo/bitswap"
+	"github.com/ipfs/boxo/bitswap/network/bsnet"
+	"github.com/ipfs/boxo/blockservice"
+	"github.com/ipfs/boxo/blockstore"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	pebbleds "github.com/ipfs/go-ds-pebble"
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/skein-p2p/skein/sdk"
+)
+
+// ID is the plugin's namespaced identifier.
+const ID = "network.ipfs"
+
+// Version is the plugin's version.
+const Version = "0.1.0"
+
+// Errors returned by the network plugin.
+var (
+	// ErrNotStarted is returned by network calls before Start or after Stop.
+	ErrNotStarted = errors.New("network.ipfs: not started")
+	// ErrBadCID is returned for a CID that does not parse.
+	ErrBadCID = errors.New("network.ipfs: malformed CID")
+	// ErrHashMismatch is returned for a block whose bytes do not hash to its CID.
+	ErrHashMismatch = errors.New("network.ipfs: block bytes do not match their CID")
+)
+
+// maxFetchParallel bounds concurrent block fetches of one GetBlocks call.
+const maxFetchParallel = 32
+
+var (
+	_ sdk.Plugin         = (*Network)(nil)
+	_ sdk.Network        = (*Network)(nil)
+	_ sdk.StatusReporter = (*Network)(nil)
+)
+
+// Network is the libp2p/IPFS network plugin. The zero value is not usable;
+// call New. New has no side effects; Start does the work.
+type Network struct {
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	cfg     Config
+	started bool
+	cancel  context.CancelFunc
+	host    host.Host
+	dht     *dht.IpfsDHT
+	ps      *pubsub.PubSub
+	bswap   *bitswap.Bitswap
+	bserv   blockservice.BlockService
+	bstore  blockstore.Blockstore
+	dstore  ds.Batching
+	topics  map[string]*pubsub.Topic
+	gater   *gater
+}
+
+// Option configures a Network.
+type Option func(*Network) error
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(n *Network) error { n.logger = l; return nil }
+}
+
+// New returns an unconfigured network plugin.
+func New(opts ...Option) (*Network, error) {
+	n := &Network{logger: slog.Default(), cfg: defaultConfig(), topics: map[string]*pubsub.Topic{}, gater: newGater()}
+	for _, o := range opts {
+		if err := o(n); err != nil {
+			return nil, err
+		}
+	}
+	n.logger = n.logger.With("plugin", ID)
+	return n, nil
+}
+
+// Describe implements sdk.Plugin.
+func (n *Network) Describe(context.Context) (sdk.Description, error) {
+	return sdk.Description{
+		ID:           ID,
+		Kinds:        []sdk.Kind{sdk.KindNetwork},
+		Version:      Version,
+		Capabilities: []string{"network.bitswap", "network.gossipsub", "network.dht"},
+		ConfigSchema: configSchema(),
+	}, nil
+}
+
+// Configure implements sdk.Plugin. Errors in the config come back as
+// diagnostics naming the key; the plugin keeps its previous config then.
+func (n *Network) Configure(_ context.Context, raw map[string]any) ([]sdk.Diagnostic, error) {
+	cfg, diags := parseConfig(raw)
+	for _, d := range diags {
+		if d.Severity == sdk.SeverityError {
+			return diags, nil
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.started {
+		return nil, errors.New("network.ipfs: configure while started: stop first")
+	}
+	n.cfg = cfg
+	return diags, nil
+}
+
+// Start implements sdk.Plugin: it opens the blockstore, starts the host, the
+// DHT, gossipsub and bitswap, and dials the bootstrap peers.
+func (n *Network) Start(ctx context.Context) (err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.started {
+		return nil
+	}
+	cfg := n.cfg
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			cancel()
+			n.closeLocked()
+		}
+	}()
+	n.cancel = cancel
+
+	key, err := loadOrCreateKey(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if cfg.DataDir == "" {
+		n.dstore = dssync.MutexWrap(ds.NewMapDatastore())
+	} else {
+		dir := filepath.Join(cfg.DataDir, "blocks")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("network.ipfs: blockstore directory: %w", err)
+		}
+		pds, err := pebbleds.NewDatastore(dir)
+		if err != nil {
+			return fmt.Errorf("network.ipfs: open blockstore %s: %w", dir, err)
+		}
+		n.dstore = pds
+	}
+	n.bstore = blockstore.NewBlockstore(n.dstore)
+
+	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh, connmgr.WithGracePeriod(connGrace))
+	if err != nil {
+		return fmt.Errorf("network.ipfs: connection manager: %w", err)
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.DefaultLimits.AutoScale()))
+	if err != nil {
+		return fmt.Errorf("network.ipfs: resource manager: %w", err)
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(key),
+		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
+		libp2p.DefaultTransports,
+		libp2p.DefaultSecurity,
+		libp2p.DefaultMuxers,
+		libp2p.ConnectionManager(cm),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionGater(n.gater),
+	}
+	if cfg.Relay {
+		opts = append(opts, libp2p.EnableRelay(), libp2p.EnableHolePunching())
+	} else {
+		opts = append(opts, libp2p.DisableRelay())
+	}
+	if cfg.NATService {
+		opts = append(opts, libp2p.EnableNATService())
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return fmt.Errorf("network.ipfs: start libp2p host: %w", err)
+	}
+	n.host = h
+
+	if cfg.DHTMode != "off" {
+		mode := map[string]dht.ModeOpt{"client": dht.ModeClient, "server": dht.ModeServer, "auto": dht.ModeAuto}[cfg.DHTMode]
+		d, err := dht.New(h, dht.Mode(mode), dht.ProtocolPrefix(protocol.ID(cfg.DHTPrefix)),
+			dht.Datastore(dssync.MutexWrap(ds.NewMapDatastore())))
+		if err != nil {
+			return fmt.Errorf("network.ipfs: start DHT: %w", err)
+		}
+		n.dht = d
+	}
+
+	params := pubsub.DefaultGossipSubParams()
+	params.D = cfg.MeshD
+	params.Dlo = max(1, cfg.MeshD-1)
+	params.Dhi = cfg.MeshD * 2
+	params.Dlazy = cfg.MeshD
+	params.Dout = max(0, min(cfg.MeshD/2-1, params.Dlo-1)) // pubsub wants Dout < D/2 and < Dlo
+	params.Dscore = min(params.Dscore, params.Dhi)
+	ps, err := pubsub.NewGossipSub(runCtx, h,
+		pubsub.WithGossipSubParams(params),
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithMessageIdFn(contentMessageID),
+		pubsub.WithPeerExchange(false),
+	)
+	if err != nil {
+		return fmt.Errorf("network.ipfs: start gossipsub: %w", err)
+	}
+	n.ps = ps
+
+	var finder providerFinder
+	if n.dht != nil {
+		finder.dht = n.dht
+	}
+	n.bswap = bitswap.New(runCtx, bsnet.NewFromIpfsHost(h), finder, n.bstore,
+		bitswap.ProviderSearchDelay(500*time.Millisecond))
+	n.bserv = blockservice.New(n.bstore, n.bswap)
+
+	n.started = true
+	n.logger.Info("network started", "peer", h.ID().String(), "addrs", fmt.Sprint(h.Addrs()), "dht", cfg.DHTMode)
+	for _, a := range cfg.Bootstrap {
+		info, err := parsePeerAddr(a)
+		if err != nil {
+			continue // validated in Configure
+		}
+		go func() {
+			cctx, ccancel := context.WithTimeout(runCtx, 30*time.Second)
+			defer ccancel()
+			if err := h.Connect(cctx, *info); err != nil {
+				n.logger.Warn("bootstrap peer unreachable", "peer", info.ID.String(), "err", err)
+			}
+		}()
+	}
+	if n.dht != nil && len(cfg.Bootstrap) > 0 {
+		_ = n.dht.Bootstrap(runCtx)
+	}
+	return nil
+}
+
+// Stop implements sdk.Plugin. It is idempotent and safe after a partial start.
+func (n *Network) Stop(context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.closeLocked()
+}
+
+func (n *Network) closeLocked() error {
+	var errs []error
+	if n.cancel != nil {
+		n.cancel()
+		n.cancel = nil
+	}
+	for name, t := range n.topics {
+		_ = t.Close()
+		delete(n.topics, name)
+	}
+	if n.bserv != nil {
+		errs = append(errs, n.bserv.Close())
+		n.bserv = nil
+	}
+	if n.bswap != nil {
+		errs = append(errs, n.bswap.Close())
+		n.bswap = nil
+	}
+	if n.dht != nil {
+		errs = append(errs, n.dht.Close())
+		n.dht = nil
+	}
+	n.ps = nil
+	if n.host != nil {
+		errs = append(errs, n.host.Close())
+		n.host = nil
+	}
+	if n.dstore != nil {
+		errs = append(errs, n.dstore.Close())
+		n.dstore = nil
+	}
+	n.bstore = nil
+	n.started = false
+	return errors.Join(errs...)
+}
+
+// Status implements sdk.StatusReporter.
+func (n *Network) Status(context.Context) (sdk.Status, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.started {
+		return sdk.Status{Healthy: false, Message: "not started"}, nil
+	}
+	return sdk.Status{
+		Healthy: true,
+		Message: "running",
+		Details: map[string]string{
+			"peer":  n.host.ID().String(),
+			"peers": fmt.Sprint(len(n.host.Network().Peers())),
+		},
+	}, nil
+}
+
+// running returns the live components or ErrNotStarted.
+func (n *Network) running() (host.Host, *pubsub.PubSub, blockservice.BlockService, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.started {
+		return nil, nil, nil, ErrNotStarted
+	}
+	return n.host, n.ps, n.bserv, nil
+}
+
+// Host returns the libp2p host (nil before Start), for code linked in that
+// needs more than sdk.Network (e.g. the head-exchange protocol).
+func (n *Network) Host() host.Host {
+	h, _, _, _ := n.running()
+	return h
+}
+
+// PeerID implements sdk.Network.
+func (n *Network) PeerID() string {
+	h, _, _, err := n.running()
+	if err != nil {
+		return ""
+	}
+	return h.ID().String()
+}
+
+// Addrs implements sdk.Network: full multiaddrs including /p2p/<id>.
+func (n *Network) Addrs() []string {
+	h, _, _, err := n.running()
+	if err != nil {
+		return nil
+	}
+	infos, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()})
+	if err != nil {
+		return nil
+	}
+	out := make([]string, len(infos))
+	for i, a := range infos {
+		out[i] = a.String()
+	}
+	return out
+}
+
+// PutBlocks implements sdk.Network: each block's bytes must hash to its CID.
+func (n *Network) PutBlocks(ctx context.Context, in []sdk.Block) error {
+	_, _, bs, err := n.running()
+	if err != nil {
+		return err
+	}
+	blks := make([]blocks.Block, 0, len(in))
+	for i, b := range in {
+		c, err := cid.Cast(b.CID)
+		if err != nil {
+			return fmt.Errorf("put block %d: %w: %v", i, ErrBadCID, err)
+		}
+		// Verify before accepting: the bytes must hash to the CID.
+		sum, err := c.Prefix().Sum(b.Data)
+		if err != nil {
+			return fmt.Errorf("put block %s: %w", c, err)
+		}
+		if !sum.Equals(c) {
+			return fmt.Errorf("put block %s: %w", c, ErrHashMismatch)
+		}
+		blk, err := blocks.NewBlockWithCid(b.Data, c)
+		if err != nil {
+			return fmt.Errorf("put block %s: %w", c, err)
+		}
+		blks = append(blks, blk)
+	}
+	if err := bs.AddBlocks(ctx, blks); err != nil {
+		return fmt.Errorf("put blocks: %w", err)
+	}
+	return nil
+}
+
+// GetBlocks implements sdk.Network. A block that cannot be had before ctx
+// ends yields an error naming its CID.
+func (n *Network) GetBlocks(ctx context.Context, cids [][]byte) iter.Seq2[sdk.Block, error] {
+	return func(yield func(sdk.Block, error) bool) {
+		_, _, bs, err := n.running()
+		if err != nil {
+			yield(sdk.Block{}, err)
+			return
+		}
+		want := make([]cid.Cid, 0, len(cids))
+		for _, raw := range cids {
+			c, err := cid.Cast(raw)
+			if err != nil {
+				if !yield(sdk.Block{}, fmt.Errorf("%w: %v", ErrBadCID, err)) {
+					return
+				}
+				continue
+			}
+			want = append(want, c)
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		pending := make(map[cid.Cid]bool, len(want))
+		for _, c := range want {
+			pending[c] = true
+		}
+		for start := 0; start < len(want); start += maxFetchParallel {
+			chunk := want[start:min(len(want), start+maxFetchParallel)]
+			for blk := range bs.GetBlocks(ctx, chunk) {
+				delete(pending, blk.Cid())
+				if !yield(sdk.Block{CID: blk.Cid().Bytes(), Data: blk.RawData()}, nil) {
+					return
+				}
+			}
+		}
+		for _, c := range want {
+			if pending[c] {
+				err := ctx.Err()
+				if err == nil {
+					err = errors.New("not fetched")
+				}
+				if !yield(sdk.Block{CID: c.Bytes()}, fmt.Errorf("get block %s: %w", c, err)) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// HasBlock implements sdk.Network (local blockstore only).
+func (n *Network) HasBlock(ctx context.Context, raw []byte) (bool, error) {
+	_, _, bs, err := n.running()
+	if err != nil {
+		return false, err
+	}
+	c, err := cid.Cast(raw)
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", ErrBadCID, err)
+	}
+	return bs.Blockstore().Has(ctx, c)
+}
+
+func (n *Network) topic(name string) (*pubsub.Topic, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.started {
+		return nil, ErrNotStarted
+	}
+	if t, ok := n.topics[name]; ok {
+		return t, nil
+	}
+	t, err := n.ps.Join(name)
+	if err != nil {
+		return nil, fmt.Errorf("join topic: %w", err)
+	}
+	n.topics[name] = t
+	return t, nil
+}
+
+// Publish implements sdk.Network.
+func (n *Network) Publish(ctx context.Context, topic string, data []byte) error {
+	t, err := n.topic(topic)
+	if err != nil {
+		return err
+	}
+	return t.Publish(ctx, data)
+}
+
+// Subscribe implements sdk.Network. The channel closes when ctx ends. Own
+// messages are not delivered.
+func (n *Network) Subscribe(ctx context.Context, topic string) (<-chan sdk.PubsubMessage, error) {
+	t, err := n.topic(topic)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := t.Subscribe()
+	if err != nil {
+		return nil, fmt.Errorf("subscribe %s: %w", topic, err)
+	}
+	self := n.Host().ID()
+	out := make(chan sdk.PubsubMessage, 64)
+	go func() {
+		defer close(out)
+		defer sub.Cancel()
+		for {
+			m, err := sub.Next(ctx)
+			if err != nil {
+				return
+			}
+			if m.ReceivedFrom == self {
+				continue
+			}
+			select {
+			case out <- sdk.PubsubMessage{Topic: topic, From: m.ReceivedFrom.String(), Data: m.Data}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// Connect implements sdk.Network.
+func (n *Network) Connect(ctx context.Context, p sdk.PeerInfo) error {
+	h, _, _, err := n.running()
+	if err != nil {
+		return err
+	}
+	info, err := toAddrInfo(p)
+	if err != nil {
+		return err
+	}
+	return h.Connect(ctx, info)
+}
+
+// Peers implements sdk.Network: the peers connected now.
+func (n *Network) Peers(context.Context) ([]sdk.PeerInfo, error) {
+	h, _, _, err := n.running()
+	if err != nil {
+		return nil, err
+	}
+	var out []sdk.PeerInfo
+	for _, p := range h.Network().Peers() {
+		info := sdk.PeerInfo{ID: p.String()}
+		for _, c := range h.Network().ConnsToPeer(p) {
+			info.Addrs = append(info.Addrs, c.RemoteMultiaddr().String())
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// Provide implements sdk.Network: announces the block in the DHT.
+func (n *Network) Provide(ctx context.Context, raw []byte) error {
+	n.mu.Lock()
+	d := n.dht
+	n.mu.Unlock()
+	if d == nil {
+		return errors.New("network.ipfs: provide: DHT is off")
+	}
+	c, err := cid.Cast(raw)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadCID, err)
+	}
+	return d.Provide(ctx, c, true)
+}
+
+// FindProviders implements sdk.Network.
+func (n *Network) FindProviders(ctx context.Context, raw []byte) (<-chan sdk.PeerInfo, error) {
+	n.mu.Lock()
+	d := n.dht
+	n.mu.Unlock()
+	if d == nil {
+		return nil, errors.New("network.ipfs: find providers: DHT is off")
+	}
+	c, err := cid.Cast(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadCID, err)
+	}
+	out := make(chan sdk.PeerInfo)
+	go func() {
+		defer close(out)
+		for p := range d.FindProvidersAsync(ctx, c, 20) {
+			info := sdk.PeerInfo{ID: p.ID.String()}
+			for _, a := range p.Addrs {
+				info.Addrs = append(info.Addrs, a.String())
+			}
+			select {
+			case out <- info:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// contentMessageID identifies an unsigned pubsub message by its content, so
+// duplicates from many mesh peers are recognised without sequence numbers.
+func contentMessageID(m *pb.Message) string {
+	h := sha256.New()
+	h.Write([]byte(m.GetTopic()))
+	h.Write([]byte{0})
+	h.Write(m.GetData())
+	return string(h.Sum(nil))
+}
+
+// loadOrCreateKey returns the network identity: data_dir/network.key, made
+// on first start; an ephemeral key when dir is empty.
+func loadOrCreateKey(dir string) (crypto.PrivKey, error) {
+	if dir == "" {
+		k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+		return k, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("network.ipfs: data directory: %w", err)
+	}
+	path := filepath.Join(dir, "network.key")
+	raw, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		st, err := os.Stat(path)
+		if err != nil {
+			return nil, err
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("network.ipfs: %s is readable by others (mode %v): chmod 600 it", path, st.Mode().Perm())
+		}
+		k, err := crypto.UnmarshalPrivateKey(raw)
+		if err != nil {
+			return nil, fmt.Errorf("network.ipfs: %s is not a network key: %w", path, err)
+		}
+		return k, nil
+	case errors.Is(err, os.ErrNotExist):
+		k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		b, err := crypto.MarshalPrivateKey(k)
+		if err != nil {
+			return nil, err
+		}
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, b, 0o600); err != nil {
+			return nil, fmt.Errorf("network.ipfs: write network key: %w", err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return nil, fmt.Errorf("network.ipfs: write network key: %w", err)
+		}
+		return k, nil
+	default:
+		return nil, fmt.Errorf("network.ipfs: read network key: %w", err)
+	}
+}
+
+func parsePeerAddr(s string) (*peer.AddrInfo, error) {
+	ma, err := multiaddr.NewMultiaddr(s)
+	if err != nil {
+		return nil, fmt.Errorf("not a multiaddr %q: %v", s, err)
+	}
+	info, err := peer.AddrInfoFromP2pAddr(ma)
+	if err != nil {
+		return nil, fmt.Errorf("%q has no /p2p/<peer id>: %v", s, err)
+	}
+	return info, nil
+}
+
+func toAddrInfo(p sdk.PeerInfo) (peer.AddrInfo, error) {
+	id, err := peer.Decode(p.ID)
+	if err != nil {
+		return peer.AddrInfo{}, fmt.Errorf("bad peer id %q: %w", p.ID, err)
+	}
+	info := peer.AddrInfo{ID: id}
+	for _, a := range p.Addrs {
+		ma, err := multiaddr.NewMultiaddr(a)
+		if err != nil {
+			return peer.AddrInfo{}, fmt.Errorf("bad address %q: %w", a, err)
+		}
+		if t, _ := peer.SplitAddr(ma); t != nil {
+			ma = t
+		}
+		info.Addrs = append(info.Addrs, ma)
+	}
+	return info, nil
+}
+
+// providerFinder adapts the optional DHT to bitswap's provider search.
+type providerFinder struct{ dht *dht.IpfsDHT }
+
+func (f providerFinder) FindProvidersAsync(ctx context.Context, c cid.Cid, max int) <-chan peer.AddrInfo {
+	if f.dht == nil {
+		ch := make(chan peer.AddrInfo)
+		close(ch)
+		return ch
+	}
+	return f.dht.FindProvidersAsync(ctx, c, max)
+}
