@@ -1,0 +1,164 @@
+package crypto
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+func TestSealOpen(t *testing.T) {
+	key := RandomKey()
+	other := RandomKey()
+	ad := []byte("group/epoch/1")
+	for _, suite := range []Suite{DefaultSuite()} {
+		t.Run(suite.Name(), func(t *testing.T) {
+			for _, size := range []int{0, 1, 200, 64 << 10} {
+				plain := bytes.Repeat([]byte{0xa5}, size)
+				sealed, err := suite.Seal(&key, plain, ad)
+				if err != nil {
+					t.Fatalf("seal %d bytes: %v", size, err)
+				}
+				if len(sealed) != size+SealOverhead {
+					t.Fatalf("sealed %d bytes to %d, want %d", size, len(sealed), size+SealOverhead)
+				}
+				got, err := suite.Open(&key, sealed, ad)
+				if err != nil || !bytes.Equal(got, plain) {
+					t.Fatalf("open %d bytes: %v", size, err)
+				}
+			}
+			plain := []byte("hello, group")
+			sealed, err := suite.Seal(&key, plain, ad)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, _ := suite.Seal(&key, plain, ad)
+			if bytes.Equal(sealed, again) {
+				t.Fatal("two seals of the same plaintext are equal: nonce not random")
+			}
+			flip := func(i int) []byte {
+				c := bytes.Clone(sealed)
+				c[i] ^= 1
+				return c
+			}
+			tests := []struct {
+				name    string
+				key     *[KeySize]byte
+				sealed  []byte
+				ad      []byte
+				wantErr error
+			}{
+				{"tampered nonce", &key, flip(0), ad, ErrDecrypt},
+				{"tampered ciphertext", &key, flip(NonceSize + 1), ad, ErrDecrypt},
+				{"tampered tag", &key, flip(len(sealed) - 1), ad, ErrDecrypt},
+				{"wrong associated data", &key, sealed, []byte("group/epoch/2"), ErrDecrypt},
+				{"missing associated data", &key, sealed, nil, ErrDecrypt},
+				{"wrong key", &other, sealed, ad, ErrDecrypt},
+				{"truncated below overhead", &key, sealed[:SealOverhead-1], ad, ErrMalformed},
+				{"truncated tag", &key, sealed[:len(sealed)-1], ad, ErrDecrypt},
+				{"empty", &key, nil, ad, ErrMalformed},
+				{"nil key", nil, sealed, ad, ErrInvalidOption},
+			}
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					got, err := suite.Open(tc.key, tc.sealed, tc.ad)
+					if !errors.Is(err, tc.wantErr) {
+						t.Fatalf("got %v, want %v", err, tc.wantErr)
+					}
+					if got != nil {
+						t.Fatal("returned plaintext along with an error")
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestSealToOpenFrom(t *testing.T) {
+	alice := mustDeviceKey(t)
+	bob := mustDeviceKey(t)
+	ad := []byte("chain-key-share")
+	plain := []byte("a chain key for bob")
+	for _, suite := range []Suite{DefaultSuite()} {
+		t.Run(suite.Name(), func(t *testing.T) {
+			sealed, err := suite.SealTo(alice.Public().X25519, plain, ad)
+			if err != nil {
+				t.Fatalf("seal to: %v", err)
+			}
+			if len(sealed) != len(plain)+SealToOverhead {
+				t.Fatalf("sealed length %d, want %d", len(sealed), len(plain)+SealToOverhead)
+			}
+			got, err := suite.OpenFrom(alice.X25519(), sealed, ad)
+			if err != nil || !bytes.Equal(got, plain) {
+				t.Fatalf("open from: %v", err)
+			}
+			again, _ := suite.SealTo(alice.Public().X25519, plain, ad)
+			if bytes.Equal(sealed[:X25519KeySize], again[:X25519KeySize]) {
+				t.Fatal("ephemeral key reused")
+			}
+			flip := func(i int) []byte {
+				c := bytes.Clone(sealed)
+				c[i] ^= 1
+				return c
+			}
+			tests := []struct {
+				name    string
+				key     *X25519PrivateKey
+				sealed  []byte
+				ad      []byte
+				wantErr error
+			}{
+				{"wrong recipient", bob.X25519(), sealed, ad, ErrDecrypt},
+				{"tampered ephemeral key", alice.X25519(), flip(3), ad, ErrDecrypt},
+				{"tampered ciphertext", alice.X25519(), flip(X25519KeySize), ad, ErrDecrypt},
+				{"tampered tag", alice.X25519(), flip(len(sealed) - 1), ad, ErrDecrypt},
+				{"wrong associated data", alice.X25519(), sealed, []byte("other"), ErrDecrypt},
+				{"zero ephemeral key", alice.X25519(), append(make([]byte, X25519KeySize), sealed[X25519KeySize:]...), ad, ErrDecrypt},
+				{"truncated", alice.X25519(), sealed[:SealToOverhead-1], ad, ErrMalformed},
+				{"empty", alice.X25519(), nil, ad, ErrMalformed},
+				{"nil key", nil, sealed, ad, ErrInvalidOption},
+			}
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					got, err := suite.OpenFrom(tc.key, tc.sealed, tc.ad)
+					if !errors.Is(err, tc.wantErr) {
+						t.Fatalf("got %v, want %v", err, tc.wantErr)
+					}
+					if got != nil {
+						t.Fatal("returned plaintext along with an error")
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestSealToLowOrderRecipient(t *testing.T) {
+	// The all-zero point has small order: X25519 with it is all-zero and
+	// must be refused rather than sealing under a predictable key.
+	if _, err := SealTo(X25519PublicKey{}, []byte("x"), nil); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("got %v, want ErrMalformed", err)
+	}
+}
+
+func TestDeriveKey(t *testing.T) {
+	secret := RandomKey()
+	a1, err := DeriveKey(secret[:], nil, "skein/v1/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, _ := DeriveKey(secret[:], nil, "skein/v1/a")
+	b, _ := DeriveKey(secret[:], nil, "skein/v1/b")
+	salted, _ := DeriveKey(secret[:], []byte("salt"), "skein/v1/a")
+	if a1 != a2 {
+		t.Fatal("DeriveKey not deterministic")
+	}
+	if a1 == b || a1 == salted || a1 == secret {
+		t.Fatal("DeriveKey outputs not independent")
+	}
+}
+
+func TestRandomKey(t *testing.T) {
+	if a, b := RandomKey(), RandomKey(); a == b || a == [KeySize]byte{} {
+		t.Fatal("RandomKey repeats or is zero")
+	}
+}
