@@ -83,23 +83,21 @@ type Network struct {
 }
 
 // Option configures a Network.
-type Option func(*Network) error
+type Option func(*Network)
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option {
-	return func(n *Network) error { n.logger = l; return nil }
+	return func(n *Network) { n.logger = l }
 }
 
-// New returns an unconfigured network plugin.
-func New(opts ...Option) (*Network, error) {
+// New returns an unconfigured network plugin. It has no side effects.
+func New(opts ...Option) *Network {
 	n := &Network{logger: slog.Default(), cfg: defaultConfig(), topics: map[string]*pubsub.Topic{}, gater: newGater()}
 	for _, o := range opts {
-		if err := o(n); err != nil {
-			return nil, err
-		}
+		o(n)
 	}
 	n.logger = n.logger.With("plugin", ID)
-	return n, nil
+	return n
 }
 
 // Describe implements sdk.Plugin.

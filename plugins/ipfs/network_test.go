@@ -83,10 +83,7 @@ func bareBitswapFetch(spec string) int {
 
 func startNetwork(t testing.TB, cfg map[string]any) *Network {
 	t.Helper()
-	n, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := New()
 	base := map[string]any{"listen": []any{"/ip4/127.0.0.1/tcp/0"}, "dht_mode": "off", "relay": false}
 	for k, v := range cfg {
 		base[k] = v
@@ -149,10 +146,7 @@ func TestConfigureDiagnostics(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			n, err := New()
-			if err != nil {
-				t.Fatal(err)
-			}
+			n := New()
 			diags, err := n.Configure(context.Background(), tc.cfg)
 			if err != nil {
 				t.Fatalf("Configure returned error instead of diagnostics: %v", err)
@@ -169,7 +163,7 @@ func TestConfigureDiagnostics(t *testing.T) {
 		})
 	}
 	t.Run("good config has no diagnostics", func(t *testing.T) {
-		n, _ := New()
+		n := New()
 		diags, err := n.Configure(context.Background(), map[string]any{
 			"listen": []any{"/ip4/127.0.0.1/tcp/0"}, "dht_mode": "server", "conn_low": 1, "conn_high": 2,
 		})
@@ -329,7 +323,7 @@ func TestBlocksPersistAcrossRestart(t *testing.T) {
 }
 
 func TestCallsBeforeStartFailClearly(t *testing.T) {
-	n, _ := New()
+	n := New()
 	if err := n.Publish(context.Background(), "t", nil); !errors.Is(err, ErrNotStarted) {
 		t.Fatalf("got %v", err)
 	}
