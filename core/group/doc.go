@@ -1,0 +1,57 @@
+// Package group implements Skein groups on top of core/log and core/crypto:
+// membership, epochs, invitations, contact requests and end-to-end
+// encrypted messages.
+//
+// A group is an Ed25519 key pair (its public key is the group id) plus a
+// secret per epoch. There are three kinds: an account group (the devices of
+// one account, derived from the account key), a contact group (two
+// accounts; both sides derive the same group from an X25519 agreement of
+// their contact keys) and a multi-member group (created at random, joined
+// by invitation).
+//
+// Each group has two Merkle logs. The metadata log holds the membership:
+// group created, device added (carrying the device certificate its account
+// signed, authorized by the group key or an invitation key), invitation
+// created, chain keys shared to each member device (sealed to that
+// device's X25519 key), rekeys (member removed: a new epoch with a fresh
+// secret sealed to the remaining devices only), member left, and
+// application metadata. The message log holds envelopes: the epoch in
+// clear, a header (sender device, ratchet index) sealed under a key derived
+// from the epoch secret, and the body sealed with the sender device's
+// ratchet message key. A replication node that holds no secret can still
+// check write access on both logs and store and serve them; it reads no
+// message. docs/protocol-group.md specifies every format and rule;
+// docs/threat-model.md says what each adversary learns.
+//
+// Usage sketch (replicas exchange heads; in a node the network plugin
+// announces them and moves the blocks):
+//
+//	id, _ := group.NewIdentity()                 // or group.LoadIdentity(keystore)
+//	st := group.Storage{Blocks: blocks, KV: kv}  // log.NewMemBlockStore(), log.NewMemKV() in tests
+//	g, err := group.Create(ctx, id, st)
+//	inv, _ := g.Invite(ctx)
+//	text := inv.Token()                          // "skein1-…", or group.RenderQR(text)
+//
+//	// on the joiner, with heads from a member:
+//	inv, err := group.ParseInvitation(text)
+//	g2, err := group.Join(ctx, id2, inv, st2, "peer", heads)
+//
+//	msg, err := g.Send(ctx, []byte("hello"))
+//	err = g2.Receive(ctx, "peer", g.Heads())     // *RejectedError lists refused entries
+//	for m, err := range g2.Messages(ctx, group.Since(lastSeen)) { ... }
+//	for m := range g2.Subscribe(ctx) { ... }
+//	err = g.RemoveMember(ctx, account)           // new epoch without that account
+//
+// A replication node calls Replicate with only the group's public key: it
+// runs the same write-access checks, stores and serves both logs, and
+// opens nothing.
+//
+// Persistence: SaveKeys writes the group's keys and ratchet states to a
+// crypto.Keystore (sealed at rest); delivered messages are kept sealed in
+// the group's KV as they arrive; Open restores a group after a restart.
+// SaveIdentity and LoadIdentity keep the device's own keys.
+//
+// Contacts: A shares id.ContactToken(name).Token(); B calls RequestContact
+// with it and delivers the returned ContactRequest to A by any channel; A
+// calls AcceptContact. Both end in the same contact group.
+package group

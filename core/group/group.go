@@ -1,0 +1,1048 @@
+package group
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/skein-p2p/skein/core/crypto"
+	"github.com/skein-p2p/skein/core/log"
+)
+
+// Storage is where a group keeps its two logs: entry blocks in Blocks
+// (shared with the network), heads and indices in KV (several groups may
+// share one KV; each uses its own key prefix).
+type Storage struct {
+	Blocks log.BlockStore
+	KV     log.KV
+}
+
+// Option configures a group when it is created, joined or opened.
+type Option func(*config) error
+
+type config struct {
+	logger  *slog.Logger
+	logOpts []log.Option
+	window  int
+}
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return errors.New("nil logger")
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// WithLogOptions passes options (limits, parallelism) to both of the
+// group's logs.
+func WithLogOptions(opts ...log.Option) Option {
+	return func(c *config) error { c.logOpts = append(c.logOpts, opts...); return nil }
+}
+
+// WithRatchetWindow sets the skipped-key window of every receiving chain
+// (default crypto.DefaultRatchetWindow).
+func WithRatchetWindow(n int) Option {
+	return func(c *config) error {
+		if n < 1 || n > crypto.MaxRatchetWindow {
+			return fmt.Errorf("ratchet window %d out of range 1..%d", n, crypto.MaxRatchetWindow)
+		}
+		c.window = n
+		return nil
+	}
+}
+
+// Heads are the heads of a group's two logs: what a replica announces and
+// what another passes to Receive.
+type Heads struct {
+	Meta     []cid.Cid
+	Messages []cid.Cid
+}
+
+// Message is one delivered message.
+type Message struct {
+	// CID is the message log entry.
+	CID cid.Cid
+	// Sender is the sending device; Account the account that certified it.
+	Sender  crypto.PublicKey
+	Account crypto.PublicKey
+	Epoch   EpochID
+	// Index is the sender's ratchet index in Epoch.
+	Index uint64
+	// SentAt is the sender's clock (informative, not trusted for order).
+	SentAt time.Time
+	// Time is the entry's Lamport time.
+	Time uint64
+	Body []byte
+}
+
+// Member is one member account and its member devices.
+type Member struct {
+	Account crypto.PublicKey
+	Devices []crypto.PublicKey
+}
+
+type msgRef struct {
+	sender crypto.PublicKey
+	epoch  EpochID
+	index  uint64
+}
+
+type writerStats struct {
+	maxTime uint64
+	limits  map[EpochID]uint64 // highest index seen + 1
+}
+
+// Group is one device's replica of a group: its two logs, the membership
+// state computed from the metadata log, and the keys this device holds.
+// It is safe for concurrent use; operations are serialised.
+type Group struct {
+	mu       sync.Mutex
+	id       crypto.PublicKey
+	kind     Kind
+	groupKey *crypto.SigningKey // nil unless this device holds it
+	me       *Identity
+	meta     *log.Log
+	msgs     *log.Log
+	logger   *slog.Logger
+	window   int
+	closed   bool
+	left     bool
+	replica  bool // a replication node: verifies and stores, holds no secret
+
+	state     *metaState
+	pending   *pendingState
+	secrets   map[EpochID]*[32]byte
+	hkCache   map[EpochID]*[32]byte // header keys derived from secrets
+	metaCache map[string]*decodedMeta
+	reported  map[string]bool
+
+	sendChains  map[EpochID]*crypto.SendingChain
+	recvChains  map[chainRef]*crypto.ReceivingChain
+	seen        map[msgRef]string
+	delivered   map[string]*Message
+	final       map[string]bool
+	pendingMsgs map[string]*log.Entry
+	stats       map[crypto.PublicKey]*writerStats
+
+	kv       log.KV   // where delivered messages are kept, sealed
+	localKey [32]byte // seals them; saved with the keys
+
+	subMu sync.Mutex
+	subs  map[*subscriber]struct{}
+}
+
+// MetaLogID and MessagesLogID return the log ids of a group's two logs.
+func MetaLogID(group crypto.PublicKey) string {
+	return logIDPrefix + hex.EncodeToString(group[:]) + metaLogSuffix
+}
+
+// MessagesLogID returns the id of the group's message log.
+func MessagesLogID(group crypto.PublicKey) string {
+	return logIDPrefix + hex.EncodeToString(group[:]) + messagesLogSuffix
+}
+
+func openGroup(ctx context.Context, id *Identity, kind Kind, groupPub crypto.PublicKey, groupKey *crypto.SigningKey, st Storage, opts []Option) (*Group, error) {
+	if err := id.check(); err != nil {
+		return nil, err
+	}
+	if st.Blocks == nil || st.KV == nil {
+		return nil, errors.New("storage needs a block store and a kv")
+	}
+	cfg := config{logger: slog.New(slog.DiscardHandler), window: crypto.DefaultRatchetWindow}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, fmt.Errorf("group option: %w", err)
+		}
+	}
+	g := &Group{
+		id: groupPub, kind: kind, groupKey: groupKey, me: id,
+		logger:    cfg.logger.With("group", groupPub.Fingerprint()),
+		window:    cfg.window,
+		state:     newMetaState(),
+		pending:   newPending(),
+		secrets:   map[EpochID]*[32]byte{},
+		hkCache:   map[EpochID]*[32]byte{},
+		metaCache: map[string]*decodedMeta{},
+		reported:  map[string]bool{},
+
+		sendChains:  map[EpochID]*crypto.SendingChain{},
+		recvChains:  map[chainRef]*crypto.ReceivingChain{},
+		seen:        map[msgRef]string{},
+		delivered:   map[string]*Message{},
+		final:       map[string]bool{},
+		pendingMsgs: map[string]*log.Entry{},
+		stats:       map[crypto.PublicKey]*writerStats{},
+		subs:        map[*subscriber]struct{}{},
+		kv:          st.KV,
+		localKey:    crypto.RandomKey(),
+	}
+	hexID := hex.EncodeToString(groupPub[:])
+	signer := id.signer()
+	var err error
+	g.meta, err = log.Open(ctx, MetaLogID(groupPub), st.Blocks, st.KV, signer, metaAccess{g},
+		append(slices.Clone(cfg.logOpts), log.WithKeyPrefix([]byte("group/"+hexID+"/meta/")))...)
+	if err != nil {
+		return nil, fmt.Errorf("open group %s: %w", groupPub.Fingerprint(), err)
+	}
+	g.msgs, err = log.Open(ctx, MessagesLogID(groupPub), st.Blocks, st.KV, signer, msgAccess{g},
+		append(slices.Clone(cfg.logOpts), log.WithKeyPrefix([]byte("group/"+hexID+"/messages/")))...)
+	if err != nil {
+		_ = g.meta.Close()
+		return nil, fmt.Errorf("open group %s: %w", groupPub.Fingerprint(), err)
+	}
+	return g, nil
+}
+
+// Create creates a new multi-member group with this device as its first
+// member and returns it. Invite others with Invite.
+func Create(ctx context.Context, id *Identity, st Storage, opts ...Option) (*Group, error) {
+	gk, err := crypto.GenerateSigningKey()
+	if err != nil {
+		return nil, fmt.Errorf("create group: %w", err)
+	}
+	secret := crypto.RandomKey()
+	g, err := openGroup(ctx, id, KindMulti, gk.Public(), gk, st, opts)
+	if err != nil {
+		return nil, fmt.Errorf("create group: %w", err)
+	}
+	if err := g.found(ctx, []crypto.PublicKey{id.AccountKey()}, secret); err != nil {
+		g.Close()
+		return nil, fmt.Errorf("create group: %w", err)
+	}
+	return g, nil
+}
+
+// CreateAccountGroup creates (or, on another device of the same account,
+// re-derives and joins) the account's own group. The group key and genesis
+// secret are derived from the account key, so id.Account is required.
+// Devices without the account key join with an invitation instead.
+func CreateAccountGroup(ctx context.Context, id *Identity, st Storage, opts ...Option) (*Group, error) {
+	if id == nil || id.Account == nil {
+		return nil, fmt.Errorf("create account group: %w: the account key is needed", ErrNotMember)
+	}
+	seed, secret, err := accountGroupKeys(id.Account)
+	if err != nil {
+		return nil, fmt.Errorf("create account group: %w", err)
+	}
+	gk, err := crypto.NewSigningKeyFromSeed(seed[:])
+	clear(seed[:])
+	if err != nil {
+		return nil, fmt.Errorf("create account group: %w", err)
+	}
+	g, err := openGroup(ctx, id, KindAccount, gk.Public(), gk, st, opts)
+	if err != nil {
+		return nil, fmt.Errorf("create account group: %w", err)
+	}
+	if err := g.found(ctx, []crypto.PublicKey{id.AccountKey()}, secret); err != nil {
+		g.Close()
+		return nil, fmt.Errorf("create account group: %w", err)
+	}
+	return g, nil
+}
+
+// found writes this device's group-created (unless it already did) and
+// device-added entries, authorized by the group key.
+func (g *Group) found(ctx context.Context, accounts []crypto.PublicKey, secret [32]byte) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.secrets[GenesisEpoch] = &secret
+	if _, err := g.rebuild(ctx); err != nil {
+		return err
+	}
+	me := g.me.DeviceKey()
+	if g.state.devices[me] == nil {
+		sig, err := g.groupKey.Sign(domainGroupCreated, groupCreatedMessage(g.id, g.kind, accounts, me))
+		if err != nil {
+			return err
+		}
+		if err := g.appendMeta(ctx, &MetaPayload{Type: MetaGroupCreated, Kind: g.kind, Accounts: accounts, GroupSig: sig}); err != nil {
+			return err
+		}
+		sig, err = g.groupKey.Sign(domainDeviceAdded, deviceAddedMessage(g.id, GenesisEpoch, AuthGroupKey, crypto.PublicKey{}, g.me.Cert))
+		if err != nil {
+			return err
+		}
+		if err := g.appendMeta(ctx, &MetaPayload{Type: MetaDeviceAdded, Epoch: GenesisEpoch, Cert: g.me.Cert, AuthType: AuthGroupKey, AuthSig: sig}); err != nil {
+			return err
+		}
+	}
+	return g.shareChain(ctx)
+}
+
+// appendMeta appends a metadata entry and rebuilds the state.
+func (g *Group) appendMeta(ctx context.Context, p *MetaPayload) error {
+	b, err := p.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	g.pending = newPending()
+	e, err := g.meta.Append(ctx, b)
+	if err != nil {
+		return fmt.Errorf("append %s: %w", p.Type, err)
+	}
+	rs, err := g.rebuild(ctx)
+	if err != nil {
+		return err
+	}
+	// The access check passed, but the entry can still be refused when
+	// applied in total order (e.g. an invitation another account used).
+	for _, r := range rs {
+		if r.CID.Equals(e.CID()) {
+			return fmt.Errorf("%s refused: %w", p.Type, r.Err)
+		}
+	}
+	return nil
+}
+
+// headerKey returns the header key of epoch e, derived once.
+func (g *Group) headerKey(e EpochID, secret *[32]byte) *[32]byte {
+	if k := g.hkCache[e]; k != nil {
+		return k
+	}
+	k := headerKey(g.id, secret)
+	g.hkCache[e] = &k
+	return &k
+}
+
+// ID returns the group's public key, its identifier.
+func (g *Group) ID() crypto.PublicKey { return g.id }
+
+// Kind returns the group kind (0 on a replication node that has not yet
+// received the group-created entry).
+func (g *Group) Kind() Kind {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.kind
+}
+
+// Replicate opens a group's logs as a replication node: it knows only the
+// group's public key, checks every entry with the same write-access rules
+// as the members (signatures, certificates, membership, epochs, removal
+// cutoffs by Lamport time), stores and serves what passes, and can open
+// nothing. Use Receive and Heads; Send, Invite and the rest fail with
+// ErrNotMember.
+func Replicate(ctx context.Context, group crypto.PublicKey, st Storage, opts ...Option) (*Group, error) {
+	// The logs need a signer; a throwaway device that is never added.
+	id, err := NewIdentity()
+	if err != nil {
+		return nil, err
+	}
+	g, err := openGroup(ctx, id, 0, group, nil, st, opts)
+	if err != nil {
+		return nil, fmt.Errorf("replicate group %s: %w", group.Fingerprint(), err)
+	}
+	g.mu.Lock()
+	g.replica = true
+	_, err = g.rebuild(ctx)
+	g.mu.Unlock()
+	if err != nil {
+		g.Close()
+		return nil, fmt.Errorf("replicate group %s: %w", group.Fingerprint(), err)
+	}
+	return g, nil
+}
+
+// Heads returns the heads of both logs, for announcing to other replicas.
+func (g *Group) Heads() Heads {
+	return Heads{Meta: g.meta.Heads(), Messages: g.msgs.Heads()}
+}
+
+// Epoch returns the group's latest epoch.
+func (g *Group) Epoch() EpochID {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.state.latestEpoch()
+}
+
+// Members returns the member accounts (not removed) and their devices,
+// sorted by key.
+func (g *Group) Members() []Member {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	byAcct := map[crypto.PublicKey][]crypto.PublicKey{}
+	for d, c := range g.state.devices {
+		if !g.state.removed[c.Account] {
+			byAcct[c.Account] = append(byAcct[c.Account], d)
+		}
+	}
+	out := make([]Member, 0, len(byAcct))
+	for a, ds := range byAcct {
+		slices.SortFunc(ds, func(x, y crypto.PublicKey) int { return compareKeys(x, y) })
+		out = append(out, Member{Account: a, Devices: ds})
+	}
+	slices.SortFunc(out, func(x, y Member) int { return compareKeys(x.Account, y.Account) })
+	return out
+}
+
+func compareKeys(a, b crypto.PublicKey) int {
+	for i := range a {
+		if a[i] != b[i] {
+			return int(a[i]) - int(b[i])
+		}
+	}
+	return 0
+}
+
+// Invite registers a new invitation key in the metadata log and returns
+// the invitation for the current epoch. It is valid for one account (any
+// number of its devices) until the next rekey.
+func (g *Group) Invite(ctx context.Context) (*Invitation, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.usable(); err != nil {
+		return nil, fmt.Errorf("invite to group %s: %w", g.id.Fingerprint(), err)
+	}
+	e, err := g.currentEpoch(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("invite to group %s: %w", g.id.Fingerprint(), err)
+	}
+	ik, err := crypto.GenerateSigningKey()
+	if err != nil {
+		return nil, err
+	}
+	if err := g.appendMeta(ctx, &MetaPayload{Type: MetaInvitationCreated, Epoch: e, InviteKey: ik.Public()}); err != nil {
+		return nil, fmt.Errorf("invite to group %s: %w", g.id.Fingerprint(), err)
+	}
+	inv := &Invitation{Kind: g.kind, Group: g.id, Epoch: e, Secret: *g.secrets[e]}
+	seed := ik.Seed()
+	copy(inv.InviteSeed[:], seed)
+	clear(seed)
+	if g.kind == KindAccount && g.groupKey != nil {
+		inv.GroupSeed = g.groupKey.Seed()
+	}
+	return inv, nil
+}
+
+// CheckInvitation returns an error wrapping ErrWrongGroup if inv is for
+// another group.
+func (g *Group) CheckInvitation(inv *Invitation) error {
+	if inv == nil || !inv.Group.Equal(g.id) {
+		other := "<nil>"
+		if inv != nil {
+			other = inv.Group.Fingerprint()
+		}
+		return fmt.Errorf("invitation for group %s: %w %s", other, ErrWrongGroup, g.id.Fingerprint())
+	}
+	return nil
+}
+
+// Join joins the group of an invitation: it opens the group's logs in st,
+// receives the inviter's heads (from peer from), checks that the
+// invitation is registered there, and writes this device's device-added
+// entry authorized by the invitation key. Heads of another group's logs, a
+// revoked or unknown invitation key, or a device whose certificate does
+// not verify are errors; nothing is written then.
+func Join(ctx context.Context, id *Identity, inv *Invitation, st Storage, from string, heads Heads, opts ...Option) (*Group, error) {
+	if inv == nil {
+		return nil, fmt.Errorf("join group: %w: nil invitation", ErrTokenMalformed)
+	}
+	var gk *crypto.SigningKey
+	if inv.GroupSeed != nil {
+		k, err := crypto.NewSigningKeyFromSeed(inv.GroupSeed)
+		if err != nil || !k.Public().Equal(inv.Group) {
+			return nil, fmt.Errorf("join group %s: %w: group seed does not match", inv.Group.Fingerprint(), ErrTokenMalformed)
+		}
+		gk = k
+	}
+	ik, err := crypto.NewSigningKeyFromSeed(inv.InviteSeed[:])
+	if err != nil {
+		return nil, fmt.Errorf("join group %s: %w", inv.Group.Fingerprint(), err)
+	}
+	g, err := openGroup(ctx, id, inv.Kind, inv.Group, gk, st, opts)
+	if err != nil {
+		return nil, fmt.Errorf("join group %s: %w", inv.Group.Fingerprint(), err)
+	}
+	if err := g.join(ctx, inv, ik, from, heads); err != nil {
+		g.Close()
+		return nil, fmt.Errorf("join group %s: %w", inv.Group.Fingerprint(), err)
+	}
+	return g, nil
+}
+
+func (g *Group) join(ctx context.Context, inv *Invitation, ik *crypto.SigningKey, from string, heads Heads) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	secret := inv.Secret
+	g.secrets[inv.Epoch] = &secret
+	if err := g.receive(ctx, from, heads); err != nil {
+		var re *RejectedError
+		if !errors.As(err, &re) {
+			return err
+		}
+		for _, r := range re.Rejections {
+			if errors.Is(r.Err, log.ErrWrongLog) {
+				return fmt.Errorf("%w: peer %q sent heads of another group's log: %v", ErrWrongGroup, from, r.Err)
+			}
+		}
+		g.logger.Warn("entries refused while joining", "err", err)
+	}
+	if !g.state.created {
+		return fmt.Errorf("%w: peer %q's heads hold no group-created for this group", ErrWrongGroup, from)
+	}
+	if g.state.devices[g.me.DeviceKey()] != nil {
+		return g.shareChain(ctx) // already a member (rejoin of this device)
+	}
+	p := &MetaPayload{Type: MetaDeviceAdded, Epoch: inv.Epoch, Cert: g.me.Cert}
+	signer := ik
+	if g.groupKey != nil {
+		p.AuthType, signer = AuthGroupKey, g.groupKey
+	} else {
+		p.AuthType, p.InviteKey = AuthInvitation, ik.Public()
+		if latest := g.state.latestEpoch(); inv.Epoch != latest {
+			return fmt.Errorf("%w: the invitation is for epoch %s and was revoked by the rekey to epoch %s; ask for a new one",
+				ErrInvitationUnknown, inv.Epoch, latest)
+		}
+		if ii := g.state.invites[p.InviteKey]; ii == nil || ii.epoch != inv.Epoch {
+			return fmt.Errorf("%w: key %s is not registered in epoch %s (revoked by a rekey, for another group, or not in the heads given)",
+				ErrInvitationUnknown, p.InviteKey.Fingerprint(), inv.Epoch)
+		}
+	}
+	if g.state.epochs[inv.Epoch] == nil {
+		return fmt.Errorf("%w: the invitation's epoch %s", ErrUnknownEpoch, inv.Epoch)
+	}
+	sig, err := signer.Sign(domainDeviceAdded, deviceAddedMessage(g.id, inv.Epoch, p.AuthType, p.InviteKey, g.me.Cert))
+	if err != nil {
+		return err
+	}
+	p.AuthSig = sig
+	if err := g.appendMeta(ctx, p); err != nil {
+		return err
+	}
+	return g.shareChain(ctx)
+}
+
+// Receive merges a remote replica's heads (announced by peer from): it
+// joins the metadata log, recomputes the membership, joins the message
+// log, opens what it can, and shares this device's chain key with members
+// that lack it. Entries that fail verification or access checks never
+// enter; the error is then a *RejectedError listing each with its reason,
+// and every good entry was still added and processed.
+func (g *Group) Receive(ctx context.Context, from string, heads Heads) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return ErrClosed
+	}
+	return g.receive(ctx, from, heads)
+}
+
+func (g *Group) receive(ctx context.Context, from string, heads Heads) error {
+	var rejected []Rejection
+	collect := func(logName string, res log.JoinResult, err error) error {
+		for _, r := range res.Rejected {
+			rejected = append(rejected, Rejection{Log: logName, CID: r.CID, From: r.From, Err: r.Err})
+		}
+		var je *log.JoinError
+		if err != nil && !errors.As(err, &je) {
+			return fmt.Errorf("receive from %q: %w", from, err)
+		}
+		if je != nil && je.Limit != nil {
+			// Not a refusal of one entry: the rest is fetched by the next Receive.
+			rejected = append(rejected, Rejection{Log: logName, From: from, Err: je.Limit})
+		}
+		return nil
+	}
+	if len(heads.Meta) > 0 {
+		g.pending = newPending()
+		res, err := g.meta.Join(ctx, heads.Meta, from)
+		if err := collect("meta", res, err); err != nil {
+			return err
+		}
+		if len(res.Added) > 0 {
+			rs, err := g.rebuild(ctx)
+			if err != nil {
+				return err
+			}
+			for i := range rs {
+				rs[i].From = from
+			}
+			rejected = append(rejected, rs...)
+		}
+		g.pending = newPending()
+	}
+	var added []*log.Entry
+	if len(heads.Messages) > 0 {
+		res, err := g.msgs.Join(ctx, heads.Messages, from)
+		if err := collect("messages", res, err); err != nil {
+			return err
+		}
+		added = res.Added
+	}
+	if g.replica {
+		if len(rejected) > 0 {
+			return &RejectedError{Group: g.id.Fingerprint(), Rejections: rejected}
+		}
+		return nil
+	}
+	rejected = append(rejected, g.processMessages(added, from)...)
+	if !g.left && !g.closed {
+		if err := g.shareChain(ctx); err != nil && !errors.Is(err, ErrNotMember) && !errors.Is(err, ErrRemoved) {
+			return err
+		}
+		// New chain keys may open messages that were waiting.
+		rejected = append(rejected, g.processMessages(nil, from)...)
+	}
+	if len(rejected) > 0 {
+		return &RejectedError{Group: g.id.Fingerprint(), Rejections: rejected}
+	}
+	return nil
+}
+
+// processMessages decides the given new entries and retries the pending
+// ones, in the log's total order.
+func (g *Group) processMessages(added []*log.Entry, from string) []Rejection {
+	todo := slices.Clone(added)
+	for _, e := range g.pendingMsgs {
+		todo = append(todo, e)
+	}
+	slices.SortFunc(todo, func(a, b *log.Entry) int {
+		if a.Time != b.Time {
+			if a.Time < b.Time {
+				return -1
+			}
+			return 1
+		}
+		if c := compareKeys(pub(a.Writer), pub(b.Writer)); c != 0 {
+			return c
+		}
+		return slices.Compare(a.CID().Bytes(), b.CID().Bytes())
+	})
+	var rejected []Rejection
+	for _, e := range todo {
+		k := e.CID().KeyString()
+		if g.final[k] {
+			delete(g.pendingMsgs, k)
+			continue
+		}
+		msg, wait, err := g.openMessage(e)
+		switch {
+		case wait:
+			g.pendingMsgs[k] = e
+			continue
+		case errors.Is(err, ErrUnreadable):
+			// A valid entry this device has no key for (sent before it
+			// joined): not a refusal, nothing to report.
+			g.logger.Debug("message not readable", "cid", e.CID().String(), "err", err)
+		case err != nil:
+			rejected = append(rejected, Rejection{Log: "messages", CID: e.CID(), From: from, Err: err})
+			g.logger.Warn("message refused", "cid", e.CID().String(), "err", err)
+		default:
+			g.delivered[k] = msg
+			if err := g.storeLocal(context.Background(), msg); err != nil {
+				g.logger.Error("store delivered message", "cid", e.CID().String(), "err", err)
+			}
+			g.notify(msg)
+		}
+		g.final[k] = true
+		delete(g.pendingMsgs, k)
+	}
+	return rejected
+}
+
+// openMessage checks and opens one message entry. wait is true when a key
+// it needs (epoch secret or the sender's chain key) may still arrive.
+func (g *Group) openMessage(e *log.Entry) (msg *Message, wait bool, err error) {
+	cm, err := g.checkMessage(e)
+	if err != nil {
+		return nil, false, err
+	}
+	if cm.header == nil {
+		// No secret for this epoch. Only the latest epoch can still be
+		// shared with this device (rekeys seal to current devices only).
+		if env := cm.env; env.Epoch != g.state.latestEpoch() || g.state.epochs[env.Epoch].members[g.me.DeviceKey()] {
+			return nil, false, fmt.Errorf("%w: no secret for epoch %s", ErrUnreadable, env.Epoch)
+		}
+		return nil, true, nil
+	}
+	h, env := cm.header, cm.env
+	w := h.Sender
+	s := g.stats[w]
+	if s == nil {
+		s = &writerStats{limits: map[EpochID]uint64{}}
+		g.stats[w] = s
+	}
+	s.maxTime = max(s.maxTime, e.Time)
+	s.limits[env.Epoch] = max(s.limits[env.Epoch], h.Index+1)
+
+	ref := msgRef{sender: w, epoch: env.Epoch, index: h.Index}
+	k := e.CID().KeyString()
+	if prior, ok := g.seen[ref]; ok && prior != k {
+		return nil, false, fmt.Errorf("%w: sender %s epoch %s index %d already delivered", ErrReplay, w.Fingerprint(), env.Epoch, h.Index)
+	}
+	if w.Equal(g.me.DeviceKey()) {
+		return nil, false, fmt.Errorf("%w: own message %d whose key this device no longer has", ErrUnreadable, h.Index)
+	}
+	cref := chainRef{sender: w, epoch: env.Epoch}
+	rc := g.recvChains[cref]
+	if rc == nil {
+		share, ok := g.state.myChains[cref]
+		if !ok {
+			return nil, true, nil
+		}
+		rc, err = crypto.NewReceivingChain(share.key, share.start, crypto.WithWindow(g.window))
+		if err != nil {
+			return nil, false, err
+		}
+		g.recvChains[cref] = rc
+	}
+	mk, err := rc.KeyFor(h.Index)
+	switch {
+	case errors.Is(err, crypto.ErrKeyUsed):
+		return nil, false, fmt.Errorf("%w: %v", ErrReplay, err)
+	case err != nil:
+		return nil, false, fmt.Errorf("%w: %v", ErrUnreadable, err)
+	}
+	g.seen[ref] = k
+	body, err := crypto.Open(&mk, env.Body, bodyAD(g.id, env.Epoch, w, h.Index))
+	clear(mk[:])
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: body of message %d by %s: %v", ErrTampered, h.Index, w.Fingerprint(), err)
+	}
+	acct, _ := g.state.accountOf(w)
+	return &Message{CID: e.CID(), Sender: w, Account: acct, Epoch: env.Epoch, Index: h.Index,
+		SentAt: time.UnixMilli(h.SentAt), Time: e.Time, Body: body}, false, nil
+}
+
+func (g *Group) usable() error {
+	if g.closed {
+		return ErrClosed
+	}
+	if g.replica {
+		return fmt.Errorf("%w: a replication node holds no keys", ErrNotMember)
+	}
+	if g.left {
+		return fmt.Errorf("%w: this device left the group", ErrRemoved)
+	}
+	if a := g.me.AccountKey(); g.state.removed[a] {
+		return fmt.Errorf("%w: this account was removed from the group", ErrRemoved)
+	}
+	return nil
+}
+
+// currentEpoch returns the epoch this device sends in: the latest epoch,
+// after a rekey if its secret reached a removed device.
+func (g *Group) currentEpoch(ctx context.Context) (EpochID, error) {
+	st := g.state
+	e := st.latestEpoch()
+	me := g.me.DeviceKey()
+	if !st.epochs[e].members[me] || g.secrets[e] == nil {
+		return e, fmt.Errorf("%w: this device is not in epoch %s", ErrNotMember, e)
+	}
+	if st.tainted(e) {
+		if err := g.rekey(ctx, nil); err != nil {
+			return e, err
+		}
+		e = g.state.latestEpoch()
+	}
+	return e, nil
+}
+
+// shareChain makes sure this device has a sending chain in the latest
+// epoch and that every active member device of it has the chain key.
+func (g *Group) shareChain(ctx context.Context) error {
+	st := g.state
+	e := st.latestEpoch()
+	me := g.me.DeviceKey()
+	ep := st.epochs[e]
+	if !ep.members[me] || !st.active(me) || g.left {
+		return nil
+	}
+	chain := g.sendChains[e]
+	if chain == nil {
+		chain = crypto.NewSendingChain(crypto.RandomKey(), 0)
+		g.sendChains[e] = chain
+	}
+	done := st.chainShared[chainRef{sender: me, epoch: e}]
+	var recipients []crypto.PublicKey
+	for d := range ep.members {
+		if !d.Equal(me) && st.active(d) && !done[d] {
+			recipients = append(recipients, d)
+		}
+	}
+	if len(recipients) == 0 {
+		return nil
+	}
+	slices.SortFunc(recipients, compareKeys)
+	next, ck := chain.Share()
+	defer clear(ck[:])
+	pt := append(u64(next), ck[:]...)
+	defer clear(pt)
+	p := &MetaPayload{Type: MetaChainKeys, Epoch: e}
+	for _, r := range recipients {
+		sealed, err := crypto.SealTo(st.devices[r].DeviceX25519, pt, chainKeyAD(g.id, e, me, r))
+		if err != nil {
+			return err
+		}
+		p.Shares = append(p.Shares, Share{Recipient: r, Sealed: sealed})
+	}
+	return g.appendMeta(ctx, p)
+}
+
+// Send seals body with this device's ratchet in the current epoch and
+// appends it to the message log. If the current epoch's secret reached a
+// device that has since been removed, Send first rekeys.
+func (g *Group) Send(ctx context.Context, body []byte) (*Message, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.usable(); err != nil {
+		return nil, fmt.Errorf("send to group %s: %w", g.id.Fingerprint(), err)
+	}
+	e, err := g.currentEpoch(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("send to group %s: %w", g.id.Fingerprint(), err)
+	}
+	if err := g.shareChain(ctx); err != nil {
+		return nil, fmt.Errorf("send to group %s: %w", g.id.Fingerprint(), err)
+	}
+	me := g.me.DeviceKey()
+	idx, mk := g.sendChains[e].Next()
+	defer clear(mk[:])
+	now := time.Now()
+	h := Header{Sender: me, Index: idx, SentAt: now.UnixMilli()}
+	sealedH, err := crypto.Seal(g.headerKey(e, g.secrets[e]), h.marshal(), headerAD(g.id, e, me))
+	if err != nil {
+		return nil, err
+	}
+	sealedB, err := crypto.Seal(&mk, body, bodyAD(g.id, e, me, idx))
+	if err != nil {
+		return nil, err
+	}
+	env, _ := (&Envelope{Epoch: e, Header: sealedH, Body: sealedB}).MarshalBinary()
+	entry, err := g.msgs.Append(ctx, env)
+	if err != nil {
+		return nil, fmt.Errorf("send to group %s: %w", g.id.Fingerprint(), err)
+	}
+	k := entry.CID().KeyString()
+	msg := &Message{CID: entry.CID(), Sender: me, Account: g.me.AccountKey(), Epoch: e, Index: idx,
+		SentAt: time.UnixMilli(h.SentAt), Time: entry.Time, Body: slices.Clone(body)}
+	g.delivered[k] = msg
+	g.final[k] = true
+	g.seen[msgRef{sender: me, epoch: e, index: idx}] = k
+	if err := g.storeLocal(ctx, msg); err != nil {
+		return msg, fmt.Errorf("send to group %s: message sent but not stored locally: %w", g.id.Fingerprint(), err)
+	}
+	s := g.stats[me]
+	if s == nil {
+		s = &writerStats{limits: map[EpochID]uint64{}}
+		g.stats[me] = s
+	}
+	s.maxTime = max(s.maxTime, entry.Time)
+	s.limits[e] = max(s.limits[e], idx+1)
+	g.notify(msg)
+	return msg, nil
+}
+
+// cutoffsFor records what this device has seen of the devices of the
+// given accounts: their latest entry times and ratchet indices.
+func (g *Group) cutoffsFor(accounts []crypto.PublicKey) []Cutoff {
+	var out []Cutoff
+	for d, c := range g.state.devices {
+		if !containsKey(accounts, c.Account) {
+			continue
+		}
+		co := Cutoff{Device: d, MetaTime: g.state.maxMetaTime[d]}
+		if s := g.stats[d]; s != nil {
+			co.MsgTime = s.maxTime
+			for e, l := range s.limits {
+				co.Limits = append(co.Limits, EpochLimit{Epoch: e, Limit: l})
+			}
+			slices.SortFunc(co.Limits, func(a, b EpochLimit) int { return slices.Compare(a.Epoch[:], b.Epoch[:]) })
+		}
+		out = append(out, co)
+	}
+	slices.SortFunc(out, func(a, b Cutoff) int { return compareKeys(a.Device, b.Device) })
+	return out
+}
+
+// rekey starts a new epoch: a fresh secret sealed to every active device
+// (after removing the given accounts), with cutoffs for the removed
+// accounts' devices.
+func (g *Group) rekey(ctx context.Context, removed []crypto.PublicKey) error {
+	st := g.state
+	parent := st.latestEpoch()
+	me := g.me.DeviceKey()
+	if !st.epochs[parent].members[me] {
+		return fmt.Errorf("%w: this device is not in epoch %s", ErrNotMember, parent)
+	}
+	var id EpochID
+	if _, err := rand.Read(id[:]); err != nil {
+		return err
+	}
+	secret := crypto.RandomKey()
+	p := &MetaPayload{Type: MetaRekey, Epoch: parent, NewEpoch: id, Removed: removed, Cutoffs: g.cutoffsFor(removed)}
+	var recipients []crypto.PublicKey
+	for d, c := range st.devices {
+		if !st.removed[c.Account] && !containsKey(removed, c.Account) {
+			recipients = append(recipients, d)
+		}
+	}
+	slices.SortFunc(recipients, compareKeys)
+	for _, r := range recipients {
+		sealed, err := crypto.SealTo(st.devices[r].DeviceX25519, secret[:], epochSecretAD(g.id, id, me, r))
+		if err != nil {
+			return err
+		}
+		p.Shares = append(p.Shares, Share{Recipient: r, Sealed: sealed})
+	}
+	g.secrets[id] = &secret
+	if err := g.appendMeta(ctx, p); err != nil {
+		delete(g.secrets, id)
+		return err
+	}
+	return g.shareChain(ctx)
+}
+
+// RemoveMember removes an account (all its devices) from the group: a new
+// epoch starts whose secret and chain keys reach the remaining devices
+// only, and entries the removed devices write past the recorded cutoffs
+// are rejected everywhere. Any member may remove any other member.
+func (g *Group) RemoveMember(ctx context.Context, account crypto.PublicKey) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.usable(); err != nil {
+		return fmt.Errorf("remove member from group %s: %w", g.id.Fingerprint(), err)
+	}
+	if account.Equal(g.me.AccountKey()) {
+		return fmt.Errorf("remove member from group %s: %w: cannot remove own account, use Leave", g.id.Fingerprint(), ErrConflict)
+	}
+	found := false
+	for _, c := range g.state.devices {
+		if c.Account.Equal(account) && !g.state.removed[account] {
+			found = true
+		}
+	}
+	if !found {
+		return fmt.Errorf("remove member %s from group %s: %w", account.Fingerprint(), g.id.Fingerprint(), ErrNotMember)
+	}
+	if err := g.rekey(ctx, []crypto.PublicKey{account}); err != nil {
+		return fmt.Errorf("remove member %s from group %s: %w", account.Fingerprint(), g.id.Fingerprint(), err)
+	}
+	return nil
+}
+
+// Leave removes this device's account from the group. The next member to
+// send rekeys, so this account reads nothing sent afterwards.
+func (g *Group) Leave(ctx context.Context) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.usable(); err != nil {
+		return fmt.Errorf("leave group %s: %w", g.id.Fingerprint(), err)
+	}
+	p := &MetaPayload{Type: MetaMemberLeft, Epoch: g.state.latestEpoch(), Cutoffs: g.cutoffsFor([]crypto.PublicKey{g.me.AccountKey()})}
+	if err := g.appendMeta(ctx, p); err != nil {
+		return fmt.Errorf("leave group %s: %w", g.id.Fingerprint(), err)
+	}
+	g.left = true
+	return nil
+}
+
+// PutMetadata appends application metadata, sealed under the current
+// epoch's metadata key.
+func (g *Group) PutMetadata(ctx context.Context, data []byte) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.usable(); err != nil {
+		return fmt.Errorf("put metadata in group %s: %w", g.id.Fingerprint(), err)
+	}
+	e, err := g.currentEpoch(ctx)
+	if err != nil {
+		return fmt.Errorf("put metadata in group %s: %w", g.id.Fingerprint(), err)
+	}
+	k := metaKey(g.id, g.secrets[e])
+	sealed, err := crypto.Seal(&k, data, appMetadataAD(g.id, e, g.me.DeviceKey()))
+	if err != nil {
+		return err
+	}
+	return g.appendMeta(ctx, &MetaPayload{Type: MetaAppMetadata, Epoch: e, Sealed: sealed})
+}
+
+// Metadata returns the application metadata records, in log order.
+func (g *Group) Metadata() []AppMetadata {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.state.app)
+}
+
+// ListOption selects the range and direction of Messages.
+type ListOption func(*listOptions)
+
+type listOptions struct {
+	logOpts []log.IterOption
+}
+
+// Since lists messages after the message c (exclusive).
+func Since(c cid.Cid) ListOption {
+	return func(o *listOptions) { o.logOpts = append(o.logOpts, log.Since(c)) }
+}
+
+// Until lists messages before the message c (exclusive).
+func Until(c cid.Cid) ListOption {
+	return func(o *listOptions) { o.logOpts = append(o.logOpts, log.Until(c)) }
+}
+
+// Reverse lists from the newest message to the oldest.
+func Reverse() ListOption {
+	return func(o *listOptions) { o.logOpts = append(o.logOpts, log.Reverse()) }
+}
+
+// Messages lists the delivered messages in the log's total order (the same
+// on every replica), within the range the options select. Entries this
+// device could not open are skipped.
+func (g *Group) Messages(ctx context.Context, opts ...ListOption) iter.Seq2[*Message, error] {
+	var o listOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return func(yield func(*Message, error) bool) {
+		// Collect first so the caller may call back into the group.
+		var out []*Message
+		for e, err := range g.msgs.Entries(ctx, o.logOpts...) {
+			if err != nil {
+				yield(nil, fmt.Errorf("list messages of group %s: %w", g.id.Fingerprint(), err))
+				return
+			}
+			g.mu.Lock()
+			m := g.delivered[e.CID().KeyString()]
+			g.mu.Unlock()
+			if m != nil {
+				out = append(out, m)
+			}
+		}
+		for _, m := range out {
+			if !yield(m, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Close closes the group's logs and ends every subscription.
+func (g *Group) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	g.mu.Unlock()
+	g.subMu.Lock()
+	for s := range g.subs {
+		s.stop()
+		delete(g.subs, s)
+	}
+	g.subMu.Unlock()
+	return errors.Join(g.meta.Close(), g.msgs.Close())
+}

@@ -1,0 +1,378 @@
+package group
+
+import (
+	"fmt"
+
+	"github.com/skein-p2p/skein/core/crypto"
+)
+
+// payloadVersion is the first byte of every metadata payload and envelope.
+const payloadVersion = 1
+
+// Decoder limits: a payload asking for more is malformed.
+const (
+	maxShares   = 4096 // recipients in one chain-key or rekey entry
+	maxAccounts = 2    // accounts named by group-created
+	maxRemoved  = 1024 // accounts removed by one rekey
+	maxCutoffs  = 4096 // devices with cutoffs in one entry
+	maxEpochCut = 1024 // epochs in one device cutoff
+	maxSealed   = 1 << 20
+)
+
+// MetaType is the type of a metadata log entry.
+type MetaType uint8
+
+// Metadata entry types.
+const (
+	MetaGroupCreated      MetaType = 1
+	MetaDeviceAdded       MetaType = 2
+	MetaInvitationCreated MetaType = 3
+	MetaChainKeys         MetaType = 4
+	MetaRekey             MetaType = 5
+	MetaMemberLeft        MetaType = 6
+	MetaAppMetadata       MetaType = 7
+)
+
+// String returns the type's name as used in docs/protocol.md.
+func (t MetaType) String() string {
+	switch t {
+	case MetaGroupCreated:
+		return "group-created"
+	case MetaDeviceAdded:
+		return "device-added"
+	case MetaInvitationCreated:
+		return "invitation-created"
+	case MetaChainKeys:
+		return "chain-keys"
+	case MetaRekey:
+		return "rekey"
+	case MetaMemberLeft:
+		return "member-left"
+	case MetaAppMetadata:
+		return "app-metadata"
+	}
+	return fmt.Sprintf("meta-type(%d)", uint8(t))
+}
+
+// Authorization types of a device-added entry.
+const (
+	AuthGroupKey   byte = 1
+	AuthInvitation byte = 2
+)
+
+// Share is one secret sealed to one member device (crypto.SealTo to the
+// device's X25519 key from its certificate).
+type Share struct {
+	Recipient crypto.PublicKey // device Ed25519 key
+	Sealed    []byte
+}
+
+// EpochLimit bounds the ratchet indices accepted from a removed device in
+// one epoch: indices < Limit.
+type EpochLimit struct {
+	Epoch EpochID
+	Limit uint64
+}
+
+// Cutoff is what a rekey or member-left records about one removed device:
+// the largest Lamport times of its entries (in the metadata and message
+// logs) and, per epoch, the ratchet-index limit. Entries past these are
+// rejected.
+type Cutoff struct {
+	Device   crypto.PublicKey
+	MetaTime uint64
+	MsgTime  uint64
+	Limits   []EpochLimit
+}
+
+// MetaPayload is the decoded payload of a metadata log entry. Type says
+// which of the type-specific fields are meaningful. Everything except
+// Sealed contents is readable by anyone holding the entry (a replication
+// node can check write access); secrets are sealed to devices or under the
+// epoch key.
+type MetaPayload struct {
+	Type MetaType
+	// Epoch is the epoch the entry belongs to: the epoch a device joins,
+	// an invitation or chain key is for, or that a rekey supersedes.
+	Epoch EpochID
+
+	// group-created
+	Kind     Kind
+	Accounts []crypto.PublicKey
+	GroupSig []byte
+	// device-added
+	Cert      *crypto.DeviceCertificate
+	AuthType  byte
+	InviteKey crypto.PublicKey // AuthInvitation only
+	AuthSig   []byte
+	// chain-keys and rekey (the new epoch secret)
+	Shares []Share
+	// rekey
+	NewEpoch EpochID
+	Removed  []crypto.PublicKey
+	// rekey and member-left
+	Cutoffs []Cutoff
+	// app-metadata
+	Sealed []byte
+}
+
+// MarshalBinary encodes the payload (layout in docs/protocol.md).
+func (p *MetaPayload) MarshalBinary() ([]byte, error) {
+	w := wireWriter{}
+	w.byte1(payloadVersion)
+	w.byte1(byte(p.Type))
+	w.raw(p.Epoch[:])
+	switch p.Type {
+	case MetaGroupCreated:
+		w.byte1(byte(p.Kind))
+		w.uvarint(uint64(len(p.Accounts)))
+		for _, a := range p.Accounts {
+			w.raw(a[:])
+		}
+		if len(p.GroupSig) != crypto.SignatureSize {
+			return nil, fmt.Errorf("encode %s: signature of %d bytes", p.Type, len(p.GroupSig))
+		}
+		w.raw(p.GroupSig)
+	case MetaDeviceAdded:
+		if p.Cert == nil || len(p.AuthSig) != crypto.SignatureSize {
+			return nil, fmt.Errorf("encode %s: missing certificate or signature", p.Type)
+		}
+		cb, _ := p.Cert.MarshalBinary()
+		w.raw(cb)
+		w.byte1(p.AuthType)
+		if p.AuthType == AuthInvitation {
+			w.raw(p.InviteKey[:])
+		}
+		w.raw(p.AuthSig)
+	case MetaInvitationCreated:
+		w.raw(p.InviteKey[:])
+	case MetaChainKeys:
+		writeShares(&w, p.Shares)
+	case MetaRekey:
+		w.raw(p.NewEpoch[:])
+		w.uvarint(uint64(len(p.Removed)))
+		for _, a := range p.Removed {
+			w.raw(a[:])
+		}
+		writeCutoffs(&w, p.Cutoffs)
+		writeShares(&w, p.Shares)
+	case MetaMemberLeft:
+		writeCutoffs(&w, p.Cutoffs)
+	case MetaAppMetadata:
+		w.bytes(p.Sealed)
+	default:
+		return nil, fmt.Errorf("encode metadata: unknown type %d", p.Type)
+	}
+	return w.b, nil
+}
+
+func writeShares(w *wireWriter, s []Share) {
+	w.uvarint(uint64(len(s)))
+	for _, sh := range s {
+		w.raw(sh.Recipient[:])
+		w.bytes(sh.Sealed)
+	}
+}
+
+func writeCutoffs(w *wireWriter, cs []Cutoff) {
+	w.uvarint(uint64(len(cs)))
+	for _, c := range cs {
+		w.raw(c.Device[:])
+		w.uvarint(c.MetaTime)
+		w.uvarint(c.MsgTime)
+		w.uvarint(uint64(len(c.Limits)))
+		for _, l := range c.Limits {
+			w.raw(l.Epoch[:])
+			w.uvarint(l.Limit)
+		}
+	}
+}
+
+// DecodeMetaPayload decodes a metadata payload strictly: unknown version or
+// type, a count over its limit, a truncated field or trailing bytes is an
+// error wrapping ErrMalformedPayload. It checks structure only; signatures
+// are checked when the entry is applied.
+func DecodeMetaPayload(b []byte) (*MetaPayload, error) {
+	r := wireReader{b: b, what: "metadata payload"}
+	p := &MetaPayload{}
+	if v := r.byte1("version"); r.err == nil && v != payloadVersion {
+		r.fail("version", "unsupported version %d", v)
+	}
+	p.Type = MetaType(r.byte1("type"))
+	r.fixed("epoch", p.Epoch[:])
+	if r.err == nil {
+		switch p.Type {
+		case MetaGroupCreated:
+			p.Kind = Kind(r.byte1("kind"))
+			n := r.count("accounts", maxAccounts)
+			for i := 0; i < n && r.err == nil; i++ {
+				var a crypto.PublicKey
+				r.fixed("account", a[:])
+				p.Accounts = append(p.Accounts, a)
+			}
+			p.GroupSig = make([]byte, crypto.SignatureSize)
+			r.fixed("group signature", p.GroupSig)
+			if r.err == nil && !p.Kind.valid() {
+				r.fail("kind", "unknown group kind %d", p.Kind)
+			}
+			if r.err == nil && n == 0 {
+				r.fail("accounts", "no account")
+			}
+		case MetaDeviceAdded:
+			cb := make([]byte, crypto.DeviceCertificateSize)
+			r.fixed("certificate", cb)
+			if r.err == nil {
+				c, err := crypto.ParseDeviceCertificate(cb)
+				if err != nil {
+					r.fail("certificate", "%v", err)
+				}
+				p.Cert = c
+			}
+			p.AuthType = r.byte1("auth type")
+			if r.err == nil {
+				switch p.AuthType {
+				case AuthGroupKey:
+				case AuthInvitation:
+					r.fixed("invite key", p.InviteKey[:])
+				default:
+					r.fail("auth type", "unknown authorization type %d", p.AuthType)
+				}
+			}
+			p.AuthSig = make([]byte, crypto.SignatureSize)
+			r.fixed("auth signature", p.AuthSig)
+		case MetaInvitationCreated:
+			r.fixed("invite key", p.InviteKey[:])
+		case MetaChainKeys:
+			p.Shares = readShares(&r)
+			if r.err == nil && len(p.Shares) == 0 {
+				r.fail("shares", "no share")
+			}
+		case MetaRekey:
+			r.fixed("new epoch", p.NewEpoch[:])
+			n := r.count("removed", maxRemoved)
+			for i := 0; i < n && r.err == nil; i++ {
+				var a crypto.PublicKey
+				r.fixed("removed account", a[:])
+				p.Removed = append(p.Removed, a)
+			}
+			p.Cutoffs = readCutoffs(&r)
+			p.Shares = readShares(&r)
+			if r.err == nil && p.NewEpoch == GenesisEpoch {
+				r.fail("new epoch", "the genesis epoch id")
+			}
+		case MetaMemberLeft:
+			p.Cutoffs = readCutoffs(&r)
+		case MetaAppMetadata:
+			p.Sealed = r.bytes("sealed", maxSealed)
+		default:
+			r.fail("type", "unknown metadata type %d", p.Type)
+		}
+	}
+	r.end()
+	if r.err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformedPayload, r.err)
+	}
+	return p, nil
+}
+
+func readShares(r *wireReader) []Share {
+	n := r.count("shares", maxShares)
+	var out []Share
+	for i := 0; i < n && r.err == nil; i++ {
+		var s Share
+		r.fixed("share recipient", s.Recipient[:])
+		s.Sealed = r.bytes("share", 1024)
+		out = append(out, s)
+	}
+	return out
+}
+
+func readCutoffs(r *wireReader) []Cutoff {
+	n := r.count("cutoffs", maxCutoffs)
+	var out []Cutoff
+	for i := 0; i < n && r.err == nil; i++ {
+		var c Cutoff
+		r.fixed("cutoff device", c.Device[:])
+		c.MetaTime = r.uvarint("cutoff meta time")
+		c.MsgTime = r.uvarint("cutoff message time")
+		m := r.count("cutoff epochs", maxEpochCut)
+		for j := 0; j < m && r.err == nil; j++ {
+			var l EpochLimit
+			r.fixed("cutoff epoch", l.Epoch[:])
+			l.Limit = r.uvarint("cutoff limit")
+			c.Limits = append(c.Limits, l)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// Envelope is the payload of a message log entry: the epoch in clear (it
+// selects the key; a replica learns nothing from it that the public
+// metadata log does not show), the sealed header and the sealed body.
+type Envelope struct {
+	Epoch  EpochID
+	Header []byte // sealed under the epoch's header key
+	Body   []byte // sealed under the sender's ratchet message key
+}
+
+// MarshalBinary encodes the envelope:
+// version(1) || epoch(16) || uvarint len || header || uvarint len || body.
+func (e *Envelope) MarshalBinary() ([]byte, error) {
+	w := wireWriter{b: make([]byte, 0, 1+EpochIDSize+4+len(e.Header)+len(e.Body))}
+	w.byte1(payloadVersion)
+	w.raw(e.Epoch[:])
+	w.bytes(e.Header)
+	w.bytes(e.Body)
+	return w.b, nil
+}
+
+// DecodeEnvelope decodes an envelope strictly (errors wrap
+// ErrMalformedPayload).
+func DecodeEnvelope(b []byte) (*Envelope, error) {
+	r := wireReader{b: b, what: "envelope"}
+	e := &Envelope{}
+	if v := r.byte1("version"); r.err == nil && v != payloadVersion {
+		r.fail("version", "unsupported version %d", v)
+	}
+	r.fixed("epoch", e.Epoch[:])
+	e.Header = r.bytes("header", 1024)
+	e.Body = r.bytes("body", maxSealed)
+	r.end()
+	if r.err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformedPayload, r.err)
+	}
+	return e, nil
+}
+
+// Header is the plaintext of an envelope's sealed header.
+type Header struct {
+	Sender crypto.PublicKey // sender device; must equal the entry's writer
+	Index  uint64           // ratchet index of the body's message key
+	SentAt int64            // sender's clock, Unix milliseconds (informative)
+}
+
+func (h *Header) marshal() []byte {
+	w := wireWriter{}
+	w.byte1(payloadVersion)
+	w.raw(h.Sender[:])
+	w.uvarint(h.Index)
+	w.uint64be(uint64(h.SentAt))
+	return w.b
+}
+
+func decodeHeader(b []byte) (*Header, error) {
+	r := wireReader{b: b, what: "header"}
+	h := &Header{}
+	if v := r.byte1("version"); r.err == nil && v != payloadVersion {
+		r.fail("version", "unsupported version %d", v)
+	}
+	r.fixed("sender", h.Sender[:])
+	h.Index = r.uvarint("index")
+	h.SentAt = int64(r.uint64be("sent at"))
+	r.end()
+	if r.err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformedPayload, r.err)
+	}
+	return h, nil
+}

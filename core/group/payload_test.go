@@ -1,0 +1,151 @@
+package group
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/skein-p2p/skein/core/crypto"
+)
+
+func samplePayloads(t testing.TB) map[string]*MetaPayload {
+	t.Helper()
+	acct, _ := crypto.GenerateSigningKey()
+	dev, _ := crypto.GenerateDeviceKey()
+	cert, _ := crypto.IssueDeviceCertificate(acct, dev.Public(), time.Unix(1700000000, 0))
+	k := func() crypto.PublicKey { s, _ := crypto.GenerateSigningKey(); return s.Public() }
+	sig := bytes.Repeat([]byte{7}, crypto.SignatureSize)
+	return map[string]*MetaPayload{
+		"group-created":    {Type: MetaGroupCreated, Kind: KindContact, Accounts: []crypto.PublicKey{k(), k()}, GroupSig: sig},
+		"device-added key": {Type: MetaDeviceAdded, Epoch: EpochID{1}, Cert: cert, AuthType: AuthGroupKey, AuthSig: sig},
+		"device-added inv": {Type: MetaDeviceAdded, Cert: cert, AuthType: AuthInvitation, InviteKey: k(), AuthSig: sig},
+		"invitation":       {Type: MetaInvitationCreated, InviteKey: k()},
+		"chain-keys":       {Type: MetaChainKeys, Shares: []Share{{Recipient: k(), Sealed: []byte("sealed-1")}, {Recipient: k(), Sealed: []byte("s2")}}},
+		"rekey":            {Type: MetaRekey, NewEpoch: EpochID{9, 9}, Removed: []crypto.PublicKey{k()}, Cutoffs: []Cutoff{{Device: k(), MetaTime: 5, MsgTime: 300, Limits: []EpochLimit{{Epoch: EpochID{}, Limit: 12}}}}, Shares: []Share{{Recipient: k(), Sealed: []byte("x")}}},
+		"member-left":      {Type: MetaMemberLeft, Cutoffs: []Cutoff{{Device: k(), MsgTime: 1}}},
+		"app-metadata":     {Type: MetaAppMetadata, Sealed: []byte("opaque")},
+	}
+}
+
+func TestMetaPayloadRoundTrip(t *testing.T) {
+	for name, p := range samplePayloads(t) {
+		t.Run(name, func(t *testing.T) {
+			b := mustMarshal(t, p)
+			got, err := DecodeMetaPayload(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again := mustMarshal(t, got); !bytes.Equal(again, b) {
+				t.Fatal("re-encoding differs")
+			}
+			for _, cut := range []int{1, len(b) / 2} {
+				if _, err := DecodeMetaPayload(b[:len(b)-cut]); !errors.Is(err, ErrMalformedPayload) {
+					t.Fatalf("cut %d bytes: %v, want ErrMalformedPayload", cut, err)
+				}
+			}
+			if _, err := DecodeMetaPayload(append(bytes.Clone(b), 0)); !errors.Is(err, ErrMalformedPayload) {
+				t.Fatalf("trailing byte: %v", err)
+			}
+		})
+	}
+	for name, b := range map[string][]byte{
+		"empty":              nil,
+		"version 2":          {2, 1},
+		"unknown type":       append([]byte{1, 99}, make([]byte, 16)...),
+		"huge share count":   append(append([]byte{1, byte(MetaChainKeys)}, make([]byte, 16)...), 0xff, 0xff, 0xff, 0x7f),
+		"non-minimal varint": append(append([]byte{1, byte(MetaChainKeys)}, make([]byte, 16)...), 0x81, 0x00),
+	} {
+		t.Run("bad "+name, func(t *testing.T) {
+			if _, err := DecodeMetaPayload(b); !errors.Is(err, ErrMalformedPayload) {
+				t.Fatalf("got %v, want ErrMalformedPayload", err)
+			}
+		})
+	}
+}
+
+func TestEnvelopeRoundTrip(t *testing.T) {
+	e := &Envelope{Epoch: EpochID{3}, Header: []byte("header"), Body: bytes.Repeat([]byte{1}, 300)}
+	b := mustMarshal(t, e)
+	got, err := DecodeEnvelope(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Epoch != e.Epoch || !bytes.Equal(got.Header, e.Header) || !bytes.Equal(got.Body, e.Body) {
+		t.Fatalf("round trip: %+v", got)
+	}
+	for name, bad := range map[string][]byte{
+		"truncated": b[:len(b)-1],
+		"trailing":  append(bytes.Clone(b), 0),
+		"version":   append([]byte{9}, b[1:]...),
+		"empty":     nil,
+	} {
+		if _, err := DecodeEnvelope(bad); !errors.Is(err, ErrMalformedPayload) {
+			t.Errorf("%s: %v, want ErrMalformedPayload", name, err)
+		}
+	}
+}
+
+// TestWriteFuzzCorpus regenerates the seed corpora under testdata/fuzz
+// when SKEIN_WRITE_CORPUS=1.
+func TestWriteFuzzCorpus(t *testing.T) {
+	if os.Getenv("SKEIN_WRITE_CORPUS") != "1" {
+		t.Skip("set SKEIN_WRITE_CORPUS=1 to regenerate the seed corpus")
+	}
+	write := func(target, name string, data []byte) {
+		dir := filepath.Join("testdata", "fuzz", target)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		content := "go test fuzz v1\n[]byte(" + quoteBytes(data) + ")\n"
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeString := func(target, name, s string) {
+		dir := filepath.Join("testdata", "fuzz", target)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		content := "go test fuzz v1\nstring(" + quoteString(s) + ")\n"
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	i := 0
+	for _, p := range samplePayloads(t) {
+		i++
+		write("FuzzDecodeMetaPayload", "seed-"+string(rune('a'+i)), mustMarshal(t, p))
+	}
+	write("FuzzDecodeEnvelope", "seed-a", mustMarshal(t, &Envelope{Epoch: EpochID{1}, Header: []byte("h"), Body: []byte("body")}))
+	write("FuzzDecodeEnvelope", "seed-b", mustMarshal(t, &Envelope{}))
+	inv := testInvitation(t)
+	writeString("FuzzParseInvitation", "seed-a", inv.Token())
+	acct, _ := crypto.GenerateSigningKey()
+	writeString("FuzzParseInvitation", "seed-b", (&Invitation{Kind: KindAccount, Group: acct.Public(), GroupSeed: acct.Seed()}).Token())
+	writeString("FuzzParseInvitation", "seed-c", "skein1-aaaa")
+	id := newIdentity(t)
+	ct, _ := id.ContactToken("Alice")
+	writeString("FuzzParseContactToken", "seed-a", ct.Token())
+	writeString("FuzzParseContactToken", "seed-b", inv.Token())
+	req, g, err := RequestContact(ctxT(t), newIdentity(t), ct, "Bob", newNet().storage())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	writeString("FuzzParseContactRequest", "seed-a", req.Token())
+	writeString("FuzzParseContactRequest", "seed-b", ct.Token())
+}
+
+func quoteBytes(b []byte) string {
+	var out []byte
+	out = append(out, '"')
+	for _, c := range b {
+		out = append(out, '\\', 'x', "0123456789abcdef"[c>>4], "0123456789abcdef"[c&15])
+	}
+	return string(append(out, '"'))
+}
+
+func quoteString(s string) string { return quoteBytes([]byte(s)) }

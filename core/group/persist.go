@@ -1,0 +1,265 @@
+package group
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/skein-p2p/skein/core/crypto"
+	"github.com/skein-p2p/skein/core/log"
+)
+
+// Persistence. A group's keys (group seed if held, epoch secrets, ratchet
+// chains, and a local storage key) are one sealed keystore secret named
+// KeystoreName(group); SaveKeys writes it. Delivered plaintexts are kept in
+// the group's KV, sealed under the local storage key, as they are
+// delivered. Open restores both.
+
+const (
+	keysBlobVersion = 1
+	adLocalMessage  = "skein/v1/group/local-message\x00"
+)
+
+// KeystoreName returns the keystore name under which SaveKeys keeps a
+// group's keys.
+func KeystoreName(group crypto.PublicKey) string {
+	return "skein/group/" + hex.EncodeToString(group[:])
+}
+
+func (g *Group) localPrefix() []byte {
+	return []byte("group/" + hex.EncodeToString(g.id[:]) + "/local/m/")
+}
+
+// SaveKeys writes the group's keys and ratchet states to ks, sealed at
+// rest. Call it after Create, Join, AcceptContact or RequestContact and
+// regularly (e.g. after each batch of Receive and Send, and before Close):
+// keys not saved are lost on a crash. Each save replaces the previous one,
+// so message keys already used are not kept on disk.
+func (g *Group) SaveKeys(ks *crypto.Keystore) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	w := wireWriter{}
+	w.byte1(keysBlobVersion)
+	w.byte1(byte(g.kind))
+	w.raw(g.id[:])
+	if g.groupKey != nil {
+		w.byte1(1)
+		s := g.groupKey.Seed()
+		w.raw(s)
+		clear(s)
+	} else {
+		w.byte1(0)
+	}
+	w.raw(g.localKey[:])
+	left := byte(0)
+	if g.left {
+		left = 1
+	}
+	w.byte1(left)
+	w.uvarint(uint64(len(g.secrets)))
+	for e, s := range g.secrets {
+		w.raw(e[:])
+		w.raw(s[:])
+	}
+	w.uvarint(uint64(len(g.sendChains)))
+	for e, c := range g.sendChains {
+		b, _ := c.MarshalBinary()
+		w.raw(e[:])
+		w.bytes(b)
+	}
+	w.uvarint(uint64(len(g.recvChains)))
+	for ref, c := range g.recvChains {
+		b, err := c.MarshalBinary()
+		if err != nil {
+			return fmt.Errorf("save group %s: %w", g.id.Fingerprint(), err)
+		}
+		w.raw(ref.sender[:])
+		w.raw(ref.epoch[:])
+		w.bytes(b)
+	}
+	defer clear(w.b)
+	if err := ks.Put(KeystoreName(g.id), w.b); err != nil {
+		return fmt.Errorf("save group %s: %w", g.id.Fingerprint(), err)
+	}
+	return nil
+}
+
+// Open reopens a group this device saved with SaveKeys: it reads the keys
+// from ks, reopens the logs in st (reading their heads and index, not every
+// entry) and the delivered messages kept there.
+func Open(ctx context.Context, id *Identity, ks *crypto.Keystore, group crypto.PublicKey, st Storage, opts ...Option) (*Group, error) {
+	blob, err := ks.Get(KeystoreName(group))
+	if err != nil {
+		return nil, fmt.Errorf("open group %s: %w", group.Fingerprint(), err)
+	}
+	defer clear(blob)
+	r := wireReader{b: blob, what: "group keys"}
+	if v := r.byte1("version"); r.err == nil && v != keysBlobVersion {
+		r.fail("version", "unsupported version %d", v)
+	}
+	kind := Kind(r.byte1("kind"))
+	var gid crypto.PublicKey
+	r.fixed("group", gid[:])
+	var gk *crypto.SigningKey
+	if r.byte1("has seed") == 1 && r.err == nil {
+		seed := make([]byte, crypto.SeedSize)
+		r.fixed("seed", seed)
+		if r.err == nil {
+			gk, err = crypto.NewSigningKeyFromSeed(seed)
+			clear(seed)
+			if err != nil || !gk.Public().Equal(gid) {
+				r.fail("seed", "does not match the group key")
+			}
+		}
+	}
+	var localKey [32]byte
+	r.fixed("local key", localKey[:])
+	left := r.byte1("left") == 1
+	secrets := map[EpochID]*[32]byte{}
+	for i, n := 0, r.count("secrets", 1<<16); i < n && r.err == nil; i++ {
+		var e EpochID
+		var s [32]byte
+		r.fixed("epoch", e[:])
+		r.fixed("secret", s[:])
+		secrets[e] = &s
+	}
+	send := map[EpochID]*crypto.SendingChain{}
+	for i, n := 0, r.count("send chains", 1<<16); i < n && r.err == nil; i++ {
+		var e EpochID
+		r.fixed("epoch", e[:])
+		c := &crypto.SendingChain{}
+		if err := c.UnmarshalBinary(r.bytes("chain", 1024)); err != nil && r.err == nil {
+			r.fail("chain", "%v", err)
+		}
+		send[e] = c
+	}
+	recv := map[chainRef]*crypto.ReceivingChain{}
+	for i, n := 0, r.count("receive chains", 1<<20); i < n && r.err == nil; i++ {
+		var ref chainRef
+		r.fixed("sender", ref.sender[:])
+		r.fixed("epoch", ref.epoch[:])
+		c := &crypto.ReceivingChain{}
+		if err := c.UnmarshalBinary(r.bytes("chain", 1<<22)); err != nil && r.err == nil {
+			r.fail("chain", "%v", err)
+		}
+		recv[ref] = c
+	}
+	r.end()
+	if r.err == nil && !gid.Equal(group) {
+		r.fail("group", "keys of group %s stored under %s", gid.Fingerprint(), group.Fingerprint())
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("open group %s: %w: %v", group.Fingerprint(), ErrMalformedPayload, r.err)
+	}
+	g, err := openGroup(ctx, id, kind, gid, gk, st, opts)
+	if err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	g.localKey, g.secrets, g.sendChains, g.recvChains, g.left = localKey, secrets, send, recv, left
+	err = g.restore(ctx)
+	g.mu.Unlock()
+	if err != nil {
+		g.Close()
+		return nil, fmt.Errorf("open group %s: %w", group.Fingerprint(), err)
+	}
+	return g, nil
+}
+
+// restore rebuilds the state, loads delivered messages, advances own
+// sending chains past every index already used, and retries the entries
+// that were waiting for keys.
+func (g *Group) restore(ctx context.Context) error {
+	if _, err := g.rebuild(ctx); err != nil {
+		return err
+	}
+	for kv, err := range g.kv.Query(ctx, log.KVQuery{Prefix: g.localPrefix()}) {
+		if err != nil {
+			return fmt.Errorf("read delivered messages: %w", err)
+		}
+		m, err := g.openLocal(kv.Key[len(g.localPrefix()):], kv.Value)
+		if err != nil {
+			return err
+		}
+		k := m.CID.KeyString()
+		g.delivered[k], g.final[k] = m, true
+		g.seen[msgRef{sender: m.Sender, epoch: m.Epoch, index: m.Index}] = k
+		if m.Sender.Equal(g.me.DeviceKey()) {
+			if c := g.sendChains[m.Epoch]; c != nil {
+				for next, _ := c.Share(); next <= m.Index; next, _ = c.Share() {
+					_, mk := c.Next()
+					clear(mk[:])
+				}
+			}
+		}
+	}
+	var todo []*log.Entry
+	for e, err := range g.msgs.Entries(ctx) {
+		if err != nil {
+			return fmt.Errorf("read message log: %w", err)
+		}
+		if !g.final[e.CID().KeyString()] {
+			todo = append(todo, e)
+		}
+	}
+	// Refusals were reported when the entries arrived; not again here.
+	_ = g.processMessages(todo, "")
+	return nil
+}
+
+func encodeLocal(m *Message) []byte {
+	w := wireWriter{}
+	w.raw(m.Sender[:])
+	w.raw(m.Account[:])
+	w.raw(m.Epoch[:])
+	w.uvarint(m.Index)
+	w.uint64be(uint64(m.SentAt.UnixMilli()))
+	w.uvarint(m.Time)
+	w.bytes(m.Body)
+	return w.b
+}
+
+// storeLocal keeps a delivered message in the KV, sealed.
+func (g *Group) storeLocal(ctx context.Context, m *Message) error {
+	if g.kv == nil {
+		return nil
+	}
+	ad := append([]byte(adLocalMessage), g.id[:]...)
+	ad = append(ad, m.CID.Bytes()...)
+	sealed, err := crypto.Seal(&g.localKey, encodeLocal(m), ad)
+	if err != nil {
+		return err
+	}
+	key := append(g.localPrefix(), m.CID.Bytes()...)
+	return g.kv.Put(ctx, key, sealed)
+}
+
+func (g *Group) openLocal(cidBytes, sealed []byte) (*Message, error) {
+	c, err := cid.Cast(cidBytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: stored message key", ErrMalformedPayload)
+	}
+	ad := append([]byte(adLocalMessage), g.id[:]...)
+	ad = append(ad, c.Bytes()...)
+	pt, err := crypto.Open(&g.localKey, sealed, ad)
+	if err != nil {
+		return nil, fmt.Errorf("stored message %s: %w", c, err)
+	}
+	r := wireReader{b: pt, what: "stored message"}
+	m := &Message{CID: c}
+	r.fixed("sender", m.Sender[:])
+	r.fixed("account", m.Account[:])
+	r.fixed("epoch", m.Epoch[:])
+	m.Index = r.uvarint("index")
+	m.SentAt = time.UnixMilli(int64(r.uint64be("sent at")))
+	m.Time = r.uvarint("time")
+	m.Body = r.bytes("body", maxSealed)
+	r.end()
+	if r.err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformedPayload, r.err)
+	}
+	return m, nil
+}

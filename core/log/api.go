@@ -1,0 +1,62 @@
+package log
+
+import (
+	"github.com/ipfs/go-cid"
+)
+
+// JoinResult reports what one Join did.
+type JoinResult struct {
+	// Added lists the entries that entered the log, in total order.
+	Added []*Entry
+	// Rejected lists every entry that did not enter, with the peer and the
+	// reason (also returned as a *JoinError).
+	Rejected []Rejection
+	// Pending lists the CIDs the join did not fetch because it hit a join
+	// limit (ErrJoinLimit); they are older than what it fetched. Joining
+	// them next, then the heads again, continues the catch-up.
+	Pending []cid.Cid
+}
+
+// JoinOption configures one Join.
+type JoinOption func(*joinOptions)
+
+type joinOptions struct {
+	getter BlockGetter
+}
+
+// FetchFrom makes the Join fetch blocks through g instead of the log's
+// BlockStore, e.g. to read entries that arrived inline with an announcement
+// before asking the network. Accepted blocks are still Put into the log's
+// BlockStore.
+func FetchFrom(g BlockGetter) JoinOption { return func(o *joinOptions) { o.getter = g } }
+
+// IterOption selects the range and direction of Entries.
+type IterOption func(*iterOptions)
+
+type iterOptions struct {
+	since, until       cid.Cid
+	sincePos, untilPos int // untilPos < 0: no bound
+	reverse            bool
+	limit              int
+}
+
+// Since starts after the entry c (exclusive). Entries yields an error
+// wrapping ErrNotFound if c is not in the log.
+func Since(c cid.Cid) IterOption { return func(o *iterOptions) { o.since = c } }
+
+// Until stops before the entry c (exclusive). Entries yields an error
+// wrapping ErrNotFound if c is not in the log.
+func Until(c cid.Cid) IterOption { return func(o *iterOptions) { o.until = c } }
+
+// SincePosition starts at position i of the total order (inclusive; 0 is
+// the first entry).
+func SincePosition(i int) IterOption { return func(o *iterOptions) { o.sincePos = i } }
+
+// UntilPosition stops before position j of the total order (exclusive).
+func UntilPosition(j int) IterOption { return func(o *iterOptions) { o.untilPos = j } }
+
+// Reverse iterates from the newest entry of the range to the oldest.
+func Reverse() IterOption { return func(o *iterOptions) { o.reverse = true } }
+
+// Limit yields at most n entries (n <= 0: no limit).
+func Limit(n int) IterOption { return func(o *iterOptions) { o.limit = n } }

@@ -1,0 +1,36 @@
+// Package log is Skein's append-only Merkle log: a grow-only DAG of signed
+// entries, each an IPFS block (dag-cbor, CIDv1, sha2-256), with one
+// deterministic total order that every replica computes identically.
+//
+// An [Entry] holds the log id, an opaque payload (the group layer seals it),
+// a Lamport time, the heads the writer saw (Next), skip pointers (Refs), the
+// writer's Ed25519 public key and a signature over the canonical encoding of
+// everything else. The wire format is specified in docs/protocol.md ("Log
+// entries"); [DecodeBlock] is strict: a block that is not the canonical
+// encoding of a well-formed entry, or that does not hash to the CID it was
+// fetched under, is rejected.
+//
+// A [Log] stores entry blocks in a [BlockStore] and its heads and ordered
+// index in a [KV] (a subset of sdk.Store), so reopening a large log reads
+// the heads and index, never every entry. [Log.Append] signs and adds a
+// local entry; [Log.Join] fetches what a remote replica has and this one
+// lacks, verifies every entry (hash, encoding, signature, write access via
+// the [AccessController] the group layer supplies, size limits, clock
+// sanity) before it enters, and reports every rejected entry with the peer
+// that sent it. The total order is (time, writer key, CID binary), ascending.
+//
+// Usage sketch:
+//
+//	blocks := log.NewMemBlockStore()     // or the network plugin's blocks
+//	kv := log.NewMemKV()                  // or an adapted sdk.Store
+//	signer := log.NewKeySigner(priv)      // or the device key from core/crypto
+//	access := log.AllowWriters(pub1, pub2) // or the group's access check
+//	l, err := log.Open(ctx, "group-id/messages", blocks, kv, signer, access)
+//	if err != nil { ... }
+//	defer l.Close()
+//	e, err := l.Append(ctx, sealedPayload)
+//	// on receipt of remote heads from peer p:
+//	res, err := l.Join(ctx, remoteHeads, p)
+//	for e, err := range l.Entries(ctx, log.Since(lastSeen)) { ... }
+//	for e := range l.Subscribe(ctx) { ... }
+package log

@@ -1,0 +1,172 @@
+package log
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime"
+)
+
+// Defaults for the limits, each overridable by an Option.
+const (
+	// DefaultMaxEntrySize is the largest encoded entry accepted (1 MiB).
+	DefaultMaxEntrySize = 1 << 20
+	// DefaultMaxNext is the largest accepted next fan-in.
+	DefaultMaxNext = 64
+	// DefaultMaxRefs is the largest accepted number of refs.
+	DefaultMaxRefs = 64
+	// DefaultAppendRefs is how many skip pointers Append writes (to the
+	// entries 2, 4, 8, ... places back in the total order).
+	DefaultAppendRefs = 3
+	// DefaultMaxClockJump is how far past the largest next time an entry's
+	// time may be.
+	DefaultMaxClockJump = 1 << 16
+	// DefaultJoinParallelism bounds the blocks one Join has in flight.
+	DefaultJoinParallelism = 32
+	// DefaultMaxJoinEntries bounds the new entries one Join fetches.
+	DefaultMaxJoinEntries = 1 << 20
+	// DefaultMaxJoinBytes bounds the block bytes one Join fetches (256 MiB).
+	DefaultMaxJoinBytes = 256 << 20
+)
+
+// Option configures Open.
+type Option func(*options) error
+
+type options struct {
+	maxEntrySize      int
+	maxNext           int
+	maxRefs           int
+	appendRefs        int
+	maxClockJump      uint64
+	joinParallelism   int
+	verifyParallelism int
+	maxJoinEntries    int
+	maxJoinBytes      int64
+	keyPrefix         []byte
+	syncWrites        bool
+	logger            *slog.Logger
+}
+
+func defaultOptions() options {
+	return options{
+		maxEntrySize:      DefaultMaxEntrySize,
+		maxNext:           DefaultMaxNext,
+		maxRefs:           DefaultMaxRefs,
+		appendRefs:        DefaultAppendRefs,
+		maxClockJump:      DefaultMaxClockJump,
+		joinParallelism:   DefaultJoinParallelism,
+		verifyParallelism: runtime.GOMAXPROCS(0),
+		maxJoinEntries:    DefaultMaxJoinEntries,
+		maxJoinBytes:      DefaultMaxJoinBytes,
+		logger:            slog.New(slog.DiscardHandler),
+	}
+}
+
+func positive(name string, n int) error {
+	if n <= 0 {
+		return fmt.Errorf("%w: %s must be positive, got %d", ErrInvalidOption, name, n)
+	}
+	return nil
+}
+
+// WithMaxEntrySize sets the largest encoded entry, in bytes, that Append
+// writes and Join accepts (default DefaultMaxEntrySize).
+func WithMaxEntrySize(n int) Option {
+	return func(o *options) error { o.maxEntrySize = n; return positive("max entry size", n) }
+}
+
+// WithMaxNext sets the largest next fan-in accepted (default DefaultMaxNext).
+// Append merges at most this many heads; more heads are merged by later appends.
+func WithMaxNext(n int) Option {
+	return func(o *options) error { o.maxNext = n; return positive("max next", n) }
+}
+
+// WithMaxRefs sets the largest number of refs accepted (default DefaultMaxRefs).
+func WithMaxRefs(n int) Option {
+	return func(o *options) error {
+		o.maxRefs = n
+		if n < 0 {
+			return fmt.Errorf("%w: max refs must not be negative, got %d", ErrInvalidOption, n)
+		}
+		return nil
+	}
+}
+
+// WithAppendRefs sets how many skip pointers Append writes (default
+// DefaultAppendRefs; 0 writes none). Each costs 41 bytes per entry.
+func WithAppendRefs(n int) Option {
+	return func(o *options) error {
+		o.appendRefs = n
+		if n < 0 || n > 62 {
+			return fmt.Errorf("%w: append refs must be in [0, 62], got %d", ErrInvalidOption, n)
+		}
+		return nil
+	}
+}
+
+// WithMaxClockJump sets how far an entry's time may exceed the largest time
+// under its next (default DefaultMaxClockJump; 1 is the strictest).
+func WithMaxClockJump(n uint64) Option {
+	return func(o *options) error {
+		o.maxClockJump = n
+		if n == 0 {
+			return fmt.Errorf("%w: max clock jump must be at least 1", ErrInvalidOption)
+		}
+		return nil
+	}
+}
+
+// WithJoinParallelism bounds the blocks one Join has in flight (default
+// DefaultJoinParallelism).
+func WithJoinParallelism(n int) Option {
+	return func(o *options) error { o.joinParallelism = n; return positive("join parallelism", n) }
+}
+
+// WithVerifyParallelism bounds the goroutines verifying signatures during a
+// Join (default GOMAXPROCS).
+func WithVerifyParallelism(n int) Option {
+	return func(o *options) error { o.verifyParallelism = n; return positive("verify parallelism", n) }
+}
+
+// WithMaxJoinEntries bounds how many new entries one Join fetches (its
+// fetch depth; default DefaultMaxJoinEntries). A join that would need more
+// returns a JoinError wrapping ErrJoinLimit and adds only the entries whose
+// ancestry it fetched completely.
+func WithMaxJoinEntries(n int) Option {
+	return func(o *options) error { o.maxJoinEntries = n; return positive("max join entries", n) }
+}
+
+// WithMaxJoinBytes bounds the block bytes one Join fetches (default
+// DefaultMaxJoinBytes), so a peer cannot make a join hold unbounded data
+// before verification ends. Past it, Join behaves as at WithMaxJoinEntries.
+func WithMaxJoinBytes(n int64) Option {
+	return func(o *options) error {
+		o.maxJoinBytes = n
+		if n <= 0 {
+			return fmt.Errorf("%w: max join bytes must be positive, got %d", ErrInvalidOption, n)
+		}
+		return nil
+	}
+}
+
+// WithKeyPrefix makes the log keep its KV keys under prefix, so several logs
+// can share one KV (default: no prefix, the KV is the log's own).
+func WithKeyPrefix(prefix []byte) Option {
+	return func(o *options) error { o.keyPrefix = append([]byte(nil), prefix...); return nil }
+}
+
+// WithSyncWrites makes every Append and Join wait until its KV batch is
+// durable (default false: durable at the KV's next sync).
+func WithSyncWrites(sync bool) Option {
+	return func(o *options) error { o.syncWrites = sync; return nil }
+}
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		if l == nil {
+			return fmt.Errorf("%w: nil logger", ErrInvalidOption)
+		}
+		o.logger = l
+		return nil
+	}
+}
