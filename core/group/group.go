@@ -3,6 +3,8 @@ package group
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -145,13 +147,21 @@ type Group struct {
 }
 
 // MetaLogID and MessagesLogID return the log ids of a group's two logs.
-func MetaLogID(group crypto.PublicKey) string {
-	return logIDPrefix + hex.EncodeToString(group[:]) + metaLogSuffix
-}
+//
+// A log id is written into every entry, and entries are public IPFS blocks:
+// it is a short hash (22 characters) so it neither reveals the group's
+// public key nor costs more than a few bytes per entry.
+func MetaLogID(group crypto.PublicKey) string { return logID(group, metaLogSuffix) }
 
 // MessagesLogID returns the id of the group's message log.
-func MessagesLogID(group crypto.PublicKey) string {
-	return logIDPrefix + hex.EncodeToString(group[:]) + messagesLogSuffix
+func MessagesLogID(group crypto.PublicKey) string { return logID(group, messagesLogSuffix) }
+
+func logID(group crypto.PublicKey, suffix string) string {
+	h := sha256.New()
+	h.Write([]byte(logIDPrefix))
+	h.Write(group[:])
+	h.Write([]byte(suffix))
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
 }
 
 func openGroup(ctx context.Context, id *Identity, kind Kind, groupPub crypto.PublicKey, groupKey *crypto.SigningKey, st Storage, opts []Option) (*Group, error) {
