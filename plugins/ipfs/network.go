@@ -80,6 +80,8 @@ type Network struct {
 	dstore  ds.Batching
 	topics  map[string]*pubsub.Topic
 	gater   *gater
+	// psOpts are extra gossipsub options (tests attach tracers).
+	psOpts []pubsub.Option
 }
 
 // Option configures a Network.
@@ -211,16 +213,20 @@ func (n *Network) Start(ctx context.Context) (err error) {
 	params := pubsub.DefaultGossipSubParams()
 	params.D = cfg.MeshD
 	params.Dlo = max(1, cfg.MeshD-1)
-	params.Dhi = cfg.MeshD * 2
+	params.Dhi = cfg.MeshD + max(1, cfg.MeshD/2) // a tight band: grafts beyond D+D/2 are pruned
 	params.Dlazy = cfg.MeshD
 	params.Dout = max(0, min(cfg.MeshD/2-1, params.Dlo-1)) // pubsub wants Dout < D/2 and < Dlo
 	params.Dscore = min(params.Dscore, params.Dhi)
-	ps, err := pubsub.NewGossipSub(runCtx, h,
+	psOpts := append([]pubsub.Option{
 		pubsub.WithGossipSubParams(params),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithMessageIdFn(contentMessageID),
 		pubsub.WithPeerExchange(false),
-	)
+		// The mesh, not every peer, carries a publication: group members
+		// are few and anti-entropy covers what gossip misses.
+		pubsub.WithFloodPublish(false),
+	}, n.psOpts...)
+	ps, err := pubsub.NewGossipSub(runCtx, h, psOpts...)
 	if err != nil {
 		return fmt.Errorf("network.ipfs: start gossipsub: %w", err)
 	}

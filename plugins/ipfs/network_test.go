@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +37,8 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(fetchEnv); spec != "" {
 		os.Exit(bareBitswapFetch(spec))
 	}
+	// Warnings and errors only: a failing test still shows what went wrong.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	os.Exit(m.Run())
 }
 
