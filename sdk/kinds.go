@@ -179,7 +179,9 @@ type PeerInfo struct {
 
 // Discovery finds peers nearby or by rendezvous.
 type Discovery interface {
-	// Advertise announces self under namespace until ctx ends.
+	// Advertise announces self under namespace until ctx ends. It returns
+	// once announcing has started (or failed to); the announcing goes on
+	// in the background until ctx ends.
 	Advertise(ctx context.Context, namespace string, self PeerInfo) error
 	// FindPeers streams peers found under namespace until ctx ends.
 	FindPeers(ctx context.Context, namespace string) (<-chan PeerInfo, error)

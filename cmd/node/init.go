@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skein-p2p/skein/core/config"
+	"github.com/skein-p2p/skein/core/crypto"
+)
+
+// Keystore layout written by `skein init`.
+const (
+	keystoreDirName = "keystore"
+	// Secret names in the keystore.
+	secretAccountSeed = "account/ed25519-seed"
+	secretDeviceKey   = "device/key"
+	secretDeviceCert  = "device/certificate"
+)
+
+// initResult is what `skein init` reports.
+type initResult struct {
+	DataDir            string `json:"data_dir"`
+	Config             string `json:"config"`
+	Keystore           string `json:"keystore"`
+	KeystoreMode       string `json:"keystore_mode"`
+	AccountKey         string `json:"account_public_key"`
+	AccountFingerprint string `json:"account_fingerprint"`
+	DeviceKey          string `json:"device_public_key"`
+	DeviceFingerprint  string `json:"device_fingerprint"`
+}
+
+func (c *cli) initCommand() *cobra.Command {
+	var (
+		asJSON         bool
+		passphraseFile string
+	)
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create a data directory with a config file, a keystore and this device's keys",
+		Long: `init creates the data directory (mode 0700) with:
+  skein.yaml   the config: the defaults, with node.data_dir set to "."
+  keystore/    a sealed keystore holding a new account key, a new device key,
+               and the account's certificate for the device
+
+The keystore is sealed by a random key file (keystore/keystore.key, 0600)
+unless --passphrase-file gives a passphrase (Argon2id). init refuses a
+directory that already holds a config or a keystore.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Only the data dir matters here: no file (there is none yet).
+			cfg, err := config.Load(config.WithEnviron(os.Environ), config.WithFlags(cmd.Flags(), flagKeys))
+			if err != nil {
+				return err
+			}
+			dir := cfg.Node.DataDir
+			var passphrase []byte
+			if passphraseFile != "" {
+				passphrase, err = readPassphrase(passphraseFile)
+				if err != nil {
+					return err
+				}
+				defer clear(passphrase)
+			}
+			res, err := initDataDir(dir, passphrase)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return c.writeJSON(res)
+			}
+			fmt.Fprintf(c.stdout, "initialised %s\n  config    %s\n  keystore  %s (%s)\n  account   %s\n  device    %s\n\nnext: skein run --data-dir %s\n",
+				res.DataDir, res.Config, res.Keystore, res.KeystoreMode, res.AccountFingerprint, res.DeviceFingerprint, res.DataDir)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().StringVar(&passphraseFile, "passphrase-file", "", "seal the keystore with the passphrase on the first line of this file instead of a key file")
+	return cmd
+}
+
+// readPassphrase reads the first line of path.
+func readPassphrase(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("passphrase file: %w", err)
+	}
+	defer clear(b)
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	if !sc.Scan() || len(bytes.TrimSpace(sc.Bytes())) == 0 {
+		return nil, fmt.Errorf("passphrase file %s: first line is empty", path)
+	}
+	return bytes.Clone(sc.Bytes()), nil
+}
+
+// initDataDir creates dir (0700) with a config file and a keystore holding
+// a new account key, device key and device certificate.
+func initDataDir(dir string, passphrase []byte) (*initResult, error) {
+	cfgPath := filepath.Join(dir, configFileName)
+	ksDir := filepath.Join(dir, keystoreDirName)
+	for _, p := range []string{cfgPath, ksDir} {
+		if _, err := os.Stat(p); err == nil {
+			return nil, fmt.Errorf("init %s: already initialised (%s exists); remove the directory to start over", dir, p)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("init %s: %w", dir, err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("init %s: %w", dir, err)
+	}
+	// MkdirAll leaves an existing directory's mode alone; the data
+	// directory holds keys, so make it private either way.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("init %s: %w", dir, err)
+	}
+
+	var opts []crypto.KeystoreOption
+	mode := "key file " + filepath.Join(ksDir, crypto.KeystoreKeyFile)
+	if passphrase != nil {
+		opts = append(opts, crypto.WithPassphrase(passphrase))
+		mode = "passphrase"
+	}
+	ks, err := crypto.OpenKeystore(ksDir, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("init %s: %w", dir, err)
+	}
+	defer ks.Close()
+
+	account, err := crypto.GenerateSigningKey()
+	if err != nil {
+		return nil, fmt.Errorf("init %s: account key: %w", dir, err)
+	}
+	defer account.Destroy()
+	device, err := crypto.GenerateDeviceKey()
+	if err != nil {
+		return nil, fmt.Errorf("init %s: device key: %w", dir, err)
+	}
+	defer device.Destroy()
+	cert, err := crypto.IssueDeviceCertificate(account, device.Public(), time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("init %s: %w", dir, err)
+	}
+	seed := account.Seed()
+	defer clear(seed)
+	deviceBytes, err := device.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("init %s: device key: %w", dir, err)
+	}
+	defer clear(deviceBytes)
+	certBytes, err := cert.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("init %s: device certificate: %w", dir, err)
+	}
+	for _, s := range []struct {
+		name  string
+		value []byte
+	}{{secretAccountSeed, seed}, {secretDeviceKey, deviceBytes}, {secretDeviceCert, certBytes}} {
+		if err := ks.Put(s.name, s.value); err != nil {
+			return nil, fmt.Errorf("init %s: keystore: %w", dir, err)
+		}
+	}
+
+	// The config last, so a directory with a config is a finished init.
+	// data_dir "." is relative to the file: the directory can be moved.
+	cfgYAML := bytes.Replace(config.DefaultYAML(), []byte("  data_dir: ~/.skein\n"), []byte("  data_dir: .\n"), 1)
+	if bytes.Equal(cfgYAML, config.DefaultYAML()) {
+		return nil, fmt.Errorf("init %s: the embedded defaults have no data_dir line to set", dir)
+	}
+	if err := os.WriteFile(cfgPath, cfgYAML, 0o600); err != nil {
+		return nil, fmt.Errorf("init %s: %w", dir, err)
+	}
+	return &initResult{
+		DataDir:            dir,
+		Config:             cfgPath,
+		Keystore:           ksDir,
+		KeystoreMode:       mode,
+		AccountKey:         account.Public().String(),
+		AccountFingerprint: account.Public().Fingerprint(),
+		DeviceKey:          device.Public().Signing.String(),
+		DeviceFingerprint:  device.Public().Signing.Fingerprint(),
+	}, nil
+}

@@ -1,0 +1,312 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skein-p2p/skein/core/config"
+	"github.com/skein-p2p/skein/core/node"
+	"github.com/skein-p2p/skein/core/pluginhost"
+	"github.com/skein-p2p/skein/sdk"
+)
+
+func (c *cli) pluginsCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "plugins",
+		Short: "List, describe and verify the configured plugins",
+	}
+	cmd.AddCommand(c.pluginsListCommand(), c.pluginsDescribeCommand(), c.pluginsVerifyCommand())
+	return cmd
+}
+
+// pluginEntry is one configured plugin as `plugins list` shows it.
+type pluginEntry struct {
+	Name    string `json:"name"`
+	ID      string `json:"id"`
+	Enabled bool   `json:"enabled"`
+	Mode    string `json:"mode"`
+	Binary  string `json:"binary"` // "built in" or the path
+	SHA256  string `json:"sha256,omitempty"`
+}
+
+func entryOf(name string, p config.Plugin) pluginEntry {
+	bin := "built in"
+	if p.Path != "" {
+		bin = p.Path
+	}
+	return pluginEntry{Name: name, ID: p.ID, Enabled: p.Enabled, Mode: string(p.Mode), Binary: bin, SHA256: p.SHA256}
+}
+
+func (c *cli) pluginsListCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the plugins in the config (starts nothing)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, _, err := c.load(cmd)
+			if err != nil {
+				return err
+			}
+			var entries []pluginEntry
+			for _, name := range sortedNames(cfg) {
+				entries = append(entries, entryOf(name, cfg.Plugins[name]))
+			}
+			if asJSON {
+				if entries == nil {
+					entries = []pluginEntry{}
+				}
+				return c.writeJSON(entries)
+			}
+			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tID\tMODE\tBINARY\tENABLED")
+			for _, e := range entries {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", e.Name, e.ID, e.Mode, e.Binary, e.Enabled)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// sortedNames lists every configured plugin, enabled or not.
+func sortedNames(cfg *config.Config) []string {
+	var names []string
+	for name := range cfg.Plugins {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// describeResult is what `plugins describe` prints.
+type describeResult struct {
+	Name         string          `json:"name"`
+	ID           string          `json:"id"`
+	Version      string          `json:"version"`
+	Kinds        []sdk.Kind      `json:"kinds"`
+	Capabilities []string        `json:"capabilities"`
+	ConfigSchema []sdk.ConfigKey `json:"config_schema"`
+	Mode         string          `json:"mode"`
+	PID          int             `json:"pid,omitempty"`
+}
+
+func (c *cli) pluginsDescribeCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "describe <name>",
+		Short: "Start one plugin as configured and print what it says about itself",
+		Long: `describe launches the named plugin as the config says (checksum, handshake,
+Describe, Configure, Start), prints its ID, version, kinds, capabilities and
+the config keys it takes, and stops it.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, _, err := c.load(cmd)
+			if err != nil {
+				return err
+			}
+			name := args[0]
+			if _, ok := cfg.Plugins[name]; !ok {
+				return fmt.Errorf("no plugin named %q in the config (configured: %s)", name, strings.Join(sortedNames(cfg), ", "))
+			}
+			logger := c.configLogger(cfg)
+			res, err := c.probe(cmd.Context(), cfg, logger, name)
+			if err != nil {
+				return err
+			}
+			d := res.desc
+			out := describeResult{Name: name, ID: d.ID, Version: d.Version, Kinds: d.Kinds,
+				Capabilities: d.Capabilities, ConfigSchema: d.ConfigSchema, Mode: res.mode, PID: res.pid}
+			if asJSON {
+				return c.writeJSON(out)
+			}
+			fmt.Fprintf(c.stdout, "%s: %s %s (%s", name, d.ID, d.Version, res.mode)
+			if res.pid != 0 {
+				fmt.Fprintf(c.stdout, ", pid %d", res.pid)
+			}
+			fmt.Fprintf(c.stdout, ")\n  kinds         %s\n  capabilities  %s\n  config keys (plugins.%s.config):\n", joinKinds(d.Kinds), strings.Join(d.Capabilities, ", "), name)
+			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+			for _, k := range d.ConfigSchema {
+				req := ""
+				if k.Required {
+					req = " (required)"
+				}
+				def := k.Default
+				if def == "" {
+					def = "-"
+				}
+				fmt.Fprintf(tw, "    %s\t%s\tdefault %s\t%s%s\n", k.Key, k.Type, def, k.Description, req)
+			}
+			if len(d.ConfigSchema) == 0 {
+				fmt.Fprintln(tw, "    (none)")
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func joinKinds(ks []sdk.Kind) string {
+	s := make([]string, len(ks))
+	for i, k := range ks {
+		s[i] = string(k)
+	}
+	return strings.Join(s, ", ")
+}
+
+// probeResult is one plugin started and stopped again.
+type probeResult struct {
+	desc    sdk.Description
+	mode    string
+	pid     int
+	took    time.Duration
+	status  sdk.Status
+	statErr error
+}
+
+// probe launches the plugin name as configured, asks its status, and stops it.
+func (c *cli) probe(ctx context.Context, cfg *config.Config, logger *slog.Logger, name string) (*probeResult, error) {
+	n, err := node.New(cfg, node.WithLogger(logger))
+	if err != nil {
+		return nil, err
+	}
+	spec, err := n.Spec(name)
+	if err != nil {
+		return nil, err
+	}
+	host := pluginhost.New(logger)
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout)
+		defer cancel()
+		if err := host.Stop(stopCtx); err != nil {
+			logger.Warn("stop plugin", "plugin", name, "error", err)
+		}
+	}()
+	t0 := time.Now()
+	p, err := host.Launch(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	res := &probeResult{desc: p.Description(), mode: spec.Mode.String(), pid: p.PID(), took: time.Since(t0)}
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	res.status, res.statErr = p.Status(sctx)
+	return res, nil
+}
+
+// verifyResult is one plugin's verdict in `plugins verify`.
+type verifyResult struct {
+	Name      string        `json:"name"`
+	ID        string        `json:"id"`
+	OK        bool          `json:"ok"`
+	Version   string        `json:"version,omitempty"`
+	Mode      string        `json:"mode"`
+	PID       int           `json:"pid,omitempty"`
+	StartTime time.Duration `json:"start_time_ns,omitempty"`
+	Healthy   bool          `json:"healthy"`
+	Message   string        `json:"message,omitempty"`
+	Error     string        `json:"error,omitempty"`
+}
+
+func (c *cli) pluginsVerifyCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check every enabled plugin: checksum, handshake, Describe, Configure, health",
+		Long: `verify checks each enabled plugin's binary against its sha256, launches it as
+the config says (handshake, Describe, Configure, Start), asks its status, and
+stops it. It exits 1 if any plugin fails. A plugin that holds a lock on its
+data (store.pebble) fails while a node using the same data directory runs.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, _, err := c.load(cmd)
+			if err != nil {
+				return err
+			}
+			logger := c.configLogger(cfg)
+			failed := 0
+			results := []verifyResult{}
+			checkWarnings, checkErr := node.CheckPlugins(cmd.Context(), cfg)
+			for _, w := range checkWarnings {
+				logger.Warn("plugin config", "problem", w.String())
+			}
+			for _, name := range cfg.PluginNames() {
+				p := cfg.Plugins[name]
+				r := verifyResult{Name: name, ID: p.ID, Mode: string(p.Mode)}
+				if msg := problemsFor(checkErr, name); msg != "" {
+					r.Error = msg
+				} else if res, err := c.probe(cmd.Context(), cfg, logger, name); err != nil {
+					r.Error = err.Error()
+				} else {
+					r.Version, r.PID, r.StartTime = res.desc.Version, res.pid, res.took
+					r.Healthy, r.Message = res.status.Healthy, res.status.Message
+					if res.statErr != nil {
+						r.Message = res.statErr.Error()
+					}
+					r.OK = r.Healthy
+					if !r.OK && r.Error == "" {
+						r.Error = "unhealthy: " + r.Message
+					}
+				}
+				if !r.OK {
+					failed++
+				}
+				results = append(results, r)
+			}
+			if asJSON {
+				if err := c.writeJSON(results); err != nil {
+					return err
+				}
+			} else {
+				for _, r := range results {
+					if r.OK {
+						fmt.Fprintf(c.stdout, "ok    %-10s %s %s  %s", r.Name, r.ID, r.Version, r.Mode)
+						if r.PID != 0 {
+							fmt.Fprintf(c.stdout, " pid %d", r.PID)
+						}
+						fmt.Fprintf(c.stdout, "  started in %s  healthy: %s\n", r.StartTime.Round(100*time.Microsecond), r.Message)
+					} else {
+						fmt.Fprintf(c.stdout, "FAIL  %-10s %s  %s\n", r.Name, r.ID, r.Error)
+					}
+				}
+				if len(results) == 0 {
+					fmt.Fprintln(c.stdout, "no plugins enabled")
+				}
+			}
+			if failed > 0 {
+				if !asJSON {
+					fmt.Fprintf(c.stderr, "skein: %d of %d %s failed verification\n", failed, len(results), plural(len(results), "plugin", "plugins"))
+				}
+				return silentExit(1)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// problemsFor joins the problems of err (a *config.InvalidError) that
+// concern the plugin name.
+func problemsFor(err error, name string) string {
+	inv, ok := err.(*config.InvalidError)
+	if !ok || inv == nil {
+		return ""
+	}
+	var msgs []string
+	for _, p := range inv.Problems {
+		if strings.HasPrefix(p.Key, "plugins."+name+".") {
+			msgs = append(msgs, p.String())
+		}
+	}
+	return strings.Join(msgs, "; ")
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skein-p2p/skein/core/node"
+)
+
+func (c *cli) runCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "run",
+		Short: "Run the node with its plugins until SIGINT or SIGTERM",
+		Long: `run starts every enabled plugin (out of process or linked in, as the config
+says), logs which started and how, and runs until SIGINT or SIGTERM. It then
+stops the plugins within node.shutdown_timeout, killing any still running,
+and exits 0 on a clean stop. A second signal exits at once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, file, err := c.load(cmd)
+			if err != nil {
+				return err
+			}
+			logger := c.configLogger(cfg)
+			source := file
+			if source == "" {
+				source = "embedded defaults"
+			}
+			logger.Info("starting node", "config", source, "data_dir", cfg.Node.DataDir, "plugins", cfg.PluginNames())
+
+			ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stopSignals()
+			n, err := node.New(cfg, node.WithLogger(logger))
+			if err != nil {
+				return err
+			}
+			if err := n.Start(ctx); err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("interrupted while starting: %w", err)
+				}
+				return err
+			}
+			logger.Info("node running; stop with SIGINT or SIGTERM", "pid", os.Getpid(), "plugins", len(cfg.PluginNames()))
+			<-ctx.Done()
+			stopSignals() // a second signal now kills the process
+			logger.Info("signal received; stopping", "deadline", cfg.Node.ShutdownTimeout)
+
+			stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout)
+			defer cancel()
+			if err := n.Stop(stopCtx); err != nil {
+				if errors.Is(stopCtx.Err(), context.DeadlineExceeded) {
+					return fmt.Errorf("not stopped within node.shutdown_timeout %s: %w", cfg.Node.ShutdownTimeout, err)
+				}
+				return err
+			}
+			logger.Info("node stopped cleanly")
+			return nil
+		},
+	}
+}

@@ -1,0 +1,3 @@
+package config
+
+//go:generate cp defaults.yaml ../../config.example.yaml

@@ -1,0 +1,18 @@
+// Package node assembles a Skein node from its configuration: it checks the
+// plugins' config, starts every enabled plugin through core/pluginhost (out
+// of process or linked in, as config says), reports their health, and stops
+// them.
+//
+// This is the first slice of the node: plugins only. Groups and the client
+// API come later and will hang off the same Node.
+//
+// Usage:
+//
+//	cfg, err := config.Load(config.WithFile(path), config.WithEnviron(os.Environ))
+//	...
+//	n, err := node.New(cfg, node.WithLogger(logger))
+//	if err := n.Start(ctx); err != nil { ... } // nothing is left running on error
+//	defer n.Stop(context.Background())
+//	for _, h := range n.Health(ctx) { fmt.Println(h.Name, h.PID, h.Healthy) }
+//	st, err := n.Store("store")
+package node

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package pluginhost
+
+import "syscall"
+
+// childSysProcAttr: Pdeathsig is Linux-only; elsewhere the sdk's parent
+// watch ends an orphaned plugin.
+func childSysProcAttr() *syscall.SysProcAttr { return nil }

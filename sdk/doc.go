@@ -1,0 +1,38 @@
+// Package sdk is what a Skein plugin author imports: one Go interface per
+// plugin kind (Store, Transport, Discovery, Network), the Plugin lifecycle
+// every plugin implements, Serve to run a plugin as its own process, and
+// the host side (Remote, HostPluginSets, Handshake) that core/pluginhost
+// uses to talk to one.
+//
+// # Writing a plugin
+//
+// Implement Plugin (Describe, Configure, Start, Stop) and the interface of
+// each kind the plugin gives, then make main one line:
+//
+//	func main() { sdk.Serve(mytransport.New()) }
+//
+// Serve speaks the v1 wire protocol (gRPC behind HashiCorp go-plugin's
+// handshake) and serves every kind the value implements. Log with log/slog:
+// Serve points slog's default logger at stderr and the host's event stream.
+// Never write to stdout: it carries the handshake.
+//
+// Optional capabilities are separate interfaces found by type assertion:
+// StatusReporter for health, PacketTransport for radio-like links.
+//
+// # Testing a plugin
+//
+// Package sdk/plugintest has a conformance suite per kind and runs the same
+// suite against the plugin linked in and out of process.
+//
+// # Hosting plugins
+//
+// A host launches a binary with go-plugin using Handshake and
+// HostPluginSets, dispenses PluginName and passes the result to Remote. A
+// RemotePlugin is itself a Plugin; after Describe its Store, Transport and
+// Discovery methods return the kinds it declared, as the same interfaces a
+// linked-in plugin implements. See host.go and docs/plugin-authors.md.
+//
+// Transport bytes do not go through RPCs: in socket mode each connection is
+// its own unix socket (or the transport's own descriptor, handed over), in
+// stream mode a gRPC stream; RemotePlugin picks by capability.
+package sdk

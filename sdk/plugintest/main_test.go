@@ -1,0 +1,92 @@
+package plugintest_test
+
+import (
+	"testing"
+
+	"github.com/skein-p2p/skein/sdk"
+	"github.com/skein-p2p/skein/sdk/plugintest"
+)
+
+// The plugins this test binary serves when re-executed by StartProcess.
+var children = map[string]func() sdk.Plugin{
+	"memstore":     func() sdk.Plugin { return plugintest.NewMemStore() },
+	"memtransport": func() sdk.Plugin { return plugintest.NewMemTransport() },
+	"memdiscovery": func() sdk.Plugin { return plugintest.NewMemDiscovery(plugintest.NewDiscoveryMedium()) },
+}
+
+func TestMain(m *testing.M) { plugintest.Main(m, children) }
+
+func TestMemStoreLinkedIn(t *testing.T) {
+	s := plugintest.NewMemStore()
+	plugintest.StartLinked(t, s, nil)
+	plugintest.TestStore(t, func(testing.TB) sdk.Store { return s })
+}
+
+func TestMemStoreOutOfProcess(t *testing.T) {
+	rp := plugintest.StartProcess(t, "memstore")
+	s, ok := rp.Store()
+	if !ok {
+		t.Fatal("plugin does not serve a store")
+	}
+	plugintest.TestStore(t, func(testing.TB) sdk.Store { return s })
+}
+
+func TestMemTransportLinkedIn(t *testing.T) {
+	tr := plugintest.NewMemTransport()
+	plugintest.StartLinked(t, tr, nil)
+	plugintest.TestTransport(t, func(testing.TB) (sdk.Transport, string) { return tr, "" })
+}
+
+func TestMemTransportOutOfProcess(t *testing.T) {
+	cases := []struct {
+		name  string
+		plane sdk.DataPlane
+	}{
+		{"socket", sdk.DataPlaneSocket},
+		{"stream", sdk.DataPlaneStream},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rp := plugintest.StartProcess(t, "memtransport", plugintest.WithDataPlane(tc.plane))
+			tr, ok := rp.Transport()
+			if !ok {
+				t.Fatal("plugin does not serve a transport")
+			}
+			plugintest.TestTransport(t, func(testing.TB) (sdk.Transport, string) { return tr, "" })
+		})
+	}
+}
+
+func TestMemDiscoveryLinkedIn(t *testing.T) {
+	medium := plugintest.NewDiscoveryMedium()
+	a, b := plugintest.NewMemDiscovery(medium), plugintest.NewMemDiscovery(medium)
+	plugintest.StartLinked(t, a, nil)
+	plugintest.StartLinked(t, b, nil)
+	plugintest.TestDiscovery(t, func(testing.TB) (sdk.Discovery, sdk.Discovery) { return a, b })
+}
+
+func TestMemDiscoveryOutOfProcess(t *testing.T) {
+	rp := plugintest.StartProcess(t, "memdiscovery")
+	d, ok := rp.Discovery()
+	if !ok {
+		t.Fatal("plugin does not serve discovery")
+	}
+	plugintest.TestDiscovery(t, func(testing.TB) (sdk.Discovery, sdk.Discovery) { return d, d })
+}
+
+func TestLifecycleLinkedIn(t *testing.T) {
+	for name, newPlugin := range children {
+		t.Run(name, func(t *testing.T) {
+			plugintest.TestPlugin(t, func(testing.TB) sdk.Plugin { return newPlugin() })
+		})
+	}
+}
+
+func TestLifecycleOutOfProcess(t *testing.T) {
+	for name := range children {
+		t.Run(name, func(t *testing.T) {
+			rp := plugintest.StartProcess(t, name, plugintest.WithoutStart())
+			plugintest.TestPlugin(t, func(testing.TB) sdk.Plugin { return rp })
+		})
+	}
+}
