@@ -17,7 +17,11 @@
 // Never write to stdout: it carries the handshake.
 //
 // Optional capabilities are separate interfaces found by type assertion:
-// StatusReporter for health, PacketTransport for radio-like links.
+// StatusReporter for health, PacketTransport for radio-like links, and for
+// a Network PeerNotifier, DirectMessenger and PeerBlocker. Serve announces
+// each one the value implements in Describe's capabilities
+// (CapNetworkPeerEvents, CapNetworkDirect, CapNetworkBlockPeer) and
+// carries it over the wire.
 //
 // # Testing a plugin
 //
@@ -31,6 +35,21 @@
 // RemotePlugin is itself a Plugin; after Describe its Store, Transport and
 // Discovery methods return the kinds it declared, as the same interfaces a
 // linked-in plugin implements. See host.go and docs/plugin-authors.md.
+//
+// A remote Network always has the methods of PeerNotifier, DirectMessenger
+// and PeerBlocker, so type assertions on it succeed; a method whose
+// capability the plugin did not announce fails with ErrCapabilityNotServed,
+// and callers fall back on that error as on a failed assertion:
+//
+//	if dm, ok := nw.(sdk.DirectMessenger); ok {
+//		err := dm.HandleRequests("/skein/heads/1", answerHeads)
+//		if errors.Is(err, sdk.ErrCapabilityNotServed) {
+//			// pubsub only
+//		}
+//	}
+//
+// HandleRequests on a remote network opens a stream on which the plugin
+// forwards the requests its network receives; the handler runs in the host.
 //
 // Transport bytes do not go through RPCs: in socket mode each connection is
 // its own unix socket (or the transport's own descriptor, handed over), in

@@ -43,7 +43,7 @@ func toStatus(err error) error {
 		code = codes.InvalidArgument
 	case errors.Is(err, ErrLifecycle):
 		code = codes.FailedPrecondition
-	case errors.Is(err, ErrKindNotServed):
+	case errors.Is(err, ErrKindNotServed), errors.Is(err, ErrCapabilityNotServed):
 		code = codes.Unimplemented
 	}
 	return status.Error(code, err.Error())

@@ -75,6 +75,12 @@ const (
 	CapTransportPacket = "transport.packet"
 	// CapStatus: the plugin implements StatusReporter.
 	CapStatus = "status"
+	// CapNetworkPeerEvents: the network implements PeerNotifier.
+	CapNetworkPeerEvents = "network.peer-events"
+	// CapNetworkDirect: the network implements DirectMessenger.
+	CapNetworkDirect = "network.direct"
+	// CapNetworkBlockPeer: the network implements PeerBlocker.
+	CapNetworkBlockPeer = "network.block-peer"
 )
 
 // Errors a host sees at the boundary.
@@ -85,6 +91,11 @@ var (
 	// ErrKindNotServed is returned when a host calls a kind the plugin did
 	// not declare in Describe.
 	ErrKindNotServed = errors.New("plugin does not serve this kind")
+	// ErrCapabilityNotServed is returned by an optional capability method
+	// (PeerEvents, HandleRequests, Request, BlockPeer) of a remote or
+	// host-proxied network whose plugin does not announce the capability.
+	// A caller falls back as it would when a type assertion fails.
+	ErrCapabilityNotServed = errors.New("capability not served by the plugin")
 	// ErrNoDataPlane is returned when host and plugin share no transport
 	// data-plane mode.
 	ErrNoDataPlane = errors.New("no common transport data plane (transport.socket or transport.stream)")

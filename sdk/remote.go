@@ -25,6 +25,8 @@ type RemotePlugin struct {
 	mu    sync.Mutex
 	desc  *Description
 	tinfo *wirev1.TransportInfo
+
+	direct *directRegistry // handler streams of the network's DirectMessenger
 }
 
 var (
@@ -33,7 +35,7 @@ var (
 )
 
 func newRemotePlugin(c *grpcClient, cfg remoteConfig) *RemotePlugin {
-	return &RemotePlugin{c: c, cfg: cfg}
+	return &RemotePlugin{c: c, cfg: cfg, direct: newDirectRegistry(c.ctx)}
 }
 
 // Done is closed when the plugin process has exited.
@@ -177,12 +179,28 @@ func (r *RemotePlugin) Discovery() (Discovery, bool) {
 	return &remoteDiscovery{c: r.c.discovery()}, true
 }
 
-// Network returns the plugin's network if Describe declared it.
+// Network returns the plugin's network if Describe declared it. The value
+// always has the methods of the optional capabilities PeerNotifier,
+// DirectMessenger and PeerBlocker; each fails with ErrCapabilityNotServed
+// unless the plugin announced it (CapNetworkPeerEvents, CapNetworkDirect,
+// CapNetworkBlockPeer). Handlers registered with HandleRequests belong to
+// the plugin, whichever Network value registered them.
 func (r *RemotePlugin) Network() (Network, bool) {
-	if !r.declares(KindNetwork) {
+	r.mu.Lock()
+	desc := r.desc
+	r.mu.Unlock()
+	if desc == nil || !slices.Contains(desc.Kinds, KindNetwork) {
 		return nil, false
 	}
-	return &remoteNetwork{c: r.c.network()}, true
+	return &remoteNetwork{
+		c:      r.c.network(),
+		direct: r.direct,
+		caps: networkCaps{
+			peerEvents: slices.Contains(desc.Capabilities, CapNetworkPeerEvents),
+			direct:     slices.Contains(desc.Capabilities, CapNetworkDirect),
+			blockPeer:  slices.Contains(desc.Capabilities, CapNetworkBlockPeer),
+		},
+	}, true
 }
 
 // Transport returns the plugin's transport if Describe declared it. The

@@ -99,10 +99,11 @@ func TestMain(m *testing.M) {
 		runMiddle()
 	}
 	plugintest.Main(m, map[string]func() sdk.Plugin{
-		"probe":   func() sdk.Plugin { return probe{plugintest.NewMemStore()} },
-		"liar":    func() sdk.Plugin { return declaresTooMuch{plugintest.NewMemStore()} },
-		"radio":   func() sdk.Plugin { return radio{plugintest.NewMemTransport()} },
-		"network": func() sdk.Plugin { return newMemNetwork() },
+		"probe":      func() sdk.Plugin { return probe{plugintest.NewMemStore()} },
+		"liar":       func() sdk.Plugin { return declaresTooMuch{plugintest.NewMemStore()} },
+		"radio":      func() sdk.Plugin { return radio{plugintest.NewMemTransport()} },
+		"network":    func() sdk.Plugin { return newMemNetwork() },
+		"capnetwork": func() sdk.Plugin { return newCapNetwork() },
 	})
 }
 

@@ -51,7 +51,7 @@ func (s *pluginServer) register(g *grpc.Server) {
 		wirev1.RegisterDiscoveryServer(g, &discoveryServer{impl: d})
 	}
 	if n, ok := s.impl.(Network); ok {
-		wirev1.RegisterNetworkServer(g, &networkServer{impl: n})
+		wirev1.RegisterNetworkServer(g, newNetworkServer(n))
 	}
 }
 
@@ -120,6 +120,17 @@ func completeDescription(p Plugin, d Description) (Description, error) {
 	}
 	if _, ok := p.(StatusReporter); ok {
 		add(CapStatus)
+	}
+	if slices.Contains(d.Kinds, KindNetwork) {
+		if _, ok := p.(PeerNotifier); ok {
+			add(CapNetworkPeerEvents)
+		}
+		if _, ok := p.(DirectMessenger); ok {
+			add(CapNetworkDirect)
+		}
+		if _, ok := p.(PeerBlocker); ok {
+			add(CapNetworkBlockPeer)
+		}
 	}
 	d.Capabilities = caps
 	return d, nil

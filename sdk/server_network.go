@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
@@ -12,6 +13,9 @@ import (
 type networkServer struct {
 	wirev1.UnimplementedNetworkServer
 	impl Network
+
+	directMu sync.Mutex
+	direct   map[string]*directStream // the current host stream per protocol
 }
 
 func (n *networkServer) Info(context.Context, *wirev1.Empty) (*wirev1.NetworkInfo, error) {

@@ -21,8 +21,12 @@
 // Plugin.Network) return proxies implementing the sdk interfaces that survive restarts: a
 // call in flight when the plugin dies fails with ErrPluginCrashed, except an
 // idempotent call, which is retried on the restarted plugin within the
-// call's context. Stop sends the Stop RPC with a deadline and kills the
-// process if it has not stopped by then.
+// call's context. The network proxy also carries the optional network
+// capabilities (sdk.PeerNotifier, sdk.DirectMessenger, sdk.PeerBlocker):
+// request handlers are registered again on a restarted plugin by the host,
+// peer-event channels close on a crash, and direct requests and peer
+// blocks are not retried. Stop sends the Stop RPC with a deadline and kills
+// the process if it has not stopped by then.
 //
 // Usage:
 //

@@ -23,6 +23,11 @@ type remoteNetwork interface {
 // Not retried: Publish (a second copy would be a second message). The
 // channels of Subscribe and FindProviders close when the plugin crashes;
 // the caller subscribes again.
+//
+// The proxy also implements the optional sdk.PeerNotifier,
+// sdk.DirectMessenger and sdk.PeerBlocker, failing with
+// sdk.ErrCapabilityNotServed when the running plugin lacks one; see
+// network_caps.go for how each behaves across restarts.
 type networkProxy struct{ p *Plugin }
 
 var _ sdk.Network = (*networkProxy)(nil)

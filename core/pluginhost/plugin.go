@@ -63,6 +63,11 @@ type Plugin struct {
 	stopErr   error
 
 	storeProxy *storeProxy
+
+	// directMu serialises changes of direct with their registration on
+	// the running instance, and a restart's re-registration with install.
+	directMu sync.Mutex
+	direct   map[string]sdk.RequestHandler // network handlers by protocol
 }
 
 func newPlugin(spec Spec, logger *slog.Logger) *Plugin {
@@ -293,10 +298,15 @@ func (p *Plugin) supervise(in *instance) {
 				p.mu.Unlock()
 				continue
 			}
+			// The handlers go onto the new instance before it is installed,
+			// so no call reaches it without them.
+			p.directMu.Lock()
+			p.reregister(nin)
 			p.mu.Lock()
 			p.restarts++
 			p.install(nin)
 			p.mu.Unlock()
+			p.directMu.Unlock()
 			p.logger.Info("plugin restarted", "pid", nin.pid, "attempt", failures)
 			in = nin
 			break

@@ -30,11 +30,17 @@ func TestMain(m *testing.M) {
 	case "":
 		Register(memStoreID, func() sdk.Plugin { return newMemStore() })
 		Register(pipeID, func() sdk.Plugin { return newPipeTransport() })
+		Register(loopNetworkID, func() sdk.Plugin { return newLoopNetwork() })
+		Register(plainNetworkID, newPlainNetwork)
 		os.Exit(m.Run())
 	case "memstore":
 		sdk.Serve(newMemStore())
 	case "pipe":
 		sdk.Serve(newPipeTransport())
+	case "loopnetwork":
+		sdk.Serve(newLoopNetwork())
+	case "plainnetwork":
+		sdk.Serve(newPlainNetwork())
 	case "host":
 		os.Exit(runTestHost())
 	case "silent":

@@ -2494,6 +2494,382 @@ func (x *PeersResponse) GetPeers() []*PeerInfo {
 	return nil
 }
 
+type PeerEventMessage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Started       bool                   `protobuf:"varint,1,opt,name=started,proto3" json:"started,omitempty"`
+	Peer          string                 `protobuf:"bytes,2,opt,name=peer,proto3" json:"peer,omitempty"`
+	Connected     bool                   `protobuf:"varint,3,opt,name=connected,proto3" json:"connected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerEventMessage) Reset() {
+	*x = PeerEventMessage{}
+	mi := &file_skein_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerEventMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerEventMessage) ProtoMessage() {}
+
+func (x *PeerEventMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_skein_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerEventMessage.ProtoReflect.Descriptor instead.
+func (*PeerEventMessage) Descriptor() ([]byte, []int) {
+	return file_skein_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *PeerEventMessage) GetStarted() bool {
+	if x != nil {
+		return x.Started
+	}
+	return false
+}
+
+func (x *PeerEventMessage) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *PeerEventMessage) GetConnected() bool {
+	if x != nil {
+		return x.Connected
+	}
+	return false
+}
+
+type DirectRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Peer          string                 `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	Protocol      string                 `protobuf:"bytes,2,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Data          []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirectRequest) Reset() {
+	*x = DirectRequest{}
+	mi := &file_skein_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirectRequest) ProtoMessage() {}
+
+func (x *DirectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skein_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirectRequest.ProtoReflect.Descriptor instead.
+func (*DirectRequest) Descriptor() ([]byte, []int) {
+	return file_skein_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *DirectRequest) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *DirectRequest) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *DirectRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type DirectResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirectResponse) Reset() {
+	*x = DirectResponse{}
+	mi := &file_skein_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirectResponse) ProtoMessage() {}
+
+func (x *DirectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skein_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirectResponse.ProtoReflect.Descriptor instead.
+func (*DirectResponse) Descriptor() ([]byte, []int) {
+	return file_skein_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *DirectResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type IncomingRequest struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Registered       bool                   `protobuf:"varint,1,opt,name=registered,proto3" json:"registered,omitempty"` // the first message: the handler is in place
+	Id               uint64                 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	From             string                 `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	Data             []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	DeadlineUnixNano int64                  `protobuf:"varint,5,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"` // the plugin handler's deadline; 0 none
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *IncomingRequest) Reset() {
+	*x = IncomingRequest{}
+	mi := &file_skein_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IncomingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IncomingRequest) ProtoMessage() {}
+
+func (x *IncomingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skein_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IncomingRequest.ProtoReflect.Descriptor instead.
+func (*IncomingRequest) Descriptor() ([]byte, []int) {
+	return file_skein_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *IncomingRequest) GetRegistered() bool {
+	if x != nil {
+		return x.Registered
+	}
+	return false
+}
+
+func (x *IncomingRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *IncomingRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *IncomingRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *IncomingRequest) GetDeadlineUnixNano() int64 {
+	if x != nil {
+		return x.DeadlineUnixNano
+	}
+	return 0
+}
+
+type HandlerAnswer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Protocol      string                 `protobuf:"bytes,1,opt,name=protocol,proto3" json:"protocol,omitempty"` // first message only
+	Id            uint64                 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	Data          []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`                           // non-empty: the handler refused
+	ErrorCode     int32                  `protobuf:"varint,5,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"` // a gRPC code for error
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandlerAnswer) Reset() {
+	*x = HandlerAnswer{}
+	mi := &file_skein_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandlerAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandlerAnswer) ProtoMessage() {}
+
+func (x *HandlerAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_skein_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandlerAnswer.ProtoReflect.Descriptor instead.
+func (*HandlerAnswer) Descriptor() ([]byte, []int) {
+	return file_skein_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *HandlerAnswer) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *HandlerAnswer) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *HandlerAnswer) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *HandlerAnswer) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *HandlerAnswer) GetErrorCode() int32 {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return 0
+}
+
+type BlockPeerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Peer          string                 `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	DurationNanos int64                  `protobuf:"varint,3,opt,name=duration_nanos,json=durationNanos,proto3" json:"duration_nanos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlockPeerRequest) Reset() {
+	*x = BlockPeerRequest{}
+	mi := &file_skein_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockPeerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockPeerRequest) ProtoMessage() {}
+
+func (x *BlockPeerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skein_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockPeerRequest.ProtoReflect.Descriptor instead.
+func (*BlockPeerRequest) Descriptor() ([]byte, []int) {
+	return file_skein_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *BlockPeerRequest) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *BlockPeerRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *BlockPeerRequest) GetDurationNanos() int64 {
+	if x != nil {
+		return x.DurationNanos
+	}
+	return 0
+}
+
 var File_skein_proto protoreflect.FileDescriptor
 
 const file_skein_proto_rawDesc = "" +
@@ -2660,7 +3036,36 @@ const file_skein_proto_rawDesc = "" +
 	"\astarted\x18\x01 \x01(\bR\astarted\x128\n" +
 	"\amessage\x18\x02 \x01(\v2\x1e.skein.plugin.v1.PubsubMessageR\amessage\"@\n" +
 	"\rPeersResponse\x12/\n" +
-	"\x05peers\x18\x01 \x03(\v2\x19.skein.plugin.v1.PeerInfoR\x05peers*U\n" +
+	"\x05peers\x18\x01 \x03(\v2\x19.skein.plugin.v1.PeerInfoR\x05peers\"^\n" +
+	"\x10PeerEventMessage\x12\x18\n" +
+	"\astarted\x18\x01 \x01(\bR\astarted\x12\x12\n" +
+	"\x04peer\x18\x02 \x01(\tR\x04peer\x12\x1c\n" +
+	"\tconnected\x18\x03 \x01(\bR\tconnected\"S\n" +
+	"\rDirectRequest\x12\x12\n" +
+	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x1a\n" +
+	"\bprotocol\x18\x02 \x01(\tR\bprotocol\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"$\n" +
+	"\x0eDirectResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x97\x01\n" +
+	"\x0fIncomingRequest\x12\x1e\n" +
+	"\n" +
+	"registered\x18\x01 \x01(\bR\n" +
+	"registered\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04from\x18\x03 \x01(\tR\x04from\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\x12,\n" +
+	"\x12deadline_unix_nano\x18\x05 \x01(\x03R\x10deadlineUnixNano\"\x84\x01\n" +
+	"\rHandlerAnswer\x12\x1a\n" +
+	"\bprotocol\x18\x01 \x01(\tR\bprotocol\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x05 \x01(\x05R\terrorCode\"e\n" +
+	"\x10BlockPeerRequest\x12\x12\n" +
+	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12%\n" +
+	"\x0eduration_nanos\x18\x03 \x01(\x03R\rdurationNanos*U\n" +
 	"\tDataPlane\x12\x1a\n" +
 	"\x16DATA_PLANE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11DATA_PLANE_SOCKET\x10\x01\x12\x15\n" +
@@ -2689,7 +3094,7 @@ const file_skein_proto_rawDesc = "" +
 	"\x06Stream\x12\x16.skein.plugin.v1.Chunk\x1a\x16.skein.plugin.v1.Chunk(\x010\x012\xb1\x01\n" +
 	"\tDiscovery\x12Q\n" +
 	"\tAdvertise\x12!.skein.plugin.v1.AdvertiseRequest\x1a\x1f.skein.plugin.v1.AdvertiseEvent0\x01\x12Q\n" +
-	"\tFindPeers\x12!.skein.plugin.v1.FindPeersRequest\x1a\x1f.skein.plugin.v1.FindPeersEvent0\x012\xd0\x05\n" +
+	"\tFindPeers\x12!.skein.plugin.v1.FindPeersRequest\x1a\x1f.skein.plugin.v1.FindPeersEvent0\x012\x87\b\n" +
 	"\aNetwork\x12<\n" +
 	"\x04Info\x12\x16.skein.plugin.v1.Empty\x1a\x1c.skein.plugin.v1.NetworkInfo\x12F\n" +
 	"\tPutBlocks\x12!.skein.plugin.v1.PutBlocksRequest\x1a\x16.skein.plugin.v1.Empty\x12Q\n" +
@@ -2700,7 +3105,12 @@ const file_skein_proto_rawDesc = "" +
 	"\aConnect\x12\x19.skein.plugin.v1.PeerInfo\x1a\x16.skein.plugin.v1.Empty\x12?\n" +
 	"\x05Peers\x12\x16.skein.plugin.v1.Empty\x1a\x1e.skein.plugin.v1.PeersResponse\x12>\n" +
 	"\aProvide\x12\x1b.skein.plugin.v1.CidRequest\x1a\x16.skein.plugin.v1.Empty\x12O\n" +
-	"\rFindProviders\x12\x1b.skein.plugin.v1.CidRequest\x1a\x1f.skein.plugin.v1.FindPeersEvent0\x01B8Z6github.com/skein-p2p/skein/sdk/internal/wire/v1;wirev1b\x06proto3"
+	"\rFindProviders\x12\x1b.skein.plugin.v1.CidRequest\x1a\x1f.skein.plugin.v1.FindPeersEvent0\x01\x12I\n" +
+	"\n" +
+	"PeerEvents\x12\x16.skein.plugin.v1.Empty\x1a!.skein.plugin.v1.PeerEventMessage0\x01\x12J\n" +
+	"\aRequest\x12\x1e.skein.plugin.v1.DirectRequest\x1a\x1f.skein.plugin.v1.DirectResponse\x12V\n" +
+	"\x0eHandleRequests\x12\x1e.skein.plugin.v1.HandlerAnswer\x1a .skein.plugin.v1.IncomingRequest(\x010\x01\x12F\n" +
+	"\tBlockPeer\x12!.skein.plugin.v1.BlockPeerRequest\x1a\x16.skein.plugin.v1.EmptyB8Z6github.com/skein-p2p/skein/sdk/internal/wire/v1;wirev1b\x06proto3"
 
 var (
 	file_skein_proto_rawDescOnce sync.Once
@@ -2715,7 +3125,7 @@ func file_skein_proto_rawDescGZIP() []byte {
 }
 
 var file_skein_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_skein_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_skein_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_skein_proto_goTypes = []any{
 	(DataPlane)(0),            // 0: skein.plugin.v1.DataPlane
 	(*Empty)(nil),             // 1: skein.plugin.v1.Empty
@@ -2763,16 +3173,22 @@ var file_skein_proto_goTypes = []any{
 	(*PubsubMessage)(nil),     // 43: skein.plugin.v1.PubsubMessage
 	(*SubscribeEvent)(nil),    // 44: skein.plugin.v1.SubscribeEvent
 	(*PeersResponse)(nil),     // 45: skein.plugin.v1.PeersResponse
-	nil,                       // 46: skein.plugin.v1.StatusReport.DetailsEntry
-	nil,                       // 47: skein.plugin.v1.LogRecord.AttrsEntry
+	(*PeerEventMessage)(nil),  // 46: skein.plugin.v1.PeerEventMessage
+	(*DirectRequest)(nil),     // 47: skein.plugin.v1.DirectRequest
+	(*DirectResponse)(nil),    // 48: skein.plugin.v1.DirectResponse
+	(*IncomingRequest)(nil),   // 49: skein.plugin.v1.IncomingRequest
+	(*HandlerAnswer)(nil),     // 50: skein.plugin.v1.HandlerAnswer
+	(*BlockPeerRequest)(nil),  // 51: skein.plugin.v1.BlockPeerRequest
+	nil,                       // 52: skein.plugin.v1.StatusReport.DetailsEntry
+	nil,                       // 53: skein.plugin.v1.LogRecord.AttrsEntry
 }
 var file_skein_proto_depIdxs = []int32{
 	3,  // 0: skein.plugin.v1.Description.config_schema:type_name -> skein.plugin.v1.ConfigKey
 	6,  // 1: skein.plugin.v1.ConfigureResponse.diagnostics:type_name -> skein.plugin.v1.Diagnostic
-	46, // 2: skein.plugin.v1.StatusReport.details:type_name -> skein.plugin.v1.StatusReport.DetailsEntry
+	52, // 2: skein.plugin.v1.StatusReport.details:type_name -> skein.plugin.v1.StatusReport.DetailsEntry
 	11, // 3: skein.plugin.v1.Event.log:type_name -> skein.plugin.v1.LogRecord
 	8,  // 4: skein.plugin.v1.Event.status:type_name -> skein.plugin.v1.StatusReport
-	47, // 5: skein.plugin.v1.LogRecord.attrs:type_name -> skein.plugin.v1.LogRecord.AttrsEntry
+	53, // 5: skein.plugin.v1.LogRecord.attrs:type_name -> skein.plugin.v1.LogRecord.AttrsEntry
 	16, // 6: skein.plugin.v1.BatchRequest.ops:type_name -> skein.plugin.v1.Op
 	19, // 7: skein.plugin.v1.QueryResponse.items:type_name -> skein.plugin.v1.KeyValue
 	21, // 8: skein.plugin.v1.TransportInfo.packet_profile:type_name -> skein.plugin.v1.PacketProfile
@@ -2815,39 +3231,47 @@ var file_skein_proto_depIdxs = []int32{
 	1,  // 45: skein.plugin.v1.Network.Peers:input_type -> skein.plugin.v1.Empty
 	40, // 46: skein.plugin.v1.Network.Provide:input_type -> skein.plugin.v1.CidRequest
 	40, // 47: skein.plugin.v1.Network.FindProviders:input_type -> skein.plugin.v1.CidRequest
-	2,  // 48: skein.plugin.v1.Plugin.Describe:output_type -> skein.plugin.v1.Description
-	5,  // 49: skein.plugin.v1.Plugin.Configure:output_type -> skein.plugin.v1.ConfigureResponse
-	1,  // 50: skein.plugin.v1.Plugin.Start:output_type -> skein.plugin.v1.Empty
-	1,  // 51: skein.plugin.v1.Plugin.Stop:output_type -> skein.plugin.v1.Empty
-	8,  // 52: skein.plugin.v1.Plugin.Status:output_type -> skein.plugin.v1.StatusReport
-	10, // 53: skein.plugin.v1.Plugin.Events:output_type -> skein.plugin.v1.Event
-	13, // 54: skein.plugin.v1.Store.Get:output_type -> skein.plugin.v1.ValueResponse
-	1,  // 55: skein.plugin.v1.Store.Put:output_type -> skein.plugin.v1.Empty
-	1,  // 56: skein.plugin.v1.Store.Delete:output_type -> skein.plugin.v1.Empty
-	15, // 57: skein.plugin.v1.Store.Has:output_type -> skein.plugin.v1.HasResponse
-	1,  // 58: skein.plugin.v1.Store.Batch:output_type -> skein.plugin.v1.Empty
-	20, // 59: skein.plugin.v1.Store.Query:output_type -> skein.plugin.v1.QueryResponse
-	1,  // 60: skein.plugin.v1.Store.Sync:output_type -> skein.plugin.v1.Empty
-	22, // 61: skein.plugin.v1.Transport.Info:output_type -> skein.plugin.v1.TransportInfo
-	24, // 62: skein.plugin.v1.Transport.Listen:output_type -> skein.plugin.v1.ListenResponse
-	28, // 63: skein.plugin.v1.Transport.Accept:output_type -> skein.plugin.v1.ConnResponse
-	1,  // 64: skein.plugin.v1.Transport.CloseListener:output_type -> skein.plugin.v1.Empty
-	28, // 65: skein.plugin.v1.Transport.Dial:output_type -> skein.plugin.v1.ConnResponse
-	29, // 66: skein.plugin.v1.Transport.Stream:output_type -> skein.plugin.v1.Chunk
-	32, // 67: skein.plugin.v1.Discovery.Advertise:output_type -> skein.plugin.v1.AdvertiseEvent
-	34, // 68: skein.plugin.v1.Discovery.FindPeers:output_type -> skein.plugin.v1.FindPeersEvent
-	35, // 69: skein.plugin.v1.Network.Info:output_type -> skein.plugin.v1.NetworkInfo
-	1,  // 70: skein.plugin.v1.Network.PutBlocks:output_type -> skein.plugin.v1.Empty
-	39, // 71: skein.plugin.v1.Network.GetBlocks:output_type -> skein.plugin.v1.GetBlocksEvent
-	15, // 72: skein.plugin.v1.Network.HasBlock:output_type -> skein.plugin.v1.HasResponse
-	1,  // 73: skein.plugin.v1.Network.Publish:output_type -> skein.plugin.v1.Empty
-	44, // 74: skein.plugin.v1.Network.Subscribe:output_type -> skein.plugin.v1.SubscribeEvent
-	1,  // 75: skein.plugin.v1.Network.Connect:output_type -> skein.plugin.v1.Empty
-	45, // 76: skein.plugin.v1.Network.Peers:output_type -> skein.plugin.v1.PeersResponse
-	1,  // 77: skein.plugin.v1.Network.Provide:output_type -> skein.plugin.v1.Empty
-	34, // 78: skein.plugin.v1.Network.FindProviders:output_type -> skein.plugin.v1.FindPeersEvent
-	48, // [48:79] is the sub-list for method output_type
-	17, // [17:48] is the sub-list for method input_type
+	1,  // 48: skein.plugin.v1.Network.PeerEvents:input_type -> skein.plugin.v1.Empty
+	47, // 49: skein.plugin.v1.Network.Request:input_type -> skein.plugin.v1.DirectRequest
+	50, // 50: skein.plugin.v1.Network.HandleRequests:input_type -> skein.plugin.v1.HandlerAnswer
+	51, // 51: skein.plugin.v1.Network.BlockPeer:input_type -> skein.plugin.v1.BlockPeerRequest
+	2,  // 52: skein.plugin.v1.Plugin.Describe:output_type -> skein.plugin.v1.Description
+	5,  // 53: skein.plugin.v1.Plugin.Configure:output_type -> skein.plugin.v1.ConfigureResponse
+	1,  // 54: skein.plugin.v1.Plugin.Start:output_type -> skein.plugin.v1.Empty
+	1,  // 55: skein.plugin.v1.Plugin.Stop:output_type -> skein.plugin.v1.Empty
+	8,  // 56: skein.plugin.v1.Plugin.Status:output_type -> skein.plugin.v1.StatusReport
+	10, // 57: skein.plugin.v1.Plugin.Events:output_type -> skein.plugin.v1.Event
+	13, // 58: skein.plugin.v1.Store.Get:output_type -> skein.plugin.v1.ValueResponse
+	1,  // 59: skein.plugin.v1.Store.Put:output_type -> skein.plugin.v1.Empty
+	1,  // 60: skein.plugin.v1.Store.Delete:output_type -> skein.plugin.v1.Empty
+	15, // 61: skein.plugin.v1.Store.Has:output_type -> skein.plugin.v1.HasResponse
+	1,  // 62: skein.plugin.v1.Store.Batch:output_type -> skein.plugin.v1.Empty
+	20, // 63: skein.plugin.v1.Store.Query:output_type -> skein.plugin.v1.QueryResponse
+	1,  // 64: skein.plugin.v1.Store.Sync:output_type -> skein.plugin.v1.Empty
+	22, // 65: skein.plugin.v1.Transport.Info:output_type -> skein.plugin.v1.TransportInfo
+	24, // 66: skein.plugin.v1.Transport.Listen:output_type -> skein.plugin.v1.ListenResponse
+	28, // 67: skein.plugin.v1.Transport.Accept:output_type -> skein.plugin.v1.ConnResponse
+	1,  // 68: skein.plugin.v1.Transport.CloseListener:output_type -> skein.plugin.v1.Empty
+	28, // 69: skein.plugin.v1.Transport.Dial:output_type -> skein.plugin.v1.ConnResponse
+	29, // 70: skein.plugin.v1.Transport.Stream:output_type -> skein.plugin.v1.Chunk
+	32, // 71: skein.plugin.v1.Discovery.Advertise:output_type -> skein.plugin.v1.AdvertiseEvent
+	34, // 72: skein.plugin.v1.Discovery.FindPeers:output_type -> skein.plugin.v1.FindPeersEvent
+	35, // 73: skein.plugin.v1.Network.Info:output_type -> skein.plugin.v1.NetworkInfo
+	1,  // 74: skein.plugin.v1.Network.PutBlocks:output_type -> skein.plugin.v1.Empty
+	39, // 75: skein.plugin.v1.Network.GetBlocks:output_type -> skein.plugin.v1.GetBlocksEvent
+	15, // 76: skein.plugin.v1.Network.HasBlock:output_type -> skein.plugin.v1.HasResponse
+	1,  // 77: skein.plugin.v1.Network.Publish:output_type -> skein.plugin.v1.Empty
+	44, // 78: skein.plugin.v1.Network.Subscribe:output_type -> skein.plugin.v1.SubscribeEvent
+	1,  // 79: skein.plugin.v1.Network.Connect:output_type -> skein.plugin.v1.Empty
+	45, // 80: skein.plugin.v1.Network.Peers:output_type -> skein.plugin.v1.PeersResponse
+	1,  // 81: skein.plugin.v1.Network.Provide:output_type -> skein.plugin.v1.Empty
+	34, // 82: skein.plugin.v1.Network.FindProviders:output_type -> skein.plugin.v1.FindPeersEvent
+	46, // 83: skein.plugin.v1.Network.PeerEvents:output_type -> skein.plugin.v1.PeerEventMessage
+	48, // 84: skein.plugin.v1.Network.Request:output_type -> skein.plugin.v1.DirectResponse
+	49, // 85: skein.plugin.v1.Network.HandleRequests:output_type -> skein.plugin.v1.IncomingRequest
+	1,  // 86: skein.plugin.v1.Network.BlockPeer:output_type -> skein.plugin.v1.Empty
+	52, // [52:87] is the sub-list for method output_type
+	17, // [17:52] is the sub-list for method input_type
 	17, // [17:17] is the sub-list for extension type_name
 	17, // [17:17] is the sub-list for extension extendee
 	0,  // [0:17] is the sub-list for field type_name
@@ -2868,7 +3292,7 @@ func file_skein_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skein_proto_rawDesc), len(file_skein_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   47,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

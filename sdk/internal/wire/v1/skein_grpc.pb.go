@@ -1108,16 +1108,20 @@ var Discovery_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Network_Info_FullMethodName          = "/skein.plugin.v1.Network/Info"
-	Network_PutBlocks_FullMethodName     = "/skein.plugin.v1.Network/PutBlocks"
-	Network_GetBlocks_FullMethodName     = "/skein.plugin.v1.Network/GetBlocks"
-	Network_HasBlock_FullMethodName      = "/skein.plugin.v1.Network/HasBlock"
-	Network_Publish_FullMethodName       = "/skein.plugin.v1.Network/Publish"
-	Network_Subscribe_FullMethodName     = "/skein.plugin.v1.Network/Subscribe"
-	Network_Connect_FullMethodName       = "/skein.plugin.v1.Network/Connect"
-	Network_Peers_FullMethodName         = "/skein.plugin.v1.Network/Peers"
-	Network_Provide_FullMethodName       = "/skein.plugin.v1.Network/Provide"
-	Network_FindProviders_FullMethodName = "/skein.plugin.v1.Network/FindProviders"
+	Network_Info_FullMethodName           = "/skein.plugin.v1.Network/Info"
+	Network_PutBlocks_FullMethodName      = "/skein.plugin.v1.Network/PutBlocks"
+	Network_GetBlocks_FullMethodName      = "/skein.plugin.v1.Network/GetBlocks"
+	Network_HasBlock_FullMethodName       = "/skein.plugin.v1.Network/HasBlock"
+	Network_Publish_FullMethodName        = "/skein.plugin.v1.Network/Publish"
+	Network_Subscribe_FullMethodName      = "/skein.plugin.v1.Network/Subscribe"
+	Network_Connect_FullMethodName        = "/skein.plugin.v1.Network/Connect"
+	Network_Peers_FullMethodName          = "/skein.plugin.v1.Network/Peers"
+	Network_Provide_FullMethodName        = "/skein.plugin.v1.Network/Provide"
+	Network_FindProviders_FullMethodName  = "/skein.plugin.v1.Network/FindProviders"
+	Network_PeerEvents_FullMethodName     = "/skein.plugin.v1.Network/PeerEvents"
+	Network_Request_FullMethodName        = "/skein.plugin.v1.Network/Request"
+	Network_HandleRequests_FullMethodName = "/skein.plugin.v1.Network/HandleRequests"
+	Network_BlockPeer_FullMethodName      = "/skein.plugin.v1.Network/BlockPeer"
 )
 
 // NetworkClient is the client API for Network service.
@@ -1138,6 +1142,20 @@ type NetworkClient interface {
 	Provide(ctx context.Context, in *CidRequest, opts ...grpc.CallOption) (*Empty, error)
 	// FindProviders sends started=true first, then one event per provider.
 	FindProviders(ctx context.Context, in *CidRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FindPeersEvent], error)
+	// PeerEvents sends started=true first, then one event per connection
+	// change (peers connected at the call first, as connected events).
+	PeerEvents(ctx context.Context, in *Empty, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PeerEventMessage], error)
+	// Request sends a direct request to a remote peer and returns its answer.
+	Request(ctx context.Context, in *DirectRequest, opts ...grpc.CallOption) (*DirectResponse, error)
+	// HandleRequests carries requests from remote peers to the host. The host
+	// opens one stream per protocol and sends a first HandlerAnswer with only
+	// protocol set; the plugin registers a handler for it and answers
+	// registered=true. From then on the plugin sends each incoming request
+	// with a fresh id and the host answers it with the same id. The handler
+	// stays registered until the host ends the stream (or a newer stream for
+	// the same protocol replaces it).
+	HandleRequests(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[HandlerAnswer, IncomingRequest], error)
+	BlockPeer(ctx context.Context, in *BlockPeerRequest, opts ...grpc.CallOption) (*Empty, error)
 }
 
 type networkClient struct {
@@ -1275,6 +1293,58 @@ func (c *networkClient) FindProviders(ctx context.Context, in *CidRequest, opts 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Network_FindProvidersClient = grpc.ServerStreamingClient[FindPeersEvent]
 
+func (c *networkClient) PeerEvents(ctx context.Context, in *Empty, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PeerEventMessage], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Network_ServiceDesc.Streams[3], Network_PeerEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[Empty, PeerEventMessage]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Network_PeerEventsClient = grpc.ServerStreamingClient[PeerEventMessage]
+
+func (c *networkClient) Request(ctx context.Context, in *DirectRequest, opts ...grpc.CallOption) (*DirectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DirectResponse)
+	err := c.cc.Invoke(ctx, Network_Request_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *networkClient) HandleRequests(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[HandlerAnswer, IncomingRequest], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Network_ServiceDesc.Streams[4], Network_HandleRequests_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[HandlerAnswer, IncomingRequest]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Network_HandleRequestsClient = grpc.BidiStreamingClient[HandlerAnswer, IncomingRequest]
+
+func (c *networkClient) BlockPeer(ctx context.Context, in *BlockPeerRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Network_BlockPeer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NetworkServer is the server API for Network service.
 // All implementations must embed UnimplementedNetworkServer
 // for forward compatibility.
@@ -1293,6 +1363,20 @@ type NetworkServer interface {
 	Provide(context.Context, *CidRequest) (*Empty, error)
 	// FindProviders sends started=true first, then one event per provider.
 	FindProviders(*CidRequest, grpc.ServerStreamingServer[FindPeersEvent]) error
+	// PeerEvents sends started=true first, then one event per connection
+	// change (peers connected at the call first, as connected events).
+	PeerEvents(*Empty, grpc.ServerStreamingServer[PeerEventMessage]) error
+	// Request sends a direct request to a remote peer and returns its answer.
+	Request(context.Context, *DirectRequest) (*DirectResponse, error)
+	// HandleRequests carries requests from remote peers to the host. The host
+	// opens one stream per protocol and sends a first HandlerAnswer with only
+	// protocol set; the plugin registers a handler for it and answers
+	// registered=true. From then on the plugin sends each incoming request
+	// with a fresh id and the host answers it with the same id. The handler
+	// stays registered until the host ends the stream (or a newer stream for
+	// the same protocol replaces it).
+	HandleRequests(grpc.BidiStreamingServer[HandlerAnswer, IncomingRequest]) error
+	BlockPeer(context.Context, *BlockPeerRequest) (*Empty, error)
 	mustEmbedUnimplementedNetworkServer()
 }
 
@@ -1332,6 +1416,18 @@ func (UnimplementedNetworkServer) Provide(context.Context, *CidRequest) (*Empty,
 }
 func (UnimplementedNetworkServer) FindProviders(*CidRequest, grpc.ServerStreamingServer[FindPeersEvent]) error {
 	return status.Error(codes.Unimplemented, "method FindProviders not implemented")
+}
+func (UnimplementedNetworkServer) PeerEvents(*Empty, grpc.ServerStreamingServer[PeerEventMessage]) error {
+	return status.Error(codes.Unimplemented, "method PeerEvents not implemented")
+}
+func (UnimplementedNetworkServer) Request(context.Context, *DirectRequest) (*DirectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Request not implemented")
+}
+func (UnimplementedNetworkServer) HandleRequests(grpc.BidiStreamingServer[HandlerAnswer, IncomingRequest]) error {
+	return status.Error(codes.Unimplemented, "method HandleRequests not implemented")
+}
+func (UnimplementedNetworkServer) BlockPeer(context.Context, *BlockPeerRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method BlockPeer not implemented")
 }
 func (UnimplementedNetworkServer) mustEmbedUnimplementedNetworkServer() {}
 func (UnimplementedNetworkServer) testEmbeddedByValue()                 {}
@@ -1513,6 +1609,60 @@ func _Network_FindProviders_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Network_FindProvidersServer = grpc.ServerStreamingServer[FindPeersEvent]
 
+func _Network_PeerEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(Empty)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(NetworkServer).PeerEvents(m, &grpc.GenericServerStream[Empty, PeerEventMessage]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Network_PeerEventsServer = grpc.ServerStreamingServer[PeerEventMessage]
+
+func _Network_Request_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DirectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NetworkServer).Request(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Network_Request_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NetworkServer).Request(ctx, req.(*DirectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Network_HandleRequests_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(NetworkServer).HandleRequests(&grpc.GenericServerStream[HandlerAnswer, IncomingRequest]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Network_HandleRequestsServer = grpc.BidiStreamingServer[HandlerAnswer, IncomingRequest]
+
+func _Network_BlockPeer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BlockPeerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NetworkServer).BlockPeer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Network_BlockPeer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NetworkServer).BlockPeer(ctx, req.(*BlockPeerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Network_ServiceDesc is the grpc.ServiceDesc for Network service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1548,6 +1698,14 @@ var Network_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Provide",
 			Handler:    _Network_Provide_Handler,
 		},
+		{
+			MethodName: "Request",
+			Handler:    _Network_Request_Handler,
+		},
+		{
+			MethodName: "BlockPeer",
+			Handler:    _Network_BlockPeer_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -1564,6 +1722,17 @@ var Network_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "FindProviders",
 			Handler:       _Network_FindProviders_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "PeerEvents",
+			Handler:       _Network_PeerEvents_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "HandleRequests",
+			Handler:       _Network_HandleRequests_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "skein.proto",

@@ -1,0 +1,391 @@
+package sdk_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/skein-p2p/skein/sdk"
+	"github.com/skein-p2p/skein/sdk/plugintest"
+)
+
+// capNetwork is memNetwork with the three optional capabilities, faked in
+// memory:
+//   - Request to peer "echo" answers "echo:" + request;
+//   - Request to peer "loop" plays a remote peer "12D3KooWremote" sending
+//     the request to this node: it runs this node's own handler for the
+//     protocol and returns that handler's answer;
+//   - Request to a blocked peer fails;
+//   - Connect and BlockPeer emit peer events.
+type capNetwork struct {
+	*memNetwork
+	cmu      sync.Mutex
+	handlers map[string]sdk.RequestHandler
+	blocked  map[string]string // peer -> reason
+	watchers []chan sdk.PeerEvent
+}
+
+var (
+	_ sdk.PeerNotifier    = (*capNetwork)(nil)
+	_ sdk.DirectMessenger = (*capNetwork)(nil)
+	_ sdk.PeerBlocker     = (*capNetwork)(nil)
+)
+
+func newCapNetwork() *capNetwork {
+	return &capNetwork{memNetwork: newMemNetwork(), handlers: map[string]sdk.RequestHandler{}, blocked: map[string]string{}}
+}
+
+func (*capNetwork) Describe(context.Context) (sdk.Description, error) {
+	return sdk.Description{ID: "network.memory-caps", Kinds: []sdk.Kind{sdk.KindNetwork}, Version: "1"}, nil
+}
+
+func (n *capNetwork) emit(ev sdk.PeerEvent) {
+	n.cmu.Lock()
+	defer n.cmu.Unlock()
+	for _, w := range n.watchers {
+		select {
+		case w <- ev:
+		default: // a slow watcher misses events, as on a real network
+		}
+	}
+}
+
+func (n *capNetwork) Connect(ctx context.Context, p sdk.PeerInfo) error {
+	if err := n.memNetwork.Connect(ctx, p); err != nil {
+		return err
+	}
+	n.emit(sdk.PeerEvent{Peer: p.ID, Connected: true})
+	return nil
+}
+
+func (n *capNetwork) PeerEvents(ctx context.Context) (<-chan sdk.PeerEvent, error) {
+	ps, _ := n.Peers(ctx)
+	w := make(chan sdk.PeerEvent, 16+len(ps))
+	for _, p := range ps {
+		w <- sdk.PeerEvent{Peer: p.ID, Connected: true}
+	}
+	n.cmu.Lock()
+	n.watchers = append(n.watchers, w)
+	n.cmu.Unlock()
+	out := make(chan sdk.PeerEvent)
+	go func() {
+		defer close(out)
+		defer func() {
+			n.cmu.Lock()
+			n.watchers = slices.DeleteFunc(n.watchers, func(c chan sdk.PeerEvent) bool { return c == w })
+			n.cmu.Unlock()
+		}()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev := <-w:
+				select {
+				case out <- ev:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+func (n *capNetwork) HandleRequests(protocol string, h sdk.RequestHandler) error {
+	n.cmu.Lock()
+	defer n.cmu.Unlock()
+	if h == nil {
+		delete(n.handlers, protocol)
+	} else {
+		n.handlers[protocol] = h
+	}
+	return nil
+}
+
+func (n *capNetwork) Request(ctx context.Context, peer, protocol string, request []byte) ([]byte, error) {
+	n.cmu.Lock()
+	reason, blocked := n.blocked[peer]
+	h := n.handlers[protocol]
+	n.cmu.Unlock()
+	switch {
+	case blocked:
+		return nil, fmt.Errorf("peer %s is blocked (%s)", peer, reason)
+	case peer == "echo":
+		return append([]byte("echo:"), request...), nil
+	case peer == "loop":
+		if h == nil {
+			return nil, fmt.Errorf("no handler for %s", protocol)
+		}
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return h(ctx, "12D3KooWremote", request)
+	}
+	return nil, fmt.Errorf("peer %s: %w", peer, sdk.ErrNotFound)
+}
+
+func (n *capNetwork) BlockPeer(_ context.Context, peer, reason string, _ time.Duration) error {
+	n.cmu.Lock()
+	n.blocked[peer] = reason
+	n.cmu.Unlock()
+	n.emit(sdk.PeerEvent{Peer: peer, Connected: false})
+	return nil
+}
+
+// nextEvent waits for one peer event with a deadline.
+func nextEvent(t testing.TB, ch <-chan sdk.PeerEvent) sdk.PeerEvent {
+	t.Helper()
+	select {
+	case ev, ok := <-ch:
+		if !ok {
+			t.Fatal("peer events closed")
+		}
+		return ev
+	case <-time.After(10 * time.Second):
+		t.Fatal("no peer event within 10s")
+	}
+	return sdk.PeerEvent{}
+}
+
+func TestNetworkCapabilitiesAcrossTheWire(t *testing.T) {
+	rp := plugintest.StartProcess(t, "capnetwork")
+	desc, _ := rp.Description()
+	for _, c := range []string{sdk.CapNetworkPeerEvents, sdk.CapNetworkDirect, sdk.CapNetworkBlockPeer} {
+		if !slices.Contains(desc.Capabilities, c) {
+			t.Fatalf("capabilities %v lack %q", desc.Capabilities, c)
+		}
+	}
+	n, ok := rp.Network()
+	if !ok {
+		t.Fatal("plugin does not serve a network")
+	}
+	dm := n.(sdk.DirectMessenger)
+	pn := n.(sdk.PeerNotifier)
+	pb := n.(sdk.PeerBlocker)
+	ctx := ctxT(t)
+
+	if err := n.Connect(ctx, sdk.PeerInfo{ID: "p1"}); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := pn.PeerEvents(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, evs); ev != (sdk.PeerEvent{Peer: "p1", Connected: true}) {
+		t.Fatalf("first event = %+v, want p1 connected (already connected)", ev)
+	}
+	if err := n.Connect(ctx, sdk.PeerInfo{ID: "p2"}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, evs); ev != (sdk.PeerEvent{Peer: "p2", Connected: true}) {
+		t.Fatalf("event = %+v, want p2 connected", ev)
+	}
+
+	const proto = "/skein/test/1"
+	var mu sync.Mutex
+	var froms []string
+	if err := dm.HandleRequests(proto, func(ctx context.Context, from string, req []byte) ([]byte, error) {
+		mu.Lock()
+		froms = append(froms, from)
+		mu.Unlock()
+		switch string(req) {
+		case "refuse":
+			return nil, errors.New("refused by host handler")
+		case "panic":
+			panic("host handler panics")
+		}
+		if _, ok := ctx.Deadline(); !ok {
+			return nil, errors.New("handler ctx has no deadline")
+		}
+		return append([]byte("host:"), req...), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name    string
+		peer    string
+		proto   string
+		req     string
+		want    string
+		wantErr string
+		is      error
+	}{
+		{"request reaches the plugin network", "echo", proto, "hi", "echo:hi", "", nil},
+		{"empty request", "echo", proto, "", "echo:", "", nil},
+		{"incoming request reaches the host handler", "loop", proto, "ping", "host:ping", "", nil},
+		{"host handler error returns", "loop", proto, "refuse", "", "refused by host handler", nil},
+		{"host handler panic is an error", "loop", proto, "panic", "", "panicked", nil},
+		{"unknown peer", "nobody", proto, "x", "", "", sdk.ErrNotFound},
+		{"unhandled protocol", "loop", "/skein/none/1", "x", "", "no handler", nil},
+		{"empty peer", "", proto, "x", "", "", sdk.ErrInvalidArgument},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := dm.Request(ctx, tc.peer, tc.proto, []byte(tc.req))
+			if tc.wantErr == "" && tc.is == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(got) != tc.want {
+					t.Fatalf("got %q, want %q", got, tc.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("got %q, want an error", got)
+			}
+			if tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want it to say %q", err, tc.wantErr)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Fatalf("err = %v, want %v", err, tc.is)
+			}
+		})
+	}
+	mu.Lock()
+	if len(froms) == 0 || froms[0] != "12D3KooWremote" {
+		t.Fatalf("host handler saw senders %v, want 12D3KooWremote", froms)
+	}
+	mu.Unlock()
+
+	t.Run("concurrent incoming requests", func(t *testing.T) {
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for i := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req := fmt.Sprintf("r%d", i)
+				got, err := dm.Request(ctx, "loop", proto, []byte(req))
+				if err == nil && string(got) != "host:"+req {
+					err = fmt.Errorf("got %q for %q", got, req)
+				}
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+
+	t.Run("replaced handler answers", func(t *testing.T) {
+		if err := dm.HandleRequests(proto, func(context.Context, string, []byte) ([]byte, error) { return []byte("second"), nil }); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := dm.Request(ctx, "loop", proto, []byte("x")); err != nil || string(got) != "second" {
+			t.Fatalf("got %q, %v; want second", got, err)
+		}
+	})
+
+	t.Run("removed handler", func(t *testing.T) {
+		if err := dm.HandleRequests(proto, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dm.Request(ctx, "loop", proto, []byte("x")); err == nil || !strings.Contains(err.Error(), "no handler") {
+			t.Fatalf("err = %v, want no handler", err)
+		}
+	})
+
+	t.Run("block peer reaches the plugin", func(t *testing.T) {
+		if err := pb.BlockPeer(ctx, "echo", "spam", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if ev := nextEvent(t, evs); ev != (sdk.PeerEvent{Peer: "echo", Connected: false}) {
+			t.Fatalf("event = %+v, want echo disconnected", ev)
+		}
+		if _, err := dm.Request(ctx, "echo", proto, []byte("x")); err == nil || !strings.Contains(err.Error(), "blocked (spam)") {
+			t.Fatalf("request to a blocked peer: err = %v", err)
+		}
+		if err := pb.BlockPeer(ctx, "p3", "x", -time.Second); !errors.Is(err, sdk.ErrInvalidArgument) {
+			t.Fatalf("negative duration: err = %v, want ErrInvalidArgument", err)
+		}
+	})
+}
+
+func TestPeerEventsCloseWhenCtxEnds(t *testing.T) {
+	rp := plugintest.StartProcess(t, "capnetwork")
+	n, _ := rp.Network()
+	ctx, cancel := context.WithCancel(ctxT(t))
+	evs, err := n.(sdk.PeerNotifier).PeerEvents(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case _, ok := <-evs:
+		if ok {
+			t.Fatal("event after cancel on a quiet network")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("channel not closed within 10s of cancel")
+	}
+}
+
+func TestNetworkWithoutCapabilitiesSaysSo(t *testing.T) {
+	rp := plugintest.StartProcess(t, "network")
+	n, _ := rp.Network()
+	ctx := ctxT(t)
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"peer events", func() error { _, err := n.(sdk.PeerNotifier).PeerEvents(ctx); return err }},
+		{"handle requests", func() error {
+			return n.(sdk.DirectMessenger).HandleRequests("/p", func(context.Context, string, []byte) ([]byte, error) { return nil, nil })
+		}},
+		{"request", func() error { _, err := n.(sdk.DirectMessenger).Request(ctx, "p", "/p", nil); return err }},
+		{"block peer", func() error { return n.(sdk.PeerBlocker).BlockPeer(ctx, "p", "r", time.Second) }},
+	}
+	for _, c := range calls {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.call(); !errors.Is(err, sdk.ErrCapabilityNotServed) {
+				t.Fatalf("err = %v, want sdk.ErrCapabilityNotServed", err)
+			}
+		})
+	}
+}
+
+// BenchmarkDirectRequestLoop measures one host Request that the plugin
+// turns into an incoming request for the host's handler: two round trips
+// over the wire (Request, then the handler stream) per operation.
+func BenchmarkDirectRequestLoop(b *testing.B) {
+	rp := plugintest.StartProcess(b, "capnetwork")
+	n, _ := rp.Network()
+	dm := n.(sdk.DirectMessenger)
+	if err := dm.HandleRequests("/bench/1", func(_ context.Context, _ string, req []byte) ([]byte, error) { return req, nil }); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	req := make([]byte, 1024)
+	b.SetBytes(int64(len(req)))
+	for b.Loop() {
+		if _, err := dm.Request(ctx, "loop", "/bench/1", req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDirectRequest measures one host Request answered by the
+// plugin's network itself (one wire round trip).
+func BenchmarkDirectRequest(b *testing.B) {
+	rp := plugintest.StartProcess(b, "capnetwork")
+	n, _ := rp.Network()
+	dm := n.(sdk.DirectMessenger)
+	ctx := context.Background()
+	req := make([]byte, 1024)
+	b.SetBytes(int64(len(req)))
+	for b.Loop() {
+		if _, err := dm.Request(ctx, "echo", "/bench/1", req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
