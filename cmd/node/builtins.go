@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/skein-p2p/skein/core/pluginhost"
+	"github.com/skein-p2p/skein/plugins/ipfs"
 	"github.com/skein-p2p/skein/plugins/store"
 	"github.com/skein-p2p/skein/plugins/store/memstore"
 	"github.com/skein-p2p/skein/sdk"
@@ -12,4 +13,5 @@ import (
 func init() {
 	pluginhost.Register(store.ID, func() sdk.Plugin { return store.New() })
 	pluginhost.Register(memstore.ID, func() sdk.Plugin { return memstore.New() })
+	pluginhost.Register(ipfs.ID, func() sdk.Plugin { return ipfs.New() })
 }

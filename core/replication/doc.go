@@ -1,0 +1,45 @@
+// Package replication keeps Skein's Merkle logs in sync between the peers
+// that replicate them, over any sdk.Network. It imports no libp2p or boxo:
+// it talks to sdk.Network and to its optional capabilities
+// (sdk.PeerNotifier, sdk.DirectMessenger, sdk.PeerBlocker), using each when
+// the network has it.
+//
+// Every replicated log has a pubsub topic derived from a secret its
+// members share (Topic: it reveals neither the secret nor the group's
+// public key) and a wire id derived from the topic and a channel name
+// (LogIDFor), so several logs can share one topic. Three mechanisms move
+// heads, and bitswap (the network's block getter) moves the entries they
+// name:
+//
+//   - Announcements: after each local append the writer publishes its heads
+//     on the topic, with its newest small entries inline. A receiver joins
+//     the heads, reading inline entries first and fetching the rest from
+//     the network.
+//   - Head exchange: when a peer connects, and on demand (Sync), a direct
+//     "/skein/heads/1" request swaps the heads of every log both sides
+//     replicate; each side joins what the other has.
+//   - Anti-entropy: every interval each log's heads are published as a
+//     digest, joins of heads still missing are retried, and heads are
+//     exchanged directly with a few peers, so that a lost announcement
+//     never leaves a replica behind.
+//
+// Everything a peer sends is checked before it is used: messages decode
+// strictly (DecodeAnnouncement, DecodeHeadsExchange), and every entry is
+// verified by the log's Join (signature, hash, write access, clock) before
+// it enters. A peer whose message is malformed, or who names an entry the
+// log rejects as forged or malformed (see Misbehaviour), is cut off for a
+// while: its messages are ignored and, if the network can, its connections
+// are closed. Other peers are unaffected. docs/replication.md specifies the
+// protocol.
+//
+// Usage sketch:
+//
+//	r, err := replication.New(network, replication.WithAntiEntropyInterval(10*time.Second))
+//	err = r.Start(ctx)
+//	defer r.Close()
+//	// Logs keep their blocks in the network's blockstore so peers can fetch them.
+//	l, err := log.Open(ctx, id, r.BlockStore(), kv, signer, access)
+//	logID, err := r.Add(groupSecret, "messages", l)
+//	l.Append(ctx, payload)        // announced to the topic's subscribers
+//	st := r.Status()              // local and remote heads, missing entries, last sync
+package replication

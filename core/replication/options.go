@@ -1,0 +1,159 @@
+package replication
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Defaults, each overridable by an Option.
+const (
+	// DefaultAntiEntropyInterval is how often every log's digest is
+	// published and heads are exchanged with a few peers.
+	DefaultAntiEntropyInterval = 10 * time.Second
+	// DefaultFetchTimeout is how long a join waits with no block arriving
+	// before it gives up (to be retried at the next anti-entropy round).
+	DefaultFetchTimeout = 30 * time.Second
+	// DefaultInlineEntryLimit: entries up to this size travel inline.
+	DefaultInlineEntryLimit = MaxInlineEntry
+	// DefaultInlineBudget bounds the inline bytes of one announcement.
+	DefaultInlineBudget = 32 << 10
+	// DefaultBlockDuration is how long a misbehaving peer stays cut off.
+	DefaultBlockDuration = time.Hour
+	// DefaultExchangePeers is how many peers each anti-entropy round
+	// exchanges heads with directly.
+	DefaultExchangePeers = 2
+	// DefaultAnnouncePace is the least time between two announcements of
+	// one log.
+	DefaultAnnouncePace = 5 * time.Millisecond
+	// DefaultRequestTimeout bounds one head exchange.
+	DefaultRequestTimeout = 10 * time.Second
+)
+
+// HeadsProtocol is the direct-request protocol of the head exchange.
+const HeadsProtocol = "/skein/heads/1"
+
+// Option configures New.
+type Option func(*options) error
+
+type options struct {
+	interval       time.Duration
+	fetchTimeout   time.Duration
+	requestTimeout time.Duration
+	inlineEntry    int
+	inlineBudget   int
+	blockFor       time.Duration
+	exchangePeers  int
+	parallelism    int
+	pace           time.Duration
+	logger         *slog.Logger
+}
+
+func defaultOptions() options {
+	return options{
+		interval:       DefaultAntiEntropyInterval,
+		fetchTimeout:   DefaultFetchTimeout,
+		requestTimeout: DefaultRequestTimeout,
+		inlineEntry:    DefaultInlineEntryLimit,
+		inlineBudget:   DefaultInlineBudget,
+		blockFor:       DefaultBlockDuration,
+		exchangePeers:  DefaultExchangePeers,
+		parallelism:    DefaultFetchParallelism,
+		pace:           DefaultAnnouncePace,
+		logger:         slog.New(slog.DiscardHandler),
+	}
+}
+
+func positiveDuration(name string, d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("replication option: %s must be positive, got %v", name, d)
+	}
+	return nil
+}
+
+// WithAntiEntropyInterval sets the anti-entropy period (default
+// DefaultAntiEntropyInterval).
+func WithAntiEntropyInterval(d time.Duration) Option {
+	return func(o *options) error { o.interval = d; return positiveDuration("anti-entropy interval", d) }
+}
+
+// WithFetchTimeout sets how long a join waits with no block arriving before
+// it gives up (default DefaultFetchTimeout); a join that keeps receiving
+// blocks runs as long as it needs. A join that gives up is retried at the
+// next anti-entropy round.
+func WithFetchTimeout(d time.Duration) Option {
+	return func(o *options) error { o.fetchTimeout = d; return positiveDuration("fetch timeout", d) }
+}
+
+// WithRequestTimeout bounds one head exchange (default DefaultRequestTimeout).
+func WithRequestTimeout(d time.Duration) Option {
+	return func(o *options) error { o.requestTimeout = d; return positiveDuration("request timeout", d) }
+}
+
+// WithInline sets the largest entry sent inline and the inline bytes of one
+// announcement (defaults DefaultInlineEntryLimit, DefaultInlineBudget);
+// entryLimit 0 sends nothing inline.
+func WithInline(entryLimit, budget int) Option {
+	return func(o *options) error {
+		if entryLimit < 0 || entryLimit > MaxInlineEntry || budget < 0 || budget > MaxAnnouncementSize/2 {
+			return fmt.Errorf("replication option: inline limits %d/%d out of range [0,%d]/[0,%d]",
+				entryLimit, budget, MaxInlineEntry, MaxAnnouncementSize/2)
+		}
+		o.inlineEntry, o.inlineBudget = entryLimit, budget
+		return nil
+	}
+}
+
+// WithBlockDuration sets how long a misbehaving peer is cut off (default
+// DefaultBlockDuration).
+func WithBlockDuration(d time.Duration) Option {
+	return func(o *options) error { o.blockFor = d; return positiveDuration("block duration", d) }
+}
+
+// WithExchangePeers sets how many peers each anti-entropy round exchanges
+// heads with directly (default DefaultExchangePeers; 0: digests only).
+func WithExchangePeers(n int) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return fmt.Errorf("replication option: exchange peers must not be negative, got %d", n)
+		}
+		o.exchangePeers = n
+		return nil
+	}
+}
+
+// WithFetchParallelism bounds the blocks fetched at once (default
+// DefaultFetchParallelism).
+func WithFetchParallelism(n int) Option {
+	return func(o *options) error {
+		if n <= 0 {
+			return fmt.Errorf("replication option: fetch parallelism must be positive, got %d", n)
+		}
+		o.parallelism = n
+		return nil
+	}
+}
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		if l == nil {
+			return fmt.Errorf("replication option: nil logger")
+		}
+		o.logger = l
+		return nil
+	}
+}
+
+// WithAnnouncePace sets the least time between two announcements of one
+// log (default DefaultAnnouncePace; 0: announce after every append that
+// finds the announcer idle). Appends within it are announced together.
+func WithAnnouncePace(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("replication option: announce pace must not be negative, got %v", d)
+		}
+		o.pace = d
+		return nil
+	}
+}

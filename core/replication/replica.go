@@ -1,0 +1,532 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/skein-p2p/skein/core/log"
+)
+
+// Bounds of the per-peer join queue of one log.
+const (
+	maxQueuedHeads  = 4 * MaxHeads
+	maxQueuedInline = 1 << 20
+	maxJoinRounds   = 1 << 12
+)
+
+// replica is one replicated log: its join queue (one job per peer, merged),
+// what peers said they have, and its announcer.
+type replica struct {
+	r       *Replicator
+	id      LogID
+	topic   string
+	channel string
+	log     Log
+	ctx     context.Context
+	cancel  context.CancelFunc
+
+	wake    chan struct{} // join queue has work
+	pubWake chan struct{} // local entries await announcement
+
+	mu        sync.Mutex
+	jobs      map[string]*job
+	queue     []string // peers with a job, in arrival order
+	fetched   map[string]struct{}
+	refused   map[string]time.Time // heads a join refused (not for misbehaviour), until when retries skip them
+	local     []*log.Entry
+	remote    map[string]*remoteState
+	joining   bool
+	pending   int
+	lastSync  time.Time
+	lastAnn   time.Time
+	announced uint64
+	nReceived uint64
+	rejected  uint64
+	added     uint64
+}
+
+type job struct {
+	heads       []cid.Cid
+	inline      map[string][]byte
+	inlineBytes int
+}
+
+type remoteState struct {
+	heads   []cid.Cid
+	missing []cid.Cid
+	seen    time.Time
+}
+
+func newReplica(r *Replicator, id LogID, topic, channel string, l Log) *replica {
+	ctx, cancel := context.WithCancel(r.ctx)
+	return &replica{r: r, id: id, topic: topic, channel: channel, log: l, ctx: ctx, cancel: cancel,
+		wake: make(chan struct{}, 1), pubWake: make(chan struct{}, 1),
+		jobs: map[string]*job{}, fetched: map[string]struct{}{}, refused: map[string]time.Time{},
+		remote: map[string]*remoteState{}}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// unknown returns the heads not in the local log.
+func (rep *replica) unknown(heads []cid.Cid) []cid.Cid {
+	var out []cid.Cid
+	for _, h := range heads {
+		ok, err := rep.log.Has(rep.ctx, h)
+		if err != nil || !ok {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// received records what peer has and queues a join if it has something
+// this replica lacks. inline are entry blocks the peer sent along.
+func (rep *replica) received(peer string, heads []cid.Cid, inline [][]byte, announcement bool) {
+	missing := rep.unknown(heads)
+	rep.mu.Lock()
+	rep.nReceived++
+	rep.remote[peer] = &remoteState{heads: slices.Clone(heads), missing: missing, seen: time.Now()}
+	if len(missing) == 0 {
+		if !announcement {
+			rep.lastSync = time.Now()
+		}
+		rep.mu.Unlock()
+		return
+	}
+	rep.enqueueLocked(peer, missing, inline)
+	rep.mu.Unlock()
+	signal(rep.wake)
+}
+
+func (rep *replica) enqueueLocked(peer string, heads []cid.Cid, inline [][]byte) {
+	j := rep.jobs[peer]
+	if j == nil {
+		j = &job{inline: map[string][]byte{}}
+		rep.jobs[peer] = j
+		rep.queue = append(rep.queue, peer)
+	}
+	for _, h := range heads {
+		if !slices.ContainsFunc(j.heads, h.Equals) {
+			j.heads = append(j.heads, h)
+		}
+	}
+	if len(j.heads) > maxQueuedHeads {
+		// A peer's later heads cover its earlier ones: keep the latest.
+		j.heads = slices.Clone(j.heads[len(j.heads)-maxQueuedHeads:])
+	}
+	for _, b := range inline {
+		if j.inlineBytes+len(b) > maxQueuedInline {
+			break
+		}
+		k := blockCID(b).KeyString()
+		if _, ok := j.inline[k]; !ok {
+			j.inline[k] = b
+			j.inlineBytes += len(b)
+		}
+	}
+}
+
+func (rep *replica) pop() (string, *job) {
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
+	if len(rep.queue) == 0 {
+		return "", nil
+	}
+	peer := rep.queue[0]
+	rep.queue = rep.queue[1:]
+	j := rep.jobs[peer]
+	delete(rep.jobs, peer)
+	return peer, j
+}
+
+// forget drops a cut-off peer's queued job and remote state.
+func (rep *replica) forget(peer string) {
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
+	delete(rep.jobs, peer)
+	rep.queue = slices.DeleteFunc(rep.queue, func(p string) bool { return p == peer })
+	delete(rep.remote, peer)
+}
+
+// retryMissing queues joins of the remote heads still missing from live
+// peers (a dropped announcement or a failed fetch is retried here).
+func (rep *replica) retryMissing(live map[string]bool) {
+	rep.mu.Lock()
+	var peers []string
+	for p, st := range rep.remote {
+		if live[p] && len(st.missing) > 0 {
+			peers = append(peers, p)
+		}
+	}
+	rep.mu.Unlock()
+	slices.Sort(peers)
+	for _, p := range peers {
+		rep.mu.Lock()
+		st := rep.remote[p]
+		if st == nil {
+			rep.mu.Unlock()
+			continue
+		}
+		heads := slices.Clone(st.heads)
+		rep.mu.Unlock()
+		missing := rep.unknown(heads)
+		rep.mu.Lock()
+		if st := rep.remote[p]; st != nil {
+			st.missing = missing
+		}
+		// Heads a join refused (e.g. a writer without access) are not
+		// retried every round: only when named again, or once the refusal
+		// expires (membership may have changed).
+		now := time.Now()
+		retry := slices.DeleteFunc(slices.Clone(missing), func(c cid.Cid) bool {
+			until, ok := rep.refused[c.KeyString()]
+			if ok && now.After(until) {
+				delete(rep.refused, c.KeyString())
+				return false
+			}
+			return ok
+		})
+		if len(retry) > 0 {
+			rep.enqueueLocked(p, retry, nil)
+		}
+		rep.mu.Unlock()
+	}
+	signal(rep.wake)
+}
+
+// work runs the joins of this log one at a time.
+func (rep *replica) work() {
+	for {
+		select {
+		case <-rep.ctx.Done():
+			return
+		case <-rep.wake:
+		}
+		for rep.ctx.Err() == nil {
+			peer, j := rep.pop()
+			if j == nil {
+				break
+			}
+			if rep.r.isBlocked(peer) {
+				continue
+			}
+			rep.join(peer, j)
+		}
+	}
+}
+
+// join joins the heads of one job, continuing past join limits, and cuts
+// the peer off if the log proves it misbehaved.
+func (rep *replica) join(peer string, j *job) {
+	rep.mu.Lock()
+	rep.joining = true
+	rep.mu.Unlock()
+	defer func() {
+		rep.mu.Lock()
+		rep.joining = false
+		rep.mu.Unlock()
+	}()
+
+	stack := [][]cid.Cid{j.heads}
+	ok := true
+	for round := 0; len(stack) > 0 && round < maxJoinRounds && rep.ctx.Err() == nil; round++ {
+		heads := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		g := &joinGetter{rep: rep, inline: j.inline, store: rep.r.blocks}
+		ctx, cancel := context.WithCancel(rep.ctx)
+		stop := g.watchdog(ctx, cancel, rep.r.opts.fetchTimeout)
+		res, err := rep.log.Join(ctx, heads, peer, log.FetchFrom(g))
+		stop()
+		cancel()
+		rep.settle(g.got, res.Added)
+
+		var je *log.JoinError
+		switch {
+		case err == nil:
+		case errors.As(err, &je):
+			for _, rj := range res.Rejected {
+				if Misbehaviour(rj.Err) {
+					rep.mu.Lock()
+					rep.rejected += uint64(len(res.Rejected))
+					rep.mu.Unlock()
+					rep.r.cutOff(peer, fmt.Sprintf("log rejected entry %s: %v", rj.CID, rj.Err))
+					return
+				}
+			}
+			ok = false
+			rep.refuse(heads, res.Rejected)
+			if len(res.Pending) > 0 {
+				stack = append(stack, heads, res.Pending)
+			}
+			rep.r.logger.Debug("join incomplete", "log", rep.id, "peer", peer, "err", err)
+		default:
+			ok = false
+			rep.r.logger.Debug("join failed", "log", rep.id, "peer", peer, "err", err)
+		}
+		rep.mu.Lock()
+		rep.added += uint64(len(res.Added))
+		rep.pending = len(res.Pending)
+		rep.mu.Unlock()
+	}
+	rep.mu.Lock()
+	st := rep.remote[peer]
+	var heads []cid.Cid
+	if st != nil {
+		heads = slices.Clone(st.heads)
+	}
+	rep.mu.Unlock()
+	missing := rep.unknown(heads)
+	rep.mu.Lock()
+	if st := rep.remote[peer]; st != nil {
+		st.missing = missing
+	}
+	if ok {
+		rep.lastSync = time.Now()
+	}
+	rep.mu.Unlock()
+}
+
+// maxRefused bounds the refused-heads memory of one log.
+const maxRefused = 4096
+
+// refuse remembers the heads among joined that a join refused for write
+// access, so that anti-entropy does not retry them every round.
+func (rep *replica) refuse(joined []cid.Cid, rejected []log.Rejection) {
+	until := time.Now().Add(10 * rep.r.opts.interval)
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
+	for _, rj := range rejected {
+		// Only an access refusal: a head rejected for depending on a
+		// missing block (ErrBadAncestor) must be retried next round.
+		if !errors.Is(rj.Err, log.ErrNotAllowed) || !slices.ContainsFunc(joined, rj.CID.Equals) {
+			continue
+		}
+		if len(rep.refused) >= maxRefused {
+			clear(rep.refused)
+		}
+		rep.refused[rj.CID.KeyString()] = until
+	}
+}
+
+// settle forgets the fetched CIDs that did not enter the log; those that
+// did are forgotten by watch when the log reports them.
+func (rep *replica) settle(got []cid.Cid, added []*log.Entry) {
+	if len(got) == 0 {
+		return
+	}
+	in := make(map[string]struct{}, len(added))
+	for _, e := range added {
+		in[e.CID().KeyString()] = struct{}{}
+	}
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
+	for _, c := range got {
+		if _, ok := in[c.KeyString()]; !ok {
+			delete(rep.fetched, c.KeyString())
+		}
+	}
+}
+
+// watch follows the log's new entries and queues the local ones (those no
+// join of ours fetched) for announcement.
+func (rep *replica) watch(entries <-chan *log.Entry) {
+	for e := range entries {
+		k := e.CID().KeyString()
+		rep.mu.Lock()
+		if _, remote := rep.fetched[k]; remote {
+			delete(rep.fetched, k)
+			rep.mu.Unlock()
+			continue
+		}
+		rep.local = append(rep.local, e)
+		rep.mu.Unlock()
+		signal(rep.pubWake)
+	}
+}
+
+// publish announces local entries: the heads, with the newest small
+// entries inline. Appends that come faster than announcements go out
+// together.
+func (rep *replica) publish() {
+	for {
+		select {
+		case <-rep.ctx.Done():
+			return
+		case <-rep.pubWake:
+		}
+		rep.mu.Lock()
+		local := rep.local
+		rep.local = nil
+		rep.mu.Unlock()
+		if len(local) == 0 {
+			continue
+		}
+		rep.announce(local)
+		// Pace announcements: appends during the pause go out together,
+		// so a burst does not overflow pubsub queues; a lone append still
+		// goes out at once.
+		if pace := rep.r.opts.pace; pace > 0 {
+			t := time.NewTimer(pace)
+			select {
+			case <-rep.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+	}
+}
+
+// announce publishes local entries (in append order) in as many
+// announcements as it takes to carry every small one inline. Local entries
+// form a chain (each append's next holds the previous append), so an
+// announcement before the last names just the newest entry it carries;
+// the last names the current heads.
+func (rep *replica) announce(local []*log.Entry) {
+	limit, budget := rep.r.opts.inlineEntry, rep.r.opts.inlineBudget
+	for len(local) > 0 && rep.ctx.Err() == nil {
+		var inline [][]byte
+		used, n := 0, 0
+		for n < len(local) && len(inline) < MaxInline {
+			b := local[n].Bytes()
+			if len(b) <= limit {
+				if used+len(b) > budget {
+					break
+				}
+				used += len(b)
+				inline = append(inline, b)
+			}
+			n++
+		}
+		if n == 0 {
+			n = 1 // an entry alone over the budget: announce it bare
+		}
+		chunk := local[:n]
+		local = local[n:]
+		heads := []cid.Cid{chunk[len(chunk)-1].CID()}
+		if len(local) == 0 {
+			heads = sortHeads(rep.log.Heads())
+		}
+		if len(heads) == 0 {
+			return
+		}
+		slices.SortFunc(inline, func(x, y []byte) int { return compareCIDs(blockCID(x), blockCID(y)) })
+		rep.send(&Announcement{Log: rep.id, Heads: heads, Inline: inline})
+	}
+}
+
+// digest publishes the heads for anti-entropy.
+func (rep *replica) digest(ctx context.Context) {
+	heads := sortHeads(rep.log.Heads())
+	if len(heads) == 0 {
+		return
+	}
+	rep.sendCtx(ctx, &Announcement{Digest: true, Log: rep.id, Heads: heads})
+}
+
+func (rep *replica) send(a *Announcement) { rep.sendCtx(rep.ctx, a) }
+
+func (rep *replica) sendCtx(ctx context.Context, a *Announcement) {
+	data, err := a.MarshalBinary()
+	if err != nil {
+		rep.r.logger.Error("encode announcement", "log", rep.id, "err", err)
+		return
+	}
+	if err := rep.r.net.Publish(ctx, rep.topic, data); err != nil {
+		rep.r.logger.Debug("publish announcement", "log", rep.id, "err", err)
+		return
+	}
+	rep.mu.Lock()
+	rep.announced++
+	rep.lastAnn = time.Now()
+	rep.mu.Unlock()
+}
+
+// joinGetter serves a join: inline blocks first, then the network. It
+// records what it yields so that watch can tell joined entries from local
+// appends.
+type joinGetter struct {
+	rep    *replica
+	inline map[string][]byte
+	store  *BlockStore
+	got    []cid.Cid
+	last   atomic.Int64 // unix nanoseconds of the last fetch activity
+}
+
+// watchdog cancels the join when no block has arrived for stall: a long
+// catch-up that keeps making progress is never cut short, a fetch nobody
+// can serve is. It returns a function that stops the watchdog.
+func (g *joinGetter) watchdog(ctx context.Context, cancel context.CancelFunc, stall time.Duration) func() {
+	g.touch()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(max(stall/4, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if time.Since(time.Unix(0, g.last.Load())) > stall {
+					cancel()
+					return
+				}
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+func (g *joinGetter) touch() { g.last.Store(time.Now().UnixNano()) }
+
+func (g *joinGetter) record(c cid.Cid) {
+	g.touch()
+	g.got = append(g.got, c)
+	g.rep.mu.Lock()
+	g.rep.fetched[c.KeyString()] = struct{}{}
+	g.rep.mu.Unlock()
+}
+
+func (g *joinGetter) GetMany(ctx context.Context, cids []cid.Cid) iter.Seq2[log.Block, error] {
+	return func(yield func(log.Block, error) bool) {
+		g.touch()
+		var rest []cid.Cid
+		for _, c := range cids {
+			if d, ok := g.inline[c.KeyString()]; ok {
+				g.record(c)
+				if !yield(log.Block{CID: c, Data: d}, nil) {
+					return
+				}
+				continue
+			}
+			rest = append(rest, c)
+		}
+		if len(rest) == 0 {
+			return
+		}
+		for b, err := range g.store.GetMany(ctx, rest) {
+			if err == nil && b.CID.Defined() {
+				g.record(b.CID)
+			}
+			if !yield(b, err) {
+				return
+			}
+		}
+	}
+}

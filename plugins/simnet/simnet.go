@@ -1,0 +1,489 @@
+package simnet
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Sentinel errors.
+var (
+	// ErrUnreachable: no live connection to the peer (not connected,
+	// partitioned, blocked, or a node is down).
+	ErrUnreachable = errors.New("simnet: peer unreachable")
+	// ErrUnknownPeer: no node has that ID.
+	ErrUnknownPeer = errors.New("simnet: unknown peer")
+	// ErrNoHandler: the peer has no handler for the requested protocol.
+	ErrNoHandler = errors.New("simnet: protocol not supported by peer")
+	// ErrStopped: the node is stopped or the network closed.
+	ErrStopped = errors.New("simnet: node stopped")
+	// ErrHashMismatch: a block's bytes do not hash to its CID.
+	ErrHashMismatch = errors.New("simnet: block does not match its cid")
+	// ErrDuplicateNode: AddNode with an ID already in use.
+	ErrDuplicateNode = errors.New("simnet: duplicate node id")
+)
+
+// Link describes one directed link between two nodes.
+type Link struct {
+	// Latency is the one-way delay of every message and block transfer.
+	Latency time.Duration
+	// Jitter adds a uniform random delay in [0, Jitter) to each pubsub
+	// message (order on the link is kept).
+	Jitter time.Duration
+	// Loss is the probability, in [0, 1], that a pubsub message on this
+	// link is dropped. Blocks and direct requests are never lost.
+	Loss float64
+}
+
+// Stats counts pubsub traffic across the whole network.
+type Stats struct {
+	Published uint64 // Publish calls
+	Sent      uint64 // per-receiver copies put on links
+	Lost      uint64 // copies dropped by link loss
+	Overflow  uint64 // copies dropped at a full receiver or link queue
+	Delivered uint64 // copies handed to a subscriber
+	Blocks    uint64 // blocks fetched from a peer
+	Requests  uint64 // direct requests answered
+}
+
+// Option configures New.
+type Option func(*Network)
+
+// WithSeed seeds the loss and jitter generators (default 1).
+func WithSeed(seed uint64) Option { return func(n *Network) { n.seed = seed } }
+
+// WithDefaultLink sets the link used between nodes without SetLink
+// (default: no latency, no loss).
+func WithDefaultLink(l Link) Option { return func(n *Network) { n.defaultLink = l } }
+
+// WithQueueSize sets how many pubsub messages a subscription (and a link)
+// holds before dropping new ones (default 4096).
+func WithQueueSize(size int) Option {
+	return func(n *Network) {
+		if size > 0 {
+			n.queueSize = size
+		}
+	}
+}
+
+// WithRetryInterval sets how often a block fetch that found no provider
+// asks again (default 10 ms).
+func WithRetryInterval(d time.Duration) Option {
+	return func(n *Network) {
+		if d > 0 {
+			n.retry = d
+		}
+	}
+}
+
+type pair struct{ a, b string } // a < b
+
+func mkpair(a, b string) pair {
+	if a > b {
+		a, b = b, a
+	}
+	return pair{a, b}
+}
+
+type dirLink struct{ from, to string }
+
+// Network is the simulated network: the nodes and the links between them.
+type Network struct {
+	seed        uint64
+	defaultLink Link
+	queueSize   int
+	retry       time.Duration
+
+	mu     sync.Mutex
+	closed bool
+	nodes  map[string]*Node
+	order  []string // node IDs in AddNode order
+	links  map[dirLink]Link
+	rngs   map[dirLink]*rand.Rand
+	queues map[dirLink]*linkQueue
+	conns  map[pair]bool
+	side   map[string]int // partition side; absent: side 0
+	live   map[pair]bool  // last reported live state
+
+	stats struct {
+		published, sent, lost, overflow, delivered, blocks, requests atomic.Uint64
+	}
+	wg sync.WaitGroup
+}
+
+// New returns an empty simulated network.
+func New(opts ...Option) *Network {
+	n := &Network{seed: 1, queueSize: 4096, retry: 10 * time.Millisecond,
+		nodes: map[string]*Node{}, links: map[dirLink]Link{}, rngs: map[dirLink]*rand.Rand{},
+		queues: map[dirLink]*linkQueue{}, conns: map[pair]bool{}, side: map[string]int{}, live: map[pair]bool{}}
+	for _, o := range opts {
+		o(n)
+	}
+	return n
+}
+
+// AddNode adds a running node whose peer ID is id.
+func (n *Network) AddNode(id string) (*Node, error) {
+	if id == "" {
+		return nil, errors.New("simnet: empty node id")
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, ErrStopped
+	}
+	if _, ok := n.nodes[id]; ok {
+		return nil, fmt.Errorf("%w: %q", ErrDuplicateNode, id)
+	}
+	nd := newNode(n, id)
+	n.nodes[id] = nd
+	n.order = append(n.order, id)
+	return nd, nil
+}
+
+// Node returns the node with that ID, or nil.
+func (n *Network) Node(id string) *Node {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.nodes[id]
+}
+
+// SetLink sets the link in both directions between a and b.
+func (n *Network) SetLink(a, b string, l Link) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.links[dirLink{a, b}] = l
+	n.links[dirLink{b, a}] = l
+}
+
+// ConnectAll connects every pair of nodes.
+func (n *Network) ConnectAll() {
+	n.mu.Lock()
+	for i, a := range n.order {
+		for _, b := range n.order[i+1:] {
+			n.conns[mkpair(a, b)] = true
+		}
+	}
+	ev := n.recomputeLocked()
+	n.mu.Unlock()
+	n.emit(ev)
+}
+
+// Disconnect closes the connection between a and b (they stay apart until
+// one Connects again).
+func (n *Network) Disconnect(a, b string) {
+	n.mu.Lock()
+	delete(n.conns, mkpair(a, b))
+	ev := n.recomputeLocked()
+	n.mu.Unlock()
+	n.emit(ev)
+}
+
+// Partition splits the network: the nodes of each listed side can reach
+// only each other; nodes listed in no side form one more side together.
+// Connections across sides go down (and come back on Heal).
+func (n *Network) Partition(sides ...[]string) {
+	n.mu.Lock()
+	clear(n.side)
+	for i, s := range sides {
+		for _, id := range s {
+			n.side[id] = i + 1
+		}
+	}
+	ev := n.recomputeLocked()
+	n.mu.Unlock()
+	n.emit(ev)
+}
+
+// Heal removes the partition; connections that were cut come back.
+func (n *Network) Heal() { n.Partition() }
+
+// Stats returns the traffic counters.
+func (n *Network) Stats() Stats {
+	s := &n.stats
+	return Stats{Published: s.published.Load(), Sent: s.sent.Load(), Lost: s.lost.Load(),
+		Overflow: s.overflow.Load(), Delivered: s.delivered.Load(), Blocks: s.blocks.Load(),
+		Requests: s.requests.Load()}
+}
+
+// Close stops every node and the link goroutines.
+func (n *Network) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	nodes := make([]*Node, 0, len(n.nodes))
+	for _, nd := range n.nodes {
+		nodes = append(nodes, nd)
+	}
+	for _, q := range n.queues {
+		q.close()
+	}
+	n.mu.Unlock()
+	for _, nd := range nodes {
+		nd.shutdown()
+	}
+	n.wg.Wait()
+	return nil
+}
+
+func (n *Network) linkLocked(from, to string) Link {
+	if l, ok := n.links[dirLink{from, to}]; ok {
+		return l
+	}
+	return n.defaultLink
+}
+
+func (n *Network) rngLocked(from, to string) *rand.Rand {
+	k := dirLink{from, to}
+	r := n.rngs[k]
+	if r == nil {
+		h := fnv.New64a()
+		h.Write([]byte(from))
+		h.Write([]byte{0})
+		h.Write([]byte(to))
+		r = rand.New(rand.NewPCG(n.seed, h.Sum64()))
+		n.rngs[k] = r
+	}
+	return r
+}
+
+// liveLocked reports whether a and b can talk now.
+func (n *Network) liveLocked(a, b string) bool {
+	if a == b {
+		return false
+	}
+	na, nb := n.nodes[a], n.nodes[b]
+	if na == nil || nb == nil || !na.isUp() || !nb.isUp() || !n.conns[mkpair(a, b)] {
+		return false
+	}
+	if n.side[a] != n.side[b] {
+		return false
+	}
+	return !na.blocks(b) && !nb.blocks(a)
+}
+
+type peerEventFor struct {
+	node      *Node
+	peer      string
+	connected bool
+}
+
+// recomputeLocked diffs the live state of every pair against the last
+// reported one and returns the events to emit (after unlocking).
+func (n *Network) recomputeLocked() []peerEventFor {
+	var ev []peerEventFor
+	seen := map[pair]bool{}
+	check := func(p pair) {
+		if seen[p] {
+			return
+		}
+		seen[p] = true
+		now := n.liveLocked(p.a, p.b)
+		if now == n.live[p] {
+			return
+		}
+		if now {
+			n.live[p] = true
+		} else {
+			delete(n.live, p)
+		}
+		ev = append(ev, peerEventFor{n.nodes[p.a], p.b, now}, peerEventFor{n.nodes[p.b], p.a, now})
+	}
+	for p := range n.conns {
+		check(p)
+	}
+	for p := range n.live {
+		check(p)
+	}
+	return ev
+}
+
+func (n *Network) emit(ev []peerEventFor) {
+	for _, e := range ev {
+		if e.node != nil {
+			e.node.peerEvent(e.peer, e.connected)
+		}
+	}
+}
+
+func (n *Network) recompute() {
+	n.mu.Lock()
+	ev := n.recomputeLocked()
+	n.mu.Unlock()
+	n.emit(ev)
+}
+
+// livePeers returns the peers id can talk to now, in AddNode order.
+func (n *Network) livePeers(id string) []*Node {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []*Node
+	for _, other := range n.order {
+		if n.liveLocked(id, other) {
+			out = append(out, n.nodes[other])
+		}
+	}
+	return out
+}
+
+// latency returns the one-way latency from a to b and whether they are live.
+func (n *Network) latency(a, b string) (time.Duration, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.linkLocked(a, b).Latency, n.liveLocked(a, b)
+}
+
+// publish puts one copy of data on the link to every live subscriber.
+func (n *Network) publish(from, topic string, data []byte) {
+	n.stats.published.Add(1)
+	now := time.Now()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return
+	}
+	for _, to := range n.order {
+		if !n.liveLocked(from, to) || !n.nodes[to].subscribed(topic) {
+			continue
+		}
+		l := n.linkLocked(from, to)
+		r := n.rngLocked(from, to)
+		n.stats.sent.Add(1)
+		if l.Loss > 0 && r.Float64() < l.Loss {
+			n.stats.lost.Add(1)
+			continue
+		}
+		at := now.Add(l.Latency)
+		if l.Jitter > 0 {
+			at = at.Add(time.Duration(r.Int64N(int64(l.Jitter))))
+		}
+		k := dirLink{from, to}
+		q := n.queues[k]
+		if q == nil {
+			q = newLinkQueue(n.queueSize)
+			n.queues[k] = q
+			dst := n.nodes[to]
+			n.wg.Go(func() { q.run(func(m queued) { n.deliver(from, dst, m) }) })
+		}
+		if !q.push(queued{at: at, topic: topic, data: data}) {
+			n.stats.overflow.Add(1)
+		}
+	}
+}
+
+// deliver hands a message that has crossed its link to the receiver, if the
+// link is still live.
+func (n *Network) deliver(from string, to *Node, m queued) {
+	n.mu.Lock()
+	ok := n.liveLocked(from, to.id)
+	n.mu.Unlock()
+	if !ok {
+		n.stats.lost.Add(1)
+		return
+	}
+	d, o := to.receive(from, m.topic, m.data)
+	n.stats.delivered.Add(uint64(d))
+	n.stats.overflow.Add(uint64(o))
+}
+
+type queued struct {
+	at    time.Time
+	topic string
+	data  []byte
+}
+
+// linkQueue delivers the messages of one directed link in order, each no
+// earlier than its time.
+type linkQueue struct {
+	mu     sync.Mutex
+	items  []queued
+	max    int
+	wake   chan struct{}
+	done   chan struct{}
+	closed bool
+}
+
+func newLinkQueue(max int) *linkQueue {
+	return &linkQueue{max: max, wake: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func (q *linkQueue) push(m queued) bool {
+	q.mu.Lock()
+	if q.closed || len(q.items) >= q.max {
+		q.mu.Unlock()
+		return false
+	}
+	// Keep link order: never deliver before the previous message.
+	if k := len(q.items); k > 0 && m.at.Before(q.items[k-1].at) {
+		m.at = q.items[k-1].at
+	}
+	q.items = append(q.items, m)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (q *linkQueue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.closed {
+		q.closed = true
+		close(q.done)
+	}
+}
+
+func (q *linkQueue) run(deliver func(queued)) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		q.mu.Lock()
+		var next *queued
+		if len(q.items) > 0 {
+			next = &q.items[0]
+		}
+		q.mu.Unlock()
+		if next == nil {
+			select {
+			case <-q.wake:
+				continue
+			case <-q.done:
+				return
+			}
+		}
+		if wait := time.Until(next.at); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-q.done:
+				return
+			}
+		}
+		q.mu.Lock()
+		m := q.items[0]
+		q.items[0] = queued{}
+		q.items = q.items[1:]
+		q.mu.Unlock()
+		deliver(m)
+	}
+}
+
+// sortedKeys is a small helper for deterministic iteration.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
