@@ -38,22 +38,33 @@ plugins:
 `
 
 func (c *cli) demoCommand() *cobra.Command {
-	var keep bool
+	var keep, pluginsOnly bool
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Start a throwaway node with its plugins out of process and show them at work",
-		Long: `demo creates a temporary data directory, starts a node whose store plugin
-(store.pebble) runs out of process by re-executing skein, shows each plugin
-healthy (pid, id, version, start time), writes, reads, queries and deletes
-through the plugin, kills the plugin process and shows the supervisor
-restart it with the data intact, then stops cleanly and removes the
-directory. It reads no config file and no SKEIN_* variables.`,
+		Short: "Run three nodes on loopback and show them messaging (or, with --plugins, one node's supervised plugins)",
+		Long: `demo creates a temporary directory and runs three nodes (alice, bob,
+carol) on loopback, each with its store (store.pebble) and network
+(network.ipfs) plugins out of process: alice creates a group and invites the
+others, everyone sends, carol stops while alice and bob send, then restarts
+and catches up. It prints message latency and catch-up time, stops the
+nodes and removes the directory. Nothing leaves this machine: the network
+plugins listen on 127.0.0.1 with no DHT, relay or bootstrap peers.
+
+With --plugins it instead shows one node's store plugin at work: healthy
+(pid, id, version, start time), operations through the plugin process,
+killed with SIGKILL and restarted by the supervisor with its data intact.
+
+It reads no config file and no SKEIN_* variables.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.demo(cmd.Context(), keep)
+			if pluginsOnly {
+				return c.demo(cmd.Context(), keep)
+			}
+			return c.messagingDemo(cmd.Context(), keep)
 		},
 	}
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the temporary data directory")
+	cmd.Flags().BoolVar(&pluginsOnly, "plugins", false, "show one node's plugins supervised (kill and restart) instead of messaging")
 	return cmd
 }
 

@@ -101,6 +101,21 @@ func readPassphrase(path string) ([]byte, error) {
 
 // initDataDir creates dir (0700) with a config file and a keystore holding
 // a new account key, device key and device certificate.
+// initNetworkEntry is appended to the config `skein init` writes: the
+// libp2p network plugin, so that `skein run` is a messaging node. It has no
+// bootstrap peers: the node depends on no third party; add the addresses
+// of peers you know (`skein id` prints a node's) to reach them.
+const initNetworkEntry = `
+  # The network (libp2p: TCP and QUIC on 4001, WebSocket on 4002, Noise,
+  # yamux, gossipsub, bitswap). Keys: skein plugins describe network.
+  network:
+    id: network.ipfs
+    config:
+      data_dir: ${node.data_dir}/network
+      # Peers dialled at start: multiaddrs ending in /p2p/<peer id>.
+      bootstrap: []
+`
+
 func initDataDir(dir string, passphrase []byte) (*initResult, error) {
 	cfgPath := filepath.Join(dir, configFileName)
 	ksDir := filepath.Join(dir, keystoreDirName)
@@ -172,6 +187,7 @@ func initDataDir(dir string, passphrase []byte) (*initResult, error) {
 	if bytes.Equal(cfgYAML, config.DefaultYAML()) {
 		return nil, fmt.Errorf("init %s: the embedded defaults have no data_dir line to set", dir)
 	}
+	cfgYAML = append(cfgYAML, initNetworkEntry...)
 	if err := os.WriteFile(cfgPath, cfgYAML, 0o600); err != nil {
 		return nil, fmt.Errorf("init %s: %w", dir, err)
 	}

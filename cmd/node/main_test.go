@@ -450,7 +450,8 @@ func TestRunStopsOnSignal(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, skeinBin, "run", "--data-dir", dataDir)
-			cmd.Env = env
+			// The network plugin listens on loopback, on a free port.
+			cmd.Env = append(env, "SKEIN_PLUGINS__NETWORK__CONFIG__LISTEN=[/ip4/127.0.0.1/tcp/0]")
 			stderr, err := cmd.StderrPipe()
 			if err != nil {
 				t.Fatal(err)
@@ -459,7 +460,7 @@ func TestRunStopsOnSignal(t *testing.T) {
 				t.Fatal(err)
 			}
 			lines := newLineWaiter(stderr)
-			up := lines.wait(t, "plugin up", 30*time.Second)
+			up := lines.wait(t, `msg="plugin up" plugin=store`, 30*time.Second)
 			m := regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(up)
 			if m == nil {
 				t.Fatalf("no pid in %q", up)
@@ -468,6 +469,7 @@ func TestRunStopsOnSignal(t *testing.T) {
 			if !strings.Contains(up, "mode=process") || !strings.Contains(up, "id=store.pebble") {
 				t.Errorf("plugin up line %q does not say how the store runs", up)
 			}
+			lines.wait(t, "client API serving", 30*time.Second)
 			lines.wait(t, "node running", 30*time.Second)
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
@@ -488,36 +490,72 @@ func TestRunStopsOnSignal(t *testing.T) {
 }
 
 func TestDemo(t *testing.T) {
-	tmp := t.TempDir()
-	env := []string{"HOME=" + t.TempDir(), "TMPDIR=" + tmp, "PATH=" + os.Getenv("PATH")}
-	r := skein(t, env, "demo")
-	if r.code != 0 {
-		t.Fatalf("demo: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	tests := []struct {
+		name string
+		args []string
+		want func(tmp string) []string
+	}{
+		{
+			name: "messaging between three nodes",
+			args: []string{"demo"},
+			want: func(tmp string) []string {
+				return []string{
+					"[1/8] data directories under " + tmp,
+					"network.ipfs pid", "store.pebble pid",
+					"bob joined in", "carol joined in",
+					`alice -> "hello from alice"   seen by bob in`,
+					`carol -> "hello from carol"   seen by alice in`,
+					"all three nodes hold the 3 messages in the same order",
+					"carol holds all 23 messages",
+					"in the same order as alice and bob",
+					"summary: message latency p50",
+					"[8/8] nodes stopped; removed " + tmp,
+					"demo ok in",
+				}
+			},
+		},
+		{
+			name: "supervised plugins",
+			args: []string{"demo", "--plugins"},
+			want: func(tmp string) []string {
+				return []string{
+					"[1/6] data directory " + tmp,
+					"store.pebble",
+					"process pid",
+					"healthy",
+					"batch of 1000 puts, synced",
+					"prefix query demo/ -> 1000 keys in order",
+					"restarted by the supervisor: pid",
+					"(restarts: 1)",
+					`get demo/0001 -> "value 1"`,
+					"node stopped cleanly",
+					"[6/6] removed " + tmp,
+					"demo ok in",
+				}
+			},
+		},
 	}
-	for _, want := range []string{
-		"[1/6] data directory " + tmp,
-		"store.pebble",
-		"process pid",
-		"healthy",
-		"batch of 1000 puts, synced",
-		"prefix query demo/ -> 1000 keys in order",
-		"restarted by the supervisor: pid",
-		"(restarts: 1)",
-		`get demo/0001 -> "value 1"`,
-		"node stopped cleanly",
-		"[6/6] removed " + tmp,
-		"demo ok in",
-	} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
-		}
-	}
-	left, err := os.ReadDir(tmp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(left) != 0 {
-		t.Errorf("demo left %d entries in TMPDIR (%v)", len(left), left[0].Name())
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			env := []string{"HOME=" + t.TempDir(), "TMPDIR=" + tmp, "PATH=" + os.Getenv("PATH")}
+			r := skein(t, env, tc.args...)
+			if r.code != 0 {
+				t.Fatalf("%v: exit %d\nstdout:\n%s\nstderr:\n%s", tc.args, r.code, r.stdout, r.stderr)
+			}
+			for _, want := range tc.want(tmp) {
+				if !strings.Contains(r.stdout, want) {
+					t.Errorf("%v output lacks %q:\n%s", tc.args, want, r.stdout)
+				}
+			}
+			left, err := os.ReadDir(tmp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(left) != 0 {
+				t.Errorf("demo left %d entries in TMPDIR (%v)", len(left), left[0].Name())
+			}
+		})
 	}
 }
 

@@ -71,6 +71,7 @@ See config.example.yaml and docs/configuration.md.`,
 		c.pluginCommand(),
 		c.demoCommand(),
 	)
+	root.AddCommand(c.clientCommands()...)
 	return root
 }
 

@@ -46,6 +46,16 @@ and exits 0 on a clean stop. A second signal exits at once.`,
 				}
 				return err
 			}
+			var ms *messengerService
+			if pluginOfKind(cfg, "network.") != "" {
+				if ms, err = startMessenger(ctx, cfg, n, logger); err != nil {
+					stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout)
+					defer cancel()
+					return errors.Join(err, n.Stop(stopCtx))
+				}
+			} else {
+				logger.Warn("no network plugin enabled: running the plugins only, no messaging and no client API")
+			}
 			logger.Info("node running; stop with SIGINT or SIGTERM", "pid", os.Getpid(), "plugins", len(cfg.PluginNames()))
 			<-ctx.Done()
 			stopSignals() // a second signal now kills the process
@@ -53,6 +63,11 @@ and exits 0 on a clean stop. A second signal exits at once.`,
 
 			stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout)
 			defer cancel()
+			if ms != nil {
+				if err := ms.Stop(stopCtx); err != nil {
+					logger.Error("stopping the messenger", "err", err)
+				}
+			}
 			if err := n.Stop(stopCtx); err != nil {
 				if errors.Is(stopCtx.Err(), context.DeadlineExceeded) {
 					return fmt.Errorf("not stopped within node.shutdown_timeout %s: %w", cfg.Node.ShutdownTimeout, err)

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/skein-p2p/skein/core/api"
+	"github.com/skein-p2p/skein/core/config"
+	"github.com/skein-p2p/skein/core/crypto"
+	"github.com/skein-p2p/skein/core/messenger"
+	"github.com/skein-p2p/skein/core/node"
+	"github.com/skein-p2p/skein/sdk"
+)
+
+// messengerService is what makes a running node a messenger: the
+// messenger over the node's store and network plugins, and the client API
+// serving it.
+type messengerService struct {
+	ks     *crypto.Keystore
+	m      *messenger.Messenger
+	srv    *api.Server
+	served chan error
+}
+
+// startMessenger opens the keystore of the data directory (key-file mode,
+// as `skein init` writes it), starts the messenger over the node's first
+// enabled store and network plugins, and serves the client API on
+// api.socket (default <data_dir>/skein.sock, mode 0600) and, when api.tcp is
+// set, on TCP with the token in api.token_file. `skein run` calls it after
+// the node started and stops it (Stop) before stopping the node.
+func startMessenger(ctx context.Context, cfg *config.Config, n *node.Node, logger *slog.Logger) (*messengerService, error) {
+	storeName, netName := pluginOfKind(cfg, "store."), pluginOfKind(cfg, "network.")
+	if storeName == "" || netName == "" {
+		return nil, fmt.Errorf("messenger: the config needs an enabled store plugin and an enabled network plugin (have store %q, network %q)", storeName, netName)
+	}
+	st, err := n.Store(storeName)
+	if err != nil {
+		return nil, fmt.Errorf("messenger: %w", err)
+	}
+	p, err := n.Plugin(netName)
+	if err != nil {
+		return nil, fmt.Errorf("messenger: %w", err)
+	}
+	network, err := p.Network()
+	if err != nil {
+		return nil, fmt.Errorf("messenger: %w", err)
+	}
+	ks, err := crypto.OpenKeystore(filepath.Join(cfg.Node.DataDir, keystoreDirName))
+	if err != nil {
+		if errors.Is(err, crypto.ErrPassphraseRequired) {
+			return nil, fmt.Errorf("messenger: the keystore is sealed by a passphrase, which `skein run` cannot ask for yet: %w", err)
+		}
+		return nil, fmt.Errorf("messenger: %w", err)
+	}
+	return serveMessenger(ctx, cfg, ks, st, network, logger)
+}
+
+// serveMessenger starts the messenger and the API over the given parts.
+func serveMessenger(ctx context.Context, cfg *config.Config, ks *crypto.Keystore, st sdk.Store, network sdk.Network, logger *slog.Logger) (*messengerService, error) {
+	m, err := messenger.New(ctx, messenger.Config{Keystore: ks, Store: st, Network: network, Logger: logger.With("component", "messenger")})
+	if err != nil {
+		ks.Close()
+		return nil, err
+	}
+	acfg := api.Config{Socket: cfg.API.Socket, TCP: cfg.API.TCP, Logger: logger.With("component", "api")}
+	if acfg.Socket == "" {
+		acfg.Socket = api.SocketPath(cfg.Node.DataDir)
+	}
+	if cfg.API.TCP != "" {
+		if cfg.API.TokenFile == "" {
+			m.Close()
+			ks.Close()
+			return nil, fmt.Errorf("api.tcp %s: %w; set api.token_file", cfg.API.TCP, api.ErrTokenRequired)
+		}
+		tok, err := readToken(cfg.API.TokenFile)
+		if err != nil {
+			m.Close()
+			ks.Close()
+			return nil, fmt.Errorf("api.token_file: %w", err)
+		}
+		acfg.Token = tok
+	}
+	srv, err := api.Listen(m, acfg)
+	if err != nil {
+		m.Close()
+		ks.Close()
+		return nil, err
+	}
+	s := &messengerService{ks: ks, m: m, srv: srv, served: make(chan error, 1)}
+	go func() { s.served <- srv.Serve() }()
+	id := m.Identity()
+	logger.Info("client API serving", "socket", srv.Socket(), "tcp", cfg.API.TCP,
+		"account", id.AccountKey().Fingerprint(), "peer_id", network.PeerID(), "groups", len(m.Groups()))
+	return s, nil
+}
+
+// Stop stops the API (open streams end at ctx's deadline), then the
+// messenger (keys saved), then closes the keystore.
+func (s *messengerService) Stop(ctx context.Context) error {
+	s.srv.Stop(ctx)
+	err := <-s.served
+	return errors.Join(err, s.m.Close(), s.ks.Close())
+}
+
+// pluginOfKind returns the first enabled plugin (by name) whose id starts
+// with prefix ("store.", "network.").
+func pluginOfKind(cfg *config.Config, prefix string) string {
+	names := cfg.PluginNames()
+	slices.Sort(names)
+	for _, name := range names {
+		if strings.HasPrefix(cfg.Plugins[name].ID, prefix) {
+			return name
+		}
+	}
+	return ""
+}

@@ -1,0 +1,687 @@
+package messenger
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/skein-p2p/skein/core/crypto"
+	"github.com/skein-p2p/skein/core/group"
+	"github.com/skein-p2p/skein/sdk"
+)
+
+// recordPrefix is where the messenger keeps its list of groups in the store.
+const recordPrefix = "messenger/group/"
+
+// MaxGroupName bounds a group's local name.
+const MaxGroupName = 64
+
+// Config is what a Messenger runs on.
+type Config struct {
+	// Keystore holds the account, the device and every group's keys.
+	// Required.
+	Keystore *crypto.Keystore
+	// Store holds the group logs' heads and indices, delivered messages
+	// (sealed) and the list of groups. Required.
+	Store sdk.Store
+	// Network moves blocks and announcements. Required.
+	Network sdk.Network
+	// Replicator replicates the groups' logs; nil: a NetworkReplicator over
+	// Network, closed with the messenger. One given here is not closed.
+	Replicator Replicator
+	// Logger; nil: discard.
+	Logger *slog.Logger
+	// GroupOptions are passed to every group opened.
+	GroupOptions []group.Option
+}
+
+// GroupInfo describes a group this node holds.
+type GroupInfo struct {
+	ID      crypto.PublicKey
+	Name    string
+	Kind    group.Kind
+	Epoch   group.EpochID
+	Members int
+	Left    bool
+}
+
+type record struct {
+	Name string `json:"name"`
+	Left bool   `json:"left,omitempty"`
+}
+
+type held struct {
+	g   *group.Group
+	rec record
+}
+
+// Messenger is a node's messaging service: the account and device from the
+// keystore, the groups this device holds (persisted), and their
+// replication. It is safe for concurrent use.
+type Messenger struct {
+	cfg    Config
+	id     *group.Identity
+	st     group.Storage
+	repl   Replicator
+	owned  bool // repl is ours to close
+	logger *slog.Logger
+
+	mu     sync.Mutex
+	groups map[crypto.PublicKey]*held
+	closed bool
+
+	// Keys are saved by one goroutine: a burst of sends and merges costs
+	// one keystore write per group, not one per message (after a crash,
+	// group.Open advances the sending chains past every index used).
+	dirtyMu   sync.Mutex
+	dirty     map[*group.Group]bool
+	saveWake  chan struct{}
+	saverStop chan struct{}
+	saverDone chan struct{}
+}
+
+// markDirty schedules g's keys to be saved.
+func (m *Messenger) markDirty(g *group.Group) {
+	m.dirtyMu.Lock()
+	m.dirty[g] = true
+	m.dirtyMu.Unlock()
+	select {
+	case m.saveWake <- struct{}{}:
+	default:
+	}
+}
+
+// saveDirty saves the keys of every group marked dirty.
+func (m *Messenger) saveDirty() {
+	m.dirtyMu.Lock()
+	batch := m.dirty
+	m.dirty = map[*group.Group]bool{}
+	m.dirtyMu.Unlock()
+	for g := range batch {
+		if err := g.SaveKeys(m.cfg.Keystore); err != nil && !errors.Is(err, crypto.ErrClosed) {
+			m.logger.Error("save group keys", "group", g.ID().Fingerprint(), "err", err)
+		}
+	}
+}
+
+// keySaveInterval spaces key saves: group.SaveKeys holds the group while
+// the keystore writes (an fsync), so saving after every message would
+// serialise sends behind the disk.
+const keySaveInterval = 100 * time.Millisecond
+
+func (m *Messenger) saver() {
+	defer close(m.saverDone)
+	for {
+		select {
+		case <-m.saverStop:
+			return
+		case <-m.saveWake:
+			m.saveDirty()
+		}
+		select {
+		case <-m.saverStop:
+			return
+		case <-time.After(keySaveInterval):
+		}
+	}
+}
+
+// replica is what the replicator merges into: the group, with its keys
+// saved after each merge.
+type replica struct {
+	*group.Group
+	m *Messenger
+}
+
+func (r replica) Receive(ctx context.Context, from string, heads group.Heads) error {
+	err := r.Group.Receive(ctx, from, heads)
+	r.m.markDirty(r.Group)
+	return err
+}
+
+// New opens the messenger: it loads the identity from the keystore (creating
+// a new account and device on first use), reopens every group saved in the
+// store, and starts replicating them.
+func New(ctx context.Context, cfg Config) (*Messenger, error) {
+	if cfg.Keystore == nil || cfg.Store == nil || cfg.Network == nil {
+		return nil, fmt.Errorf("new messenger: %w: keystore, store and network are required", ErrInvalidArgument)
+	}
+	m := &Messenger{
+		cfg:    cfg,
+		st:     group.Storage{Blocks: networkBlocks{cfg.Network}, KV: storeKV{cfg.Store}},
+		logger: cfg.Logger,
+		groups: map[crypto.PublicKey]*held{},
+		dirty:  map[*group.Group]bool{}, saveWake: make(chan struct{}, 1),
+		saverStop: make(chan struct{}), saverDone: make(chan struct{}),
+	}
+	if m.logger == nil {
+		m.logger = slog.New(slog.DiscardHandler)
+	}
+	id, created, err := loadIdentity(cfg.Keystore)
+	if err != nil {
+		return nil, fmt.Errorf("new messenger: %w", err)
+	}
+	if created {
+		m.logger.Info("new account created", "account", id.AccountKey().Fingerprint(), "device", id.DeviceKey().Fingerprint())
+	}
+	m.id = id
+	m.repl = cfg.Replicator
+	if m.repl == nil {
+		r, err := NewNetworkReplicator(cfg.Network, WithReplicatorLogger(m.logger))
+		if err != nil {
+			return nil, fmt.Errorf("new messenger: %w", err)
+		}
+		m.repl, m.owned = r, true
+	}
+	go m.saver()
+	if err := m.reopen(ctx); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("new messenger: %w", err)
+	}
+	return m, nil
+}
+
+func (m *Messenger) opts() []group.Option {
+	return append([]group.Option{group.WithLogger(m.logger)}, m.cfg.GroupOptions...)
+}
+
+func (m *Messenger) reopen(ctx context.Context) error {
+	for kv, err := range m.cfg.Store.Query(ctx, sdk.Query{Prefix: []byte(recordPrefix)}) {
+		if err != nil {
+			return fmt.Errorf("list groups: %w", err)
+		}
+		raw, err := hex.DecodeString(strings.TrimPrefix(string(kv.Key), recordPrefix))
+		if err != nil {
+			return fmt.Errorf("group record %q: %w", kv.Key, err)
+		}
+		gid, err := crypto.ParsePublicKey(raw)
+		if err != nil {
+			return fmt.Errorf("group record %q: %w", kv.Key, err)
+		}
+		var rec record
+		if err := json.Unmarshal(kv.Value, &rec); err != nil {
+			return fmt.Errorf("group record %s: %w", gid.Fingerprint(), err)
+		}
+		g, err := group.Open(ctx, m.id, m.cfg.Keystore, gid, m.st, m.opts()...)
+		if err != nil {
+			return err
+		}
+		if err := m.hold(ctx, g, rec, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hold registers g, persists its record and keys (when save), and starts
+// replicating it.
+func (m *Messenger) hold(ctx context.Context, g *group.Group, rec record, save bool) error {
+	if save {
+		if err := m.persist(ctx, g, rec); err != nil {
+			return err
+		}
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		g.Close()
+		return ErrClosed
+	}
+	if old := m.groups[g.ID()]; old != nil && old.g != g {
+		old.g.Close()
+	}
+	m.groups[g.ID()] = &held{g: g, rec: rec}
+	m.mu.Unlock()
+	if !rec.Left {
+		if err := m.repl.Add(ctx, replica{Group: g, m: m}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Messenger) persist(ctx context.Context, g *group.Group, rec record) error {
+	if err := g.SaveKeys(m.cfg.Keystore); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(rec)
+	id := g.ID()
+	if err := m.cfg.Store.Batch(ctx, []sdk.Op{{Key: []byte(recordPrefix + hex.EncodeToString(id[:])), Value: b}}, true); err != nil {
+		return fmt.Errorf("save group %s: %w", id.Fingerprint(), err)
+	}
+	return nil
+}
+
+// Close stops replication, saves every group's keys and closes the groups.
+func (m *Messenger) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	groups := m.groups
+	m.groups = map[crypto.PublicKey]*held{}
+	m.mu.Unlock()
+	close(m.saverStop)
+	<-m.saverDone
+	m.saveDirty()
+	var errs []error
+	if m.repl != nil {
+		for id := range groups {
+			m.repl.Remove(id)
+		}
+		if m.owned {
+			errs = append(errs, m.repl.Close())
+		}
+	}
+	for _, h := range groups {
+		errs = append(errs, h.g.SaveKeys(m.cfg.Keystore), h.g.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Identity returns this device's identity.
+func (m *Messenger) Identity() *group.Identity { return m.id }
+
+// Network returns the network the messenger runs on.
+func (m *Messenger) Network() sdk.Network { return m.cfg.Network }
+
+// checkName validates a local group name: short, printable, and not
+// something that looks like an id prefix of another group.
+func checkName(name string) error {
+	if len(name) > MaxGroupName || !utf8.ValidString(name) || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return fmt.Errorf("%w: group name must be valid text of at most %d bytes without control characters", ErrInvalidArgument, MaxGroupName)
+	}
+	return nil
+}
+
+func (m *Messenger) info(h *held) GroupInfo {
+	return GroupInfo{ID: h.g.ID(), Name: h.rec.Name, Kind: h.g.Kind(), Epoch: h.g.Epoch(), Members: len(h.g.Members()), Left: h.rec.Left}
+}
+
+// Resolve finds the group a reference names: its exact local name, or a
+// unique prefix of its hex id.
+func (m *Messenger) Resolve(ref string) (GroupInfo, error) {
+	h, err := m.resolve(ref)
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	return m.info(h), nil
+}
+
+func (m *Messenger) resolve(ref string) (*held, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	if ref == "" {
+		return nil, fmt.Errorf("%w: empty group reference", ErrGroupNotFound)
+	}
+	var byName, byPrefix []*held
+	lref := strings.ToLower(ref)
+	for id, h := range m.groups {
+		if h.rec.Name == ref {
+			byName = append(byName, h)
+		}
+		if strings.HasPrefix(hex.EncodeToString(id[:]), lref) {
+			byPrefix = append(byPrefix, h)
+		}
+	}
+	switch {
+	case len(byName) == 1:
+		return byName[0], nil
+	case len(byName) > 1:
+		return nil, fmt.Errorf("%w: %d groups are named %q; use an id prefix", ErrAmbiguous, len(byName), ref)
+	case len(byPrefix) == 1:
+		return byPrefix[0], nil
+	case len(byPrefix) > 1:
+		return nil, fmt.Errorf("%w: %q is a prefix of %d group ids; give more characters", ErrAmbiguous, ref, len(byPrefix))
+	}
+	return nil, fmt.Errorf("%w: %q", ErrGroupNotFound, ref)
+}
+
+// Groups lists the groups this node holds, by name then id.
+func (m *Messenger) Groups() []GroupInfo {
+	m.mu.Lock()
+	hs := make([]*held, 0, len(m.groups))
+	for _, h := range m.groups {
+		hs = append(hs, h)
+	}
+	m.mu.Unlock()
+	out := make([]GroupInfo, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, m.info(h))
+	}
+	slices.SortFunc(out, func(a, b GroupInfo) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return slices.Compare(a.ID[:], b.ID[:])
+	})
+	return out
+}
+
+// CreateGroup creates a multi-member group with this account as its only
+// member, under a local name.
+func (m *Messenger) CreateGroup(ctx context.Context, name string) (GroupInfo, error) {
+	if err := checkName(name); err != nil {
+		return GroupInfo{}, err
+	}
+	g, err := group.Create(ctx, m.id, m.st, m.opts()...)
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	rec := record{Name: name}
+	if err := m.hold(ctx, g, rec, true); err != nil {
+		return GroupInfo{}, err
+	}
+	m.announce(ctx, g)
+	return m.info(&held{g: g, rec: rec}), nil
+}
+
+func (m *Messenger) announce(ctx context.Context, g *group.Group) {
+	if err := m.repl.Announce(ctx, g.ID()); err != nil {
+		m.logger.Debug("announce", "group", g.ID().Fingerprint(), "err", err)
+	}
+}
+
+// after a local write: save the keys and announce the new heads.
+func (m *Messenger) wrote(ctx context.Context, h *held) error {
+	m.markDirty(h.g)
+	m.announce(ctx, h.g)
+	return nil
+}
+
+// Invite returns a new invitation to the group.
+func (m *Messenger) Invite(ctx context.Context, ref string) (*group.Invitation, error) {
+	h, err := m.resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	inv, err := h.g.Invite(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return inv, m.wrote(ctx, h)
+}
+
+// JoinGroup joins the group of an invitation token: it fetches the group's
+// heads from a member reachable on the network (waiting until one is, or
+// ctx ends), joins, and starts replicating.
+func (m *Messenger) JoinGroup(ctx context.Context, token, name string) (GroupInfo, error) {
+	if err := checkName(name); err != nil {
+		return GroupInfo{}, err
+	}
+	inv, err := group.ParseInvitation(strings.TrimSpace(token))
+	if err != nil {
+		return GroupInfo{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	if h, err := m.resolve(hex.EncodeToString(inv.Group[:])); err == nil && !h.rec.Left {
+		return m.info(h), nil // already held
+	}
+	// The member that answers first may not have the invitation entry yet
+	// (it was written a moment ago elsewhere), or a fetch may come back
+	// short: ask again until ctx ends.
+	var g *group.Group
+	retry := 50 * time.Millisecond
+	for {
+		from, heads, err := m.repl.FetchHeads(ctx, inv.Group)
+		if err != nil {
+			return GroupInfo{}, fmt.Errorf("join group %s: %w", inv.Group.Fingerprint(), err)
+		}
+		if err := m.prefetch(ctx, heads); err != nil {
+			return GroupInfo{}, fmt.Errorf("join group %s: %w", inv.Group.Fingerprint(), err)
+		}
+		g, err = group.Join(ctx, m.id, inv, m.st, from, heads, m.opts()...)
+		if err == nil {
+			break
+		}
+		// Transient: the heads lack the invitation, or a fetch came back
+		// short (no group-created reached). A revoked invitation is final.
+		transient := errors.Is(err, group.ErrInvitationUnknown) || errors.Is(err, group.ErrWrongGroup)
+		if !transient || strings.Contains(err.Error(), "revoked by the rekey") {
+			return GroupInfo{}, err
+		}
+		m.logger.Debug("invitation not in the heads received yet; asking again", "from", from, "err", err)
+		select {
+		case <-ctx.Done():
+			return GroupInfo{}, fmt.Errorf("%w (no member reachable had the invitation before: %w)", err, ctx.Err())
+		case <-time.After(retry):
+		}
+		retry = min(2*retry, time.Second)
+	}
+	rec := record{Name: name}
+	if err := m.hold(ctx, g, rec, true); err != nil {
+		return GroupInfo{}, err
+	}
+	m.announce(ctx, g)
+	return m.info(&held{g: g, rec: rec}), nil
+}
+
+// Members lists the group's members.
+func (m *Messenger) Members(ref string) ([]group.Member, error) {
+	h, err := m.resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	return h.g.Members(), nil
+}
+
+// ResolveMember finds the member account a reference names: a unique
+// prefix of its hex key or of its fingerprint.
+func (m *Messenger) ResolveMember(ref, member string) (crypto.PublicKey, error) {
+	ms, err := m.Members(ref)
+	if err != nil {
+		return crypto.PublicKey{}, err
+	}
+	member = strings.ToLower(strings.TrimSpace(member))
+	if member == "" {
+		return crypto.PublicKey{}, fmt.Errorf("%w: empty member reference", ErrMemberNotFound)
+	}
+	var found []crypto.PublicKey
+	for _, mb := range ms {
+		if strings.HasPrefix(mb.Account.String(), member) || strings.HasPrefix(strings.ToLower(mb.Account.Fingerprint()), member) {
+			found = append(found, mb.Account)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return crypto.PublicKey{}, fmt.Errorf("%w: %q", ErrMemberNotFound, member)
+	case 1:
+		return found[0], nil
+	}
+	return crypto.PublicKey{}, fmt.Errorf("%w: %q matches %d members", ErrAmbiguous, member, len(found))
+}
+
+// RemoveMember removes a member account (named as ResolveMember accepts);
+// the group moves to a new epoch the removed member cannot read.
+func (m *Messenger) RemoveMember(ctx context.Context, ref, member string) (GroupInfo, error) {
+	h, err := m.resolve(ref)
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	acct, err := m.ResolveMember(ref, member)
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	if err := h.g.RemoveMember(ctx, acct); err != nil {
+		return GroupInfo{}, err
+	}
+	return m.info(h), m.wrote(ctx, h)
+}
+
+// Leave leaves the group: this device writes that it left, stops
+// replicating it and keeps its history readable locally.
+func (m *Messenger) Leave(ctx context.Context, ref string) error {
+	h, err := m.resolve(ref)
+	if err != nil {
+		return err
+	}
+	if err := h.g.Leave(ctx); err != nil {
+		return err
+	}
+	m.announce(ctx, h.g)
+	m.repl.Remove(h.g.ID())
+	m.mu.Lock()
+	h.rec.Left = true
+	rec := h.rec
+	m.mu.Unlock()
+	return m.persist(ctx, h.g, rec)
+}
+
+// Send sends body to the group and returns the message as delivered
+// locally.
+func (m *Messenger) Send(ctx context.Context, ref string, body []byte) (*group.Message, error) {
+	if len(body) == 0 {
+		return nil, fmt.Errorf("%w: empty message", ErrInvalidArgument)
+	}
+	h, err := m.resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := h.g.Send(ctx, body)
+	if err != nil {
+		return nil, err
+	}
+	return msg, m.wrote(ctx, h)
+}
+
+// ListOptions select messages for Messages.
+type ListOptions struct {
+	// Since: only messages after this entry (exclusive); Until: up to
+	// this entry (inclusive). Undefined CIDs select no bound.
+	Since, Until cid.Cid
+	Reverse      bool
+	// Limit: at most this many (0: all).
+	Limit int
+}
+
+// Messages lists the group's delivered messages in its total order.
+func (m *Messenger) Messages(ctx context.Context, ref string, o ListOptions) ([]*group.Message, error) {
+	h, err := m.resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	var opts []group.ListOption
+	if o.Since.Defined() {
+		opts = append(opts, group.Since(o.Since))
+	}
+	if o.Until.Defined() {
+		opts = append(opts, group.Until(o.Until))
+	}
+	if o.Reverse {
+		opts = append(opts, group.Reverse())
+	}
+	var out []*group.Message
+	for msg, err := range h.g.Messages(ctx, opts...) {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, msg)
+		if o.Limit > 0 && len(out) == o.Limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// Subscribe streams the group's messages as they are delivered until ctx
+// ends.
+func (m *Messenger) Subscribe(ctx context.Context, ref string) (<-chan *group.Message, GroupInfo, error) {
+	h, err := m.resolve(ref)
+	if err != nil {
+		return nil, GroupInfo{}, err
+	}
+	return h.g.Subscribe(ctx), m.info(h), nil
+}
+
+// ContactToken returns this account's contact token, showing name.
+func (m *Messenger) ContactToken(name string) (string, error) {
+	t, err := m.id.ContactToken(name)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	return t.Token(), nil
+}
+
+// AddContact reads a peer's contact token, opens the contact group and
+// returns the request token the peer must accept.
+func (m *Messenger) AddContact(ctx context.Context, token, name string) (string, GroupInfo, error) {
+	t, err := group.ParseContactToken(strings.TrimSpace(token))
+	if err != nil {
+		return "", GroupInfo{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	req, g, err := group.RequestContact(ctx, m.id, t, name, m.st, m.opts()...)
+	if err != nil {
+		return "", GroupInfo{}, err
+	}
+	rec := record{Name: t.Name}
+	if err := m.hold(ctx, g, rec, true); err != nil {
+		return "", GroupInfo{}, err
+	}
+	m.announce(ctx, g)
+	return req.Token(), m.info(&held{g: g, rec: rec}), nil
+}
+
+// AcceptContact reads a contact request and opens the contact group.
+func (m *Messenger) AcceptContact(ctx context.Context, token string) (GroupInfo, error) {
+	req, err := group.ParseContactRequest(strings.TrimSpace(token))
+	if err != nil {
+		return GroupInfo{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	g, err := group.AcceptContact(ctx, m.id, req, m.st, m.opts()...)
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	rec := record{Name: req.Name}
+	if err := m.hold(ctx, g, rec, true); err != nil {
+		return GroupInfo{}, err
+	}
+	m.announce(ctx, g)
+	return m.info(&held{g: g, rec: rec}), nil
+}
+
+// Peers lists the network's connected peers.
+func (m *Messenger) Peers(ctx context.Context) ([]sdk.PeerInfo, error) {
+	return m.cfg.Network.Peers(ctx)
+}
+
+// SyncStatus reports the sync state of the group ref names, or of every
+// group when ref is "".
+func (m *Messenger) SyncStatus(ctx context.Context, ref string) ([]SyncStatus, error) {
+	var ids []crypto.PublicKey
+	if ref != "" {
+		h, err := m.resolve(ref)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, h.g.ID())
+	} else {
+		for _, gi := range m.Groups() {
+			if !gi.Left {
+				ids = append(ids, gi.ID)
+			}
+		}
+	}
+	out := make([]SyncStatus, 0, len(ids))
+	for _, id := range ids {
+		st, err := m.repl.Status(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
