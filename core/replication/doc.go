@@ -26,10 +26,15 @@
 // Everything a peer sends is checked before it is used: messages decode
 // strictly (DecodeAnnouncement, DecodeHeadsExchange), and every entry is
 // verified by the log's Join (signature, hash, write access, clock) before
-// it enters. A peer whose message is malformed, or who names an entry the
-// log rejects as forged or malformed (see Misbehaviour), is cut off for a
-// while: its messages are ignored and, if the network can, its connections
-// are closed. Other peers are unaffected. docs/replication.md specifies the
+// it enters. A peer is cut off for a while (its messages ignored and, if
+// the network can, its connections closed) only when it is provably the
+// author of bad data (see Misbehaviour): what it sent in a head exchange,
+// or, when every honest node's network validates pubsub messages with
+// ValidateAnnouncement (WithPubsubValidated), a malformed announcement or
+// a malformed or badly signed inline entry it handed over. Over pubsub the
+// sender a message arrives from may be a relay, so anything else found bad
+// there is dropped and logged, and that peer is asked for its heads
+// directly, where a liar is caught. docs/replication.md specifies the
 // protocol.
 //
 // Usage sketch:

@@ -10,7 +10,8 @@ import (
 var (
 	// ErrMalformedMessage: a replication message (announcement, digest,
 	// head-exchange request or response) is not the canonical encoding of a
-	// well-formed message. Its sender is cut off.
+	// well-formed message. A head-exchange peer that sends one is cut off;
+	// a pubsub sender only under WithPubsubValidated (else it is dropped).
 	ErrMalformedMessage = errors.New("malformed replication message")
 	// ErrNotStarted: the Replicator was not started (or was closed).
 	ErrNotStarted = errors.New("replicator not started")

@@ -55,7 +55,12 @@ func ipfsCluster(t testing.TB, n int, connect bool, opts ...replication.Option) 
 	access := log.AllowWriters(pubs...)
 	peers := make([]*peerNode, n)
 	for i := range peers {
-		peers[i] = startPeer(t, string(rune('a'+i)), nets[i], keys[i], access, opts...)
+		if !nets[i].PubsubValidated() {
+			t.Fatal("plugins/ipfs does not validate pubsub by default")
+		}
+		// As a node does: the plugin validates every pubsub message.
+		o := append([]replication.Option{replication.WithPubsubValidated(nets[i].PubsubValidated())}, opts...)
+		peers[i] = startPeer(t, string(rune('a'+i)), nets[i], keys[i], access, o...)
 	}
 	if connect {
 		connectPeers(t, peers)

@@ -47,6 +47,9 @@ type options struct {
 	parallelism    int
 	pace           time.Duration
 	logger         *slog.Logger
+	// pubsubValidated: every honest node's network validates pubsub
+	// messages with ValidateAnnouncement before forwarding them.
+	pubsubValidated bool
 }
 
 func defaultOptions() options {
@@ -156,4 +159,17 @@ func WithAnnouncePace(d time.Duration) Option {
 		o.pace = d
 		return nil
 	}
+}
+
+// WithPubsubValidated says whether the network validates every pubsub
+// message with ValidateAnnouncement before it forwards or delivers it, on
+// every honest node (default false). Over pubsub the sender a message
+// arrives from (sdk.PubsubMessage.From) may be a relay, not its author;
+// only when every honest relay validates is the peer that hands over a
+// malformed announcement, or a malformed or badly signed inline entry,
+// proven to misbehave, and only then is it cut off. Without validation such
+// messages are logged and dropped. Set it when the network is plugins/ipfs
+// with pubsub_validation "skein" (its default).
+func WithPubsubValidated(v bool) Option {
+	return func(o *options) error { o.pubsubValidated = v; return nil }
 }

@@ -37,8 +37,8 @@ type replica struct {
 	pubWake chan struct{} // local entries await announcement
 
 	mu        sync.Mutex
-	jobs      map[string]*job
-	queue     []string // peers with a job, in arrival order
+	jobs      map[jobKey]*job
+	queue     []jobKey // jobs in arrival order
 	fetched   map[string]struct{}
 	refused   map[string]time.Time // heads a join refused (not for misbehaviour), until when retries skip them
 	local     []*log.Entry
@@ -53,6 +53,24 @@ type replica struct {
 	added     uint64
 }
 
+// via says how heads reached a replica, which decides who can be held
+// responsible for them (see join).
+type via uint8
+
+const (
+	viaAnnouncement via = iota // a pubsub announcement (From may be a relay)
+	viaDigest                  // a pubsub digest (From may be a relay)
+	viaDirect                  // a head exchange: the peer itself sent them
+)
+
+// jobKey identifies a queued join: heads named directly by a peer and heads
+// a pubsub message from it carried are joined apart, so that misbehaviour
+// is attributed only where it is proven.
+type jobKey struct {
+	peer   string
+	direct bool
+}
+
 type job struct {
 	heads       []cid.Cid
 	inline      map[string][]byte
@@ -63,13 +81,14 @@ type remoteState struct {
 	heads   []cid.Cid
 	missing []cid.Cid
 	seen    time.Time
+	direct  bool // heads came from a head exchange, not pubsub
 }
 
 func newReplica(r *Replicator, id LogID, topic, channel string, l Log) *replica {
 	ctx, cancel := context.WithCancel(r.ctx)
 	return &replica{r: r, id: id, topic: topic, channel: channel, log: l, ctx: ctx, cancel: cancel,
 		wake: make(chan struct{}, 1), pubWake: make(chan struct{}, 1),
-		jobs: map[string]*job{}, fetched: map[string]struct{}{}, refused: map[string]time.Time{},
+		jobs: map[jobKey]*job{}, fetched: map[string]struct{}{}, refused: map[string]time.Time{},
 		remote: map[string]*remoteState{}}
 }
 
@@ -93,30 +112,32 @@ func (rep *replica) unknown(heads []cid.Cid) []cid.Cid {
 }
 
 // received records what peer has and queues a join if it has something
-// this replica lacks. inline are entry blocks the peer sent along.
-func (rep *replica) received(peer string, heads []cid.Cid, inline [][]byte, announcement bool) {
+// this replica lacks. inline are entry blocks the peer sent along; how says
+// how the heads came.
+func (rep *replica) received(peer string, heads []cid.Cid, inline [][]byte, how via) {
 	missing := rep.unknown(heads)
+	direct := how == viaDirect
 	rep.mu.Lock()
 	rep.nReceived++
-	rep.remote[peer] = &remoteState{heads: slices.Clone(heads), missing: missing, seen: time.Now()}
+	rep.remote[peer] = &remoteState{heads: slices.Clone(heads), missing: missing, seen: time.Now(), direct: direct}
 	if len(missing) == 0 {
-		if !announcement {
+		if how != viaAnnouncement {
 			rep.lastSync = time.Now()
 		}
 		rep.mu.Unlock()
 		return
 	}
-	rep.enqueueLocked(peer, missing, inline)
+	rep.enqueueLocked(jobKey{peer: peer, direct: direct}, missing, inline)
 	rep.mu.Unlock()
 	signal(rep.wake)
 }
 
-func (rep *replica) enqueueLocked(peer string, heads []cid.Cid, inline [][]byte) {
-	j := rep.jobs[peer]
+func (rep *replica) enqueueLocked(key jobKey, heads []cid.Cid, inline [][]byte) {
+	j := rep.jobs[key]
 	if j == nil {
 		j = &job{inline: map[string][]byte{}}
-		rep.jobs[peer] = j
-		rep.queue = append(rep.queue, peer)
+		rep.jobs[key] = j
+		rep.queue = append(rep.queue, key)
 	}
 	for _, h := range heads {
 		if !slices.ContainsFunc(j.heads, h.Equals) {
@@ -139,25 +160,26 @@ func (rep *replica) enqueueLocked(peer string, heads []cid.Cid, inline [][]byte)
 	}
 }
 
-func (rep *replica) pop() (string, *job) {
+func (rep *replica) pop() (jobKey, *job) {
 	rep.mu.Lock()
 	defer rep.mu.Unlock()
 	if len(rep.queue) == 0 {
-		return "", nil
+		return jobKey{}, nil
 	}
-	peer := rep.queue[0]
+	key := rep.queue[0]
 	rep.queue = rep.queue[1:]
-	j := rep.jobs[peer]
-	delete(rep.jobs, peer)
-	return peer, j
+	j := rep.jobs[key]
+	delete(rep.jobs, key)
+	return key, j
 }
 
 // forget drops a cut-off peer's queued job and remote state.
 func (rep *replica) forget(peer string) {
 	rep.mu.Lock()
 	defer rep.mu.Unlock()
-	delete(rep.jobs, peer)
-	rep.queue = slices.DeleteFunc(rep.queue, func(p string) bool { return p == peer })
+	delete(rep.jobs, jobKey{peer: peer, direct: true})
+	delete(rep.jobs, jobKey{peer: peer})
+	rep.queue = slices.DeleteFunc(rep.queue, func(k jobKey) bool { return k.peer == peer })
 	delete(rep.remote, peer)
 }
 
@@ -200,7 +222,9 @@ func (rep *replica) retryMissing(live map[string]bool) {
 			return ok
 		})
 		if len(retry) > 0 {
-			rep.enqueueLocked(p, retry, nil)
+			if st := rep.remote[p]; st != nil {
+				rep.enqueueLocked(jobKey{peer: p, direct: st.direct}, retry, nil)
+			}
 		}
 		rep.mu.Unlock()
 	}
@@ -216,21 +240,22 @@ func (rep *replica) work() {
 		case <-rep.wake:
 		}
 		for rep.ctx.Err() == nil {
-			peer, j := rep.pop()
+			key, j := rep.pop()
 			if j == nil {
 				break
 			}
-			if rep.r.isBlocked(peer) {
+			if rep.r.isBlocked(key.peer) {
 				continue
 			}
-			rep.join(peer, j)
+			rep.join(key, j)
 		}
 	}
 }
 
-// join joins the heads of one job, continuing past join limits, and cuts
-// the peer off if the log proves it misbehaved.
-func (rep *replica) join(peer string, j *job) {
+// join joins the heads of one job, continuing past join limits, and deals
+// with misbehaviour the log finds (see blame).
+func (rep *replica) join(key jobKey, j *job) {
+	peer := key.peer
 	rep.mu.Lock()
 	rep.joining = true
 	rep.mu.Unlock()
@@ -262,7 +287,7 @@ func (rep *replica) join(peer string, j *job) {
 					rep.mu.Lock()
 					rep.rejected += uint64(len(res.Rejected))
 					rep.mu.Unlock()
-					rep.r.cutOff(peer, fmt.Sprintf("log rejected entry %s: %v", rj.CID, rj.Err))
+					rep.blame(key, j, rj)
 					return
 				}
 			}
@@ -297,6 +322,44 @@ func (rep *replica) join(peer string, j *job) {
 		rep.lastSync = time.Now()
 	}
 	rep.mu.Unlock()
+}
+
+// blame deals with an entry the log rejected as proof of misbehaviour. A
+// peer is cut off only when it is provably the author of the bad data:
+//
+//   - heads it named itself in a head exchange (key.direct): an honest
+//     replica names only heads it accepted;
+//   - an inline entry of a pubsub message that is malformed or badly
+//     signed, when the network validates pubsub (WithPubsubValidated):
+//     every honest relay checks exactly that before forwarding, so the
+//     peer that handed it to us did not check, and misbehaved.
+//
+// Anything else that came over pubsub (an entry fetched because an
+// announcement named it, or an inline entry failing a check relays cannot
+// make) may have been forwarded in good faith: it is logged and dropped,
+// and the peer is asked for its heads directly, so that a liar is then
+// caught by the head exchange.
+func (rep *replica) blame(key jobKey, j *job, rj log.Rejection) {
+	reason := fmt.Sprintf("log rejected entry %s: %v", rj.CID, rj.Err)
+	if key.direct {
+		rep.r.cutOff(key.peer, reason)
+		return
+	}
+	_, inline := j.inline[rj.CID.KeyString()]
+	relayChecked := errors.Is(rj.Err, log.ErrMalformed) || errors.Is(rj.Err, log.ErrHashMismatch) ||
+		errors.Is(rj.Err, log.ErrBadSignature)
+	if inline && relayChecked && rep.r.opts.pubsubValidated {
+		rep.r.cutOff(key.peer, "pubsub inline "+reason)
+		return
+	}
+	rep.r.logger.Warn("dropped bad data forwarded over pubsub; asking the forwarder directly",
+		"log", rep.id, "peer", key.peer, "reason", reason)
+	rep.mu.Lock()
+	if st := rep.remote[key.peer]; st != nil && !st.direct {
+		delete(rep.remote, key.peer) // not retried; the head exchange replaces it
+	}
+	rep.mu.Unlock()
+	rep.r.exchangeAsync(key.peer)
 }
 
 // maxRefused bounds the refused-heads memory of one log.

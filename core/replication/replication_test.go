@@ -196,9 +196,14 @@ func TestMisbehavingPeerIsCutOffOthersUnaffected(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
-		{"forged entry by bitswap", func(t *testing.T, evil *simnet.Node, writer ed25519.PrivateKey, _ string) {
+		// An entry fetched because an announcement named it is never
+		// blamed on the announcement's sender (it may be a relay): the
+		// victim asks it for its heads directly, and evil, lying there
+		// too, is caught by the head exchange.
+		{"forged entry by bitswap, then named in head exchange", func(t *testing.T, evil *simnet.Node, writer ed25519.PrivateKey, _ string) {
 			f := forgedEntry(t, writer)
 			putRaw(t, evil, f)
+			lieInHeadExchange(t, evil, cidOf(f))
 			if err := evil.Publish(context.Background(), topic, announce(t, topic, []cid.Cid{cidOf(f)}, nil)); err != nil {
 				t.Fatal(err)
 			}
@@ -212,7 +217,9 @@ func TestMisbehavingPeerIsCutOffOthersUnaffected(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			sn, peers := simCluster(t, 3, nil, fastOpts()...)
+			// simnet delivers From = the publisher, as a network whose
+			// every honest node validates pubsub makes it accountable.
+			sn, peers := simCluster(t, 3, nil, fastOpts(replication.WithPubsubValidated(true))...)
 			a, b, c := peers[0], peers[1], peers[2]
 			appendN(t, a, 5, "before")
 			waitFor(t, 10*time.Second, lens(peers), func() bool { return converged(peers, 5) })

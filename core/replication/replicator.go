@@ -284,14 +284,25 @@ func (r *Replicator) readMessages(topic string, msgs <-chan sdk.PubsubMessage) {
 		}
 		a, err := DecodeAnnouncement(m.Data)
 		if err != nil {
-			r.cutOff(m.From, err.Error())
+			// From is the peer that handed us the message, not
+			// necessarily its author: it is to blame only if it was bound
+			// to check (every honest relay validates).
+			if r.opts.pubsubValidated {
+				r.cutOff(m.From, "pubsub: "+err.Error())
+			} else {
+				r.logger.Warn("dropped malformed pubsub message", "topic", topic, "peer", m.From, "err", err)
+			}
 			continue
 		}
 		rep := r.replica(a.Log)
 		if rep == nil || rep.topic != topic {
 			continue // a log of this topic that we do not replicate
 		}
-		rep.received(m.From, a.Heads, a.Inline, !a.Digest)
+		how := viaAnnouncement
+		if a.Digest {
+			how = viaDigest
+		}
+		rep.received(m.From, a.Heads, a.Inline, how)
 	}
 }
 
@@ -403,7 +414,7 @@ func (r *Replicator) ExchangeHeads(ctx context.Context, peer string) error {
 	}
 	for _, lh := range resp.Logs {
 		if rep := r.replica(lh.Log); rep != nil {
-			rep.received(peer, lh.Heads, nil, false)
+			rep.received(peer, lh.Heads, nil, viaDirect)
 		}
 	}
 	return nil
@@ -429,7 +440,7 @@ func (r *Replicator) handleHeads(_ context.Context, from string, req []byte) ([]
 			continue
 		}
 		resp.Logs = append(resp.Logs, LogHeads{Log: lh.Log, Heads: sortHeads(rep.log.Heads())})
-		rep.received(from, lh.Heads, nil, false)
+		rep.received(from, lh.Heads, nil, viaDirect)
 	}
 	return resp.MarshalBinary()
 }

@@ -49,6 +49,7 @@ func BenchmarkGossipsubFanout(b *testing.B) {
 				n.psOpts = []pubsub.Option{pubsub.WithRawTracer(counter)}
 				diags, err := n.Configure(context.Background(), map[string]any{
 					"listen": []any{"/ip4/127.0.0.1/tcp/0"}, "dht_mode": "off", "relay": false, "mesh_d": d,
+					"pubsub_validation": PubsubValidationNone, // raw bytes, not announcements
 				})
 				if err != nil || len(diags) > 0 {
 					b.Fatal(diags, err)

@@ -35,6 +35,10 @@ type Config struct {
 	NATService bool
 	// MeshD is gossipsub's target mesh degree (default 4, sized for groups).
 	MeshD int
+	// PubsubValidation is PubsubValidationSkein (default: every pubsub
+	// message is validated as a Skein announcement before it is delivered
+	// or forwarded) or PubsubValidationNone (any bytes; generic pubsub).
+	PubsubValidation string
 }
 
 func defaultConfig() Config {
@@ -50,6 +54,8 @@ func defaultConfig() Config {
 		ConnHigh:  128,
 		Relay:     true,
 		MeshD:     4,
+
+		PubsubValidation: PubsubValidationSkein,
 	}
 }
 
@@ -67,6 +73,7 @@ func configSchema() []sdk.ConfigKey {
 		{Key: "relay", Type: "bool", Default: fmt.Sprint(d.Relay), Description: "circuit relay v2 client and hole punching"},
 		{Key: "nat_service", Type: "bool", Default: fmt.Sprint(d.NATService), Description: "serve AutoNAT to other peers"},
 		{Key: "mesh_d", Type: "int", Default: fmt.Sprint(d.MeshD), Description: "gossipsub mesh degree"},
+		{Key: "pubsub_validation", Type: "string", Default: d.PubsubValidation, Description: "skein: every pubsub message must be a valid Skein announcement (strict encoding, inline entries hashing to their CID and correctly signed), else it is neither delivered nor forwarded, and a node's own Publish of it fails; none: any bytes (generic pubsub)"},
 	}
 }
 
@@ -166,6 +173,7 @@ func parseConfig(raw map[string]any) (Config, []sdk.Diagnostic) {
 	boolean("relay", &c.Relay)
 	boolean("nat_service", &c.NATService)
 	integer("mesh_d", &c.MeshD)
+	str("pubsub_validation", &c.PubsubValidation)
 
 	for i, a := range c.ListenAddrs {
 		if _, err := multiaddr.NewMultiaddr(a); err != nil {
@@ -187,6 +195,11 @@ func parseConfig(raw map[string]any) (Config, []sdk.Diagnostic) {
 	}
 	if c.MeshD < 2 || c.MeshD > 32 {
 		bad("mesh_d", "want 2..32, got %d", c.MeshD)
+	}
+	switch c.PubsubValidation {
+	case PubsubValidationSkein, PubsubValidationNone:
+	default:
+		bad("pubsub_validation", "want %s or %s, got %q", PubsubValidationSkein, PubsubValidationNone, c.PubsubValidation)
 	}
 	return c, diags
 }

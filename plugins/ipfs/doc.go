@@ -21,4 +21,17 @@
 // message ID: everything Skein publishes is a set of log heads and entries
 // that the log layer signs and verifies itself, so pubsub's own Ed25519
 // signatures (measured at ~78% of gossipsub's CPU) add nothing but cost.
+//
+// Because a pubsub message's sender (sdk.PubsubMessage.From) is the peer
+// that forwarded it, not its author, every topic the plugin joins has a
+// gossipsub validator (config pubsub_validation, default "skein"):
+// replication.ValidateAnnouncement must accept the message (strict
+// decoding; inline entries well formed, hashing to their CID and correctly
+// signed) or it is neither delivered nor forwarded, and the peer that
+// handed it over loses peer score (graylisted after a few). So an honest
+// node never relays bad data, and the peer that hands it over is the one
+// misbehaving: a node over this plugin passes
+// replication.WithPubsubValidated(n.PubsubValidated()). "none" makes the
+// plugin a generic pubsub. Own publications go to every topic peer (flood
+// publishing), so one made before the mesh forms still arrives.
 package ipfs

@@ -217,15 +217,22 @@ func (n *Network) Start(ctx context.Context) (err error) {
 	params.Dlazy = cfg.MeshD
 	params.Dout = max(0, min(cfg.MeshD/2-1, params.Dlo-1)) // pubsub wants Dout < D/2 and < Dlo
 	params.Dscore = min(params.Dscore, params.Dhi)
-	psOpts := append([]pubsub.Option{
+	psOpts := []pubsub.Option{
 		pubsub.WithGossipSubParams(params),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithMessageIdFn(contentMessageID),
 		pubsub.WithPeerExchange(false),
-		// The mesh, not every peer, carries a publication: group members
-		// are few and anti-entropy covers what gossip misses.
-		pubsub.WithFloodPublish(false),
-	}, n.psOpts...)
+		// Flood publishing stays on (the default): a node's own message
+		// goes to every peer on the topic, not only the mesh, so an
+		// announcement published before the mesh forms (up to a heartbeat
+		// after connecting) still reaches its peers.
+	}
+	if cfg.PubsubValidation == PubsubValidationSkein {
+		// A message failing validation costs its forwarder score; every
+		// honest node validates, so only a misbehaving peer pays.
+		psOpts = append(psOpts, peerScoreOption())
+	}
+	psOpts = append(psOpts, n.psOpts...)
 	ps, err := pubsub.NewGossipSub(runCtx, h, psOpts...)
 	if err != nil {
 		return fmt.Errorf("network.ipfs: start gossipsub: %w", err)
@@ -467,9 +474,26 @@ func (n *Network) topic(name string) (*pubsub.Topic, error) {
 	if t, ok := n.topics[name]; ok {
 		return t, nil
 	}
+	validate := n.cfg.PubsubValidation == PubsubValidationSkein
+	if validate {
+		// Before Join, so that no message of the topic goes unvalidated.
+		if err := n.ps.RegisterTopicValidator(name, announcementValidator(n.logger)); err != nil {
+			return nil, fmt.Errorf("join topic: register validator: %w", err)
+		}
+	}
 	t, err := n.ps.Join(name)
 	if err != nil {
+		if validate {
+			_ = n.ps.UnregisterTopicValidator(name)
+		}
 		return nil, fmt.Errorf("join topic: %w", err)
+	}
+	if validate {
+		if err := t.SetScoreParams(topicScoreParams()); err != nil {
+			_ = t.Close()
+			_ = n.ps.UnregisterTopicValidator(name)
+			return nil, fmt.Errorf("join topic: score parameters: %w", err)
+		}
 	}
 	n.topics[name] = t
 	return t, nil

@@ -145,6 +145,8 @@ func TestConfigureDiagnostics(t *testing.T) {
 		{"bad dht mode", map[string]any{"dht_mode": "sometimes"}, "dht_mode"},
 		{"watermarks inverted", map[string]any{"conn_low": 10, "conn_high": 5}, "conn_high"},
 		{"mesh too large", map[string]any{"mesh_d": 100}, "mesh_d"},
+		{"unknown pubsub validation", map[string]any{"pubsub_validation": "strict"}, "pubsub_validation"},
+		{"pubsub validation not a string", map[string]any{"pubsub_validation": true}, "pubsub_validation"},
 		{"wrong type", map[string]any{"relay": "yes"}, "relay"},
 	}
 	for _, tc := range tests {
@@ -246,8 +248,9 @@ func TestGetMissingBlockFailsAtDeadline(t *testing.T) {
 }
 
 func TestPubsubDeliversUnsignedMessages(t *testing.T) {
-	a := startNetwork(t, nil)
-	b := startNetwork(t, nil)
+	generic := map[string]any{"pubsub_validation": PubsubValidationNone} // raw bytes, not announcements
+	a := startNetwork(t, generic)
+	b := startNetwork(t, generic)
 	connect(t, a, b)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
