@@ -24,7 +24,7 @@ func newPending() *pendingState {
 	return &pendingState{devices: map[crypto.PublicKey]*crypto.DeviceCertificate{}, invites: map[crypto.PublicKey]bool{}}
 }
 
-// metaAccess is the metadata log's write-access check (docs/protocol-group.md,
+// metaAccess is the metadata log's write-access check (docs/protocol.md (Groups),
 // "Write access"). It needs no secret, so a replication node runs the same
 // check.
 type metaAccess struct{ g *Group }
@@ -39,12 +39,17 @@ func (a metaAccess) CanWrite(_ context.Context, e *log.Entry) error {
 	}
 	p, st, pend := d.payload, g.state, g.pending
 	w := pub(e.Writer)
-	if acct, ok := st.accountOf(w); ok && st.removed[acct] {
-		cs := st.cutoffs[w]
-		if cs == nil || e.Time > cs.metaTime {
-			return fmt.Errorf("%w: %s by device %s at time %d, after its account was removed", ErrRemoved, p.Type, w.Fingerprint(), e.Time)
-		}
-	}
+	// Admission into the log must depend only on what is certain once the
+	// entry's causal past is in the log, never on what else this replica
+	// happened to receive first: an entry one replica admitted and others
+	// refused would make every later entry linking to it (by any writer)
+	// refused by those others, for good. So a removal does not bar entries
+	// here: whether an entry by a removed device was written before the
+	// removal or concurrently with it is not decidable from the local
+	// state. Removal is enforced where it is deterministic, on the whole
+	// log in total order: rebuild (apply) ignores what a removed device
+	// wrote after its removal, and openMessage refuses its messages past
+	// the cutoffs.
 	switch p.Type {
 	case MetaGroupCreated:
 		if !pend.created {
@@ -55,9 +60,6 @@ func (a metaAccess) CanWrite(_ context.Context, e *log.Entry) error {
 			return fmt.Errorf("%w: device-added before any group-created", ErrNotMember)
 		}
 		acct := p.Cert.Account
-		if st.removed[acct] {
-			return fmt.Errorf("%w: account %s was removed", ErrRemoved, acct.Fingerprint())
-		}
 		accounts, kind := st.accounts, st.kind
 		if !st.created {
 			accounts, kind = pend.accounts, pend.kind
@@ -90,7 +92,7 @@ type msgAccess struct{ g *Group }
 var _ log.AccessController = msgAccess{}
 
 func (a msgAccess) CanWrite(_ context.Context, e *log.Entry) error {
-	_, err := a.g.checkMessage(e)
+	_, err := a.g.checkMessageEntry(e, false)
 	return err
 }
 
@@ -100,8 +102,19 @@ type checkedMessage struct {
 	header *Header // nil when the epoch secret is not held
 }
 
-// checkMessage applies the message access rules with the current state.
+// checkMessage applies the message access rules with the current state,
+// removal cutoffs included.
 func (g *Group) checkMessage(e *log.Entry) (*checkedMessage, error) {
+	return g.checkMessageEntry(e, true)
+}
+
+// checkMessageEntry applies the message access rules; cutoffs says whether
+// the removal cutoffs apply. The log's admission check leaves them out (see
+// metaAccess.CanWrite: a message concurrent with its sender's removal may be
+// admitted by one replica before it learns of the removal, so refusing it
+// elsewhere would split the logs); openMessage applies them, on every
+// replica alike, before anything is delivered.
+func (g *Group) checkMessageEntry(e *log.Entry, cutoffs bool) (*checkedMessage, error) {
 	env, err := DecodeEnvelope(e.Payload)
 	if err != nil {
 		return nil, err
@@ -116,7 +129,7 @@ func (g *Group) checkMessage(e *log.Entry) (*checkedMessage, error) {
 		return nil, fmt.Errorf("%w: writer %s is not a member of epoch %s", ErrNotMember, w.Fingerprint(), env.Epoch)
 	}
 	acct, _ := st.accountOf(w)
-	removed := st.removed[acct]
+	removed := cutoffs && st.removed[acct]
 	var cs *cutoffState
 	if removed {
 		cs = st.cutoffs[w]

@@ -96,6 +96,15 @@ func TestAttackRemovedMemberWrites(t *testing.T) {
 	}
 	_ = before
 
+	// Carol's entry is in alice's message log (admission cannot tell it
+	// from one written concurrently with the removal), so bob gets it too
+	// and refuses to deliver it for the same reason.
+	err = b.g.Receive(ctx, "alice", a.g.Heads())
+	expectRejected(t, err, ErrRemoved)
+	if got := bodies(t, b.g); slices.Contains(got, "carol after removal") {
+		t.Fatalf("bob has %q", got)
+	}
+
 	// What alice and bob send now, carol cannot read.
 	send(t, a, "secret after removal")
 	pull(t, b, a)

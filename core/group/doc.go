@@ -20,7 +20,7 @@
 // from the epoch secret, and the body sealed with the sender device's
 // ratchet message key. A replication node that holds no secret can still
 // check write access on both logs and store and serve them; it reads no
-// message. docs/protocol-group.md specifies every format and rule;
+// message. docs/protocol.md (Groups) specifies every format and rule;
 // docs/threat-model.md says what each adversary learns.
 //
 // Usage sketch (replicas exchange heads; in a node the network plugin

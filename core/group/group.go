@@ -340,9 +340,9 @@ func (g *Group) Kind() Kind {
 
 // Replicate opens a group's logs as a replication node: it knows only the
 // group's public key, checks every entry with the same write-access rules
-// as the members (signatures, certificates, membership, epochs, removal
-// cutoffs by Lamport time), stores and serves what passes, and can open
-// nothing. Use Receive and Heads; Send, Invite and the rest fail with
+// as the members (signatures, certificates, membership, epochs; removals
+// take effect in the membership state, not at admission), stores and
+// serves what passes, and can open nothing. Use Receive and Heads; Send, Invite and the rest fail with
 // ErrNotMember.
 func Replicate(ctx context.Context, group crypto.PublicKey, st Storage, opts ...Option) (*Group, error) {
 	// The logs need a signer; a throwaway device that is never added.
@@ -487,6 +487,18 @@ func (g *Group) join(ctx context.Context, inv *Invitation, ik *crypto.SigningKey
 	defer g.mu.Unlock()
 	secret := inv.Secret
 	g.secrets[inv.Epoch] = &secret
+	// The storage may already hold entries of this group's logs: an earlier
+	// Join that stopped short (the heads lacked the invitation, or a fetch
+	// came back partial) committed what it verified before failing. Those
+	// entries are never fetched again (core/log skips what it has), so the
+	// state must be rebuilt from them first; otherwise the access checks of
+	// the new entries would judge them against an empty membership and
+	// refuse them, on every retry.
+	if g.meta.Len() > 0 {
+		if _, err := g.rebuild(ctx); err != nil {
+			return err
+		}
+	}
 	if err := g.receive(ctx, from, heads); err != nil {
 		var re *RejectedError
 		if !errors.As(err, &re) {

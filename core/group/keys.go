@@ -8,7 +8,7 @@ import (
 	"github.com/skein-p2p/skein/core/crypto"
 )
 
-// Labels and signature domains of the group layer (docs/protocol-group.md).
+// Labels and signature domains of the group layer (docs/protocol.md (Groups)).
 const (
 	domainGroupCreated = "skein/v1/group/created"
 	domainDeviceAdded  = "skein/v1/group/device-added"

@@ -51,7 +51,7 @@ type AppMetadata struct {
 }
 
 // metaState is the membership state: the result of applying every
-// metadata entry in the log's total order (see docs/protocol-group.md,
+// metadata entry in the log's total order (see docs/protocol.md (Groups),
 // "Applying the metadata log"). Every replica with the same entries
 // computes the same state, apart from which secrets it can open.
 type metaState struct {
@@ -237,28 +237,33 @@ func (g *Group) openShares(e *log.Entry, d *decodedMeta) {
 
 // rebuild recomputes the membership state from the whole metadata log in
 // total order and returns the entries it refused for the first time.
+//
+// The log admits an entry by a device whatever removals this replica
+// knows (see metaAccess.CanWrite), so the entries a removed device wrote
+// concurrently with its removal, or backdated below it, are in the log and
+// may sort before the removal. Removal is applied here instead, the same
+// way on every replica: a first pass finds the removals and cutoffs the
+// whole log defines; the second refuses every entry by a device of a
+// removed account past its cutoff metaTime, wherever it sorts.
 func (g *Group) rebuild(ctx context.Context) ([]Rejection, error) {
-	st := newMetaState()
-	if s, ok := g.secrets[GenesisEpoch]; ok {
-		st.epochs[GenesisEpoch].secret = s
+	st, refused, err := g.replay(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(st.removed) > 0 {
+		if st, refused, err = g.replay(ctx, st); err != nil {
+			return nil, err
+		}
 	}
 	var rejected []Rejection
-	reject := func(e *log.Entry, err error) {
-		k := e.CID().KeyString()
+	for _, r := range refused {
+		k := r.e.CID().KeyString()
 		if g.reported[k] {
-			return
+			continue
 		}
 		g.reported[k] = true
-		rejected = append(rejected, Rejection{Log: "meta", CID: e.CID(), Err: err})
-		g.logger.Warn("metadata entry refused", "cid", e.CID().String(), "err", err)
-	}
-	for e, err := range g.meta.Entries(ctx) {
-		if err != nil {
-			return rejected, fmt.Errorf("read metadata log: %w", err)
-		}
-		if err := g.apply(st, e); err != nil {
-			reject(e, err)
-		}
+		rejected = append(rejected, Rejection{Log: "meta", CID: r.e.CID(), Err: r.err})
+		g.logger.Warn("metadata entry refused", "cid", r.e.CID().String(), "err", r.err)
 	}
 	// Secrets this device learned outside the log (creation, invitation,
 	// derivation) complete what the shares gave.
@@ -279,6 +284,57 @@ func (g *Group) rebuild(ctx context.Context) ([]Rejection, error) {
 		g.kind = st.kind // a replication node learns the kind from the signed group-created
 	}
 	return rejected, nil
+}
+
+// refusal is one metadata entry a replay refused, and why.
+type refusal struct {
+	e   *log.Entry
+	err error
+}
+
+// replay applies the whole metadata log in total order to a fresh state.
+// With final (the state a previous replay ended in), it also refuses every
+// entry by a device of an account final removes, past that device's cutoff.
+func (g *Group) replay(ctx context.Context, final *metaState) (*metaState, []refusal, error) {
+	st := newMetaState()
+	if s, ok := g.secrets[GenesisEpoch]; ok {
+		st.epochs[GenesisEpoch].secret = s
+	}
+	var refused []refusal
+	for e, err := range g.meta.Entries(ctx) {
+		if err != nil {
+			return nil, nil, fmt.Errorf("read metadata log: %w", err)
+		}
+		if final != nil {
+			if err := g.pastCutoff(final, e); err != nil {
+				refused = append(refused, refusal{e, err})
+				continue
+			}
+		}
+		if err := g.apply(st, e); err != nil {
+			refused = append(refused, refusal{e, err})
+		}
+	}
+	return st, refused, nil
+}
+
+// pastCutoff refuses a metadata entry by a device of an account st
+// removed, written after the last entry of it the remover had seen. A
+// member-left is exempt: it is the removal itself (apply refuses a second
+// one, its writer being no longer active).
+func (g *Group) pastCutoff(st *metaState, e *log.Entry) error {
+	if d := g.verifyMeta(e); d.err == nil && d.payload.Type == MetaMemberLeft {
+		return nil
+	}
+	w := pub(e.Writer)
+	acct, ok := st.accountOf(w)
+	if !ok || !st.removed[acct] {
+		return nil
+	}
+	if cs := st.cutoffs[w]; cs == nil || e.Time > cs.metaTime {
+		return fmt.Errorf("%w: entry by device %s at time %d, after its account was removed", ErrRemoved, w.Fingerprint(), e.Time)
+	}
+	return nil
 }
 
 // apply applies one metadata entry to st, or returns why it is refused.

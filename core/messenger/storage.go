@@ -77,8 +77,18 @@ func (b networkBlocks) GetMany(ctx context.Context, cids []cid.Cid) iter.Seq2[lo
 		}
 		for blk, err := range b.n.GetBlocks(ctx, req) {
 			if err != nil {
-				yield(log.Block{}, mapNotFound(err))
-				return
+				// A failure naming its block is that block's alone: the
+				// join marks it missing and keeps the others. Only a
+				// failure naming none stops the whole fetch.
+				c, cerr := cid.Cast(blk.CID)
+				if cerr != nil {
+					yield(log.Block{}, mapNotFound(err))
+					return
+				}
+				if !yield(log.Block{CID: c}, mapNotFound(err)) {
+					return
+				}
+				continue
 			}
 			c, cerr := cid.Cast(blk.CID)
 			if cerr != nil {
