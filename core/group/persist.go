@@ -234,7 +234,10 @@ func (g *Group) storeLocal(ctx context.Context, m *Message) error {
 		return err
 	}
 	key := append(g.localPrefix(), m.CID.Bytes()...)
-	return g.kv.Put(ctx, key, sealed)
+	// Synced: once Send returns (or a message is delivered) it must survive
+	// a crash; the ratchet key that sealed it is gone, so this copy is the
+	// only one this device can read.
+	return g.kv.Batch(ctx, []log.KVOp{{Key: key, Value: sealed}}, true)
 }
 
 func (g *Group) openLocal(cidBytes, sealed []byte) (*Message, error) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/skein-p2p/skein/core/crypto"
 	"github.com/skein-p2p/skein/core/group"
+	"github.com/skein-p2p/skein/core/log"
 	"github.com/skein-p2p/skein/sdk"
 )
 
@@ -192,7 +193,9 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 }
 
 func (m *Messenger) opts() []group.Option {
-	return append([]group.Option{group.WithLogger(m.logger)}, m.cfg.GroupOptions...)
+	// Synced log writes: Send returns only once the entry's index and heads
+	// are durable, so an acknowledged message survives kill -9.
+	return append([]group.Option{group.WithLogger(m.logger), group.WithLogOptions(log.WithSyncWrites(true))}, m.cfg.GroupOptions...)
 }
 
 func (m *Messenger) reopen(ctx context.Context) error {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/ipfs/boxo/bitswap"
 	"github.com/ipfs/boxo/bitswap/network/bsnet"
 	"github.com/ipfs/boxo/blockservice"
@@ -160,7 +161,9 @@ func (n *Network) Start(ctx context.Context) (err error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("network.ipfs: blockstore directory: %w", err)
 		}
-		pds, err := pebbleds.NewDatastore(dir)
+		// Synced writes: a block the log acknowledged must survive kill -9
+		// (the log's index, written after it, points at it).
+		pds, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleWriteOptions(pebble.Sync))
 		if err != nil {
 			return fmt.Errorf("network.ipfs: open blockstore %s: %w", dir, err)
 		}
