@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -59,10 +60,20 @@ type networkBlocks struct{ n sdk.Network }
 
 var _ log.BlockStore = networkBlocks{}
 
+// blockGetTimeout (a var for tests) bounds one block read whose caller set no deadline: a
+// block missing locally that no peer serves must not hang the caller (for
+// instance reopening a group at start) for ever.
+var blockGetTimeout = 30 * time.Second
+
 func (b networkBlocks) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, blockGetTimeout)
+		defer cancel()
+	}
 	for blk, err := range b.n.GetBlocks(ctx, [][]byte{c.Bytes()}) {
 		if err != nil {
-			return nil, mapNotFound(err)
+			return nil, fmt.Errorf("block %s is neither stored here nor served by a peer: %w", c, mapNotFound(err))
 		}
 		return blk.Data, nil
 	}

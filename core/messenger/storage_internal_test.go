@@ -61,3 +61,34 @@ func TestNetworkBlocksMissingBlockFailsAlone(t *testing.T) {
 		})
 	}
 }
+
+// A read without a deadline of a block nobody serves ends with an error
+// instead of hanging (it used to hang a node's start after a crash).
+func TestNetworkBlocksGetWithoutDeadlineEnds(t *testing.T) {
+	old := blockGetTimeout
+	blockGetTimeout = 100 * time.Millisecond
+	defer func() { blockGetTimeout = old }()
+	sn := simnet.New()
+	defer sn.Close()
+	nd, err := sn.AddNode("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := multihash.Sum([]byte("nobody has this"), multihash.SHA2_256, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := (networkBlocks{nd}).Get(context.Background(), cid.NewCidV1(cid.DagCBOR, h))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a block nobody has was returned")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Get without a deadline did not end")
+	}
+}
