@@ -6,4 +6,4 @@
 // dials the socket and returns these service clients.
 package apiv1
 
-//go:generate ./gen.sh
+//go:generate ../../internal/protogen/protogen.sh api.proto

@@ -444,9 +444,6 @@ func (m *Messenger) JoinGroup(ctx context.Context, token, name string) (GroupInf
 		if err != nil {
 			return GroupInfo{}, fmt.Errorf("join group %s: %w", inv.Group.Fingerprint(), err)
 		}
-		if err := m.prefetch(ctx, heads); err != nil {
-			return GroupInfo{}, fmt.Errorf("join group %s: %w", inv.Group.Fingerprint(), err)
-		}
 		g, err = group.Join(ctx, m.id, inv, m.st, from, heads, m.opts()...)
 		if err == nil {
 			break

@@ -3,4 +3,4 @@
 // authors and hosts use package sdk, which converts to and from these types.
 package wirev1
 
-//go:generate ./gen.sh
+//go:generate ../../../../internal/protogen/protogen.sh skein.proto

@@ -1,7 +1,8 @@
 #!/bin/sh
-# Regenerates skein.pb.go and skein_grpc.pb.go from skein.proto with the
-# generators pinned in go.mod (tool directives) and /usr/bin/protoc
-# (Debian protobuf-compiler 3.21.12). Run through `go generate ./...`.
+# Regenerates <name>.pb.go and <name>_grpc.pb.go next to each given .proto,
+# with the generators pinned in go.mod (tool directives) and /usr/bin/protoc
+# (Debian protobuf-compiler 3.21.12). Called by the //go:generate lines of
+# api/v1 and sdk/internal/wire/v1, from the proto's directory.
 set -eu
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
@@ -12,4 +13,4 @@ protoc \
 	--plugin=protoc-gen-go-grpc="$bin/protoc-gen-go-grpc" \
 	--go_out=. --go_opt=paths=source_relative \
 	--go-grpc_out=. --go-grpc_opt=paths=source_relative \
-	skein.proto
+	"$@"
