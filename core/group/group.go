@@ -1062,7 +1062,7 @@ func (g *Group) Close() error {
 	g.mu.Unlock()
 	g.subMu.Lock()
 	for s := range g.subs {
-		s.stop()
+		s.Stop()
 		delete(g.subs, s)
 	}
 	g.subMu.Unlock()

@@ -400,7 +400,7 @@ func (l *Log) Close() error {
 	}
 	l.closed = true
 	for s := range l.subs {
-		s.stop()
+		s.Stop()
 	}
 	clear(l.subs)
 	return nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/skein-p2p/skein/internal/queue"
 	"github.com/skein-p2p/skein/sdk"
 )
 
@@ -112,11 +113,11 @@ func (nd *Node) shutdown() {
 	nd.mu.Unlock()
 	for _, set := range subs {
 		for s := range set {
-			s.stop()
+			s.Stop()
 		}
 	}
 	for s := range streams {
-		s.stop()
+		s.Stop()
 	}
 }
 
@@ -327,7 +328,7 @@ func (nd *Node) Publish(_ context.Context, topic string, data []byte) error {
 // Subscribe implements sdk.Network. Own messages are not delivered; the
 // channel closes when ctx ends or the node stops.
 func (nd *Node) Subscribe(ctx context.Context, topic string) (<-chan sdk.PubsubMessage, error) {
-	s := &subscription{max: nd.net.queueSize, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s := queue.New[sdk.PubsubMessage](nd.net.queueSize)
 	nd.mu.Lock()
 	if !nd.up {
 		nd.mu.Unlock()
@@ -349,7 +350,7 @@ func (nd *Node) Subscribe(ctx context.Context, topic string) (<-chan sdk.PubsubM
 			}
 			nd.mu.Unlock()
 		}()
-		s.run(ctx, out)
+		forward(ctx, s, out)
 	}()
 	return out, nil
 }
@@ -364,7 +365,7 @@ func (nd *Node) receive(from, topic string, data []byte) (delivered, overflow in
 	}
 	nd.mu.Unlock()
 	for _, s := range subs {
-		if s.push(sdk.PubsubMessage{Topic: topic, From: from, Data: data}) {
+		if s.Push(sdk.PubsubMessage{Topic: topic, From: from, Data: data}) {
 			delivered++
 		} else {
 			overflow++
@@ -423,7 +424,7 @@ func (nd *Node) FindProviders(_ context.Context, raw []byte) (<-chan sdk.PeerInf
 
 // PeerEvents implements sdk.PeerNotifier.
 func (nd *Node) PeerEvents(ctx context.Context) (<-chan sdk.PeerEvent, error) {
-	s := &eventStream{wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s := queue.New[sdk.PeerEvent](0)
 	nd.mu.Lock()
 	if !nd.up {
 		nd.mu.Unlock()
@@ -434,7 +435,7 @@ func (nd *Node) PeerEvents(ctx context.Context) (<-chan sdk.PeerEvent, error) {
 	// Peers live now are reported first; a transition racing with this
 	// may be reported twice, which consumers tolerate.
 	for _, p := range nd.net.livePeers(nd.id) {
-		s.push(sdk.PeerEvent{Peer: p.id, Connected: true})
+		s.Push(sdk.PeerEvent{Peer: p.id, Connected: true})
 	}
 	out := make(chan sdk.PeerEvent)
 	go func() {
@@ -444,7 +445,7 @@ func (nd *Node) PeerEvents(ctx context.Context) (<-chan sdk.PeerEvent, error) {
 			delete(nd.streams, s)
 			nd.mu.Unlock()
 		}()
-		s.run(ctx, out)
+		forward(ctx, s, out)
 	}()
 	return out, nil
 }
@@ -457,7 +458,7 @@ func (nd *Node) peerEvent(peer string, connected bool) {
 	}
 	nd.mu.Unlock()
 	for _, s := range streams {
-		s.push(sdk.PeerEvent{Peer: peer, Connected: connected})
+		s.Push(sdk.PeerEvent{Peer: peer, Connected: connected})
 	}
 }
 
@@ -529,128 +530,17 @@ func (nd *Node) BlockPeer(_ context.Context, peer string, reason string, d time.
 // Blocked reports whether this node currently refuses peer.
 func (nd *Node) Blocked(peer string) bool { return nd.blocks(peer) }
 
-// subscription queues pubsub messages for one subscriber, dropping beyond max.
-type subscription struct {
-	mu      sync.Mutex
-	queue   []sdk.PubsubMessage
-	max     int
-	wake    chan struct{}
-	done    chan struct{}
-	stopped bool
-}
+// subscription queues pubsub messages for one subscriber, dropping beyond
+// the network's queue size; eventStream queues peer events without bound.
+type (
+	subscription = queue.Queue[sdk.PubsubMessage]
+	eventStream  = queue.Queue[sdk.PeerEvent]
+)
 
-func (s *subscription) push(m sdk.PubsubMessage) bool {
-	s.mu.Lock()
-	if s.stopped || len(s.queue) >= s.max {
-		s.mu.Unlock()
-		return false
-	}
-	s.queue = append(s.queue, m)
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-	return true
-}
-
-func (s *subscription) stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.stopped {
-		s.stopped = true
-		close(s.done)
-	}
-}
-
-func (s *subscription) run(ctx context.Context, out chan<- sdk.PubsubMessage) {
-	defer s.stop()
-	for {
-		s.mu.Lock()
-		batch := s.queue
-		s.queue = nil
-		s.mu.Unlock()
-		for _, m := range batch {
-			select {
-			case out <- m:
-			case <-ctx.Done():
-				return
-			case <-s.done:
-				return
-			}
-		}
-		if len(batch) > 0 {
-			continue
-		}
-		select {
-		case <-s.wake:
-		case <-ctx.Done():
-			return
-		case <-s.done:
-			return
-		}
-	}
-}
-
-// eventStream queues peer events for one consumer without bound.
-type eventStream struct {
-	mu      sync.Mutex
-	queue   []sdk.PeerEvent
-	wake    chan struct{}
-	done    chan struct{}
-	stopped bool
-}
-
-func (s *eventStream) push(e sdk.PeerEvent) {
-	s.mu.Lock()
-	if s.stopped {
-		s.mu.Unlock()
-		return
-	}
-	s.queue = append(s.queue, e)
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (s *eventStream) stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.stopped {
-		s.stopped = true
-		close(s.done)
-	}
-}
-
-func (s *eventStream) run(ctx context.Context, out chan<- sdk.PeerEvent) {
-	defer s.stop()
-	for {
-		s.mu.Lock()
-		batch := s.queue
-		s.queue = nil
-		s.mu.Unlock()
-		for _, e := range batch {
-			select {
-			case out <- e:
-			case <-ctx.Done():
-				return
-			case <-s.done:
-				return
-			}
-		}
-		if len(batch) > 0 {
-			continue
-		}
-		select {
-		case <-s.wake:
-		case <-ctx.Done():
-			return
-		case <-s.done:
-			return
-		}
-	}
+// forward feeds q to out until ctx ends or q stops, then stops q.
+func forward[T any](ctx context.Context, q *queue.Queue[T], out chan<- T) {
+	defer q.Stop()
+	q.Forward(ctx, out)
 }
 
 // Subscribed reports whether the node has a live subscription to topic.
