@@ -37,6 +37,9 @@ var (
 	// ErrInvitationUnknown: the invitation's key is not registered in the
 	// group's metadata log (revoked by a rekey, or not synced yet).
 	ErrInvitationUnknown = errors.New("invitation not registered in the group")
+	// ErrInvitationRevoked: the invitation is for an epoch a rekey ended;
+	// it wraps ErrInvitationUnknown. It is final: ask for a new invitation.
+	ErrInvitationRevoked = fmt.Errorf("%w: revoked by a rekey", ErrInvitationUnknown)
 	// ErrMalformedPayload: a metadata payload or message envelope does not
 	// decode.
 	ErrMalformedPayload = errors.New("malformed payload")

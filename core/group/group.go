@@ -122,7 +122,10 @@ type Group struct {
 	window   int
 	closed   bool
 	left     bool
-	replica  bool // a replication node: verifies and stores, holds no secret
+	replica  bool         // a replication node: verifies and stores, holds no secret
+	replKey  *[32]byte    // the replication key; nil on a replication node
+	joining  *pendingJoin // set between OpenInvitation and CompleteJoin
+	changed  chan struct{}
 
 	state     *metaState
 	pending   *pendingState
@@ -196,6 +199,7 @@ func openGroup(ctx context.Context, id *Identity, kind Kind, groupPub crypto.Pub
 		pendingMsgs: map[string]*log.Entry{},
 		stats:       map[crypto.PublicKey]*writerStats{},
 		subs:        map[*subscriber]struct{}{},
+		changed:     make(chan struct{}),
 		kv:          st.KV,
 		localKey:    crypto.RandomKey(),
 	}
@@ -269,6 +273,13 @@ func (g *Group) found(ctx context.Context, accounts []crypto.PublicKey, secret [
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.secrets[GenesisEpoch] = &secret
+	if g.replKey == nil {
+		k, err := replicationKey(g.id, &secret)
+		if err != nil {
+			return err
+		}
+		g.replKey = &k
+	}
 	if _, err := g.rebuild(ctx); err != nil {
 		return err
 	}
@@ -426,7 +437,7 @@ func (g *Group) Invite(ctx context.Context) (*Invitation, error) {
 	if err := g.appendMeta(ctx, &MetaPayload{Type: MetaInvitationCreated, Epoch: e, InviteKey: ik.Public()}); err != nil {
 		return nil, fmt.Errorf("invite to group %s: %w", g.id.Fingerprint(), err)
 	}
-	inv := &Invitation{Kind: g.kind, Group: g.id, Epoch: e, Secret: *g.secrets[e]}
+	inv := &Invitation{Kind: g.kind, Group: g.id, Epoch: e, Secret: *g.secrets[e], ReplicationKey: *g.replKey}
 	seed := ik.Seed()
 	copy(inv.InviteSeed[:], seed)
 	clear(seed)
@@ -456,6 +467,31 @@ func (g *Group) CheckInvitation(inv *Invitation) error {
 // revoked or unknown invitation key, or a device whose certificate does
 // not verify are errors; nothing is written then.
 func Join(ctx context.Context, id *Identity, inv *Invitation, st Storage, from string, heads Heads, opts ...Option) (*Group, error) {
+	g, err := OpenInvitation(ctx, id, inv, st, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.joinWith(ctx, from, heads); err != nil {
+		g.Close()
+		return nil, fmt.Errorf("join group %s: %w", inv.Group.Fingerprint(), err)
+	}
+	return g, nil
+}
+
+// pendingJoin is what CompleteJoin needs: the invitation and its key.
+type pendingJoin struct {
+	inv *Invitation
+	ik  *crypto.SigningKey
+}
+
+// OpenInvitation is the first half of a join that replication drives: it
+// opens the group of inv with the invitation's epoch secret and
+// replication key and nothing else. Replicate its logs (MetaLog,
+// MessageLog, on ReplicationKey) so the members' heads arrive, then call
+// CompleteJoin until it succeeds; Changed signals each change of the
+// membership state in between. Send, Invite and the rest fail with
+// ErrNotMember until then. Join does both halves with heads in hand.
+func OpenInvitation(ctx context.Context, id *Identity, inv *Invitation, st Storage, opts ...Option) (*Group, error) {
 	if inv == nil {
 		return nil, fmt.Errorf("join group: %w: nil invitation", ErrTokenMalformed)
 	}
@@ -475,20 +511,22 @@ func Join(ctx context.Context, id *Identity, inv *Invitation, st Storage, from s
 	if err != nil {
 		return nil, fmt.Errorf("join group %s: %w", inv.Group.Fingerprint(), err)
 	}
-	if err := g.join(ctx, inv, ik, from, heads); err != nil {
+	if err := g.prepareJoin(ctx, inv, ik); err != nil {
 		g.Close()
 		return nil, fmt.Errorf("join group %s: %w", inv.Group.Fingerprint(), err)
 	}
 	return g, nil
 }
 
-func (g *Group) join(ctx context.Context, inv *Invitation, ik *crypto.SigningKey, from string, heads Heads) error {
+func (g *Group) prepareJoin(ctx context.Context, inv *Invitation, ik *crypto.SigningKey) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	secret := inv.Secret
+	secret, rk := inv.Secret, inv.ReplicationKey
 	g.secrets[inv.Epoch] = &secret
+	g.replKey = &rk
+	g.joining = &pendingJoin{inv: inv, ik: ik}
 	// The storage may already hold entries of this group's logs: an earlier
-	// Join that stopped short (the heads lacked the invitation, or a fetch
+	// join that stopped short (the heads lacked the invitation, or a fetch
 	// came back partial) committed what it verified before failing. Those
 	// entries are never fetched again (core/log skips what it has), so the
 	// state must be rebuilt from them first; otherwise the access checks of
@@ -499,6 +537,13 @@ func (g *Group) join(ctx context.Context, inv *Invitation, ik *crypto.SigningKey
 			return err
 		}
 	}
+	return nil
+}
+
+// joinWith receives the heads a member gave and completes the join.
+func (g *Group) joinWith(ctx context.Context, from string, heads Heads) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	if err := g.receive(ctx, from, heads); err != nil {
 		var re *RejectedError
 		if !errors.As(err, &re) {
@@ -511,10 +556,48 @@ func (g *Group) join(ctx context.Context, inv *Invitation, ik *crypto.SigningKey
 		}
 		g.logger.Warn("entries refused while joining", "err", err)
 	}
+	return g.completeJoin(ctx)
+}
+
+// CompleteJoin is the second half of a join begun with OpenInvitation: once
+// the replicated metadata log holds the group's creation and the
+// invitation, it writes this device's device-added entry, authorized by the
+// invitation key, and shares this device's chain key. Until the entries
+// have arrived it returns an error wrapping ErrWrongGroup (no group-created
+// yet) or ErrInvitationUnknown (the invitation not registered yet): call it
+// again after Changed fires. An invitation revoked by a rekey gives
+// ErrInvitationRevoked, which is final. On a group that is not joining it
+// does nothing.
+func (g *Group) CompleteJoin(ctx context.Context) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return ErrClosed
+	}
+	if g.joining == nil {
+		return nil
+	}
+	if err := g.completeJoin(ctx); err != nil {
+		return fmt.Errorf("join group %s: %w", g.id.Fingerprint(), err)
+	}
+	return nil
+}
+
+// Joining reports whether the group was opened with OpenInvitation and the
+// join is not complete yet.
+func (g *Group) Joining() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.joining != nil
+}
+
+func (g *Group) completeJoin(ctx context.Context) error {
+	inv, ik := g.joining.inv, g.joining.ik
 	if !g.state.created {
-		return fmt.Errorf("%w: peer %q's heads hold no group-created for this group", ErrWrongGroup, from)
+		return fmt.Errorf("%w: the metadata log received holds no group-created for this group", ErrWrongGroup)
 	}
 	if g.state.devices[g.me.DeviceKey()] != nil {
+		g.joining = nil
 		return g.shareChain(ctx) // already a member (rejoin of this device)
 	}
 	p := &MetaPayload{Type: MetaDeviceAdded, Epoch: inv.Epoch, Cert: g.me.Cert}
@@ -525,10 +608,10 @@ func (g *Group) join(ctx context.Context, inv *Invitation, ik *crypto.SigningKey
 		p.AuthType, p.InviteKey = AuthInvitation, ik.Public()
 		if latest := g.state.latestEpoch(); inv.Epoch != latest {
 			return fmt.Errorf("%w: the invitation is for epoch %s and was revoked by the rekey to epoch %s; ask for a new one",
-				ErrInvitationUnknown, inv.Epoch, latest)
+				ErrInvitationRevoked, inv.Epoch, latest)
 		}
 		if ii := g.state.invites[p.InviteKey]; ii == nil || ii.epoch != inv.Epoch {
-			return fmt.Errorf("%w: key %s is not registered in epoch %s (revoked by a rekey, for another group, or not in the heads given)",
+			return fmt.Errorf("%w: key %s is not registered in epoch %s (revoked by a rekey, for another group, or not replicated here yet)",
 				ErrInvitationUnknown, p.InviteKey.Fingerprint(), inv.Epoch)
 		}
 	}
@@ -543,6 +626,7 @@ func (g *Group) join(ctx context.Context, inv *Invitation, ik *crypto.SigningKey
 	if err := g.appendMeta(ctx, p); err != nil {
 		return err
 	}
+	g.joining = nil
 	return g.shareChain(ctx)
 }
 
@@ -578,22 +662,17 @@ func (g *Group) receive(ctx context.Context, from string, heads Heads) error {
 		return nil
 	}
 	if len(heads.Meta) > 0 {
-		g.pending = newPending()
-		res, err := g.meta.Join(ctx, heads.Meta, from)
+		res, err := g.joinMeta(ctx, heads.Meta, from, nil)
 		if err := collect("meta", res, err); err != nil {
 			return err
 		}
 		if len(res.Added) > 0 {
-			rs, err := g.rebuild(ctx)
+			rs, err := g.applyMeta(ctx, from)
 			if err != nil {
 				return err
 			}
-			for i := range rs {
-				rs[i].From = from
-			}
 			rejected = append(rejected, rs...)
 		}
-		g.pending = newPending()
 	}
 	var added []*log.Entry
 	if len(heads.Messages) > 0 {
@@ -603,19 +682,10 @@ func (g *Group) receive(ctx context.Context, from string, heads Heads) error {
 		}
 		added = res.Added
 	}
-	if g.replica {
-		if len(rejected) > 0 {
-			return &RejectedError{Group: g.id.Fingerprint(), Rejections: rejected}
-		}
-		return nil
-	}
-	rejected = append(rejected, g.processMessages(added, from)...)
-	if !g.left && !g.closed {
-		if err := g.shareChain(ctx); err != nil && !errors.Is(err, ErrNotMember) && !errors.Is(err, ErrRemoved) {
-			return err
-		}
-		// New chain keys may open messages that were waiting.
-		rejected = append(rejected, g.processMessages(nil, from)...)
+	rs, err := g.processAfterJoin(ctx, added, from)
+	rejected = append(rejected, rs...)
+	if err != nil {
+		return err
 	}
 	if len(rejected) > 0 {
 		return &RejectedError{Group: g.id.Fingerprint(), Rejections: rejected}

@@ -19,7 +19,7 @@ import (
 // delivered. Open restores both.
 
 const (
-	keysBlobVersion = 1
+	keysBlobVersion = 2 // 2 added the replication key
 	adLocalMessage  = "skein/v1/group/local-message\x00"
 )
 
@@ -54,6 +54,10 @@ func (g *Group) SaveKeys(ks *crypto.Keystore) error {
 		w.byte1(0)
 	}
 	w.raw(g.localKey[:])
+	if g.replKey == nil {
+		return fmt.Errorf("save group %s: %w: no replication key", g.id.Fingerprint(), ErrNotMember)
+	}
+	w.raw(g.replKey[:])
 	left := byte(0)
 	if g.left {
 		left = 1
@@ -97,8 +101,9 @@ func Open(ctx context.Context, id *Identity, ks *crypto.Keystore, group crypto.P
 	}
 	defer clear(blob)
 	r := wireReader{b: blob, what: "group keys"}
-	if v := r.byte1("version"); r.err == nil && v != keysBlobVersion {
-		r.fail("version", "unsupported version %d", v)
+	version := r.byte1("version")
+	if r.err == nil && version != keysBlobVersion && version != 1 {
+		r.fail("version", "unsupported version %d", version)
 	}
 	kind := Kind(r.byte1("kind"))
 	var gid crypto.PublicKey
@@ -117,6 +122,11 @@ func Open(ctx context.Context, id *Identity, ks *crypto.Keystore, group crypto.P
 	}
 	var localKey [32]byte
 	r.fixed("local key", localKey[:])
+	var replKey *[32]byte
+	if version >= 2 {
+		replKey = new([32]byte)
+		r.fixed("replication key", replKey[:])
+	}
 	left := r.byte1("left") == 1
 	secrets := map[EpochID]*[32]byte{}
 	for i, n := 0, r.count("secrets", 1<<16); i < n && r.err == nil; i++ {
@@ -148,6 +158,19 @@ func Open(ctx context.Context, id *Identity, ks *crypto.Keystore, group crypto.P
 		recv[ref] = c
 	}
 	r.end()
+	if r.err == nil && replKey == nil {
+		// Version 1 predates the replication key: derive it from the
+		// genesis secret, which a version-1 founder or joiner held.
+		if s := secrets[GenesisEpoch]; s != nil {
+			k, err := replicationKey(gid, s)
+			if err != nil {
+				r.fail("replication key", "%v", err)
+			}
+			replKey = &k
+		} else {
+			r.fail("version", "version 1 keys without the genesis secret: rejoin the group with a new invitation")
+		}
+	}
 	if r.err == nil && !gid.Equal(group) {
 		r.fail("group", "keys of group %s stored under %s", gid.Fingerprint(), group.Fingerprint())
 	}
@@ -160,6 +183,7 @@ func Open(ctx context.Context, id *Identity, ks *crypto.Keystore, group crypto.P
 	}
 	g.mu.Lock()
 	g.localKey, g.secrets, g.sendChains, g.recvChains, g.left = localKey, secrets, send, recv, left
+	g.replKey = replKey
 	err = g.restore(ctx)
 	g.mu.Unlock()
 	if err != nil {

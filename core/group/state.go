@@ -283,6 +283,7 @@ func (g *Group) rebuild(ctx context.Context) ([]Rejection, error) {
 	if g.kind == 0 && st.created {
 		g.kind = st.kind // a replication node learns the kind from the signed group-created
 	}
+	g.signalChanged()
 	return rejected, nil
 }
 

@@ -155,8 +155,9 @@ func checkName(n string) error {
 // ---- invitation ----
 
 // invitationFixedLen is the invitation payload length without the optional
-// group seed: kind(1) group(32) epoch(16) secret(32) invite seed(32) flags(1).
-const invitationFixedLen = 1 + 32 + EpochIDSize + 32 + 32 + 1
+// group seed: kind(1) group(32) epoch(16) secret(32) invite seed(32)
+// replication key(32) flags(1).
+const invitationFixedLen = 1 + 32 + EpochIDSize + 32 + 32 + 32 + 1
 
 const invitationFlagGroupSeed = 0x01
 
@@ -177,6 +178,10 @@ type Invitation struct {
 	Secret [32]byte
 	// InviteSeed is the Ed25519 seed of the invitation key.
 	InviteSeed [32]byte
+	// ReplicationKey is the group's replication key (see
+	// Group.ReplicationKey): it names the group's pubsub topic and log
+	// wire ids, so the joiner can find the members' announcements.
+	ReplicationKey [32]byte
 	// GroupSeed is the group key's seed, only in account-group invitations.
 	GroupSeed []byte
 }
@@ -199,6 +204,7 @@ func (inv *Invitation) MarshalBinary() ([]byte, error) {
 	w.raw(inv.Epoch[:])
 	w.raw(inv.Secret[:])
 	w.raw(inv.InviteSeed[:])
+	w.raw(inv.ReplicationKey[:])
 	if len(inv.GroupSeed) > 0 {
 		w.byte1(invitationFlagGroupSeed)
 		w.raw(inv.GroupSeed)
@@ -245,6 +251,7 @@ func decodeInvitation(p []byte) (*Invitation, error) {
 	r.fixed("epoch", inv.Epoch[:])
 	r.fixed("secret", inv.Secret[:])
 	r.fixed("invite seed", inv.InviteSeed[:])
+	r.fixed("replication key", inv.ReplicationKey[:])
 	flags := r.byte1("flags")
 	if r.err == nil && flags&^invitationFlagGroupSeed != 0 {
 		r.fail("flags", "unknown flags %#x", flags)

@@ -1,7 +1,10 @@
 package messenger_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"slices"
 	"testing"
@@ -9,7 +12,8 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 
-	"github.com/skein-p2p/skein/core/messenger"
+	"github.com/skein-p2p/skein/core/group"
+	"github.com/skein-p2p/skein/core/log"
 	"github.com/skein-p2p/skein/core/replication"
 	"github.com/skein-p2p/skein/sdk"
 )
@@ -23,7 +27,10 @@ func TestMisbehavingPeersAreCutOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	topic := messenger.TopicFor(gi.ID)
+	topic, err := nodes[0].m.Topic(gi.ID.String())
+	if err != nil {
+		t.Fatal(err)
+	}
 	garbage, err := sn.AddNode("garbage")
 	if err != nil {
 		t.Fatal(err)
@@ -45,14 +52,12 @@ func TestMisbehavingPeersAreCutOff(t *testing.T) {
 		payload func() []byte
 	}{
 		{"malformed announcement", garbage, func() []byte { return []byte{1, 2, 3} }},
-		{"forged entry", forger, func() []byte {
-			bad := []byte("not a log entry")
-			h, _ := multihash.Sum(bad, multihash.SHA2_256, -1)
-			c := cid.NewCidV1(cid.DagCBOR, h)
-			if err := forger.PutBlocks(ctx, []sdk.Block{{CID: c.Bytes(), Data: bad}}); err != nil {
-				t.Fatal(err)
-			}
-			a := replication.Announcement{Log: replication.LogIDFor(topic, "messages"), Heads: []cid.Cid{c}}
+		{"forged inline entry", forger, func() []byte {
+			// A well-formed entry of the group's message log whose signature does not verify, handed
+			// over inline: on a network whose every node validates pubsub
+			// (newTestNode says so), its publisher is provably at fault.
+			forged := forgedEntry(t, group.MessagesLogID(gi.ID))
+			a := replication.Announcement{Log: replication.LogIDFor(topic, "messages"), Heads: []cid.Cid{blockCID(forged)}, Inline: [][]byte{forged}}
 			b, err := a.MarshalBinary()
 			if err != nil {
 				t.Fatal(err)
@@ -81,4 +86,37 @@ func TestMisbehavingPeersAreCutOff(t *testing.T) {
 	for i, n := range nodes {
 		waitFor(t, fmt.Sprintf("node %d has the message", i), func() bool { return slices.Contains(bodies(t, n, ref), "still here") })
 	}
+}
+
+// forgedEntry is a log entry whose payload was changed after signing.
+func forgedEntry(t testing.TB, logID string) []byte {
+	t.Helper()
+	ctx := context.Background()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := log.Open(ctx, logID, log.NewMemBlockStore(), log.NewMemKV(), log.NewKeySigner(key),
+		log.AllowWriters(key.Public().(ed25519.PublicKey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	payload := []byte("genuine payload to be forged")
+	e, err := l.Append(ctx, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := bytes.Clone(e.Bytes())
+	i := bytes.Index(raw, payload)
+	if i < 0 {
+		t.Fatal("payload not found in the entry's bytes")
+	}
+	raw[i] ^= 0x01
+	return raw
+}
+
+func blockCID(data []byte) cid.Cid {
+	h, _ := multihash.Sum(data, multihash.SHA2_256, -1)
+	return cid.NewCidV1(cid.DagCBOR, h)
 }

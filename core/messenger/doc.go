@@ -4,18 +4,22 @@
 // an sdk.Store), and the replication of every group's two logs with other
 // nodes over an sdk.Network. The client API (core/api) serves it.
 //
-// It depends on plain Go interfaces only (sdk.Store, sdk.Network,
-// Replicator): no libp2p, no boxo.
+// It depends on plain Go interfaces only (sdk.Store, sdk.Network): no
+// libp2p, no boxo.
 //
-// Replication: a Replicator keeps the groups' logs in sync. The built-in
-// NetworkReplicator announces a group's heads on a pubsub topic derived
-// from the group id (TopicFor) after every local write, merges the heads
-// peers announce through group.Receive (which verifies every entry before
-// accepting it and fetches missing entries through the network's blocks),
-// swaps heads with each peer as it connects (sdk.PeerNotifier +
-// sdk.DirectMessenger, when the network has them), and re-announces
-// periodically so a dropped announcement never leaves a peer behind. A
-// joiner asks members for the heads (FetchHeads) before it holds the group.
+// Replication: the messenger runs one core/replication Replicator over the
+// network and adds both logs of every group it holds (channels "meta" and
+// "messages") under the group's replication key (group.ReplicationKey), so
+// a group's pubsub topic and log wire ids derive from a secret its members
+// share and not from its public key. Joins run the group's processing
+// (group.ReplicatedLog): every entry is verified before it is accepted,
+// membership is rebuilt, messages are opened and delivered, and the
+// group's keys are saved afterwards. Local appends are announced with
+// small entries inline; heads are swapped with each peer as it connects
+// and by periodic anti-entropy; peers are cut off only when provably the
+// author of bad data (docs/replication.md). A joiner opens the group from
+// its invitation (group.OpenInvitation), replicates its logs, and writes
+// its device-added entry once the members' metadata has arrived.
 //
 // Usage sketch:
 //

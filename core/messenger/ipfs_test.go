@@ -12,6 +12,7 @@ import (
 
 	"github.com/skein-p2p/skein/core/crypto"
 	"github.com/skein-p2p/skein/core/messenger"
+	"github.com/skein-p2p/skein/core/replication"
 	"github.com/skein-p2p/skein/plugins/ipfs"
 	"github.com/skein-p2p/skein/plugins/store/memstore"
 	"github.com/skein-p2p/skein/sdk"
@@ -50,15 +51,12 @@ func TestThreeMessengersOverIPFS(t *testing.T) {
 		if os.Getenv("SKEIN_TEST_LOG") != "" {
 			logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", i)
 		}
-		repl, err := messenger.NewNetworkReplicator(n, messenger.WithAntiEntropy(300*time.Millisecond), messenger.WithReplicatorLogger(logger))
+		m, err := messenger.New(ctx, messenger.Config{Keystore: ks, Store: memstore.New(), Network: n, Logger: logger,
+			Replication: []replication.Option{replication.WithAntiEntropyInterval(300 * time.Millisecond)}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := messenger.New(ctx, messenger.Config{Keystore: ks, Store: memstore.New(), Network: n, Replicator: repl, Logger: logger})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { m.Close(); repl.Close() })
+		t.Cleanup(func() { m.Close() })
 		ms = append(ms, m)
 	}
 	for i := range nets {

@@ -18,6 +18,7 @@ import (
 	"github.com/skein-p2p/skein/core/crypto"
 	"github.com/skein-p2p/skein/core/group"
 	"github.com/skein-p2p/skein/core/log"
+	"github.com/skein-p2p/skein/core/replication"
 	"github.com/skein-p2p/skein/sdk"
 )
 
@@ -37,9 +38,10 @@ type Config struct {
 	Store sdk.Store
 	// Network moves blocks and announcements. Required.
 	Network sdk.Network
-	// Replicator replicates the groups' logs; nil: a NetworkReplicator over
-	// Network, closed with the messenger. One given here is not closed.
-	Replicator Replicator
+	// Replication configures the replicator (core/replication) that keeps
+	// the groups' logs in sync over Network, e.g.
+	// replication.WithAntiEntropyInterval; the messenger adds its logger.
+	Replication []replication.Option
 	// Logger; nil: discard.
 	Logger *slog.Logger
 	// GroupOptions are passed to every group opened.
@@ -64,6 +66,8 @@ type record struct {
 type held struct {
 	g   *group.Group
 	rec record
+	// logs are the wire ids of the group's logs while replicated.
+	logs []replication.LogID
 }
 
 // Messenger is a node's messaging service: the account and device from the
@@ -73,8 +77,7 @@ type Messenger struct {
 	cfg    Config
 	id     *group.Identity
 	st     group.Storage
-	repl   Replicator
-	owned  bool // repl is ours to close
+	repl   *replication.Replicator
 	logger *slog.Logger
 
 	mu     sync.Mutex
@@ -109,6 +112,12 @@ func (m *Messenger) saveDirty() {
 	m.dirty = map[*group.Group]bool{}
 	m.dirtyMu.Unlock()
 	for g := range batch {
+		m.mu.Lock()
+		h := m.groups[g.ID()]
+		m.mu.Unlock()
+		if h == nil || h.g != g {
+			continue // not held (a join still in progress, or closed)
+		}
 		if err := g.SaveKeys(m.cfg.Keystore); err != nil && !errors.Is(err, crypto.ErrClosed) {
 			m.logger.Error("save group keys", "group", g.ID().Fingerprint(), "err", err)
 		}
@@ -137,19 +146,6 @@ func (m *Messenger) saver() {
 	}
 }
 
-// replica is what the replicator merges into: the group, with its keys
-// saved after each merge.
-type replica struct {
-	*group.Group
-	m *Messenger
-}
-
-func (r replica) Receive(ctx context.Context, from string, heads group.Heads) error {
-	err := r.Group.Receive(ctx, from, heads)
-	r.m.markDirty(r.Group)
-	return err
-}
-
 // New opens the messenger: it loads the identity from the keystore (creating
 // a new account and device on first use), reopens every group saved in the
 // store, and starts replicating them.
@@ -176,14 +172,18 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 		m.logger.Info("new account created", "account", id.AccountKey().Fingerprint(), "device", id.DeviceKey().Fingerprint())
 	}
 	m.id = id
-	m.repl = cfg.Replicator
-	if m.repl == nil {
-		r, err := NewNetworkReplicator(cfg.Network, WithReplicatorLogger(m.logger))
-		if err != nil {
-			return nil, fmt.Errorf("new messenger: %w", err)
-		}
-		m.repl, m.owned = r, true
+	ropts := append([]replication.Option{replication.WithLogger(m.logger)}, cfg.Replication...)
+	if v, ok := cfg.Network.(interface{ PubsubValidated() bool }); ok {
+		ropts = append([]replication.Option{replication.WithPubsubValidated(v.PubsubValidated())}, ropts...)
 	}
+	repl, err := replication.New(cfg.Network, ropts...)
+	if err != nil {
+		return nil, fmt.Errorf("new messenger: %w", err)
+	}
+	if err := repl.Start(ctx); err != nil {
+		return nil, fmt.Errorf("new messenger: %w", err)
+	}
+	m.repl = repl
 	go m.saver()
 	if err := m.reopen(ctx); err != nil {
 		m.Close()
@@ -234,21 +234,52 @@ func (m *Messenger) hold(ctx context.Context, g *group.Group, rec record, save b
 			return err
 		}
 	}
+	return m.register(ctx, g, rec, nil)
+}
+
+// holdReplicated is hold for a group whose logs are replicated already
+// (under ids): a group just joined.
+func (m *Messenger) holdReplicated(ctx context.Context, g *group.Group, rec record, ids []replication.LogID) error {
+	if err := m.persist(ctx, g, rec); err != nil {
+		m.unreplicate(ids)
+		g.Close()
+		return err
+	}
+	return m.register(ctx, g, rec, ids)
+}
+
+// register makes g held under rec and replicates it (unless it was left),
+// reusing ids if given.
+func (m *Messenger) register(_ context.Context, g *group.Group, rec record, ids []replication.LogID) error {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
+		m.unreplicate(ids)
 		g.Close()
 		return ErrClosed
 	}
-	if old := m.groups[g.ID()]; old != nil && old.g != g {
-		old.g.Close()
-	}
-	m.groups[g.ID()] = &held{g: g, rec: rec}
+	old := m.groups[g.ID()]
+	h := &held{g: g, rec: rec, logs: ids}
+	m.groups[g.ID()] = h
 	m.mu.Unlock()
-	if !rec.Left {
-		if err := m.repl.Add(ctx, replica{Group: g, m: m}); err != nil {
+	if old != nil {
+		m.unreplicate(old.logs)
+		if old.g != g {
+			old.g.Close()
+		}
+	}
+	if !rec.Left && ids == nil {
+		key, err := g.ReplicationKey()
+		if err != nil {
 			return err
 		}
+		ids, err := m.replicate(g, key, m.markDirty)
+		if err != nil {
+			return err
+		}
+		m.mu.Lock()
+		h.logs = ids
+		m.mu.Unlock()
 	}
 	return nil
 }
@@ -279,15 +310,7 @@ func (m *Messenger) Close() error {
 	close(m.saverStop)
 	<-m.saverDone
 	m.saveDirty()
-	var errs []error
-	if m.repl != nil {
-		for id := range groups {
-			m.repl.Remove(id)
-		}
-		if m.owned {
-			errs = append(errs, m.repl.Close())
-		}
-	}
+	errs := []error{m.repl.Close()}
 	for _, h := range groups {
 		errs = append(errs, h.g.SaveKeys(m.cfg.Keystore), h.g.Close())
 	}
@@ -390,20 +413,13 @@ func (m *Messenger) CreateGroup(ctx context.Context, name string) (GroupInfo, er
 	if err := m.hold(ctx, g, rec, true); err != nil {
 		return GroupInfo{}, err
 	}
-	m.announce(ctx, g)
 	return m.info(&held{g: g, rec: rec}), nil
 }
 
-func (m *Messenger) announce(ctx context.Context, g *group.Group) {
-	if err := m.repl.Announce(ctx, g.ID()); err != nil {
-		m.logger.Debug("announce", "group", g.ID().Fingerprint(), "err", err)
-	}
-}
-
-// after a local write: save the keys and announce the new heads.
-func (m *Messenger) wrote(ctx context.Context, h *held) error {
+// wrote is called after a local write: it schedules the group's keys to be
+// saved. The replicator announces the new entries by itself.
+func (m *Messenger) wrote(_ context.Context, h *held) error {
 	m.markDirty(h.g)
-	m.announce(ctx, h.g)
 	return nil
 }
 
@@ -434,40 +450,64 @@ func (m *Messenger) JoinGroup(ctx context.Context, token, name string) (GroupInf
 	if h, err := m.resolve(hex.EncodeToString(inv.Group[:])); err == nil && !h.rec.Left {
 		return m.info(h), nil // already held
 	}
-	// The member that answers first may not have the invitation entry yet
-	// (it was written a moment ago elsewhere), or a fetch may come back
-	// short: ask again until ctx ends.
-	var g *group.Group
-	retry := 50 * time.Millisecond
-	for {
-		from, heads, err := m.repl.FetchHeads(ctx, inv.Group)
-		if err != nil {
-			return GroupInfo{}, fmt.Errorf("join group %s: %w", inv.Group.Fingerprint(), err)
-		}
-		g, err = group.Join(ctx, m.id, inv, m.st, from, heads, m.opts()...)
-		if err == nil {
-			break
-		}
-		// Transient: the heads lack the invitation, or a fetch came back
-		// short (no group-created reached). A revoked invitation is final.
-		transient := errors.Is(err, group.ErrInvitationUnknown) || errors.Is(err, group.ErrWrongGroup)
-		if !transient || strings.Contains(err.Error(), "revoked by the rekey") {
-			return GroupInfo{}, err
-		}
-		m.logger.Debug("invitation not in the heads received yet; asking again", "from", from, "err", err)
-		select {
-		case <-ctx.Done():
-			return GroupInfo{}, fmt.Errorf("%w (no member reachable had the invitation before: %w)", err, ctx.Err())
-		case <-time.After(retry):
-		}
-		retry = min(2*retry, time.Second)
-	}
-	rec := record{Name: name}
-	if err := m.hold(ctx, g, rec, true); err != nil {
+	g, err := group.OpenInvitation(ctx, m.id, inv, m.st, m.opts()...)
+	if err != nil {
 		return GroupInfo{}, err
 	}
-	m.announce(ctx, g)
+	// Replicate the group's logs so that the members' heads arrive (their
+	// announcements, a head exchange with every connected peer, and the
+	// anti-entropy), and complete the join once the metadata log holds the
+	// invitation.
+	ids, err := m.replicate(g, inv.ReplicationKey, m.markDirty)
+	if err != nil {
+		g.Close()
+		return GroupInfo{}, err
+	}
+	if err := m.completeJoin(ctx, g); err != nil {
+		m.unreplicate(ids)
+		g.Close()
+		return GroupInfo{}, err
+	}
+	rec := record{Name: name}
+	if err := m.holdReplicated(ctx, g, rec, ids); err != nil {
+		return GroupInfo{}, err
+	}
 	return m.info(&held{g: g, rec: rec}), nil
+}
+
+// completeJoin retries g.CompleteJoin as the group's metadata arrives,
+// asking connected peers for heads again now and then, until it succeeds,
+// fails for good, or ctx ends.
+func (m *Messenger) completeJoin(ctx context.Context, g *group.Group) error {
+	ask := 100 * time.Millisecond
+	timer := time.NewTimer(ask)
+	defer timer.Stop()
+	for {
+		changed := g.Changed()
+		err := g.CompleteJoin(ctx)
+		if err == nil {
+			return nil
+		}
+		// Until the metadata log holds the group's creation and the
+		// invitation, the members' heads have not arrived yet. A revoked
+		// invitation is final.
+		transient := (errors.Is(err, group.ErrInvitationUnknown) || errors.Is(err, group.ErrWrongGroup)) &&
+			!errors.Is(err, group.ErrInvitationRevoked)
+		if !transient {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (no member reachable had the invitation before: %w)", err, ctx.Err())
+		case <-changed:
+		case <-timer.C:
+			if serr := m.repl.Sync(ctx); serr != nil {
+				m.logger.Debug("joining: ask peers for heads", "group", g.ID().Fingerprint(), "err", serr)
+			}
+			ask = min(2*ask, 5*time.Second)
+			timer.Reset(ask)
+		}
+	}
 }
 
 // Members lists the group's members.
@@ -532,12 +572,18 @@ func (m *Messenger) Leave(ctx context.Context, ref string) error {
 	if err := h.g.Leave(ctx); err != nil {
 		return err
 	}
-	m.announce(ctx, h.g)
-	m.repl.Remove(h.g.ID())
 	m.mu.Lock()
 	h.rec.Left = true
-	rec := h.rec
+	rec, ids := h.rec, h.logs
+	h.logs = nil
 	m.mu.Unlock()
+	// Announce the departure before replication stops.
+	for _, id := range ids {
+		if err := m.repl.Announce(ctx, id); err != nil {
+			m.logger.Warn("announce leaving", "group", h.g.ID().Fingerprint(), "err", err)
+		}
+	}
+	m.unreplicate(ids)
 	return m.persist(ctx, h.g, rec)
 }
 
@@ -631,7 +677,6 @@ func (m *Messenger) AddContact(ctx context.Context, token, name string) (string,
 	if err := m.hold(ctx, g, rec, true); err != nil {
 		return "", GroupInfo{}, err
 	}
-	m.announce(ctx, g)
 	return req.Token(), m.info(&held{g: g, rec: rec}), nil
 }
 
@@ -649,7 +694,6 @@ func (m *Messenger) AcceptContact(ctx context.Context, token string) (GroupInfo,
 	if err := m.hold(ctx, g, rec, true); err != nil {
 		return GroupInfo{}, err
 	}
-	m.announce(ctx, g)
 	return m.info(&held{g: g, rec: rec}), nil
 }
 
@@ -675,13 +719,16 @@ func (m *Messenger) SyncStatus(ctx context.Context, ref string) ([]SyncStatus, e
 			}
 		}
 	}
+	st := m.repl.Status()
 	out := make([]SyncStatus, 0, len(ids))
 	for _, id := range ids {
-		st, err := m.repl.Status(ctx, id)
-		if err != nil {
-			return nil, err
+		m.mu.Lock()
+		var logs []replication.LogID
+		if h := m.groups[id]; h != nil {
+			logs = h.logs
 		}
-		out = append(out, st)
+		m.mu.Unlock()
+		out = append(out, syncStatus(id, logs, st))
 	}
 	return out, nil
 }

@@ -1,0 +1,138 @@
+package messenger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/skein-p2p/skein/core/crypto"
+	"github.com/skein-p2p/skein/core/group"
+	"github.com/skein-p2p/skein/core/log"
+	"github.com/skein-p2p/skein/core/replication"
+)
+
+// LogSync is the sync state of one of a group's logs.
+type LogSync struct {
+	Log string // "meta" or "messages"
+	// LocalHeads are this replica's heads; RemoteHeads the union of the
+	// latest heads peers announced.
+	LocalHeads  []cid.Cid
+	RemoteHeads []cid.Cid
+	// Missing counts remote heads whose entries are not here yet.
+	Missing int
+}
+
+// SyncStatus is a group's sync state.
+type SyncStatus struct {
+	Group crypto.PublicKey
+	Logs  []LogSync
+	// LastSync is when remote heads were last joined with nothing left
+	// missing (zero: never).
+	LastSync time.Time
+	// Peers that announced or exchanged heads for this group.
+	Peers []string
+}
+
+// InSync reports whether nothing known to exist elsewhere is missing here.
+func (s SyncStatus) InSync() bool {
+	for _, l := range s.Logs {
+		if l.Missing > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// groupLog is one of a group's logs as the replicator joins it: the
+// group's processing runs in the join (group.ReplicatedLog), and the
+// group's keys are saved after it added anything.
+type groupLog struct {
+	*group.ReplicatedLog
+	g     *group.Group
+	dirty func(*group.Group) // nil: nothing to save (a replication node)
+}
+
+func (l groupLog) Join(ctx context.Context, heads []cid.Cid, from string, opts ...log.JoinOption) (log.JoinResult, error) {
+	res, err := l.ReplicatedLog.Join(ctx, heads, from, opts...)
+	if len(res.Added) > 0 && l.dirty != nil {
+		l.dirty(l.g)
+	}
+	return res, err
+}
+
+// replicate adds g's two logs to the replicator under key (the group's
+// replication key) and returns their wire ids, metadata log first.
+func (m *Messenger) replicate(g *group.Group, key [32]byte, dirty func(*group.Group)) ([]replication.LogID, error) {
+	var ids []replication.LogID
+	for _, l := range []*group.ReplicatedLog{g.MetaLog(), g.MessageLog()} {
+		id, err := m.repl.Add(key[:], l.Channel(), groupLog{ReplicatedLog: l, g: g, dirty: dirty})
+		if err != nil {
+			m.unreplicate(ids)
+			return nil, fmt.Errorf("replicate group %s: %w", g.ID().Fingerprint(), err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// unreplicate stops replicating the logs with ids.
+func (m *Messenger) unreplicate(ids []replication.LogID) {
+	for _, id := range ids {
+		if err := m.repl.Remove(id); err != nil && !errors.Is(err, replication.ErrUnknownLog) {
+			m.logger.Warn("stop replicating log", "log", id, "err", err)
+		}
+	}
+}
+
+// syncStatus assembles a group's sync state from the replicator's status
+// of its logs.
+func syncStatus(id crypto.PublicKey, ids []replication.LogID, st replication.Status) SyncStatus {
+	out := SyncStatus{Group: id}
+	peers := map[string]bool{}
+	for _, ls := range st.Logs {
+		if !slices.Contains(ids, ls.ID) {
+			continue
+		}
+		s := LogSync{Log: ls.Channel, LocalHeads: ls.LocalHeads, Missing: len(ls.Missing)}
+		seen := map[string]bool{}
+		for _, ph := range ls.Remote {
+			peers[ph.Peer] = true
+			for _, c := range ph.Heads {
+				if !seen[c.KeyString()] {
+					seen[c.KeyString()] = true
+					s.RemoteHeads = append(s.RemoteHeads, c)
+				}
+			}
+		}
+		slices.SortFunc(s.RemoteHeads, func(a, b cid.Cid) int { return slices.Compare(a.Bytes(), b.Bytes()) })
+		if ls.LastSync.After(out.LastSync) {
+			out.LastSync = ls.LastSync
+		}
+		out.Logs = append(out.Logs, s)
+	}
+	for p := range peers {
+		out.Peers = append(out.Peers, p)
+	}
+	slices.Sort(out.Peers)
+	return out
+}
+
+// Topic returns the pubsub topic on which the group ref names is
+// replicated (core/replication.Topic of its replication key), for
+// diagnostics and tests. Anyone who holds an invitation or is or was a
+// member can compute it; the group id alone does not give it.
+func (m *Messenger) Topic(ref string) (string, error) {
+	h, err := m.resolve(ref)
+	if err != nil {
+		return "", err
+	}
+	key, err := h.g.ReplicationKey()
+	if err != nil {
+		return "", err
+	}
+	return replication.Topic(key[:])
+}
