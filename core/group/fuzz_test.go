@@ -80,3 +80,21 @@ func FuzzParseContactRequest(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseReplicationNodeToken(f *testing.F) {
+	f.Add("skein1-")
+	f.Add((&ReplicationNodeToken{Peer: "12D3KooWpeer", Addrs: []string{"/ip4/10.0.0.1/tcp/4001"}, Secret: [32]byte{1}}).Token())
+	f.Fuzz(func(t *testing.T, s string) {
+		tok, err := ParseReplicationNodeToken(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseReplicationNodeToken(tok.Token())
+		if err != nil {
+			t.Fatalf("re-parse: %v", err)
+		}
+		if again.Peer != tok.Peer || again.Secret != tok.Secret || len(again.Addrs) != len(tok.Addrs) {
+			t.Fatal("round trip changed the token")
+		}
+	})
+}

@@ -18,9 +18,10 @@ const TokenPrefix = "skein1-"
 
 // Token types: the first byte of a token's binary payload.
 const (
-	tokenInvitation     byte = 1
-	tokenContact        byte = 2
-	tokenContactRequest byte = 3
+	tokenInvitation      byte = 1
+	tokenContact         byte = 2
+	tokenContactRequest  byte = 3
+	tokenReplicationNode byte = 4
 )
 
 const (
@@ -50,6 +51,8 @@ func tokenTypeName(t byte) string {
 		return "contact token"
 	case tokenContactRequest:
 		return "contact request"
+	case tokenReplicationNode:
+		return "replication-node token"
 	}
 	return fmt.Sprintf("unknown type %d", t)
 }
@@ -64,6 +67,8 @@ func minTokenBody(t byte) int {
 		return 1 + 32 + 32 + 1 + crypto.SignatureSize + tokenChecksumSize
 	case tokenContactRequest:
 		return 1 + 32 + 32 + 32 + 1 + crypto.SignatureSize + tokenChecksumSize
+	case tokenReplicationNode:
+		return 1 + 1 + 1 + 1 + 32 + tokenChecksumSize
 	}
 	return 1 + tokenChecksumSize
 }

@@ -46,6 +46,10 @@ type Config struct {
 	Logger *slog.Logger
 	// GroupOptions are passed to every group opened.
 	GroupOptions []group.Option
+	// ReplicationNode, when set, makes this messenger a replication node:
+	// it also stores and serves the groups members register with it
+	// (RegisterProtocol), without being able to read them.
+	ReplicationNode *ReplicationNodeConfig
 }
 
 // GroupInfo describes a group this node holds.
@@ -80,9 +84,10 @@ type Messenger struct {
 	repl   *replication.Replicator
 	logger *slog.Logger
 
-	mu     sync.Mutex
-	groups map[crypto.PublicKey]*held
-	closed bool
+	mu       sync.Mutex
+	groups   map[crypto.PublicKey]*held
+	replicas map[crypto.PublicKey]*replicaHeld
+	closed   bool
 
 	// Keys are saved by one goroutine: a burst of sends and merges costs
 	// one keystore write per group, not one per message (after a crash,
@@ -157,8 +162,8 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 		cfg:    cfg,
 		st:     group.Storage{Blocks: networkBlocks{cfg.Network}, KV: storeKV{cfg.Store}},
 		logger: cfg.Logger,
-		groups: map[crypto.PublicKey]*held{},
-		dirty:  map[*group.Group]bool{}, saveWake: make(chan struct{}, 1),
+		groups: map[crypto.PublicKey]*held{}, replicas: map[crypto.PublicKey]*replicaHeld{},
+		dirty: map[*group.Group]bool{}, saveWake: make(chan struct{}, 1),
 		saverStop: make(chan struct{}), saverDone: make(chan struct{}),
 	}
 	if m.logger == nil {
@@ -188,6 +193,12 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 	if err := m.reopen(ctx); err != nil {
 		m.Close()
 		return nil, fmt.Errorf("new messenger: %w", err)
+	}
+	if cfg.ReplicationNode != nil {
+		if err := m.startReplicationNode(ctx); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("new messenger: %w", err)
+		}
 	}
 	return m, nil
 }
@@ -304,15 +315,21 @@ func (m *Messenger) Close() error {
 		return nil
 	}
 	m.closed = true
-	groups := m.groups
-	m.groups = map[crypto.PublicKey]*held{}
+	groups, replicas := m.groups, m.replicas
+	m.groups, m.replicas = map[crypto.PublicKey]*held{}, map[crypto.PublicKey]*replicaHeld{}
 	m.mu.Unlock()
+	if dm, ok := m.cfg.Network.(sdk.DirectMessenger); ok && m.cfg.ReplicationNode != nil {
+		_ = dm.HandleRequests(RegisterProtocol, nil)
+	}
 	close(m.saverStop)
 	<-m.saverDone
 	m.saveDirty()
 	errs := []error{m.repl.Close()}
 	for _, h := range groups {
 		errs = append(errs, h.g.SaveKeys(m.cfg.Keystore), h.g.Close())
+	}
+	for _, h := range replicas {
+		errs = append(errs, h.g.Close())
 	}
 	return errors.Join(errs...)
 }

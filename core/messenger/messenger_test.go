@@ -41,13 +41,21 @@ func waitFor(tb testing.TB, what string, cond func() bool) {
 }
 
 type testNode struct {
-	m   *messenger.Messenger
-	net *simnet.Node
-	ks  *crypto.Keystore
-	st  sdk.Store
+	m    *messenger.Messenger
+	net  *simnet.Node
+	ks   *crypto.Keystore
+	st   sdk.Store
+	edit func(*messenger.Config)
 }
 
 func newTestNode(tb testing.TB, sn *simnet.Network, name string) *testNode {
+	tb.Helper()
+	return newTestNodeWith(tb, sn, name, nil)
+}
+
+// newTestNodeWith is newTestNode with the messenger's config adjusted by
+// edit (nil: as is).
+func newTestNodeWith(tb testing.TB, sn *simnet.Network, name string, edit func(*messenger.Config)) *testNode {
 	tb.Helper()
 	nd, err := sn.AddNode(name)
 	if err != nil {
@@ -58,21 +66,31 @@ func newTestNode(tb testing.TB, sn *simnet.Network, name string) *testNode {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { ks.Close() })
-	st := memstore.New()
+	n := &testNode{net: nd, ks: ks, st: memstore.New(), edit: edit}
+	n.start(tb)
+	return n
+}
+
+// start opens the node's messenger over its network, keystore and store.
+func (n *testNode) start(tb testing.TB) {
+	tb.Helper()
 	// simnet delivers every pubsub message straight from its publisher
 	// (no relays), which is what a network validating every message
 	// guarantees: a peer handing over junk is its author.
-	cfg := messenger.Config{Keystore: ks, Store: st, Network: nd,
+	cfg := messenger.Config{Keystore: n.ks, Store: n.st, Network: n.net,
 		Replication: []replication.Option{replication.WithPubsubValidated(true), replication.WithAntiEntropyInterval(300 * time.Millisecond)}}
 	if os.Getenv("SKEIN_TEST_LOG") != "" { // debugging aid: the messengers' logs on stderr
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", n.net.PeerID())
+	}
+	if n.edit != nil {
+		n.edit(&cfg)
 	}
 	m, err := messenger.New(context.Background(), cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { m.Close() })
-	return &testNode{m: m, net: nd, ks: ks, st: st}
+	n.m = m
 }
 
 func bodies(tb testing.TB, n *testNode, ref string) []string {

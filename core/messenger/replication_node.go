@@ -1,0 +1,311 @@
+package messenger
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/skein-p2p/skein/core/crypto"
+	"github.com/skein-p2p/skein/core/group"
+	"github.com/skein-p2p/skein/core/replication"
+	"github.com/skein-p2p/skein/sdk"
+)
+
+// A replication node is a messenger that also stores and serves the logs of
+// groups other nodes' members registered with it. It holds each such group
+// by its public key and replication key only (group.Replicate): it
+// verifies every entry with the members' rules, stores and serves what
+// passes, and can open nothing.
+//
+// Registration is a direct request on RegisterProtocol from a member's
+// node: version (1 byte, 1), the node's registration secret (32 bytes), the
+// group's public key (32), the group's replication key (32). The node
+// answers a single byte 1 once it replicates the group; every refusal is an
+// error (malformed, wrong secret, too many groups).
+
+// RegisterProtocol is the direct-request protocol of registrations.
+const RegisterProtocol = "/skein/replication/register/1"
+
+const (
+	registrationVersion = 1
+	registrationLen     = 1 + 32 + 32 + 32
+	// DefaultMaxReplicas bounds the groups a replication node accepts
+	// unless ReplicationNodeConfig says otherwise.
+	DefaultMaxReplicas = 10000
+	replicaPrefix      = "messenger/replica/"
+)
+
+// Errors of registration.
+var (
+	// ErrNotAuthorized: a registration did not present the replication
+	// node's secret.
+	ErrNotAuthorized = errors.New("registration not authorized")
+	// ErrTooManyGroups: the replication node holds as many groups as it
+	// accepts.
+	ErrTooManyGroups = errors.New("replication node is full")
+	// ErrNotReplicationNode: the node does not serve registrations.
+	ErrNotReplicationNode = errors.New("not a replication node")
+	// ErrNoDirectRequests: the network cannot send or answer direct
+	// requests, which registration needs.
+	ErrNoDirectRequests = errors.New("the network has no direct requests")
+)
+
+// ReplicationNodeConfig makes a messenger a replication node.
+type ReplicationNodeConfig struct {
+	// Secret authorizes registrations: members present it (inside the
+	// token ReplicationNodeToken returns). Required, not all zero.
+	Secret [32]byte
+	// MaxGroups bounds the groups accepted (0: DefaultMaxReplicas).
+	MaxGroups int
+}
+
+// ReplicaInfo describes a group this node replicates for others.
+type ReplicaInfo struct {
+	ID crypto.PublicKey
+	// Kind is learned from the signed group-created entry (0 until it
+	// arrived).
+	Kind group.Kind
+	// RegisteredBy is the peer that registered it; Registered when.
+	RegisteredBy string
+	Registered   time.Time
+	Sync         SyncStatus
+}
+
+type replicaRecord struct {
+	By string    `json:"by"`
+	At time.Time `json:"at"`
+}
+
+type replicaHeld struct {
+	g    *group.Group
+	rec  replicaRecord
+	logs []replication.LogID
+}
+
+func replicaKeyName(id crypto.PublicKey) string {
+	return "skein/replica/" + hex.EncodeToString(id[:])
+}
+
+// startReplicationNode reopens the registered groups and answers
+// registrations.
+func (m *Messenger) startReplicationNode(ctx context.Context) error {
+	rn := m.cfg.ReplicationNode
+	if rn.Secret == ([32]byte{}) {
+		return fmt.Errorf("replication node: %w: the registration secret is all zero", ErrInvalidArgument)
+	}
+	dm, ok := m.cfg.Network.(sdk.DirectMessenger)
+	if !ok {
+		return fmt.Errorf("replication node: %w", ErrNoDirectRequests)
+	}
+	for kv, err := range m.cfg.Store.Query(ctx, sdk.Query{Prefix: []byte(replicaPrefix)}) {
+		if err != nil {
+			return fmt.Errorf("replication node: list groups: %w", err)
+		}
+		raw, err := hex.DecodeString(strings.TrimPrefix(string(kv.Key), replicaPrefix))
+		if err != nil {
+			return fmt.Errorf("replica record %q: %w", kv.Key, err)
+		}
+		gid, err := crypto.ParsePublicKey(raw)
+		if err != nil {
+			return fmt.Errorf("replica record %q: %w", kv.Key, err)
+		}
+		var rec replicaRecord
+		if err := json.Unmarshal(kv.Value, &rec); err != nil {
+			return fmt.Errorf("replica record %s: %w", gid.Fingerprint(), err)
+		}
+		key, err := m.cfg.Keystore.Get(replicaKeyName(gid))
+		if err != nil {
+			return fmt.Errorf("replica %s: replication key: %w", gid.Fingerprint(), err)
+		}
+		if len(key) != 32 {
+			return fmt.Errorf("replica %s: replication key of %d bytes", gid.Fingerprint(), len(key))
+		}
+		if err := m.holdReplica(ctx, gid, [32]byte(key), rec); err != nil {
+			return err
+		}
+	}
+	if err := dm.HandleRequests(RegisterProtocol, m.handleRegistration); err != nil {
+		return fmt.Errorf("replication node: register %s: %w", RegisterProtocol, err)
+	}
+	m.logger.Info("serving as replication node", "groups", len(m.Replicas()), "max_groups", m.maxReplicas())
+	return nil
+}
+
+func (m *Messenger) maxReplicas() int {
+	if n := m.cfg.ReplicationNode.MaxGroups; n > 0 {
+		return n
+	}
+	return DefaultMaxReplicas
+}
+
+// holdReplica opens group gid as a replica and replicates it.
+func (m *Messenger) holdReplica(ctx context.Context, gid crypto.PublicKey, key [32]byte, rec replicaRecord) error {
+	g, err := group.Replicate(ctx, gid, m.st, m.opts()...)
+	if err != nil {
+		return err
+	}
+	ids, err := m.replicate(g, key, nil)
+	if err != nil {
+		g.Close()
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		m.unreplicate(ids)
+		g.Close()
+		return ErrClosed
+	}
+	m.replicas[gid] = &replicaHeld{g: g, rec: rec, logs: ids}
+	return nil
+}
+
+// encodeRegistration is the request body of a registration.
+func encodeRegistration(secret [32]byte, gid crypto.PublicKey, key [32]byte) []byte {
+	b := make([]byte, 0, registrationLen)
+	b = append(b, registrationVersion)
+	b = append(b, secret[:]...)
+	b = append(b, gid[:]...)
+	return append(b, key[:]...)
+}
+
+// decodeRegistration decodes a registration request strictly.
+func decodeRegistration(b []byte) (secret [32]byte, gid crypto.PublicKey, key [32]byte, err error) {
+	if len(b) != registrationLen {
+		return secret, gid, key, fmt.Errorf("%w: registration of %d bytes, want %d", ErrInvalidArgument, len(b), registrationLen)
+	}
+	if b[0] != registrationVersion {
+		return secret, gid, key, fmt.Errorf("%w: registration version %d", ErrInvalidArgument, b[0])
+	}
+	copy(secret[:], b[1:33])
+	copy(gid[:], b[33:65])
+	copy(key[:], b[65:97])
+	if _, perr := crypto.ParsePublicKey(gid[:]); perr != nil {
+		return secret, gid, key, fmt.Errorf("%w: registration names an invalid group key: %v", ErrInvalidArgument, perr)
+	}
+	return secret, gid, key, nil
+}
+
+// handleRegistration answers a registration request.
+func (m *Messenger) handleRegistration(ctx context.Context, from string, req []byte) ([]byte, error) {
+	secret, gid, key, err := decodeRegistration(req)
+	if err != nil {
+		m.logger.Warn("registration refused: malformed", "peer", from, "err", err)
+		return nil, err
+	}
+	want := m.cfg.ReplicationNode.Secret
+	if subtle.ConstantTimeCompare(secret[:], want[:]) != 1 {
+		m.logger.Warn("registration refused: wrong secret", "peer", from, "group", gid.Fingerprint())
+		return nil, ErrNotAuthorized
+	}
+	m.mu.Lock()
+	_, have := m.replicas[gid]
+	n := len(m.replicas)
+	m.mu.Unlock()
+	if have {
+		return []byte{1}, nil
+	}
+	if n >= m.maxReplicas() {
+		m.logger.Warn("registration refused: full", "peer", from, "group", gid.Fingerprint(), "max_groups", m.maxReplicas())
+		return nil, fmt.Errorf("%w (%d groups)", ErrTooManyGroups, n)
+	}
+	rec := replicaRecord{By: from, At: time.Now().UTC()}
+	if err := m.cfg.Keystore.Put(replicaKeyName(gid), key[:]); err != nil {
+		return nil, fmt.Errorf("register group %s: %w", gid.Fingerprint(), err)
+	}
+	b, _ := json.Marshal(rec)
+	if err := m.cfg.Store.Batch(ctx, []sdk.Op{{Key: []byte(replicaPrefix + hex.EncodeToString(gid[:])), Value: b}}, true); err != nil {
+		return nil, fmt.Errorf("register group %s: %w", gid.Fingerprint(), err)
+	}
+	if err := m.holdReplica(context.WithoutCancel(ctx), gid, key, rec); err != nil {
+		return nil, fmt.Errorf("register group %s: %w", gid.Fingerprint(), err)
+	}
+	m.logger.Info("group registered", "group", gid.Fingerprint(), "peer", from)
+	return []byte{1}, nil
+}
+
+// Replicas lists the groups this node replicates for others, by id.
+func (m *Messenger) Replicas() []ReplicaInfo {
+	m.mu.Lock()
+	hs := make([]*replicaHeld, 0, len(m.replicas))
+	for _, h := range m.replicas {
+		hs = append(hs, h)
+	}
+	m.mu.Unlock()
+	st := m.repl.Status()
+	out := make([]ReplicaInfo, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, ReplicaInfo{ID: h.g.ID(), Kind: h.g.Kind(), RegisteredBy: h.rec.By, Registered: h.rec.At,
+			Sync: syncStatus(h.g.ID(), h.logs, st)})
+	}
+	slices.SortFunc(out, func(a, b ReplicaInfo) int { return slices.Compare(a.ID[:], b.ID[:]) })
+	return out
+}
+
+// ReplicationNodeToken returns the token members use to register groups
+// with this node (an error unless it is a replication node): its network
+// peer id and addresses, and the registration secret.
+func (m *Messenger) ReplicationNodeToken() (string, error) {
+	if m.cfg.ReplicationNode == nil {
+		return "", ErrNotReplicationNode
+	}
+	t := &group.ReplicationNodeToken{Peer: m.cfg.Network.PeerID(), Addrs: m.cfg.Network.Addrs(), Secret: m.cfg.ReplicationNode.Secret}
+	if len(t.Addrs) > group.MaxNodeAddrs {
+		t.Addrs = t.Addrs[:group.MaxNodeAddrs]
+	}
+	s := t.Token()
+	if s == "" {
+		return "", fmt.Errorf("replication-node token: the network's peer id or addresses do not fit a token")
+	}
+	return s, nil
+}
+
+// RegisterWithReplicationNode registers the group ref names with the
+// replication node of token (from its operator's ReplicationNodeToken):
+// it connects to the node, hands it the group's public key and replication
+// key (never a key that opens anything), and swaps heads with it so it
+// holds the group's logs at once. Registering twice is harmless.
+func (m *Messenger) RegisterWithReplicationNode(ctx context.Context, ref, token string) error {
+	t, err := group.ParseReplicationNodeToken(strings.TrimSpace(token))
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	h, err := m.resolve(ref)
+	if err != nil {
+		return err
+	}
+	if h.rec.Left {
+		return fmt.Errorf("register group %s: %w: this device left it", h.g.ID().Fingerprint(), group.ErrNotMember)
+	}
+	key, err := h.g.ReplicationKey()
+	if err != nil {
+		return err
+	}
+	dm, ok := m.cfg.Network.(sdk.DirectMessenger)
+	if !ok {
+		return fmt.Errorf("register group %s: %w", h.g.ID().Fingerprint(), ErrNoDirectRequests)
+	}
+	if t.Peer == m.cfg.Network.PeerID() {
+		return fmt.Errorf("%w: the token is this node's own", ErrInvalidArgument)
+	}
+	if err := m.cfg.Network.Connect(ctx, sdk.PeerInfo{ID: t.Peer, Addrs: t.Addrs}); err != nil {
+		return fmt.Errorf("register group %s: reach replication node %s: %w", h.g.ID().Fingerprint(), t.Peer, err)
+	}
+	resp, err := dm.Request(ctx, t.Peer, RegisterProtocol, encodeRegistration(t.Secret, h.g.ID(), key))
+	if err != nil {
+		return fmt.Errorf("register group %s with %s: %w", h.g.ID().Fingerprint(), t.Peer, err)
+	}
+	if len(resp) != 1 || resp[0] != 1 {
+		return fmt.Errorf("register group %s with %s: unexpected answer of %d bytes", h.g.ID().Fingerprint(), t.Peer, len(resp))
+	}
+	if err := m.repl.ExchangeHeads(ctx, t.Peer); err != nil {
+		m.logger.Warn("registered, but the first head exchange failed; anti-entropy will retry", "peer", t.Peer, "err", err)
+	}
+	return nil
+}
