@@ -52,6 +52,10 @@ type (
 		apiv1.UnimplementedSyncServer
 		*service
 	}
+	replicationNodeServer struct {
+		apiv1.UnimplementedReplicationNodeServer
+		*service
+	}
 )
 
 func register(s *grpc.Server, m *messenger.Messenger) {
@@ -62,6 +66,7 @@ func register(s *grpc.Server, m *messenger.Messenger) {
 	apiv1.RegisterMessagesServer(s, messagesServer{service: svc})
 	apiv1.RegisterPeersServer(s, peersServer{service: svc})
 	apiv1.RegisterSyncServer(s, syncServer{service: svc})
+	apiv1.RegisterReplicationNodeServer(s, replicationNodeServer{service: svc})
 }
 
 // toStatus maps an error to a gRPC status with its text (errors of this
@@ -87,8 +92,13 @@ func toStatus(err error) error {
 		errors.Is(err, group.ErrWrongGroup):
 		code = codes.InvalidArgument
 	case errors.Is(err, group.ErrNotMember), errors.Is(err, group.ErrRemoved), errors.Is(err, group.ErrInvitationUnknown),
-		errors.Is(err, group.ErrClosed), errors.Is(err, messenger.ErrClosed):
+		errors.Is(err, group.ErrClosed), errors.Is(err, messenger.ErrClosed),
+		errors.Is(err, messenger.ErrNotReplicationNode), errors.Is(err, messenger.ErrNoDirectRequests):
 		code = codes.FailedPrecondition
+	case errors.Is(err, messenger.ErrNotAuthorized):
+		code = codes.PermissionDenied
+	case errors.Is(err, messenger.ErrTooManyGroups):
+		code = codes.ResourceExhausted
 	}
 	return status.Error(code, err.Error())
 }
@@ -363,24 +373,69 @@ func (s syncServer) Status(ctx context.Context, r *apiv1.SyncStatusRequest) (*ap
 	}
 	out := &apiv1.SyncStatusResponse{}
 	for _, st := range sts {
-		gs := &apiv1.GroupSync{Group: st.Group.String(), Peers: st.Peers, InSync: st.InSync()}
+		gs := groupSync(st)
 		if gi, err := s.m.Resolve(st.Group.String()); err == nil {
 			gs.Name = gi.Name
 		}
-		if !st.LastSync.IsZero() {
-			gs.LastSync = st.LastSync.UnixNano()
-		}
-		for _, l := range st.Logs {
-			ls := &apiv1.LogSync{Log: l.Log, Missing: uint64(l.Missing)}
-			for _, c := range l.LocalHeads {
-				ls.LocalHeads = append(ls.LocalHeads, c.String())
-			}
-			for _, c := range l.RemoteHeads {
-				ls.RemoteHeads = append(ls.RemoteHeads, c.String())
-			}
-			gs.Logs = append(gs.Logs, ls)
-		}
 		out.Groups = append(out.Groups, gs)
+	}
+	return out, nil
+}
+
+func groupSync(st messenger.SyncStatus) *apiv1.GroupSync {
+	gs := &apiv1.GroupSync{Group: st.Group.String(), Peers: st.Peers, InSync: st.InSync()}
+	if !st.LastSync.IsZero() {
+		gs.LastSync = st.LastSync.UnixNano()
+	}
+	for _, l := range st.Logs {
+		ls := &apiv1.LogSync{Log: l.Log, Missing: uint64(l.Missing), Entries: uint64(l.Entries)}
+		for _, c := range l.LocalHeads {
+			ls.LocalHeads = append(ls.LocalHeads, c.String())
+		}
+		for _, c := range l.RemoteHeads {
+			ls.RemoteHeads = append(ls.RemoteHeads, c.String())
+		}
+		gs.Logs = append(gs.Logs, ls)
+	}
+	return gs
+}
+
+func (s groupsServer) Replicate(ctx context.Context, r *apiv1.ReplicateGroupRequest) (*apiv1.ReplicateGroupResponse, error) {
+	if err := s.m.RegisterWithReplicationNode(ctx, r.GetGroup(), r.GetToken()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &apiv1.ReplicateGroupResponse{}, nil
+}
+
+// ---- replication node ----
+
+func (s replicationNodeServer) Token(context.Context, *apiv1.ReplicationTokenRequest) (*apiv1.ReplicationTokenResponse, error) {
+	tok, err := s.m.ReplicationNodeToken()
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	t, err := group.ParseReplicationNodeToken(tok)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &apiv1.ReplicationTokenResponse{Token: tok, Peer: t.Peer, Addrs: t.Addrs}, nil
+}
+
+func (s replicationNodeServer) List(context.Context, *apiv1.ListReplicasRequest) (*apiv1.ListReplicasResponse, error) {
+	if !s.m.IsReplicationNode() {
+		return nil, toStatus(messenger.ErrNotReplicationNode)
+	}
+	out := &apiv1.ListReplicasResponse{}
+	for _, r := range s.m.Replicas() {
+		kind := ""
+		if r.Kind != 0 {
+			kind = r.Kind.String()
+			if r.Kind == group.KindMulti {
+				kind = "multi"
+			}
+		}
+		out.Replicas = append(out.Replicas, &apiv1.Replica{Group: r.ID.String(), Kind: kind, RegisteredBy: r.RegisteredBy,
+			RegisteredAt: r.Registered.UnixNano(), Sync: groupSync(r.Sync)})
 	}
 	return out, nil
 }

@@ -123,10 +123,10 @@ func (g *Group) checkMessageEntry(e *log.Entry, cutoffs bool) (*checkedMessage, 
 	w := pub(e.Writer)
 	ep := st.epochs[env.Epoch]
 	if ep == nil {
-		return nil, fmt.Errorf("%w: %s", ErrUnknownEpoch, env.Epoch)
+		return nil, fmt.Errorf("%w: %s (%w)", ErrUnknownEpoch, env.Epoch, log.ErrNotYetAllowed)
 	}
 	if !ep.members[w] {
-		return nil, fmt.Errorf("%w: writer %s is not a member of epoch %s", ErrNotMember, w.Fingerprint(), env.Epoch)
+		return nil, fmt.Errorf("%w: writer %s is not a member of epoch %s (%w)", ErrNotMember, w.Fingerprint(), env.Epoch, log.ErrNotYetAllowed)
 	}
 	acct, _ := st.accountOf(w)
 	removed := cutoffs && st.removed[acct]

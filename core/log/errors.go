@@ -27,6 +27,12 @@ var (
 	ErrBadSignature = errors.New("bad entry signature")
 	// ErrNotAllowed: the AccessController refused the writer.
 	ErrNotAllowed = errors.New("writer not allowed")
+	// ErrNotYetAllowed may be wrapped by an AccessController's refusal that
+	// state arriving later can lift (a group message naming an epoch, or
+	// written by a device, that the group's membership log has not
+	// delivered here yet). The entry is refused all the same; a
+	// replicator retries it soon instead of remembering the refusal.
+	ErrNotYetAllowed = errors.New("writer not allowed yet")
 	// ErrTooLarge: the entry exceeds a size limit (bytes, next fan-in, refs).
 	ErrTooLarge = errors.New("entry too large")
 	// ErrClock: the Lamport time is not greater than every next entry's

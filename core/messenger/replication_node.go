@@ -26,8 +26,9 @@ import (
 // Registration is a direct request on RegisterProtocol from a member's
 // node: version (1 byte, 1), the node's registration secret (32 bytes), the
 // group's public key (32), the group's replication key (32). The node
-// answers a single byte 1 once it replicates the group; every refusal is an
-// error (malformed, wrong secret, too many groups).
+// answers one status byte: 1 once it replicates the group, 2 for a wrong
+// secret, 3 when it is full, 4 for a malformed request; a failure of its
+// own (storage) is an error.
 
 // RegisterProtocol is the direct-request protocol of registrations.
 const RegisterProtocol = "/skein/replication/register/1"
@@ -35,6 +36,11 @@ const RegisterProtocol = "/skein/replication/register/1"
 const (
 	registrationVersion = 1
 	registrationLen     = 1 + 32 + 32 + 32
+	// Status bytes of a registration answer.
+	registeredOK        = 1
+	registeredForbidden = 2
+	registeredFull      = 3
+	registeredMalformed = 4
 	// DefaultMaxReplicas bounds the groups a replication node accepts
 	// unless ReplicationNodeConfig says otherwise.
 	DefaultMaxReplicas = 10000
@@ -197,23 +203,23 @@ func (m *Messenger) handleRegistration(ctx context.Context, from string, req []b
 	secret, gid, key, err := decodeRegistration(req)
 	if err != nil {
 		m.logger.Warn("registration refused: malformed", "peer", from, "err", err)
-		return nil, err
+		return []byte{registeredMalformed}, nil
 	}
 	want := m.cfg.ReplicationNode.Secret
 	if subtle.ConstantTimeCompare(secret[:], want[:]) != 1 {
 		m.logger.Warn("registration refused: wrong secret", "peer", from, "group", gid.Fingerprint())
-		return nil, ErrNotAuthorized
+		return []byte{registeredForbidden}, nil
 	}
 	m.mu.Lock()
 	_, have := m.replicas[gid]
 	n := len(m.replicas)
 	m.mu.Unlock()
 	if have {
-		return []byte{1}, nil
+		return []byte{registeredOK}, nil
 	}
 	if n >= m.maxReplicas() {
 		m.logger.Warn("registration refused: full", "peer", from, "group", gid.Fingerprint(), "max_groups", m.maxReplicas())
-		return nil, fmt.Errorf("%w (%d groups)", ErrTooManyGroups, n)
+		return []byte{registeredFull}, nil
 	}
 	rec := replicaRecord{By: from, At: time.Now().UTC()}
 	if err := m.cfg.Keystore.Put(replicaKeyName(gid), key[:]); err != nil {
@@ -227,7 +233,7 @@ func (m *Messenger) handleRegistration(ctx context.Context, from string, req []b
 		return nil, fmt.Errorf("register group %s: %w", gid.Fingerprint(), err)
 	}
 	m.logger.Info("group registered", "group", gid.Fingerprint(), "peer", from)
-	return []byte{1}, nil
+	return []byte{registeredOK}, nil
 }
 
 // Replicas lists the groups this node replicates for others, by id.
@@ -247,6 +253,9 @@ func (m *Messenger) Replicas() []ReplicaInfo {
 	slices.SortFunc(out, func(a, b ReplicaInfo) int { return slices.Compare(a.ID[:], b.ID[:]) })
 	return out
 }
+
+// IsReplicationNode reports whether this messenger serves registrations.
+func (m *Messenger) IsReplicationNode() bool { return m.cfg.ReplicationNode != nil }
 
 // ReplicationNodeToken returns the token members use to register groups
 // with this node (an error unless it is a replication node): its network
@@ -301,8 +310,22 @@ func (m *Messenger) RegisterWithReplicationNode(ctx context.Context, ref, token 
 	if err != nil {
 		return fmt.Errorf("register group %s with %s: %w", h.g.ID().Fingerprint(), t.Peer, err)
 	}
-	if len(resp) != 1 || resp[0] != 1 {
-		return fmt.Errorf("register group %s with %s: unexpected answer of %d bytes", h.g.ID().Fingerprint(), t.Peer, len(resp))
+	var refused error
+	switch {
+	case len(resp) != 1:
+		refused = fmt.Errorf("unexpected answer of %d bytes", len(resp))
+	case resp[0] == registeredOK:
+	case resp[0] == registeredForbidden:
+		refused = fmt.Errorf("%w: the node refused the token's secret (a new token from its operator?)", ErrNotAuthorized)
+	case resp[0] == registeredFull:
+		refused = ErrTooManyGroups
+	case resp[0] == registeredMalformed:
+		refused = fmt.Errorf("the node found the request malformed (another protocol version?)")
+	default:
+		refused = fmt.Errorf("unknown answer %d", resp[0])
+	}
+	if refused != nil {
+		return fmt.Errorf("register group %s with %s: %w", h.g.ID().Fingerprint(), t.Peer, refused)
 	}
 	if err := m.repl.ExchangeHeads(ctx, t.Peer); err != nil {
 		m.logger.Warn("registered, but the first head exchange failed; anti-entropy will retry", "peer", t.Peer, "err", err)

@@ -24,6 +24,8 @@ type LogSync struct {
 	RemoteHeads []cid.Cid
 	// Missing counts remote heads whose entries are not here yet.
 	Missing int
+	// Entries is the number of entries held here.
+	Entries int
 }
 
 // SyncStatus is a group's sync state.
@@ -48,35 +50,48 @@ func (s SyncStatus) InSync() bool {
 }
 
 // groupLog is one of a group's logs as the replicator joins it: the
-// group's processing runs in the join (group.ReplicatedLog), and the
-// group's keys are saved after it added anything.
+// group's processing runs in the join (group.ReplicatedLog), the group's
+// keys are saved after it added anything, and then added runs.
 type groupLog struct {
 	*group.ReplicatedLog
 	g     *group.Group
 	dirty func(*group.Group) // nil: nothing to save (a replication node)
+	added func()             // nil: nothing
 }
 
 func (l groupLog) Join(ctx context.Context, heads []cid.Cid, from string, opts ...log.JoinOption) (log.JoinResult, error) {
 	res, err := l.ReplicatedLog.Join(ctx, heads, from, opts...)
-	if len(res.Added) > 0 && l.dirty != nil {
-		l.dirty(l.g)
+	if len(res.Added) > 0 {
+		if l.dirty != nil {
+			l.dirty(l.g)
+		}
+		if l.added != nil {
+			l.added()
+		}
 	}
 	return res, err
 }
 
 // replicate adds g's two logs to the replicator under key (the group's
-// replication key) and returns their wire ids, metadata log first.
+// replication key) and returns their wire ids, metadata log first. New
+// metadata entries make the message log retry at once what it refused for
+// want of them (a message of a new member or epoch that arrived first).
 func (m *Messenger) replicate(g *group.Group, key [32]byte, dirty func(*group.Group)) ([]replication.LogID, error) {
-	var ids []replication.LogID
-	for _, l := range []*group.ReplicatedLog{g.MetaLog(), g.MessageLog()} {
-		id, err := m.repl.Add(key[:], l.Channel(), groupLog{ReplicatedLog: l, g: g, dirty: dirty})
-		if err != nil {
-			m.unreplicate(ids)
-			return nil, fmt.Errorf("replicate group %s: %w", g.ID().Fingerprint(), err)
-		}
-		ids = append(ids, id)
+	msgs, err := m.repl.Add(key[:], g.MessageLog().Channel(), groupLog{ReplicatedLog: g.MessageLog(), g: g, dirty: dirty})
+	if err != nil {
+		return nil, fmt.Errorf("replicate group %s: %w", g.ID().Fingerprint(), err)
 	}
-	return ids, nil
+	retry := func() {
+		if err := m.repl.RetryMissing(context.Background(), msgs); err != nil {
+			m.logger.Debug("retry messages after membership change", "group", g.ID().Fingerprint(), "err", err)
+		}
+	}
+	meta, err := m.repl.Add(key[:], g.MetaLog().Channel(), groupLog{ReplicatedLog: g.MetaLog(), g: g, dirty: dirty, added: retry})
+	if err != nil {
+		m.unreplicate([]replication.LogID{msgs})
+		return nil, fmt.Errorf("replicate group %s: %w", g.ID().Fingerprint(), err)
+	}
+	return []replication.LogID{meta, msgs}, nil
 }
 
 // unreplicate stops replicating the logs with ids.
@@ -89,15 +104,18 @@ func (m *Messenger) unreplicate(ids []replication.LogID) {
 }
 
 // syncStatus assembles a group's sync state from the replicator's status
-// of its logs.
+// of its logs, in the order of ids.
 func syncStatus(id crypto.PublicKey, ids []replication.LogID, st replication.Status) SyncStatus {
 	out := SyncStatus{Group: id}
 	peers := map[string]bool{}
-	for _, ls := range st.Logs {
-		if !slices.Contains(ids, ls.ID) {
+	// In the order of ids: the metadata log first.
+	for _, id := range ids {
+		i := slices.IndexFunc(st.Logs, func(ls replication.LogStatus) bool { return ls.ID == id })
+		if i < 0 {
 			continue
 		}
-		s := LogSync{Log: ls.Channel, LocalHeads: ls.LocalHeads, Missing: len(ls.Missing)}
+		ls := st.Logs[i]
+		s := LogSync{Log: ls.Channel, LocalHeads: ls.LocalHeads, Missing: len(ls.Missing), Entries: ls.Entries}
 		seen := map[string]bool{}
 		for _, ph := range ls.Remote {
 			peers[ph.Peer] = true

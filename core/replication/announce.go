@@ -33,3 +33,26 @@ func (r *Replicator) Announce(ctx context.Context, id LogID) error {
 	rep.mu.Unlock()
 	return nil
 }
+
+// RetryMissing queues joins, now, of the heads peers named for the log
+// with id that are still missing here (anti-entropy does the same every
+// interval). A caller whose other state just changed calls it: a group's
+// messages refused because the group's membership log lagged behind
+// (log.ErrNotYetAllowed) are fetched again as soon as the membership
+// entries arrive.
+func (r *Replicator) RetryMissing(ctx context.Context, id LogID) error {
+	rep := r.replica(id)
+	if rep == nil {
+		return fmt.Errorf("retry log %s: %w", id, ErrUnknownLog)
+	}
+	peers, err := r.net.Peers(ctx)
+	if err != nil {
+		return fmt.Errorf("retry log %s: list peers: %w", id, err)
+	}
+	live := make(map[string]bool, len(peers))
+	for _, p := range peers {
+		live[p.ID] = true
+	}
+	rep.retryMissing(live)
+	return nil
+}
