@@ -18,10 +18,13 @@
 //
 // Optional capabilities are separate interfaces found by type assertion:
 // StatusReporter for health, PacketTransport for radio-like links, and for
-// a Network PeerNotifier, DirectMessenger and PeerBlocker. Serve announces
-// each one the value implements in Describe's capabilities
-// (CapNetworkPeerEvents, CapNetworkDirect, CapNetworkBlockPeer) and
-// carries it over the wire.
+// a Network PeerNotifier, DirectMessenger, PeerBlocker and
+// TransportAttacher. Serve announces each one the value implements in
+// Describe's capabilities (CapNetworkPeerEvents, CapNetworkDirect,
+// CapNetworkBlockPeer, CapNetworkTransports) and carries it over the wire.
+// An out-of-process network attaches a transport plugin by its
+// TransportEndpoint: it connects to the transport plugin process itself
+// (DialTransport), so transport bytes never pass through the host.
 //
 // # Testing a plugin
 //

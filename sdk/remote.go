@@ -199,6 +199,7 @@ func (r *RemotePlugin) Network() (Network, bool) {
 			peerEvents: slices.Contains(desc.Capabilities, CapNetworkPeerEvents),
 			direct:     slices.Contains(desc.Capabilities, CapNetworkDirect),
 			blockPeer:  slices.Contains(desc.Capabilities, CapNetworkBlockPeer),
+			transports: slices.Contains(desc.Capabilities, CapNetworkTransports),
 		},
 	}, true
 }

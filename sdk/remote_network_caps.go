@@ -32,6 +32,7 @@ const registerTimeout = 10 * time.Second
 // networkCaps are the optional capabilities a plugin announced.
 type networkCaps struct {
 	peerEvents, direct, blockPeer bool
+	transports                    bool // TransportAttacher (transport_attach.go)
 }
 
 // capError converts an error of a capability RPC: UNIMPLEMENTED means the

@@ -112,7 +112,8 @@ func serve(p Plugin, cfg serveConfig) int {
 		},
 		GRPCServer: func(o []grpc.ServerOption) *grpc.Server {
 			o = append(o, grpc.MaxRecvMsgSize(maxMessageBytes), grpc.MaxSendMsgSize(maxMessageBytes),
-				grpc.InitialWindowSize(streamWindowBytes), grpc.InitialConnWindowSize(streamWindowBytes))
+				grpc.InitialWindowSize(streamWindowBytes), grpc.InitialConnWindowSize(streamWindowBytes),
+				grpc.StatsHandler(connTracker{s: srv}))
 			return grpc.NewServer(o...)
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{

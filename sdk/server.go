@@ -131,6 +131,9 @@ func completeDescription(p Plugin, d Description) (Description, error) {
 		if _, ok := p.(PeerBlocker); ok {
 			add(CapNetworkBlockPeer)
 		}
+		if _, ok := p.(TransportAttacher); ok {
+			add(CapNetworkTransports)
+		}
 	}
 	d.Capabilities = caps
 	return d, nil

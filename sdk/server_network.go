@@ -16,6 +16,8 @@ type networkServer struct {
 
 	directMu sync.Mutex
 	direct   map[string]*directStream // the current host stream per protocol
+
+	attached attachedEndpoints // transport_attach.go
 }
 
 func (n *networkServer) Info(context.Context, *wirev1.Empty) (*wirev1.NetworkInfo, error) {

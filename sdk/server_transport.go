@@ -52,6 +52,7 @@ type transportServer struct {
 	mu        sync.Mutex
 	nextID    uint64
 	listeners map[uint64]Listener
+	owners    map[uint64]uint64 // listener id -> client connection id (transport_owner.go)
 	pending   map[uint64]*pendingConn
 	active    map[net.Conn]struct{}
 	sock      *socketPlane
@@ -69,6 +70,7 @@ func newTransportServer(t Transport, logger *slog.Logger) *transportServer {
 		impl:      t,
 		logger:    logger,
 		listeners: map[uint64]Listener{},
+		owners:    map[uint64]uint64{},
 		pending:   map[uint64]*pendingConn{},
 		active:    map[net.Conn]struct{}{},
 	}
@@ -96,6 +98,9 @@ func (s *transportServer) Listen(ctx context.Context, req *wirev1.ListenRequest)
 	s.nextID++
 	id := s.nextID
 	s.listeners[id] = l
+	if owner := clientConnID(ctx); owner != 0 {
+		s.owners[id] = owner
+	}
 	s.mu.Unlock()
 	return &wirev1.ListenResponse{ListenerId: id, Addr: l.Addr()}, nil
 }
@@ -129,6 +134,7 @@ func (s *transportServer) CloseListener(_ context.Context, req *wirev1.ListenerR
 	s.mu.Lock()
 	l, ok := s.listeners[req.GetListenerId()]
 	delete(s.listeners, req.GetListenerId())
+	delete(s.owners, req.GetListenerId())
 	s.mu.Unlock()
 	if !ok {
 		return &wirev1.Empty{}, nil // Close is idempotent

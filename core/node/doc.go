@@ -3,8 +3,13 @@
 // of process or linked in, as config says), reports their health, and stops
 // them.
 //
-// This is the first slice of the node: plugins only. Groups and the client
-// API come later and will hang off the same Node.
+// Start also attaches every transport plugin to the network plugin
+// (pluginhost.KeepTransportAttached), again after either restarts, and
+// fails if the network cannot take one. RunDiscovery (or Discover) makes
+// every discovery plugin advertise the node's network peer and dials the
+// peers they find, until its context ends:
+//
+//	go n.RunDiscovery(ctx, node.DiscoveryNamespace)
 //
 // Usage:
 //

@@ -70,6 +70,9 @@ type Node struct {
 	startTime map[string]time.Duration
 	started   bool
 	stopped   bool
+	// runCancel ends what runs as long as the node (transport
+	// attachments); called by Stop.
+	runCancel context.CancelFunc
 }
 
 // New returns a node for cfg. It has no side effects; Start starts it.
@@ -151,6 +154,8 @@ func (n *Node) Start(ctx context.Context) error {
 	n.started = true
 	n.host = pluginhost.New(n.logger)
 	host := n.host
+	runCtx, runCancel := context.WithCancel(context.WithoutCancel(ctx))
+	n.runCancel = runCancel
 	n.mu.Unlock()
 
 	if err := os.MkdirAll(n.cfg.Node.DataDir, 0o700); err != nil {
@@ -186,6 +191,11 @@ func (n *Node) Start(ctx context.Context) error {
 		n.logger.Info("plugin up", "plugin", name, "id", d.ID, "version", d.Version,
 			"mode", spec.Mode.String(), "pid", p.PID(), "kinds", d.Kinds, "start", took.Round(time.Microsecond))
 	}
+	if err := n.attachTransports(runCtx, host); err != nil {
+		runCancel()
+		n.stopAfterFailure(host)
+		return err
+	}
 	return nil
 }
 
@@ -205,6 +215,9 @@ func (n *Node) Stop(ctx context.Context) error {
 	host := n.host
 	already := n.stopped
 	n.stopped = true
+	if n.runCancel != nil {
+		n.runCancel()
+	}
 	n.mu.Unlock()
 	if host == nil || already {
 		return nil

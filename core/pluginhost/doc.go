@@ -28,6 +28,12 @@
 // blocks are not retried. Stop sends the Stop RPC with a deadline and kills
 // the process if it has not stopped by then.
 //
+// KeepTransportAttached attaches a transport plugin to a network plugin
+// (sdk.TransportAttacher) and attaches it again after a restart of either.
+// A linked-in network gets the transport proxy; an out-of-process network
+// gets the transport plugin's endpoint (the transport proxy is an
+// sdk.EndpointTransport) and connects to that process itself.
+//
 // Usage:
 //
 //	h := pluginhost.New(logger)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +33,9 @@ type instance struct {
 	status    sdk.StatusReporter
 	desc      sdk.Description
 	remote    remoteKinds // nil when linked in
+	// addr is where the plugin process serves the wire (nil when linked
+	// in): another process reaches its transport there (attach.go).
+	addr net.Addr
 
 	pid int
 	// exited is closed when the process is gone; nil (never ready) for a
@@ -139,6 +143,9 @@ func launchProcess(spec Spec, logger *slog.Logger) (*instance, error) {
 		return fail(err)
 	}
 	in.pid = pr.pid()
+	if rc := client.ReattachConfig(); rc != nil {
+		in.addr = rc.Addr
+	}
 	in.exited = pr.exited
 	in.kill = func() { _ = pr.Kill(context.Background()) }
 	in.release = client.Kill
@@ -183,6 +190,7 @@ func reattachProcess(spec Spec, logger *slog.Logger) (*instance, error) {
 		return fail(err)
 	}
 	in.pid = rc.Pid
+	in.addr = rc.Addr
 	in.exited = ar.exited
 	in.kill = func() { _ = ar.Kill(context.Background()) }
 	var once sync.Once

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/skein-p2p/skein/sdk"
@@ -101,6 +102,9 @@ func (p *Pipe) Listen(ctx context.Context, addr string) (sdk.Listener, error) {
 		addr = filepath.Join(dir, "listen.sock")
 	}
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: addr, Net: "unix"})
+	if err != nil && errors.Is(err, syscall.EADDRINUSE) && removeStaleSocket(addr) {
+		ln, err = net.ListenUnix("unix", &net.UnixAddr{Name: addr, Net: "unix"})
+	}
 	if err != nil {
 		if madeDir != "" {
 			_ = os.RemoveAll(madeDir)
@@ -108,6 +112,26 @@ func (p *Pipe) Listen(ctx context.Context, addr string) (sdk.Listener, error) {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
 	return &listener{ln: ln, addr: addr, dir: madeDir}, nil
+}
+
+// removeStaleSocket removes the socket file at path if nothing listens on
+// it any more (left behind by a process that was killed, such as this
+// plugin before a restart), and reports whether it did. Anything but a
+// socket is left alone.
+func removeStaleSocket(path string) bool {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return false
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		_ = c.Close()
+		return false // in use
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return false
+	}
+	return os.Remove(path) == nil
 }
 
 // Dial connects to the socket path addr.

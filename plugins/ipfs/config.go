@@ -39,6 +39,13 @@ type Config struct {
 	// message is validated as a Skein announcement before it is delivered
 	// or forwarded) or PubsubValidationNone (any bytes; generic pubsub).
 	PubsubValidation string
+	// Transports maps the multiaddr protocol name of each transport plugin
+	// the node may attach (its Protocol(), e.g. "x-unix-pipe") to the
+	// transport-specific addresses the host listens on once it is attached
+	// (none: dial only). A protocol is registered when the host starts;
+	// attaching a transport whose protocol is not listed here is refused.
+	// Default none.
+	Transports map[string][]string
 }
 
 func defaultConfig() Config {
@@ -73,6 +80,7 @@ func configSchema() []sdk.ConfigKey {
 		{Key: "relay", Type: "bool", Default: fmt.Sprint(d.Relay), Description: "circuit relay v2 client and hole punching"},
 		{Key: "nat_service", Type: "bool", Default: fmt.Sprint(d.NATService), Description: "serve AutoNAT to other peers"},
 		{Key: "mesh_d", Type: "int", Default: fmt.Sprint(d.MeshD), Description: "gossipsub mesh degree"},
+		{Key: "transports", Type: "map", Default: "{}", Description: "multiaddr protocol name of each transport plugin to attach (its Protocol(), e.g. x-unix-pipe) -> list of transport-specific addresses to listen on once attached ([] = dial only); the protocol's multiaddr code is derived from its name (0x300000 + sha256(name)[0:4] mod 0x100000); a transport whose protocol is not listed is not attached"},
 		{Key: "pubsub_validation", Type: "string", Default: d.PubsubValidation, Description: "skein: every pubsub message must be a valid Skein announcement (strict encoding, inline entries hashing to their CID and correctly signed), else it is neither delivered nor forwarded, and a node's own Publish of it fails; none: any bytes (generic pubsub)"},
 	}
 }
@@ -163,7 +171,43 @@ func parseConfig(raw map[string]any) (Config, []sdk.Diagnostic) {
 		}
 		*dst = out
 	}
+	transports := func(key string, dst *map[string][]string) {
+		v, ok := raw[key]
+		if !ok || v == nil {
+			return
+		}
+		m, ok := v.(map[string]any)
+		if !ok {
+			bad(key, "want a map of protocol name to a list of addresses, got %T", v)
+			return
+		}
+		out := make(map[string][]string, len(m))
+		for name, lv := range m {
+			k := key + "." + name
+			var addrs []string
+			switch l := lv.(type) {
+			case nil:
+			case []string:
+				addrs = l
+			case []any:
+				for i, e := range l {
+					s, ok := e.(string)
+					if !ok {
+						bad(fmt.Sprintf("%s[%d]", k, i), "want a string, got %T", e)
+						return
+					}
+					addrs = append(addrs, s)
+				}
+			default:
+				bad(k, "want a list of addresses, got %T", lv)
+				return
+			}
+			out[name] = addrs
+		}
+		*dst = out
+	}
 	str("data_dir", &c.DataDir)
+	transports("transports", &c.Transports)
 	list("listen", &c.ListenAddrs)
 	list("bootstrap", &c.Bootstrap)
 	str("dht_mode", &c.DHTMode)
@@ -185,6 +229,7 @@ func parseConfig(raw map[string]any) (Config, []sdk.Diagnostic) {
 			bad(fmt.Sprintf("bootstrap[%d]", i), "%v", err)
 		}
 	}
+	checkTransportConfig(c.Transports, bad)
 	switch c.DHTMode {
 	case "client", "server", "auto", "off":
 	default:

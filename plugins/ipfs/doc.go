@@ -13,6 +13,15 @@
 //	defer n.Stop(ctx)
 //	err = n.PutBlocks(ctx, blocks)
 //
+// Transport plugins: the network implements sdk.TransportAttacher. A
+// transport attached under a protocol listed in the config key
+// "transports" becomes a libp2p transport with its own multiaddr protocol
+// (its Protocol() name; code 0x300000 + sha256(name)[0:4] mod 0x100000,
+// see ProtocolCode; the transport address percent-escaped as the value):
+// every connection is upgraded by the host's upgrader (Noise, yamux), the
+// host listens on the listed addresses and dials peers' addresses of that
+// protocol.
+//
 // The peer identity is a network key of its own (data_dir/network.key), never
 // the account key, so an observer of the network cannot link a peer to an
 // account.

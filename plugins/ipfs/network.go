@@ -31,9 +31,13 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/core/transport"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	tls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	"github.com/multiformats/go-multiaddr"
+	"go.uber.org/fx"
 
 	"github.com/skein-p2p/skein/sdk"
 )
@@ -81,6 +85,11 @@ type Network struct {
 	dstore  ds.Batching
 	topics  map[string]*pubsub.Topic
 	gater   *gater
+	// transports are the libp2p transports of the configured plugin
+	// transport protocols, by protocol name (attach.go).
+	transports map[string]*pluginTransport
+	// attachMu serialises AttachTransport and DetachTransport.
+	attachMu sync.Mutex
 	// psOpts are extra gossipsub options (tests attach tracers).
 	psOpts []pubsub.Option
 }
@@ -109,7 +118,7 @@ func (n *Network) Describe(context.Context) (sdk.Description, error) {
 		ID:           ID,
 		Kinds:        []sdk.Kind{sdk.KindNetwork},
 		Version:      Version,
-		Capabilities: []string{"network.bitswap", "network.gossipsub", "network.dht"},
+		Capabilities: []string{"network.bitswap", "network.gossipsub", "network.dht", sdk.CapNetworkTransports},
 		ConfigSchema: configSchema(),
 	}, nil
 }
@@ -179,15 +188,26 @@ func (n *Network) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("network.ipfs: resource manager: %w", err)
 	}
+	protos, err := registerTransports(cfg.Transports)
+	if err != nil {
+		return err
+	}
+	var up transport.Upgrader
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
 		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
 		libp2p.DefaultTransports,
-		libp2p.DefaultSecurity,
+		// Noise first (TLS kept for peers that only speak TLS): the
+		// connections of plugin transports get the same upgrade.
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Security(tls.ID, tls.New),
 		libp2p.DefaultMuxers,
 		libp2p.ConnectionManager(cm),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionGater(n.gater),
+		// The host's own upgrader (Noise, yamux, this resource manager and
+		// gater) upgrades the connections of plugin transports too.
+		libp2p.WithFxOption(fx.Populate(&up)),
 	}
 	if cfg.Relay {
 		opts = append(opts, libp2p.EnableRelay(), libp2p.EnableHolePunching())
@@ -202,6 +222,9 @@ func (n *Network) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("network.ipfs: start libp2p host: %w", err)
 	}
 	n.host = h
+	if n.transports, err = addPluginTransports(h, protos, up, rm); err != nil {
+		return err
+	}
 
 	if cfg.DHTMode != "off" {
 		mode := map[string]dht.ModeOpt{"client": dht.ModeClient, "server": dht.ModeServer, "auto": dht.ModeAuto}[cfg.DHTMode]
@@ -301,6 +324,7 @@ func (n *Network) closeLocked() error {
 		n.dht = nil
 	}
 	n.ps = nil
+	n.transports = nil
 	if n.host != nil {
 		errs = append(errs, n.host.Close())
 		n.host = nil

@@ -2870,6 +2870,172 @@ func (x *BlockPeerRequest) GetDurationNanos() int64 {
 	return 0
 }
 
+// TransportEndpoint is where a transport plugin process serves the v1 wire
+// (its go-plugin gRPC server).
+type TransportEndpoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Network       string                 `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"` // "unix" or "tcp" (loopback only)
+	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Protocol      string                 `protobuf:"bytes,3,opt,name=protocol,proto3" json:"protocol,omitempty"` // the transport's multiaddr protocol name
+	DataPlane     DataPlane              `protobuf:"varint,4,opt,name=data_plane,json=dataPlane,proto3,enum=skein.plugin.v1.DataPlane" json:"data_plane,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransportEndpoint) Reset() {
+	*x = TransportEndpoint{}
+	mi := &file_skein_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransportEndpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransportEndpoint) ProtoMessage() {}
+
+func (x *TransportEndpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_skein_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransportEndpoint.ProtoReflect.Descriptor instead.
+func (*TransportEndpoint) Descriptor() ([]byte, []int) {
+	return file_skein_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *TransportEndpoint) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *TransportEndpoint) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *TransportEndpoint) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *TransportEndpoint) GetDataPlane() DataPlane {
+	if x != nil {
+		return x.DataPlane
+	}
+	return DataPlane_DATA_PLANE_UNSPECIFIED
+}
+
+type AttachTransportRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"` // the transport plugin's name in the host
+	Endpoint      *TransportEndpoint     `protobuf:"bytes,2,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachTransportRequest) Reset() {
+	*x = AttachTransportRequest{}
+	mi := &file_skein_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachTransportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachTransportRequest) ProtoMessage() {}
+
+func (x *AttachTransportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skein_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachTransportRequest.ProtoReflect.Descriptor instead.
+func (*AttachTransportRequest) Descriptor() ([]byte, []int) {
+	return file_skein_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *AttachTransportRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AttachTransportRequest) GetEndpoint() *TransportEndpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+type DetachTransportRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DetachTransportRequest) Reset() {
+	*x = DetachTransportRequest{}
+	mi := &file_skein_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DetachTransportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DetachTransportRequest) ProtoMessage() {}
+
+func (x *DetachTransportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skein_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DetachTransportRequest.ProtoReflect.Descriptor instead.
+func (*DetachTransportRequest) Descriptor() ([]byte, []int) {
+	return file_skein_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *DetachTransportRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 var File_skein_proto protoreflect.FileDescriptor
 
 const file_skein_proto_rawDesc = "" +
@@ -3065,7 +3231,18 @@ const file_skein_proto_rawDesc = "" +
 	"\x10BlockPeerRequest\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12%\n" +
-	"\x0eduration_nanos\x18\x03 \x01(\x03R\rdurationNanos*U\n" +
+	"\x0eduration_nanos\x18\x03 \x01(\x03R\rdurationNanos\"\x9e\x01\n" +
+	"\x11TransportEndpoint\x12\x18\n" +
+	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
+	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x129\n" +
+	"\n" +
+	"data_plane\x18\x04 \x01(\x0e2\x1a.skein.plugin.v1.DataPlaneR\tdataPlane\"l\n" +
+	"\x16AttachTransportRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12>\n" +
+	"\bendpoint\x18\x02 \x01(\v2\".skein.plugin.v1.TransportEndpointR\bendpoint\",\n" +
+	"\x16DetachTransportRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name*U\n" +
 	"\tDataPlane\x12\x1a\n" +
 	"\x16DATA_PLANE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11DATA_PLANE_SOCKET\x10\x01\x12\x15\n" +
@@ -3094,7 +3271,7 @@ const file_skein_proto_rawDesc = "" +
 	"\x06Stream\x12\x16.skein.plugin.v1.Chunk\x1a\x16.skein.plugin.v1.Chunk(\x010\x012\xb1\x01\n" +
 	"\tDiscovery\x12Q\n" +
 	"\tAdvertise\x12!.skein.plugin.v1.AdvertiseRequest\x1a\x1f.skein.plugin.v1.AdvertiseEvent0\x01\x12Q\n" +
-	"\tFindPeers\x12!.skein.plugin.v1.FindPeersRequest\x1a\x1f.skein.plugin.v1.FindPeersEvent0\x012\x87\b\n" +
+	"\tFindPeers\x12!.skein.plugin.v1.FindPeersRequest\x1a\x1f.skein.plugin.v1.FindPeersEvent0\x012\xaf\t\n" +
 	"\aNetwork\x12<\n" +
 	"\x04Info\x12\x16.skein.plugin.v1.Empty\x1a\x1c.skein.plugin.v1.NetworkInfo\x12F\n" +
 	"\tPutBlocks\x12!.skein.plugin.v1.PutBlocksRequest\x1a\x16.skein.plugin.v1.Empty\x12Q\n" +
@@ -3110,7 +3287,9 @@ const file_skein_proto_rawDesc = "" +
 	"PeerEvents\x12\x16.skein.plugin.v1.Empty\x1a!.skein.plugin.v1.PeerEventMessage0\x01\x12J\n" +
 	"\aRequest\x12\x1e.skein.plugin.v1.DirectRequest\x1a\x1f.skein.plugin.v1.DirectResponse\x12V\n" +
 	"\x0eHandleRequests\x12\x1e.skein.plugin.v1.HandlerAnswer\x1a .skein.plugin.v1.IncomingRequest(\x010\x01\x12F\n" +
-	"\tBlockPeer\x12!.skein.plugin.v1.BlockPeerRequest\x1a\x16.skein.plugin.v1.EmptyB8Z6github.com/skein-p2p/skein/sdk/internal/wire/v1;wirev1b\x06proto3"
+	"\tBlockPeer\x12!.skein.plugin.v1.BlockPeerRequest\x1a\x16.skein.plugin.v1.Empty\x12R\n" +
+	"\x0fAttachTransport\x12'.skein.plugin.v1.AttachTransportRequest\x1a\x16.skein.plugin.v1.Empty\x12R\n" +
+	"\x0fDetachTransport\x12'.skein.plugin.v1.DetachTransportRequest\x1a\x16.skein.plugin.v1.EmptyB8Z6github.com/skein-p2p/skein/sdk/internal/wire/v1;wirev1b\x06proto3"
 
 var (
 	file_skein_proto_rawDescOnce sync.Once
@@ -3125,70 +3304,73 @@ func file_skein_proto_rawDescGZIP() []byte {
 }
 
 var file_skein_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_skein_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_skein_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_skein_proto_goTypes = []any{
-	(DataPlane)(0),            // 0: skein.plugin.v1.DataPlane
-	(*Empty)(nil),             // 1: skein.plugin.v1.Empty
-	(*Description)(nil),       // 2: skein.plugin.v1.Description
-	(*ConfigKey)(nil),         // 3: skein.plugin.v1.ConfigKey
-	(*ConfigureRequest)(nil),  // 4: skein.plugin.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 5: skein.plugin.v1.ConfigureResponse
-	(*Diagnostic)(nil),        // 6: skein.plugin.v1.Diagnostic
-	(*StopRequest)(nil),       // 7: skein.plugin.v1.StopRequest
-	(*StatusReport)(nil),      // 8: skein.plugin.v1.StatusReport
-	(*EventsRequest)(nil),     // 9: skein.plugin.v1.EventsRequest
-	(*Event)(nil),             // 10: skein.plugin.v1.Event
-	(*LogRecord)(nil),         // 11: skein.plugin.v1.LogRecord
-	(*KeyRequest)(nil),        // 12: skein.plugin.v1.KeyRequest
-	(*ValueResponse)(nil),     // 13: skein.plugin.v1.ValueResponse
-	(*PutRequest)(nil),        // 14: skein.plugin.v1.PutRequest
-	(*HasResponse)(nil),       // 15: skein.plugin.v1.HasResponse
-	(*Op)(nil),                // 16: skein.plugin.v1.Op
-	(*BatchRequest)(nil),      // 17: skein.plugin.v1.BatchRequest
-	(*QueryRequest)(nil),      // 18: skein.plugin.v1.QueryRequest
-	(*KeyValue)(nil),          // 19: skein.plugin.v1.KeyValue
-	(*QueryResponse)(nil),     // 20: skein.plugin.v1.QueryResponse
-	(*PacketProfile)(nil),     // 21: skein.plugin.v1.PacketProfile
-	(*TransportInfo)(nil),     // 22: skein.plugin.v1.TransportInfo
-	(*ListenRequest)(nil),     // 23: skein.plugin.v1.ListenRequest
-	(*ListenResponse)(nil),    // 24: skein.plugin.v1.ListenResponse
-	(*ListenerRef)(nil),       // 25: skein.plugin.v1.ListenerRef
-	(*AcceptRequest)(nil),     // 26: skein.plugin.v1.AcceptRequest
-	(*DialRequest)(nil),       // 27: skein.plugin.v1.DialRequest
-	(*ConnResponse)(nil),      // 28: skein.plugin.v1.ConnResponse
-	(*Chunk)(nil),             // 29: skein.plugin.v1.Chunk
-	(*PeerInfo)(nil),          // 30: skein.plugin.v1.PeerInfo
-	(*AdvertiseRequest)(nil),  // 31: skein.plugin.v1.AdvertiseRequest
-	(*AdvertiseEvent)(nil),    // 32: skein.plugin.v1.AdvertiseEvent
-	(*FindPeersRequest)(nil),  // 33: skein.plugin.v1.FindPeersRequest
-	(*FindPeersEvent)(nil),    // 34: skein.plugin.v1.FindPeersEvent
-	(*NetworkInfo)(nil),       // 35: skein.plugin.v1.NetworkInfo
-	(*Block)(nil),             // 36: skein.plugin.v1.Block
-	(*PutBlocksRequest)(nil),  // 37: skein.plugin.v1.PutBlocksRequest
-	(*GetBlocksRequest)(nil),  // 38: skein.plugin.v1.GetBlocksRequest
-	(*GetBlocksEvent)(nil),    // 39: skein.plugin.v1.GetBlocksEvent
-	(*CidRequest)(nil),        // 40: skein.plugin.v1.CidRequest
-	(*PublishRequest)(nil),    // 41: skein.plugin.v1.PublishRequest
-	(*SubscribeRequest)(nil),  // 42: skein.plugin.v1.SubscribeRequest
-	(*PubsubMessage)(nil),     // 43: skein.plugin.v1.PubsubMessage
-	(*SubscribeEvent)(nil),    // 44: skein.plugin.v1.SubscribeEvent
-	(*PeersResponse)(nil),     // 45: skein.plugin.v1.PeersResponse
-	(*PeerEventMessage)(nil),  // 46: skein.plugin.v1.PeerEventMessage
-	(*DirectRequest)(nil),     // 47: skein.plugin.v1.DirectRequest
-	(*DirectResponse)(nil),    // 48: skein.plugin.v1.DirectResponse
-	(*IncomingRequest)(nil),   // 49: skein.plugin.v1.IncomingRequest
-	(*HandlerAnswer)(nil),     // 50: skein.plugin.v1.HandlerAnswer
-	(*BlockPeerRequest)(nil),  // 51: skein.plugin.v1.BlockPeerRequest
-	nil,                       // 52: skein.plugin.v1.StatusReport.DetailsEntry
-	nil,                       // 53: skein.plugin.v1.LogRecord.AttrsEntry
+	(DataPlane)(0),                 // 0: skein.plugin.v1.DataPlane
+	(*Empty)(nil),                  // 1: skein.plugin.v1.Empty
+	(*Description)(nil),            // 2: skein.plugin.v1.Description
+	(*ConfigKey)(nil),              // 3: skein.plugin.v1.ConfigKey
+	(*ConfigureRequest)(nil),       // 4: skein.plugin.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),      // 5: skein.plugin.v1.ConfigureResponse
+	(*Diagnostic)(nil),             // 6: skein.plugin.v1.Diagnostic
+	(*StopRequest)(nil),            // 7: skein.plugin.v1.StopRequest
+	(*StatusReport)(nil),           // 8: skein.plugin.v1.StatusReport
+	(*EventsRequest)(nil),          // 9: skein.plugin.v1.EventsRequest
+	(*Event)(nil),                  // 10: skein.plugin.v1.Event
+	(*LogRecord)(nil),              // 11: skein.plugin.v1.LogRecord
+	(*KeyRequest)(nil),             // 12: skein.plugin.v1.KeyRequest
+	(*ValueResponse)(nil),          // 13: skein.plugin.v1.ValueResponse
+	(*PutRequest)(nil),             // 14: skein.plugin.v1.PutRequest
+	(*HasResponse)(nil),            // 15: skein.plugin.v1.HasResponse
+	(*Op)(nil),                     // 16: skein.plugin.v1.Op
+	(*BatchRequest)(nil),           // 17: skein.plugin.v1.BatchRequest
+	(*QueryRequest)(nil),           // 18: skein.plugin.v1.QueryRequest
+	(*KeyValue)(nil),               // 19: skein.plugin.v1.KeyValue
+	(*QueryResponse)(nil),          // 20: skein.plugin.v1.QueryResponse
+	(*PacketProfile)(nil),          // 21: skein.plugin.v1.PacketProfile
+	(*TransportInfo)(nil),          // 22: skein.plugin.v1.TransportInfo
+	(*ListenRequest)(nil),          // 23: skein.plugin.v1.ListenRequest
+	(*ListenResponse)(nil),         // 24: skein.plugin.v1.ListenResponse
+	(*ListenerRef)(nil),            // 25: skein.plugin.v1.ListenerRef
+	(*AcceptRequest)(nil),          // 26: skein.plugin.v1.AcceptRequest
+	(*DialRequest)(nil),            // 27: skein.plugin.v1.DialRequest
+	(*ConnResponse)(nil),           // 28: skein.plugin.v1.ConnResponse
+	(*Chunk)(nil),                  // 29: skein.plugin.v1.Chunk
+	(*PeerInfo)(nil),               // 30: skein.plugin.v1.PeerInfo
+	(*AdvertiseRequest)(nil),       // 31: skein.plugin.v1.AdvertiseRequest
+	(*AdvertiseEvent)(nil),         // 32: skein.plugin.v1.AdvertiseEvent
+	(*FindPeersRequest)(nil),       // 33: skein.plugin.v1.FindPeersRequest
+	(*FindPeersEvent)(nil),         // 34: skein.plugin.v1.FindPeersEvent
+	(*NetworkInfo)(nil),            // 35: skein.plugin.v1.NetworkInfo
+	(*Block)(nil),                  // 36: skein.plugin.v1.Block
+	(*PutBlocksRequest)(nil),       // 37: skein.plugin.v1.PutBlocksRequest
+	(*GetBlocksRequest)(nil),       // 38: skein.plugin.v1.GetBlocksRequest
+	(*GetBlocksEvent)(nil),         // 39: skein.plugin.v1.GetBlocksEvent
+	(*CidRequest)(nil),             // 40: skein.plugin.v1.CidRequest
+	(*PublishRequest)(nil),         // 41: skein.plugin.v1.PublishRequest
+	(*SubscribeRequest)(nil),       // 42: skein.plugin.v1.SubscribeRequest
+	(*PubsubMessage)(nil),          // 43: skein.plugin.v1.PubsubMessage
+	(*SubscribeEvent)(nil),         // 44: skein.plugin.v1.SubscribeEvent
+	(*PeersResponse)(nil),          // 45: skein.plugin.v1.PeersResponse
+	(*PeerEventMessage)(nil),       // 46: skein.plugin.v1.PeerEventMessage
+	(*DirectRequest)(nil),          // 47: skein.plugin.v1.DirectRequest
+	(*DirectResponse)(nil),         // 48: skein.plugin.v1.DirectResponse
+	(*IncomingRequest)(nil),        // 49: skein.plugin.v1.IncomingRequest
+	(*HandlerAnswer)(nil),          // 50: skein.plugin.v1.HandlerAnswer
+	(*BlockPeerRequest)(nil),       // 51: skein.plugin.v1.BlockPeerRequest
+	(*TransportEndpoint)(nil),      // 52: skein.plugin.v1.TransportEndpoint
+	(*AttachTransportRequest)(nil), // 53: skein.plugin.v1.AttachTransportRequest
+	(*DetachTransportRequest)(nil), // 54: skein.plugin.v1.DetachTransportRequest
+	nil,                            // 55: skein.plugin.v1.StatusReport.DetailsEntry
+	nil,                            // 56: skein.plugin.v1.LogRecord.AttrsEntry
 }
 var file_skein_proto_depIdxs = []int32{
 	3,  // 0: skein.plugin.v1.Description.config_schema:type_name -> skein.plugin.v1.ConfigKey
 	6,  // 1: skein.plugin.v1.ConfigureResponse.diagnostics:type_name -> skein.plugin.v1.Diagnostic
-	52, // 2: skein.plugin.v1.StatusReport.details:type_name -> skein.plugin.v1.StatusReport.DetailsEntry
+	55, // 2: skein.plugin.v1.StatusReport.details:type_name -> skein.plugin.v1.StatusReport.DetailsEntry
 	11, // 3: skein.plugin.v1.Event.log:type_name -> skein.plugin.v1.LogRecord
 	8,  // 4: skein.plugin.v1.Event.status:type_name -> skein.plugin.v1.StatusReport
-	53, // 5: skein.plugin.v1.LogRecord.attrs:type_name -> skein.plugin.v1.LogRecord.AttrsEntry
+	56, // 5: skein.plugin.v1.LogRecord.attrs:type_name -> skein.plugin.v1.LogRecord.AttrsEntry
 	16, // 6: skein.plugin.v1.BatchRequest.ops:type_name -> skein.plugin.v1.Op
 	19, // 7: skein.plugin.v1.QueryResponse.items:type_name -> skein.plugin.v1.KeyValue
 	21, // 8: skein.plugin.v1.TransportInfo.packet_profile:type_name -> skein.plugin.v1.PacketProfile
@@ -3200,81 +3382,87 @@ var file_skein_proto_depIdxs = []int32{
 	36, // 14: skein.plugin.v1.GetBlocksEvent.block:type_name -> skein.plugin.v1.Block
 	43, // 15: skein.plugin.v1.SubscribeEvent.message:type_name -> skein.plugin.v1.PubsubMessage
 	30, // 16: skein.plugin.v1.PeersResponse.peers:type_name -> skein.plugin.v1.PeerInfo
-	1,  // 17: skein.plugin.v1.Plugin.Describe:input_type -> skein.plugin.v1.Empty
-	4,  // 18: skein.plugin.v1.Plugin.Configure:input_type -> skein.plugin.v1.ConfigureRequest
-	1,  // 19: skein.plugin.v1.Plugin.Start:input_type -> skein.plugin.v1.Empty
-	7,  // 20: skein.plugin.v1.Plugin.Stop:input_type -> skein.plugin.v1.StopRequest
-	1,  // 21: skein.plugin.v1.Plugin.Status:input_type -> skein.plugin.v1.Empty
-	9,  // 22: skein.plugin.v1.Plugin.Events:input_type -> skein.plugin.v1.EventsRequest
-	12, // 23: skein.plugin.v1.Store.Get:input_type -> skein.plugin.v1.KeyRequest
-	14, // 24: skein.plugin.v1.Store.Put:input_type -> skein.plugin.v1.PutRequest
-	12, // 25: skein.plugin.v1.Store.Delete:input_type -> skein.plugin.v1.KeyRequest
-	12, // 26: skein.plugin.v1.Store.Has:input_type -> skein.plugin.v1.KeyRequest
-	17, // 27: skein.plugin.v1.Store.Batch:input_type -> skein.plugin.v1.BatchRequest
-	18, // 28: skein.plugin.v1.Store.Query:input_type -> skein.plugin.v1.QueryRequest
-	1,  // 29: skein.plugin.v1.Store.Sync:input_type -> skein.plugin.v1.Empty
-	1,  // 30: skein.plugin.v1.Transport.Info:input_type -> skein.plugin.v1.Empty
-	23, // 31: skein.plugin.v1.Transport.Listen:input_type -> skein.plugin.v1.ListenRequest
-	26, // 32: skein.plugin.v1.Transport.Accept:input_type -> skein.plugin.v1.AcceptRequest
-	25, // 33: skein.plugin.v1.Transport.CloseListener:input_type -> skein.plugin.v1.ListenerRef
-	27, // 34: skein.plugin.v1.Transport.Dial:input_type -> skein.plugin.v1.DialRequest
-	29, // 35: skein.plugin.v1.Transport.Stream:input_type -> skein.plugin.v1.Chunk
-	31, // 36: skein.plugin.v1.Discovery.Advertise:input_type -> skein.plugin.v1.AdvertiseRequest
-	33, // 37: skein.plugin.v1.Discovery.FindPeers:input_type -> skein.plugin.v1.FindPeersRequest
-	1,  // 38: skein.plugin.v1.Network.Info:input_type -> skein.plugin.v1.Empty
-	37, // 39: skein.plugin.v1.Network.PutBlocks:input_type -> skein.plugin.v1.PutBlocksRequest
-	38, // 40: skein.plugin.v1.Network.GetBlocks:input_type -> skein.plugin.v1.GetBlocksRequest
-	40, // 41: skein.plugin.v1.Network.HasBlock:input_type -> skein.plugin.v1.CidRequest
-	41, // 42: skein.plugin.v1.Network.Publish:input_type -> skein.plugin.v1.PublishRequest
-	42, // 43: skein.plugin.v1.Network.Subscribe:input_type -> skein.plugin.v1.SubscribeRequest
-	30, // 44: skein.plugin.v1.Network.Connect:input_type -> skein.plugin.v1.PeerInfo
-	1,  // 45: skein.plugin.v1.Network.Peers:input_type -> skein.plugin.v1.Empty
-	40, // 46: skein.plugin.v1.Network.Provide:input_type -> skein.plugin.v1.CidRequest
-	40, // 47: skein.plugin.v1.Network.FindProviders:input_type -> skein.plugin.v1.CidRequest
-	1,  // 48: skein.plugin.v1.Network.PeerEvents:input_type -> skein.plugin.v1.Empty
-	47, // 49: skein.plugin.v1.Network.Request:input_type -> skein.plugin.v1.DirectRequest
-	50, // 50: skein.plugin.v1.Network.HandleRequests:input_type -> skein.plugin.v1.HandlerAnswer
-	51, // 51: skein.plugin.v1.Network.BlockPeer:input_type -> skein.plugin.v1.BlockPeerRequest
-	2,  // 52: skein.plugin.v1.Plugin.Describe:output_type -> skein.plugin.v1.Description
-	5,  // 53: skein.plugin.v1.Plugin.Configure:output_type -> skein.plugin.v1.ConfigureResponse
-	1,  // 54: skein.plugin.v1.Plugin.Start:output_type -> skein.plugin.v1.Empty
-	1,  // 55: skein.plugin.v1.Plugin.Stop:output_type -> skein.plugin.v1.Empty
-	8,  // 56: skein.plugin.v1.Plugin.Status:output_type -> skein.plugin.v1.StatusReport
-	10, // 57: skein.plugin.v1.Plugin.Events:output_type -> skein.plugin.v1.Event
-	13, // 58: skein.plugin.v1.Store.Get:output_type -> skein.plugin.v1.ValueResponse
-	1,  // 59: skein.plugin.v1.Store.Put:output_type -> skein.plugin.v1.Empty
-	1,  // 60: skein.plugin.v1.Store.Delete:output_type -> skein.plugin.v1.Empty
-	15, // 61: skein.plugin.v1.Store.Has:output_type -> skein.plugin.v1.HasResponse
-	1,  // 62: skein.plugin.v1.Store.Batch:output_type -> skein.plugin.v1.Empty
-	20, // 63: skein.plugin.v1.Store.Query:output_type -> skein.plugin.v1.QueryResponse
-	1,  // 64: skein.plugin.v1.Store.Sync:output_type -> skein.plugin.v1.Empty
-	22, // 65: skein.plugin.v1.Transport.Info:output_type -> skein.plugin.v1.TransportInfo
-	24, // 66: skein.plugin.v1.Transport.Listen:output_type -> skein.plugin.v1.ListenResponse
-	28, // 67: skein.plugin.v1.Transport.Accept:output_type -> skein.plugin.v1.ConnResponse
-	1,  // 68: skein.plugin.v1.Transport.CloseListener:output_type -> skein.plugin.v1.Empty
-	28, // 69: skein.plugin.v1.Transport.Dial:output_type -> skein.plugin.v1.ConnResponse
-	29, // 70: skein.plugin.v1.Transport.Stream:output_type -> skein.plugin.v1.Chunk
-	32, // 71: skein.plugin.v1.Discovery.Advertise:output_type -> skein.plugin.v1.AdvertiseEvent
-	34, // 72: skein.plugin.v1.Discovery.FindPeers:output_type -> skein.plugin.v1.FindPeersEvent
-	35, // 73: skein.plugin.v1.Network.Info:output_type -> skein.plugin.v1.NetworkInfo
-	1,  // 74: skein.plugin.v1.Network.PutBlocks:output_type -> skein.plugin.v1.Empty
-	39, // 75: skein.plugin.v1.Network.GetBlocks:output_type -> skein.plugin.v1.GetBlocksEvent
-	15, // 76: skein.plugin.v1.Network.HasBlock:output_type -> skein.plugin.v1.HasResponse
-	1,  // 77: skein.plugin.v1.Network.Publish:output_type -> skein.plugin.v1.Empty
-	44, // 78: skein.plugin.v1.Network.Subscribe:output_type -> skein.plugin.v1.SubscribeEvent
-	1,  // 79: skein.plugin.v1.Network.Connect:output_type -> skein.plugin.v1.Empty
-	45, // 80: skein.plugin.v1.Network.Peers:output_type -> skein.plugin.v1.PeersResponse
-	1,  // 81: skein.plugin.v1.Network.Provide:output_type -> skein.plugin.v1.Empty
-	34, // 82: skein.plugin.v1.Network.FindProviders:output_type -> skein.plugin.v1.FindPeersEvent
-	46, // 83: skein.plugin.v1.Network.PeerEvents:output_type -> skein.plugin.v1.PeerEventMessage
-	48, // 84: skein.plugin.v1.Network.Request:output_type -> skein.plugin.v1.DirectResponse
-	49, // 85: skein.plugin.v1.Network.HandleRequests:output_type -> skein.plugin.v1.IncomingRequest
-	1,  // 86: skein.plugin.v1.Network.BlockPeer:output_type -> skein.plugin.v1.Empty
-	52, // [52:87] is the sub-list for method output_type
-	17, // [17:52] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	0,  // 17: skein.plugin.v1.TransportEndpoint.data_plane:type_name -> skein.plugin.v1.DataPlane
+	52, // 18: skein.plugin.v1.AttachTransportRequest.endpoint:type_name -> skein.plugin.v1.TransportEndpoint
+	1,  // 19: skein.plugin.v1.Plugin.Describe:input_type -> skein.plugin.v1.Empty
+	4,  // 20: skein.plugin.v1.Plugin.Configure:input_type -> skein.plugin.v1.ConfigureRequest
+	1,  // 21: skein.plugin.v1.Plugin.Start:input_type -> skein.plugin.v1.Empty
+	7,  // 22: skein.plugin.v1.Plugin.Stop:input_type -> skein.plugin.v1.StopRequest
+	1,  // 23: skein.plugin.v1.Plugin.Status:input_type -> skein.plugin.v1.Empty
+	9,  // 24: skein.plugin.v1.Plugin.Events:input_type -> skein.plugin.v1.EventsRequest
+	12, // 25: skein.plugin.v1.Store.Get:input_type -> skein.plugin.v1.KeyRequest
+	14, // 26: skein.plugin.v1.Store.Put:input_type -> skein.plugin.v1.PutRequest
+	12, // 27: skein.plugin.v1.Store.Delete:input_type -> skein.plugin.v1.KeyRequest
+	12, // 28: skein.plugin.v1.Store.Has:input_type -> skein.plugin.v1.KeyRequest
+	17, // 29: skein.plugin.v1.Store.Batch:input_type -> skein.plugin.v1.BatchRequest
+	18, // 30: skein.plugin.v1.Store.Query:input_type -> skein.plugin.v1.QueryRequest
+	1,  // 31: skein.plugin.v1.Store.Sync:input_type -> skein.plugin.v1.Empty
+	1,  // 32: skein.plugin.v1.Transport.Info:input_type -> skein.plugin.v1.Empty
+	23, // 33: skein.plugin.v1.Transport.Listen:input_type -> skein.plugin.v1.ListenRequest
+	26, // 34: skein.plugin.v1.Transport.Accept:input_type -> skein.plugin.v1.AcceptRequest
+	25, // 35: skein.plugin.v1.Transport.CloseListener:input_type -> skein.plugin.v1.ListenerRef
+	27, // 36: skein.plugin.v1.Transport.Dial:input_type -> skein.plugin.v1.DialRequest
+	29, // 37: skein.plugin.v1.Transport.Stream:input_type -> skein.plugin.v1.Chunk
+	31, // 38: skein.plugin.v1.Discovery.Advertise:input_type -> skein.plugin.v1.AdvertiseRequest
+	33, // 39: skein.plugin.v1.Discovery.FindPeers:input_type -> skein.plugin.v1.FindPeersRequest
+	1,  // 40: skein.plugin.v1.Network.Info:input_type -> skein.plugin.v1.Empty
+	37, // 41: skein.plugin.v1.Network.PutBlocks:input_type -> skein.plugin.v1.PutBlocksRequest
+	38, // 42: skein.plugin.v1.Network.GetBlocks:input_type -> skein.plugin.v1.GetBlocksRequest
+	40, // 43: skein.plugin.v1.Network.HasBlock:input_type -> skein.plugin.v1.CidRequest
+	41, // 44: skein.plugin.v1.Network.Publish:input_type -> skein.plugin.v1.PublishRequest
+	42, // 45: skein.plugin.v1.Network.Subscribe:input_type -> skein.plugin.v1.SubscribeRequest
+	30, // 46: skein.plugin.v1.Network.Connect:input_type -> skein.plugin.v1.PeerInfo
+	1,  // 47: skein.plugin.v1.Network.Peers:input_type -> skein.plugin.v1.Empty
+	40, // 48: skein.plugin.v1.Network.Provide:input_type -> skein.plugin.v1.CidRequest
+	40, // 49: skein.plugin.v1.Network.FindProviders:input_type -> skein.plugin.v1.CidRequest
+	1,  // 50: skein.plugin.v1.Network.PeerEvents:input_type -> skein.plugin.v1.Empty
+	47, // 51: skein.plugin.v1.Network.Request:input_type -> skein.plugin.v1.DirectRequest
+	50, // 52: skein.plugin.v1.Network.HandleRequests:input_type -> skein.plugin.v1.HandlerAnswer
+	51, // 53: skein.plugin.v1.Network.BlockPeer:input_type -> skein.plugin.v1.BlockPeerRequest
+	53, // 54: skein.plugin.v1.Network.AttachTransport:input_type -> skein.plugin.v1.AttachTransportRequest
+	54, // 55: skein.plugin.v1.Network.DetachTransport:input_type -> skein.plugin.v1.DetachTransportRequest
+	2,  // 56: skein.plugin.v1.Plugin.Describe:output_type -> skein.plugin.v1.Description
+	5,  // 57: skein.plugin.v1.Plugin.Configure:output_type -> skein.plugin.v1.ConfigureResponse
+	1,  // 58: skein.plugin.v1.Plugin.Start:output_type -> skein.plugin.v1.Empty
+	1,  // 59: skein.plugin.v1.Plugin.Stop:output_type -> skein.plugin.v1.Empty
+	8,  // 60: skein.plugin.v1.Plugin.Status:output_type -> skein.plugin.v1.StatusReport
+	10, // 61: skein.plugin.v1.Plugin.Events:output_type -> skein.plugin.v1.Event
+	13, // 62: skein.plugin.v1.Store.Get:output_type -> skein.plugin.v1.ValueResponse
+	1,  // 63: skein.plugin.v1.Store.Put:output_type -> skein.plugin.v1.Empty
+	1,  // 64: skein.plugin.v1.Store.Delete:output_type -> skein.plugin.v1.Empty
+	15, // 65: skein.plugin.v1.Store.Has:output_type -> skein.plugin.v1.HasResponse
+	1,  // 66: skein.plugin.v1.Store.Batch:output_type -> skein.plugin.v1.Empty
+	20, // 67: skein.plugin.v1.Store.Query:output_type -> skein.plugin.v1.QueryResponse
+	1,  // 68: skein.plugin.v1.Store.Sync:output_type -> skein.plugin.v1.Empty
+	22, // 69: skein.plugin.v1.Transport.Info:output_type -> skein.plugin.v1.TransportInfo
+	24, // 70: skein.plugin.v1.Transport.Listen:output_type -> skein.plugin.v1.ListenResponse
+	28, // 71: skein.plugin.v1.Transport.Accept:output_type -> skein.plugin.v1.ConnResponse
+	1,  // 72: skein.plugin.v1.Transport.CloseListener:output_type -> skein.plugin.v1.Empty
+	28, // 73: skein.plugin.v1.Transport.Dial:output_type -> skein.plugin.v1.ConnResponse
+	29, // 74: skein.plugin.v1.Transport.Stream:output_type -> skein.plugin.v1.Chunk
+	32, // 75: skein.plugin.v1.Discovery.Advertise:output_type -> skein.plugin.v1.AdvertiseEvent
+	34, // 76: skein.plugin.v1.Discovery.FindPeers:output_type -> skein.plugin.v1.FindPeersEvent
+	35, // 77: skein.plugin.v1.Network.Info:output_type -> skein.plugin.v1.NetworkInfo
+	1,  // 78: skein.plugin.v1.Network.PutBlocks:output_type -> skein.plugin.v1.Empty
+	39, // 79: skein.plugin.v1.Network.GetBlocks:output_type -> skein.plugin.v1.GetBlocksEvent
+	15, // 80: skein.plugin.v1.Network.HasBlock:output_type -> skein.plugin.v1.HasResponse
+	1,  // 81: skein.plugin.v1.Network.Publish:output_type -> skein.plugin.v1.Empty
+	44, // 82: skein.plugin.v1.Network.Subscribe:output_type -> skein.plugin.v1.SubscribeEvent
+	1,  // 83: skein.plugin.v1.Network.Connect:output_type -> skein.plugin.v1.Empty
+	45, // 84: skein.plugin.v1.Network.Peers:output_type -> skein.plugin.v1.PeersResponse
+	1,  // 85: skein.plugin.v1.Network.Provide:output_type -> skein.plugin.v1.Empty
+	34, // 86: skein.plugin.v1.Network.FindProviders:output_type -> skein.plugin.v1.FindPeersEvent
+	46, // 87: skein.plugin.v1.Network.PeerEvents:output_type -> skein.plugin.v1.PeerEventMessage
+	48, // 88: skein.plugin.v1.Network.Request:output_type -> skein.plugin.v1.DirectResponse
+	49, // 89: skein.plugin.v1.Network.HandleRequests:output_type -> skein.plugin.v1.IncomingRequest
+	1,  // 90: skein.plugin.v1.Network.BlockPeer:output_type -> skein.plugin.v1.Empty
+	1,  // 91: skein.plugin.v1.Network.AttachTransport:output_type -> skein.plugin.v1.Empty
+	1,  // 92: skein.plugin.v1.Network.DetachTransport:output_type -> skein.plugin.v1.Empty
+	56, // [56:93] is the sub-list for method output_type
+	19, // [19:56] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_skein_proto_init() }
@@ -3292,7 +3480,7 @@ func file_skein_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skein_proto_rawDesc), len(file_skein_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   53,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

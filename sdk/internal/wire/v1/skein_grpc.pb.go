@@ -1108,20 +1108,22 @@ var Discovery_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Network_Info_FullMethodName           = "/skein.plugin.v1.Network/Info"
-	Network_PutBlocks_FullMethodName      = "/skein.plugin.v1.Network/PutBlocks"
-	Network_GetBlocks_FullMethodName      = "/skein.plugin.v1.Network/GetBlocks"
-	Network_HasBlock_FullMethodName       = "/skein.plugin.v1.Network/HasBlock"
-	Network_Publish_FullMethodName        = "/skein.plugin.v1.Network/Publish"
-	Network_Subscribe_FullMethodName      = "/skein.plugin.v1.Network/Subscribe"
-	Network_Connect_FullMethodName        = "/skein.plugin.v1.Network/Connect"
-	Network_Peers_FullMethodName          = "/skein.plugin.v1.Network/Peers"
-	Network_Provide_FullMethodName        = "/skein.plugin.v1.Network/Provide"
-	Network_FindProviders_FullMethodName  = "/skein.plugin.v1.Network/FindProviders"
-	Network_PeerEvents_FullMethodName     = "/skein.plugin.v1.Network/PeerEvents"
-	Network_Request_FullMethodName        = "/skein.plugin.v1.Network/Request"
-	Network_HandleRequests_FullMethodName = "/skein.plugin.v1.Network/HandleRequests"
-	Network_BlockPeer_FullMethodName      = "/skein.plugin.v1.Network/BlockPeer"
+	Network_Info_FullMethodName            = "/skein.plugin.v1.Network/Info"
+	Network_PutBlocks_FullMethodName       = "/skein.plugin.v1.Network/PutBlocks"
+	Network_GetBlocks_FullMethodName       = "/skein.plugin.v1.Network/GetBlocks"
+	Network_HasBlock_FullMethodName        = "/skein.plugin.v1.Network/HasBlock"
+	Network_Publish_FullMethodName         = "/skein.plugin.v1.Network/Publish"
+	Network_Subscribe_FullMethodName       = "/skein.plugin.v1.Network/Subscribe"
+	Network_Connect_FullMethodName         = "/skein.plugin.v1.Network/Connect"
+	Network_Peers_FullMethodName           = "/skein.plugin.v1.Network/Peers"
+	Network_Provide_FullMethodName         = "/skein.plugin.v1.Network/Provide"
+	Network_FindProviders_FullMethodName   = "/skein.plugin.v1.Network/FindProviders"
+	Network_PeerEvents_FullMethodName      = "/skein.plugin.v1.Network/PeerEvents"
+	Network_Request_FullMethodName         = "/skein.plugin.v1.Network/Request"
+	Network_HandleRequests_FullMethodName  = "/skein.plugin.v1.Network/HandleRequests"
+	Network_BlockPeer_FullMethodName       = "/skein.plugin.v1.Network/BlockPeer"
+	Network_AttachTransport_FullMethodName = "/skein.plugin.v1.Network/AttachTransport"
+	Network_DetachTransport_FullMethodName = "/skein.plugin.v1.Network/DetachTransport"
 )
 
 // NetworkClient is the client API for Network service.
@@ -1156,6 +1158,13 @@ type NetworkClient interface {
 	// the same protocol replaces it).
 	HandleRequests(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[HandlerAnswer, IncomingRequest], error)
 	BlockPeer(ctx context.Context, in *BlockPeerRequest, opts ...grpc.CallOption) (*Empty, error)
+	// AttachTransport ("network.transports") makes the network carry its
+	// connections over a transport served by another plugin process: the
+	// network plugin connects to that process's endpoint itself, so the
+	// transport's bytes never pass through the host. Attaching the same name
+	// again replaces the transport.
+	AttachTransport(ctx context.Context, in *AttachTransportRequest, opts ...grpc.CallOption) (*Empty, error)
+	DetachTransport(ctx context.Context, in *DetachTransportRequest, opts ...grpc.CallOption) (*Empty, error)
 }
 
 type networkClient struct {
@@ -1345,6 +1354,26 @@ func (c *networkClient) BlockPeer(ctx context.Context, in *BlockPeerRequest, opt
 	return out, nil
 }
 
+func (c *networkClient) AttachTransport(ctx context.Context, in *AttachTransportRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Network_AttachTransport_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *networkClient) DetachTransport(ctx context.Context, in *DetachTransportRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Network_DetachTransport_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NetworkServer is the server API for Network service.
 // All implementations must embed UnimplementedNetworkServer
 // for forward compatibility.
@@ -1377,6 +1406,13 @@ type NetworkServer interface {
 	// the same protocol replaces it).
 	HandleRequests(grpc.BidiStreamingServer[HandlerAnswer, IncomingRequest]) error
 	BlockPeer(context.Context, *BlockPeerRequest) (*Empty, error)
+	// AttachTransport ("network.transports") makes the network carry its
+	// connections over a transport served by another plugin process: the
+	// network plugin connects to that process's endpoint itself, so the
+	// transport's bytes never pass through the host. Attaching the same name
+	// again replaces the transport.
+	AttachTransport(context.Context, *AttachTransportRequest) (*Empty, error)
+	DetachTransport(context.Context, *DetachTransportRequest) (*Empty, error)
 	mustEmbedUnimplementedNetworkServer()
 }
 
@@ -1428,6 +1464,12 @@ func (UnimplementedNetworkServer) HandleRequests(grpc.BidiStreamingServer[Handle
 }
 func (UnimplementedNetworkServer) BlockPeer(context.Context, *BlockPeerRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method BlockPeer not implemented")
+}
+func (UnimplementedNetworkServer) AttachTransport(context.Context, *AttachTransportRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method AttachTransport not implemented")
+}
+func (UnimplementedNetworkServer) DetachTransport(context.Context, *DetachTransportRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DetachTransport not implemented")
 }
 func (UnimplementedNetworkServer) mustEmbedUnimplementedNetworkServer() {}
 func (UnimplementedNetworkServer) testEmbeddedByValue()                 {}
@@ -1663,6 +1705,42 @@ func _Network_BlockPeer_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Network_AttachTransport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AttachTransportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NetworkServer).AttachTransport(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Network_AttachTransport_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NetworkServer).AttachTransport(ctx, req.(*AttachTransportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Network_DetachTransport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DetachTransportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NetworkServer).DetachTransport(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Network_DetachTransport_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NetworkServer).DetachTransport(ctx, req.(*DetachTransportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Network_ServiceDesc is the grpc.ServiceDesc for Network service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1705,6 +1783,14 @@ var Network_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "BlockPeer",
 			Handler:    _Network_BlockPeer_Handler,
+		},
+		{
+			MethodName: "AttachTransport",
+			Handler:    _Network_AttachTransport_Handler,
+		},
+		{
+			MethodName: "DetachTransport",
+			Handler:    _Network_DetachTransport_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
