@@ -46,6 +46,8 @@ type Client struct {
 	Messages apiv1.MessagesClient
 	Peers    apiv1.PeersClient
 	Sync     apiv1.SyncClient
+	// ReplicationNode answers on a node run as a replication node.
+	ReplicationNode apiv1.ReplicationNodeClient
 }
 
 // SocketFor returns the socket path for target: target itself when it is a
@@ -114,12 +116,13 @@ func DialTCP(addr, token string) (*Client, error) {
 func newClient(conn *grpc.ClientConn, target string) *Client {
 	return &Client{
 		conn: conn, Target: target,
-		Account:  apiv1.NewAccountClient(conn),
-		Contacts: apiv1.NewContactsClient(conn),
-		Groups:   apiv1.NewGroupsClient(conn),
-		Messages: apiv1.NewMessagesClient(conn),
-		Peers:    apiv1.NewPeersClient(conn),
-		Sync:     apiv1.NewSyncClient(conn),
+		Account:         apiv1.NewAccountClient(conn),
+		Contacts:        apiv1.NewContactsClient(conn),
+		Groups:          apiv1.NewGroupsClient(conn),
+		Messages:        apiv1.NewMessagesClient(conn),
+		Peers:           apiv1.NewPeersClient(conn),
+		Sync:            apiv1.NewSyncClient(conn),
+		ReplicationNode: apiv1.NewReplicationNodeClient(conn),
 	}
 }
 

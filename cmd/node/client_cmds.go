@@ -56,6 +56,7 @@ func (c *cli) clientCommands() []*cobra.Command {
 		c.contactCommand(),
 		c.peersCommand(),
 		c.syncCommand(),
+		c.replicationCommand(),
 	}
 }
 
@@ -215,7 +216,8 @@ func (c *cli) groupCommand() *cobra.Command {
 given at create or join, or a prefix of the group id (see skein group list).`,
 	}
 	cmd.AddCommand(c.groupCreateCommand(), c.groupInviteCommand(), c.groupJoinCommand(),
-		c.groupMembersCommand(), c.groupRemoveCommand(), c.groupLeaveCommand(), c.groupListCommand())
+		c.groupMembersCommand(), c.groupRemoveCommand(), c.groupLeaveCommand(), c.groupListCommand(),
+		c.groupReplicateCommand())
 	return cmd
 }
 

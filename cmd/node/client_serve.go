@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +17,7 @@ import (
 	"github.com/skein-p2p/skein/core/crypto"
 	"github.com/skein-p2p/skein/core/messenger"
 	"github.com/skein-p2p/skein/core/node"
+	"github.com/skein-p2p/skein/core/replication"
 	"github.com/skein-p2p/skein/sdk"
 )
 
@@ -62,7 +66,19 @@ func startMessenger(ctx context.Context, cfg *config.Config, n *node.Node, logge
 
 // serveMessenger starts the messenger and the API over the given parts.
 func serveMessenger(ctx context.Context, cfg *config.Config, ks *crypto.Keystore, st sdk.Store, network sdk.Network, logger *slog.Logger) (*messengerService, error) {
-	m, err := messenger.New(ctx, messenger.Config{Keystore: ks, Store: st, Network: network, Logger: logger.With("component", "messenger")})
+	mcfg := messenger.Config{Keystore: ks, Store: st, Network: network, Logger: logger.With("component", "messenger")}
+	if d := cfg.Replication.AntiEntropyInterval; d > 0 { // 0: a config built by hand; the replicator's default
+		mcfg.Replication = append(mcfg.Replication, replication.WithAntiEntropyInterval(d))
+	}
+	if cfg.Replication.Serve {
+		secret, err := replicationSecret(cfg.Replication.SecretFile)
+		if err != nil {
+			ks.Close()
+			return nil, err
+		}
+		mcfg.ReplicationNode = &messenger.ReplicationNodeConfig{Secret: secret, MaxGroups: cfg.Replication.MaxGroups}
+	}
+	m, err := messenger.New(ctx, mcfg)
 	if err != nil {
 		ks.Close()
 		return nil, err
@@ -118,4 +134,36 @@ func pluginOfKind(cfg *config.Config, prefix string) string {
 		}
 	}
 	return ""
+}
+
+// replicationSecret reads the registration secret of a replication node
+// from path (64 hex digits), creating it (0600) with a random secret if it
+// does not exist. A file readable by others is refused.
+func replicationSecret(path string) ([32]byte, error) {
+	var secret [32]byte
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		secret = crypto.RandomKey()
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return secret, fmt.Errorf("replication.secret_file: %w", err)
+		}
+		_, werr := fmt.Fprintf(f, "%x\n", secret[:])
+		if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
+			return secret, fmt.Errorf("replication.secret_file %s: %w", path, err)
+		}
+		return secret, nil
+	}
+	if err != nil {
+		return secret, fmt.Errorf("replication.secret_file: %w", err)
+	}
+	defer clear(b)
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return secret, fmt.Errorf("replication.secret_file %s: mode %s lets others read the secret: chmod 600 it", path, fi.Mode().Perm())
+	}
+	n, err := hex.Decode(secret[:], bytes.TrimSpace(b))
+	if err != nil || n != len(secret) || len(bytes.TrimSpace(b)) != 2*len(secret) {
+		return [32]byte{}, fmt.Errorf("replication.secret_file %s: not 64 hex digits", path)
+	}
+	return secret, nil
 }

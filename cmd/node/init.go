@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"embed"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -40,6 +42,7 @@ func (c *cli) initCommand() *cobra.Command {
 	var (
 		asJSON         bool
 		passphraseFile string
+		preset         string
 	)
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -51,7 +54,11 @@ func (c *cli) initCommand() *cobra.Command {
 
 The keystore is sealed by a random key file (keystore/keystore.key, 0600)
 unless --passphrase-file gives a passphrase (Argon2id). init refuses a
-directory that already holds a config or a keystore.`,
+directory that already holds a config or a keystore.
+
+--preset replication writes the replication-node preset instead of the
+defaults (cmd/node/presets/replication.yaml): an always-on node that stores
+and serves the groups members register with it, and reads none of them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Only the data dir matters here: no file (there is none yet).
@@ -68,7 +75,13 @@ directory that already holds a config or a keystore.`,
 				}
 				defer clear(passphrase)
 			}
-			res, err := initDataDir(dir, passphrase)
+			var presetYAML []byte
+			if preset != "" {
+				if presetYAML, err = presetConfig(preset); err != nil {
+					return err
+				}
+			}
+			res, err := initDataDir(dir, passphrase, presetYAML)
 			if err != nil {
 				return err
 			}
@@ -82,6 +95,7 @@ directory that already holds a config or a keystore.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	cmd.Flags().StringVar(&passphraseFile, "passphrase-file", "", "seal the keystore with the passphrase on the first line of this file instead of a key file")
+	cmd.Flags().StringVar(&preset, "preset", "", "write a preset config instead of the defaults: "+strings.Join(presetNames(), ", "))
 	return cmd
 }
 
@@ -116,7 +130,9 @@ const initNetworkEntry = `
       bootstrap: []
 `
 
-func initDataDir(dir string, passphrase []byte) (*initResult, error) {
+// initDataDir creates dir; preset, if not nil, is the config written
+// instead of the defaults with the network entry.
+func initDataDir(dir string, passphrase, preset []byte) (*initResult, error) {
 	cfgPath := filepath.Join(dir, configFileName)
 	ksDir := filepath.Join(dir, keystoreDirName)
 	for _, p := range []string{cfgPath, ksDir} {
@@ -188,6 +204,9 @@ func initDataDir(dir string, passphrase []byte) (*initResult, error) {
 		return nil, fmt.Errorf("init %s: the embedded defaults have no data_dir line to set", dir)
 	}
 	cfgYAML = append(cfgYAML, initNetworkEntry...)
+	if preset != nil {
+		cfgYAML = preset
+	}
 	if err := os.WriteFile(cfgPath, cfgYAML, 0o600); err != nil {
 		return nil, fmt.Errorf("init %s: %w", dir, err)
 	}
@@ -201,4 +220,26 @@ func initDataDir(dir string, passphrase []byte) (*initResult, error) {
 		DeviceKey:          device.Public().Signing.String(),
 		DeviceFingerprint:  device.Public().Signing.Fingerprint(),
 	}, nil
+}
+
+//go:embed presets/*.yaml
+var presets embed.FS
+
+// presetNames lists the presets `skein init --preset` knows.
+func presetNames() []string {
+	entries, _ := presets.ReadDir("presets")
+	var out []string
+	for _, e := range entries {
+		out = append(out, strings.TrimSuffix(e.Name(), ".yaml"))
+	}
+	return out
+}
+
+// presetConfig returns the config of the preset name.
+func presetConfig(name string) ([]byte, error) {
+	b, err := presets.ReadFile("presets/" + name + ".yaml")
+	if err != nil {
+		return nil, fmt.Errorf("--preset %q: no such preset (have: %s)", name, strings.Join(presetNames(), ", "))
+	}
+	return b, nil
 }

@@ -46,6 +46,11 @@ and exits 0 on a clean stop. A second signal exits at once.`,
 				}
 				return err
 			}
+			go func() {
+				if err := n.RunDiscovery(ctx, node.DiscoveryNamespace); err != nil {
+					logger.Warn("discovery", "err", err)
+				}
+			}()
 			var ms *messengerService
 			if pluginOfKind(cfg, "network.") != "" {
 				if ms, err = startMessenger(ctx, cfg, n, logger); err != nil {

@@ -36,6 +36,9 @@ type Config struct {
 	Node Node `koanf:"node"`
 	// API configures the client API (served from a later release; validated now).
 	API API `koanf:"api"`
+	// Replication configures how groups are kept in sync with peers and
+	// the replication-node role.
+	Replication Replication `koanf:"replication"`
 	// Plugins maps a plugin name of the user's choosing to its settings.
 	// Disabled entries are kept; PluginNames lists the enabled ones.
 	Plugins map[string]Plugin `koanf:"plugins"`
@@ -71,6 +74,24 @@ type API struct {
 	TCP string `koanf:"tcp"`
 	// TokenFile holds the bearer token TCP clients present. Required with TCP.
 	TokenFile string `koanf:"token_file"`
+}
+
+// Replication configures group replication.
+type Replication struct {
+	// AntiEntropyInterval is how often every log's heads are published as
+	// a digest, missing entries retried and heads exchanged with a few
+	// peers. Default 10s.
+	AntiEntropyInterval time.Duration `koanf:"anti_entropy_interval"`
+	// Serve makes the node a replication node: it stores and serves the
+	// groups members register with it (they need its token: `skein
+	// replication token`), without being able to read them. Default false.
+	Serve bool `koanf:"serve"`
+	// SecretFile holds the registration secret (64 hex digits), created
+	// 0600 on first start if missing. Default (empty):
+	// <data_dir>/replication.secret.
+	SecretFile string `koanf:"secret_file"`
+	// MaxGroups bounds the groups a replication node accepts. Default 10000.
+	MaxGroups int `koanf:"max_groups"`
 }
 
 // Plugin configures one plugin. Keys a config entry leaves out take the

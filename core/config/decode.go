@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"maps"
+	"math"
 	"reflect"
 	"slices"
 	"strconv"
@@ -105,6 +106,34 @@ func (l *loader) decodeValue(key string, raw any, fv reflect.Value) {
 			fv.SetBool(parsed)
 		default:
 			l.problem(key, "expected true or false, got %s", describe(raw))
+		}
+	case reflect.Int:
+		switch v := raw.(type) {
+		case int:
+			fv.SetInt(int64(v))
+		case int64:
+			fv.SetInt(v)
+		case uint64:
+			if v > math.MaxInt32 {
+				l.problem(key, "%d is too large", v)
+				return
+			}
+			fv.SetInt(int64(v))
+		case float64:
+			if v != math.Trunc(v) || math.Abs(v) > math.MaxInt32 {
+				l.problem(key, "expected a whole number, got %v", v)
+				return
+			}
+			fv.SetInt(int64(v))
+		case string:
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if !l.fromEnv(key) || err != nil {
+				l.problem(key, "expected a whole number, got %s", describe(raw))
+				return
+			}
+			fv.SetInt(int64(n))
+		default:
+			l.problem(key, "expected a whole number, got %s", describe(raw))
 		}
 	case reflect.Slice:
 		var items []any

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 var (
@@ -62,6 +63,21 @@ func (l *loader) validate(cfg *Config) {
 	}
 	if a.TokenFile != "" {
 		a.TokenFile = l.resolvePath("api.token_file", a.TokenFile)
+	}
+
+	r := &cfg.Replication
+	if r.AntiEntropyInterval < 100*time.Millisecond {
+		l.problem("replication.anti_entropy_interval", "must be at least 100ms, got %s", r.AntiEntropyInterval)
+	}
+	if r.MaxGroups < 1 {
+		l.problem("replication.max_groups", "must be at least 1, got %d", r.MaxGroups)
+	}
+	if r.SecretFile == "" {
+		if n.DataDir != "" {
+			r.SecretFile = filepath.Join(n.DataDir, "replication.secret")
+		}
+	} else {
+		r.SecretFile = l.resolvePath("replication.secret_file", r.SecretFile)
 	}
 
 	for _, name := range slices.Sorted(maps.Keys(cfg.Plugins)) {
