@@ -37,7 +37,7 @@ type messengerService struct {
 // api.socket (default <data_dir>/skein.sock, mode 0600) and, when api.tcp is
 // set, on TCP with the token in api.token_file. `skein run` calls it after
 // the node started and stops it (Stop) before stopping the node.
-func startMessenger(ctx context.Context, cfg *config.Config, n *node.Node, logger *slog.Logger) (*messengerService, error) {
+func startMessenger(ctx context.Context, cfg *config.Config, n *node.Node, logger *slog.Logger, passphrase []byte) (*messengerService, error) {
 	storeName, netName := pluginOfKind(cfg, "store."), pluginOfKind(cfg, "network.")
 	if storeName == "" || netName == "" {
 		return nil, fmt.Errorf("messenger: the config needs an enabled store plugin and an enabled network plugin (have store %q, network %q)", storeName, netName)
@@ -54,10 +54,17 @@ func startMessenger(ctx context.Context, cfg *config.Config, n *node.Node, logge
 	if err != nil {
 		return nil, fmt.Errorf("messenger: %w", err)
 	}
-	ks, err := crypto.OpenKeystore(filepath.Join(cfg.Node.DataDir, keystoreDirName))
+	var kopts []crypto.KeystoreOption
+	if passphrase != nil {
+		kopts = append(kopts, crypto.WithPassphrase(passphrase))
+	}
+	ks, err := crypto.OpenKeystore(filepath.Join(cfg.Node.DataDir, keystoreDirName), kopts...)
 	if err != nil {
-		if errors.Is(err, crypto.ErrPassphraseRequired) {
-			return nil, fmt.Errorf("messenger: the keystore is sealed by a passphrase, which `skein run` cannot ask for yet: %w", err)
+		switch {
+		case errors.Is(err, crypto.ErrPassphraseRequired):
+			return nil, fmt.Errorf("messenger: the keystore is sealed by a passphrase: start with --passphrase-file FILE: %w", err)
+		case errors.Is(err, crypto.ErrWrongPassphrase):
+			return nil, fmt.Errorf("messenger: --passphrase-file: %w", err)
 		}
 		return nil, fmt.Errorf("messenger: %w", err)
 	}

@@ -14,13 +14,17 @@ import (
 )
 
 func (c *cli) runCommand() *cobra.Command {
-	return &cobra.Command{
+	var passphraseFile string
+	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the node with its plugins until SIGINT or SIGTERM",
 		Long: `run starts every enabled plugin (out of process or linked in, as the config
 says), logs which started and how, and runs until SIGINT or SIGTERM. It then
 stops the plugins within node.shutdown_timeout, killing any still running,
-and exits 0 on a clean stop. A second signal exits at once.`,
+and exits 0 on a clean stop. A second signal exits at once.
+
+A keystore sealed by a passphrase (skein init --passphrase-file) is opened
+with --passphrase-file FILE (its first line); keep that file private.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, file, err := c.load(cmd)
@@ -34,6 +38,13 @@ and exits 0 on a clean stop. A second signal exits at once.`,
 			}
 			logger.Info("starting node", "config", source, "data_dir", cfg.Node.DataDir, "plugins", cfg.PluginNames())
 
+			var passphrase []byte
+			if passphraseFile != "" {
+				if passphrase, err = readPassphrase(passphraseFile); err != nil {
+					return err
+				}
+				defer clear(passphrase)
+			}
 			ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stopSignals()
 			n, err := node.New(cfg, node.WithLogger(logger))
@@ -53,7 +64,7 @@ and exits 0 on a clean stop. A second signal exits at once.`,
 			}()
 			var ms *messengerService
 			if pluginOfKind(cfg, "network.") != "" {
-				if ms, err = startMessenger(ctx, cfg, n, logger); err != nil {
+				if ms, err = startMessenger(ctx, cfg, n, logger, passphrase); err != nil {
 					stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout)
 					defer cancel()
 					return errors.Join(err, n.Stop(stopCtx))
@@ -83,4 +94,6 @@ and exits 0 on a clean stop. A second signal exits at once.`,
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&passphraseFile, "passphrase-file", "", "open a keystore sealed by a passphrase with the first line of this file")
+	return cmd
 }
