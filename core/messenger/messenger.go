@@ -88,6 +88,7 @@ type Messenger struct {
 	groups   map[crypto.PublicKey]*held
 	replicas map[crypto.PublicKey]*replicaHeld
 	closed   bool
+	regMu    sync.Mutex // serialises registrations (replication node)
 
 	// Keys are saved by one goroutine: a burst of sends and merges costs
 	// one keystore write per group, not one per message (after a crash,

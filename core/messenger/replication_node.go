@@ -210,6 +210,10 @@ func (m *Messenger) handleRegistration(ctx context.Context, from string, req []b
 		m.logger.Warn("registration refused: wrong secret", "peer", from, "group", gid.Fingerprint())
 		return []byte{registeredForbidden}, nil
 	}
+	// One registration at a time: two of the same group must not both
+	// start replicating it.
+	m.regMu.Lock()
+	defer m.regMu.Unlock()
 	m.mu.Lock()
 	_, have := m.replicas[gid]
 	n := len(m.replicas)
