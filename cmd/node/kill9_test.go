@@ -28,11 +28,11 @@ type kill9Node struct {
 	pluginPIDs []int
 }
 
-// startKill9Node starts `skein run` on dataDir and waits until it serves
-// the client API and runs.
-func startKill9Node(t testing.TB, env []string, dataDir string) *kill9Node {
+// startKill9Node starts `skein run` on dataDir (with runArgs) and waits
+// until it serves the client API and runs.
+func startKill9Node(t testing.TB, env []string, dataDir string, runArgs ...string) *kill9Node {
 	t.Helper()
-	cmd := exec.Command(skeinBin, "run", "--data-dir", dataDir)
+	cmd := exec.Command(skeinBin, append([]string{"run", "--data-dir", dataDir}, runArgs...)...)
 	// The network plugin listens on loopback, on a free port.
 	cmd.Env = append(slices.Clone(env), "SKEIN_PLUGINS__NETWORK__CONFIG__LISTEN=[/ip4/127.0.0.1/tcp/0]")
 	stderr, err := cmd.StderrPipe()

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // A keystore sealed by a passphrase: `skein run` says what to do without
@@ -40,23 +38,7 @@ func TestRunWithPassphraseKeystore(t *testing.T) {
 			}
 		})
 	}
-	cmd := exec.Command(skeinBin, "run", "--data-dir", dir, "--passphrase-file", good)
-	cmd.Env = slices.Clone(env)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	n := &kill9Node{cmd: cmd, lines: newLineWaiter(stderr)}
-	t.Cleanup(func() {
-		if n.cmd.ProcessState == nil {
-			_ = n.cmd.Process.Kill()
-			_ = n.cmd.Wait()
-		}
-	})
-	n.lines.wait(t, "client API serving", 30*time.Second)
+	n := startKill9Node(t, initEnv, dir, "--passphrase-file", good)
 	if r := skein(t, env, "id", "--data-dir", dir); r.code != 0 {
 		t.Fatalf("id: %s", r.stderr)
 	}

@@ -1,7 +1,6 @@
 package messenger_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -13,8 +12,8 @@ import (
 	"github.com/multiformats/go-multihash"
 
 	"github.com/skein-p2p/skein/core/group"
-	"github.com/skein-p2p/skein/core/log"
 	"github.com/skein-p2p/skein/core/replication"
+	"github.com/skein-p2p/skein/internal/logtest"
 	"github.com/skein-p2p/skein/sdk"
 )
 
@@ -56,7 +55,11 @@ func TestMisbehavingPeersAreCutOff(t *testing.T) {
 			// A well-formed entry of the group's message log whose signature does not verify, handed
 			// over inline: on a network whose every node validates pubsub
 			// (newTestNode says so), its publisher is provably at fault.
-			forged := forgedEntry(t, group.MessagesLogID(gi.ID))
+			_, key, err := ed25519.GenerateKey(rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			forged := logtest.ForgedEntry(t, group.MessagesLogID(gi.ID), key)
 			a := replication.Announcement{Log: replication.LogIDFor(topic, "messages"), Heads: []cid.Cid{blockCID(forged)}, Inline: [][]byte{forged}}
 			b, err := a.MarshalBinary()
 			if err != nil {
@@ -86,34 +89,6 @@ func TestMisbehavingPeersAreCutOff(t *testing.T) {
 	for i, n := range nodes {
 		waitFor(t, fmt.Sprintf("node %d has the message", i), func() bool { return slices.Contains(bodies(t, n, ref), "still here") })
 	}
-}
-
-// forgedEntry is a log entry whose payload was changed after signing.
-func forgedEntry(t testing.TB, logID string) []byte {
-	t.Helper()
-	ctx := context.Background()
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := log.Open(ctx, logID, log.NewMemBlockStore(), log.NewMemKV(), log.NewKeySigner(key),
-		log.AllowWriters(key.Public().(ed25519.PublicKey)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	payload := []byte("genuine payload to be forged")
-	e, err := l.Append(ctx, payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw := bytes.Clone(e.Bytes())
-	i := bytes.Index(raw, payload)
-	if i < 0 {
-		t.Fatal("payload not found in the entry's bytes")
-	}
-	raw[i] ^= 0x01
-	return raw
 }
 
 func blockCID(data []byte) cid.Cid {

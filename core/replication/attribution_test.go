@@ -13,6 +13,7 @@ import (
 
 	"github.com/skein-p2p/skein/core/log"
 	"github.com/skein-p2p/skein/core/replication"
+	"github.com/skein-p2p/skein/internal/logtest"
 	"github.com/skein-p2p/skein/plugins/simnet"
 )
 
@@ -297,18 +298,7 @@ func FuzzValidateAnnouncement(f *testing.F) {
 // signedEntry returns a genuine entry block of testLogID by key.
 func signedEntry(t testing.TB, key ed25519.PrivateKey, payload string) []byte {
 	t.Helper()
-	ctx := context.Background()
-	l, err := log.Open(ctx, testLogID, log.NewMemBlockStore(), log.NewMemKV(), log.NewKeySigner(key),
-		log.AllowWriters(key.Public().(ed25519.PublicKey)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	e, err := l.Append(ctx, []byte(payload))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e.Bytes()
+	return logtest.SignedEntry(t, testLogID, key, payload)
 }
 
 func digest(t testing.TB, topic string, heads []cid.Cid) []byte {

@@ -1,7 +1,6 @@
 package replication_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"flag"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/skein-p2p/skein/core/log"
 	"github.com/skein-p2p/skein/core/replication"
+	"github.com/skein-p2p/skein/internal/logtest"
 	"github.com/skein-p2p/skein/plugins/simnet"
 )
 
@@ -138,25 +138,7 @@ func evilPeer(t testing.TB, sn *simnet.Network) *simnet.Node {
 // verify: a valid entry with one payload byte flipped.
 func forgedEntry(t testing.TB, key ed25519.PrivateKey) []byte {
 	t.Helper()
-	ctx := context.Background()
-	l, err := log.Open(ctx, testLogID, log.NewMemBlockStore(), log.NewMemKV(), log.NewKeySigner(key),
-		log.AllowWriters(key.Public().(ed25519.PublicKey)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	payload := []byte("genuine payload to be forged")
-	e, err := l.Append(ctx, payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw := bytes.Clone(e.Bytes())
-	i := bytes.Index(raw, payload)
-	if i < 0 {
-		t.Fatal("payload not found in entry bytes")
-	}
-	raw[i] ^= 0x01
-	return raw
+	return logtest.ForgedEntry(t, testLogID, key)
 }
 
 func announce(t testing.TB, topic string, heads []cid.Cid, inline [][]byte) []byte {
