@@ -95,18 +95,7 @@ func (c *cli) demo(ctx context.Context, keep bool) (err error) {
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	defer func() {
-		if keep {
-			out.next("kept %s", dir)
-		} else if rerr := os.RemoveAll(dir); rerr != nil {
-			err = errors.Join(err, fmt.Errorf("demo: remove %s: %w", dir, rerr))
-		} else {
-			out.next("removed %s", dir)
-		}
-		if err == nil {
-			fmt.Fprintf(c.stdout, "demo ok in %s\n", time.Since(began).Round(10*time.Millisecond))
-		}
-	}()
+	defer func() { err = c.finishDemo(out, dir, keep, began, "removed %s", err) }()
 	cfgPath := filepath.Join(dir, configFileName)
 	if err := os.WriteFile(cfgPath, []byte(demoConfig), 0o600); err != nil {
 		return fmt.Errorf("demo: %w", err)
@@ -287,4 +276,21 @@ func demoStoreOps(ctx context.Context, out *demoStep, st sdk.Store) error {
 	}
 	out.detail("put, delete demo/0042, has -> false, get -> %s, sync", strings.TrimSpace(sdk.ErrNotFound.Error()))
 	return nil
+}
+
+// finishDemo removes the demo's directory (or keeps it, with --keep),
+// prints the last step and, when all went well, the total time. It
+// returns err joined with a failure to remove.
+func (c *cli) finishDemo(out *demoStep, dir string, keep bool, began time.Time, removedFmt string, err error) error {
+	if keep {
+		out.next("kept %s", dir)
+	} else if rerr := os.RemoveAll(dir); rerr != nil {
+		err = errors.Join(err, fmt.Errorf("demo: remove %s: %w", dir, rerr))
+	} else {
+		out.next(removedFmt, dir)
+	}
+	if err == nil {
+		fmt.Fprintf(c.stdout, "demo ok in %s\n", time.Since(began).Round(10*time.Millisecond))
+	}
+	return err
 }

@@ -124,16 +124,7 @@ func (c *cli) messagingDemo(ctx context.Context, keep bool) (err error) {
 				err = errors.Join(err, d.stop())
 			}
 		}
-		if keep {
-			out.next("kept %s", root)
-		} else if rerr := os.RemoveAll(root); rerr != nil {
-			err = errors.Join(err, fmt.Errorf("demo: remove %s: %w", root, rerr))
-		} else {
-			out.next("nodes stopped; removed %s", root)
-		}
-		if err == nil {
-			fmt.Fprintf(c.stdout, "demo ok in %s\n", time.Since(began).Round(10*time.Millisecond))
-		}
+		err = c.finishDemo(out, root, keep, began, "nodes stopped; removed %s", err)
 	}()
 	level := c.logLevel
 	if level == "" {
