@@ -226,14 +226,67 @@ func FileSHA256(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// checkBinary hashes the binary and compares with the spec; the error is
-// meant for an operator and names the config key to change.
+// fileID identifies a file's content cheaply (fileIdentity).
+type fileID struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime int64
+}
+
+// sums caches the sha256 of binaries by path, valid while the file's
+// identity (fileIdentity) is unchanged: a restart or a second plugin
+// served by the same binary does not hash tens of megabytes again, while
+// a binary rewritten or replaced since is hashed (and checked) anew.
+var sums struct {
+	mu sync.Mutex
+	m  map[string]cachedSum
+}
+
+type cachedSum struct {
+	id  fileID
+	sum string
+}
+
+// binarySHA256 is FileSHA256 through the sums cache.
+func binarySHA256(path string) (string, error) {
+	id, ok := fileIdentity(path)
+	if ok {
+		sums.mu.Lock()
+		c, hit := sums.m[path]
+		sums.mu.Unlock()
+		if hit && c.id == id {
+			return c.sum, nil
+		}
+	}
+	sum, err := FileSHA256(path)
+	if err != nil || !ok {
+		return sum, err
+	}
+	// Cache only a file that did not change while it was hashed and whose
+	// last change is older than any timestamp granularity (some file
+	// systems keep times in coarse ticks): a later rewrite then always
+	// shows in its times.
+	stable := time.Since(time.Unix(0, id.ctime)) > time.Second && time.Since(time.Unix(0, id.mtime)) > time.Second
+	if after, ok := fileIdentity(path); ok && after == id && stable {
+		sums.mu.Lock()
+		if sums.m == nil {
+			sums.m = map[string]cachedSum{}
+		}
+		sums.m[path] = cachedSum{id: id, sum: sum}
+		sums.mu.Unlock()
+	}
+	return sum, nil
+}
+
+// checkBinary hashes the binary (or takes its cached hash, see sums) and
+// compares with the spec; the error is meant for an operator and names
+// the config key to change.
 func checkBinary(s Spec) error {
 	want, err := decodeSHA256(s.SHA256)
 	if err != nil {
 		return fmt.Errorf("plugin %s: sha256: %w", s.Name, err)
 	}
-	got, err := FileSHA256(s.Command)
+	got, err := binarySHA256(s.Command)
 	if err != nil {
 		return fmt.Errorf("plugin %s: hash binary: %w", s.Name, err)
 	}

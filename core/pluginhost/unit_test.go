@@ -1,8 +1,12 @@
 package pluginhost
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -140,5 +144,61 @@ func TestSelfCommand(t *testing.T) {
 	}
 	if err := checkBinary(spec); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The checksum cache never hides a change: a binary rewritten in place
+// (same size, mtime set back) or replaced is hashed again and refused.
+func TestChecksumCacheSeesChanges(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "plugin")
+	write := func(content string) string {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256([]byte(content))
+		return hex.EncodeToString(sum[:])
+	}
+	good := write("#!/bin/sh\necho genuine\n")
+	spec := Spec{Name: "p", Command: path, SHA256: good}
+	for _, tc := range []struct {
+		name   string
+		change func()
+		ok     bool
+	}{
+		{"first check hashes", func() {}, true},
+		{"second check (cached)", func() {}, true},
+		{"rewritten in place, mtime set back", func() {
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			write("#!/bin/sh\necho evil!!!\n") // same length
+			if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"replaced by another file", func() {
+			tmp := filepath.Join(dir, "other")
+			if err := os.WriteFile(tmp, []byte("#!/bin/sh\necho other!\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, path); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"genuine again", func() { write("#!/bin/sh\necho genuine\n") }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.change()
+			err := checkBinary(spec)
+			if tc.ok && err != nil {
+				t.Fatal(err)
+			}
+			if !tc.ok && !errors.Is(err, ErrChecksumMismatch) {
+				t.Fatalf("err = %v, want ErrChecksumMismatch", err)
+			}
+		})
 	}
 }
