@@ -491,3 +491,32 @@ func TestInvitationSingleAccount(t *testing.T) {
 		t.Fatalf("a second account used the invitation: %v, want ErrBadAuthorization", err)
 	}
 }
+
+// A message whose epoch or writer the replica's membership log does not
+// hold yet is refused as "not yet allowed" (a replicator retries it once
+// the metadata arrives) and admitted after the metadata came.
+func TestMessageBeforeItsMembershipIsNotYetAllowed(t *testing.T) {
+	n := newNet()
+	rs := n.create(t, "alice", "bob")
+	a := rs[0]
+	m := send(t, a, "sent before the replica knows the group")
+	rep, err := Replicate(ctxT(t), a.g.ID(), n.storage())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rep.Close()
+	err = rep.Receive(ctxT(t), "alice", Heads{Messages: a.g.Heads().Messages})
+	re := expectRejected(t, err, log.ErrNotYetAllowed)
+	if !errors.Is(re.Rejections[0].Err, log.ErrNotAllowed) {
+		t.Fatalf("rejection %v does not wrap log.ErrNotAllowed", re.Rejections[0].Err)
+	}
+	if err := rep.Receive(ctxT(t), "alice", Heads{Meta: a.g.Heads().Meta}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Receive(ctxT(t), "alice", Heads{Messages: a.g.Heads().Messages}); err != nil {
+		t.Fatalf("after the metadata arrived: %v", err)
+	}
+	if ok, err := rep.msgs.Has(ctxT(t), m.CID); err != nil || !ok {
+		t.Fatalf("the replica does not hold the message (%v)", err)
+	}
+}
