@@ -209,17 +209,23 @@ func (g *gater) block(p peer.ID, until time.Time) {
 }
 
 func (g *gater) allowed(p peer.ID) bool {
+	_, blocked := g.blockedUntil(p)
+	return !blocked
+}
+
+// blockedUntil reports whether p is blocked now, and until when.
+func (g *gater) blockedUntil(p peer.ID) (time.Time, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	until, ok := g.blocked[p]
 	if !ok {
-		return true
+		return time.Time{}, false
 	}
 	if g.now().After(until) {
 		delete(g.blocked, p)
-		return true
+		return time.Time{}, false
 	}
-	return false
+	return until, true
 }
 
 func (g *gater) InterceptPeerDial(p peer.ID) bool                 { return g.allowed(p) }

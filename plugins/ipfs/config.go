@@ -3,6 +3,7 @@ package ipfs
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/multiformats/go-multiaddr"
@@ -18,9 +19,21 @@ type Config struct {
 	// ListenAddrs are libp2p multiaddrs to listen on.
 	// Default: TCP, QUIC and WebSocket on all interfaces, port 4001.
 	ListenAddrs []string
-	// Bootstrap peers (multiaddrs with /p2p/ID), dialled at start. Default none:
-	// a node depends on no third party.
+	// Bootstrap peers (multiaddrs with /p2p/ID), dialled at start and
+	// kept connected (see RedialMaxBackoff). Default none: a node depends
+	// on no third party.
 	Bootstrap []string
+	// RedialMaxBackoff caps the backoff between redials of a wanted peer
+	// (a bootstrap peer, or one the node was asked to Connect to) that is
+	// not connected: the first redial comes 1 s after the loss or failed
+	// dial, each further one twice as late up to this cap, plus up to a
+	// fifth of jitter. Default 1 min; 0 disables redialling (bootstrap
+	// peers are then dialled once, at start).
+	RedialMaxBackoff time.Duration
+	// RedialMaxPeers bounds the peers remembered from Connect calls (the
+	// least recently wanted is forgotten first); bootstrap peers are
+	// always kept. Default 256.
+	RedialMaxPeers int
 	// DHTMode is "client", "server", "auto" (default) or "off".
 	DHTMode string
 	// DHTPrefix is the DHT protocol prefix. Default "/skein": a private DHT.
@@ -62,6 +75,9 @@ func defaultConfig() Config {
 		Relay:     true,
 		MeshD:     4,
 
+		RedialMaxBackoff: time.Minute,
+		RedialMaxPeers:   256,
+
 		PubsubValidation: PubsubValidationSkein,
 	}
 }
@@ -72,7 +88,9 @@ func configSchema() []sdk.ConfigKey {
 	return []sdk.ConfigKey{
 		{Key: "data_dir", Type: "string", Default: "", Description: "directory for the network key and blockstore; empty = ephemeral, in memory"},
 		{Key: "listen", Type: "list", Default: fmt.Sprint(d.ListenAddrs), Description: "libp2p multiaddrs to listen on"},
-		{Key: "bootstrap", Type: "list", Default: "[]", Description: "peers (multiaddr with /p2p/ID) dialled at start; none by default"},
+		{Key: "bootstrap", Type: "list", Default: "[]", Description: "peers (multiaddr with /p2p/ID) dialled at start and redialled when lost (see redial_max_backoff); none by default"},
+		{Key: "redial_max_backoff", Type: "duration", Default: d.RedialMaxBackoff.String(), Description: "wanted peers (bootstrap peers and peers the node was asked to connect to) that are not connected are redialled 1 s after the loss, then twice as late after each failure, up to this (plus up to a fifth of jitter); reset after a connection that lasted 10 s; 0 disables redialling"},
+		{Key: "redial_max_peers", Type: "int", Default: fmt.Sprint(d.RedialMaxPeers), Description: "peers remembered from connect requests and kept connected (least recently wanted forgotten first; bootstrap peers always kept), 1..4096"},
 		{Key: "dht_mode", Type: "string", Default: d.DHTMode, Description: "client, server, auto or off"},
 		{Key: "dht_prefix", Type: "string", Default: d.DHTPrefix, Description: "DHT protocol prefix; /ipfs joins the public IPFS DHT"},
 		{Key: "conn_low", Type: "int", Default: fmt.Sprint(d.ConnLow), Description: "connection manager low watermark"},
@@ -171,6 +189,43 @@ func parseConfig(raw map[string]any) (Config, []sdk.Diagnostic) {
 		}
 		*dst = out
 	}
+	duration := func(key string, dst *time.Duration) {
+		v, ok := raw[key]
+		if !ok {
+			return
+		}
+		switch d := v.(type) {
+		case string:
+			p, err := time.ParseDuration(strings.TrimSpace(d))
+			if err != nil {
+				bad(key, "not a duration: %q (use a number and a unit: 30s, 1m)", d)
+				return
+			}
+			*dst = p
+		case time.Duration:
+			*dst = d
+		case int:
+			if d != 0 {
+				bad(key, "want a duration with a unit such as 30s or 1m, got the number %d", d)
+				return
+			}
+			*dst = 0
+		case int64:
+			if d != 0 {
+				bad(key, "want a duration with a unit such as 30s or 1m, got the number %d", d)
+				return
+			}
+			*dst = 0
+		case float64:
+			if d != 0 {
+				bad(key, "want a duration with a unit such as 30s or 1m, got the number %v", d)
+				return
+			}
+			*dst = 0
+		default:
+			bad(key, "want a duration such as 30s or 1m, got %T", v)
+		}
+	}
 	transports := func(key string, dst *map[string][]string) {
 		v, ok := raw[key]
 		if !ok || v == nil {
@@ -210,6 +265,8 @@ func parseConfig(raw map[string]any) (Config, []sdk.Diagnostic) {
 	transports("transports", &c.Transports)
 	list("listen", &c.ListenAddrs)
 	list("bootstrap", &c.Bootstrap)
+	duration("redial_max_backoff", &c.RedialMaxBackoff)
+	integer("redial_max_peers", &c.RedialMaxPeers)
 	str("dht_mode", &c.DHTMode)
 	str("dht_prefix", &c.DHTPrefix)
 	integer("conn_low", &c.ConnLow)
@@ -230,6 +287,12 @@ func parseConfig(raw map[string]any) (Config, []sdk.Diagnostic) {
 		}
 	}
 	checkTransportConfig(c.Transports, bad)
+	if c.RedialMaxBackoff != 0 && (c.RedialMaxBackoff < redialMinBackoff || c.RedialMaxBackoff > 24*time.Hour) {
+		bad("redial_max_backoff", "want 0 (no redialling) or 1s..24h, got %v", c.RedialMaxBackoff)
+	}
+	if c.RedialMaxPeers < 1 || c.RedialMaxPeers > 4096 {
+		bad("redial_max_peers", "want 1..4096, got %d", c.RedialMaxPeers)
+	}
 	switch c.DHTMode {
 	case "client", "server", "auto", "off":
 	default:

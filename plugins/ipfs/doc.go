@@ -22,6 +22,17 @@
 // host listens on the listed addresses and dials peers' addresses of that
 // protocol.
 //
+// Wanted peers are kept connected: the bootstrap peers and every peer the
+// node was asked to Connect to (at most redial_max_peers of those, the
+// least recently wanted forgotten first). When one is not connected
+// (libp2p's connectedness events tell, no polling), it is dialled again 1 s
+// later, then twice as late after each failure up to redial_max_backoff
+// (default 1 min), with up to a fifth of jitter added, never subtracted;
+// the backoff starts over after a connection that lasted 10 s is lost. A
+// peer blocked with BlockPeer is not dialled while the block lasts. So two
+// nodes find each other again after a partition outlasts their
+// connections. redial_max_backoff 0 turns this off.
+//
 // The peer identity is a network key of its own (data_dir/network.key), never
 // the account key, so an observer of the network cannot link a peer to an
 // account.

@@ -92,6 +92,9 @@ type Network struct {
 	attachMu sync.Mutex
 	// psOpts are extra gossipsub options (tests attach tracers).
 	psOpts []pubsub.Option
+	// redial keeps wanted peers connected (redial.go); nil when
+	// redial_max_backoff is 0 or before Start.
+	redial *redialer
 }
 
 // Option configures a Network.
@@ -142,7 +145,8 @@ func (n *Network) Configure(_ context.Context, raw map[string]any) ([]sdk.Diagno
 }
 
 // Start implements sdk.Plugin: it opens the blockstore, starts the host, the
-// DHT, gossipsub and bitswap, and dials the bootstrap peers.
+// DHT, gossipsub and bitswap, and dials the bootstrap peers (and keeps
+// them connected, see Config.RedialMaxBackoff).
 func (n *Network) Start(ctx context.Context) (err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -273,12 +277,25 @@ func (n *Network) Start(ctx context.Context) (err error) {
 		bitswap.ProviderSearchDelay(500*time.Millisecond))
 	n.bserv = blockservice.New(n.bstore, n.bswap)
 
+	if cfg.RedialMaxBackoff > 0 {
+		r := newRedialer(h, n.gater, n.logger, cfg.RedialMaxBackoff, cfg.RedialMaxPeers)
+		if err := r.start(runCtx); err != nil {
+			return err
+		}
+		n.redial = r
+	}
+
 	n.started = true
 	n.logger.Info("network started", "peer", h.ID().String(), "addrs", fmt.Sprint(h.Addrs()), "dht", cfg.DHTMode)
 	for _, a := range cfg.Bootstrap {
 		info, err := parsePeerAddr(a)
 		if err != nil {
 			continue // validated in Configure
+		}
+		if n.redial != nil {
+			// Dialled now, and again whenever it is lost.
+			n.redial.want(*info, true, true)
+			continue
 		}
 		go func() {
 			cctx, ccancel := context.WithTimeout(runCtx, 30*time.Second)
@@ -329,6 +346,12 @@ func (n *Network) closeLocked() error {
 		errs = append(errs, n.host.Close())
 		n.host = nil
 	}
+	if n.redial != nil {
+		// Its loop ended with the cancelled context; wait for it and for
+		// the dials under way (they fail at once with the host closed).
+		n.redial.wait()
+		n.redial = nil
+	}
 	if n.dstore != nil {
 		errs = append(errs, n.dstore.Close())
 		n.dstore = nil
@@ -345,12 +368,18 @@ func (n *Network) Status(context.Context) (sdk.Status, error) {
 	if !n.started {
 		return sdk.Status{Healthy: false, Message: "not started"}, nil
 	}
+	var wanted, redials int64
+	if n.redial != nil {
+		wanted, redials = int64(n.redial.wanted()), n.redial.attempts.Load()
+	}
 	return sdk.Status{
 		Healthy: true,
 		Message: "running",
 		Details: map[string]string{
-			"peer":  n.host.ID().String(),
-			"peers": fmt.Sprint(len(n.host.Network().Peers())),
+			"peer":    n.host.ID().String(),
+			"peers":   fmt.Sprint(len(n.host.Network().Peers())),
+			"wanted":  fmt.Sprint(wanted),
+			"redials": fmt.Sprint(redials),
 		},
 	}, nil
 }
@@ -569,17 +598,28 @@ func (n *Network) Subscribe(ctx context.Context, topic string) (<-chan sdk.Pubsu
 	return out, nil
 }
 
-// Connect implements sdk.Network.
+// Connect implements sdk.Network. Unless redial_max_backoff is 0, the
+// peer is also remembered as wanted (whether this dial succeeds or not)
+// and redialled, with backoff, whenever it is not connected.
 func (n *Network) Connect(ctx context.Context, p sdk.PeerInfo) error {
-	h, _, _, err := n.running()
-	if err != nil {
-		return err
+	n.mu.Lock()
+	started, h, r := n.started, n.host, n.redial
+	n.mu.Unlock()
+	if !started {
+		return ErrNotStarted
 	}
 	info, err := toAddrInfo(p)
 	if err != nil {
 		return err
 	}
-	return h.Connect(ctx, info)
+	err = h.Connect(ctx, info)
+	if r != nil {
+		r.want(info, false, false)
+	}
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", info.ID, err)
+	}
+	return nil
 }
 
 // Peers implements sdk.Network: the peers connected now.

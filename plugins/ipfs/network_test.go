@@ -148,6 +148,14 @@ func TestConfigureDiagnostics(t *testing.T) {
 		{"unknown pubsub validation", map[string]any{"pubsub_validation": "strict"}, "pubsub_validation"},
 		{"pubsub validation not a string", map[string]any{"pubsub_validation": true}, "pubsub_validation"},
 		{"wrong type", map[string]any{"relay": "yes"}, "relay"},
+		{"redial backoff not a duration", map[string]any{"redial_max_backoff": "soon"}, "redial_max_backoff"},
+		{"redial backoff without unit", map[string]any{"redial_max_backoff": 60}, "redial_max_backoff"},
+		{"redial backoff negative", map[string]any{"redial_max_backoff": "-1s"}, "redial_max_backoff"},
+		{"redial backoff below a second", map[string]any{"redial_max_backoff": "100ms"}, "redial_max_backoff"},
+		{"redial backoff over a day", map[string]any{"redial_max_backoff": "25h"}, "redial_max_backoff"},
+		{"redial backoff wrong type", map[string]any{"redial_max_backoff": true}, "redial_max_backoff"},
+		{"redial max peers zero", map[string]any{"redial_max_peers": 0}, "redial_max_peers"},
+		{"redial max peers too many", map[string]any{"redial_max_peers": 5000}, "redial_max_peers"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -167,10 +175,23 @@ func TestConfigureDiagnostics(t *testing.T) {
 			}
 		})
 	}
+	t.Run("redial off: 0 as a string or a number", func(t *testing.T) {
+		for _, v := range []any{"0", "0s", 0, 0.0} {
+			n := New()
+			diags, err := n.Configure(context.Background(), map[string]any{"redial_max_backoff": v})
+			if err != nil || len(diags) != 0 {
+				t.Fatalf("%v: diags %v err %v", v, diags, err)
+			}
+			if n.cfg.RedialMaxBackoff != 0 {
+				t.Fatalf("%v: redial_max_backoff %v, want 0", v, n.cfg.RedialMaxBackoff)
+			}
+		}
+	})
 	t.Run("good config has no diagnostics", func(t *testing.T) {
 		n := New()
 		diags, err := n.Configure(context.Background(), map[string]any{
 			"listen": []any{"/ip4/127.0.0.1/tcp/0"}, "dht_mode": "server", "conn_low": 1, "conn_high": 2,
+			"redial_max_backoff": "30s", "redial_max_peers": 16,
 		})
 		if err != nil || len(diags) != 0 {
 			t.Fatalf("diags %v err %v", diags, err)

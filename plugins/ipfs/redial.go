@@ -1,0 +1,319 @@
+package ipfs
+
+import (
+	"container/list"
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+const (
+	// redialMinBackoff is the first delay before a wanted peer that was
+	// lost (or could not be dialled) is dialled again; it doubles on every
+	// failed attempt up to Config.RedialMaxBackoff.
+	redialMinBackoff = time.Second
+	// redialStableConn is how long a connection to a wanted peer must
+	// have lasted for its loss to reset the backoff: a peer that accepts
+	// and drops at once (flapping, or refusing us after the handshake) is
+	// dialled ever more slowly, not once a second.
+	redialStableConn = 10 * time.Second
+	// redialDialTimeout bounds one redial attempt.
+	redialDialTimeout = 30 * time.Second
+	// redialMaxAddrs bounds the addresses remembered for one peer.
+	redialMaxAddrs = 32
+	// wantedProtectTag protects wanted peers' connections from the
+	// connection manager's trimming, which redialling would only undo.
+	wantedProtectTag = "skein-wanted"
+)
+
+// wantedPeer is one peer the node keeps connected.
+type wantedPeer struct {
+	id    peer.ID
+	addrs []ma.Multiaddr
+	// bootstrap peers come from the config: never evicted.
+	bootstrap bool
+	// elem is the peer's place in the recency list (non-bootstrap only).
+	elem *list.Element
+	// backoff is the delay before the next dial that gets scheduled.
+	backoff time.Duration
+	// next is when the peer is dialled next; zero: no dial scheduled.
+	next time.Time
+	// dialing is set while a dial is under way.
+	dialing bool
+	// connectedAt is when the current connection came up; zero: none.
+	connectedAt time.Time
+}
+
+// redialer keeps wanted peers connected: the configured bootstrap peers
+// and every peer the node was asked to Connect to (at most maxPeers of
+// those, the least recently wanted evicted). A wanted peer that is not
+// connected is dialled again after a backoff that starts at
+// redialMinBackoff and doubles up to maxBackoff, plus up to a fifth more
+// of jitter (never less); it goes back to the minimum when a connection
+// that lasted redialStableConn is lost. Disconnections are learnt from
+// the host's event bus (EvtPeerConnectednessChanged), not by polling. A
+// peer the gater blocks is not dialled until its block has expired. The
+// connection manager does not trim wanted peers' connections.
+type redialer struct {
+	host       host.Host
+	gater      *gater
+	logger     *slog.Logger
+	maxBackoff time.Duration
+	maxPeers   int
+
+	mu     sync.Mutex
+	peers  map[peer.ID]*wantedPeer
+	recent *list.List // of peer.ID, most recently wanted first; bootstrap peers not listed
+
+	// wake tells the loop that the schedule changed.
+	wake chan struct{}
+	// done is closed when the loop and every dial it started have ended.
+	done chan struct{}
+	// dials counts dial goroutines; only the loop adds to it.
+	dials sync.WaitGroup
+	// attempts counts the redials started.
+	attempts atomic.Int64
+}
+
+func newRedialer(h host.Host, g *gater, logger *slog.Logger, maxBackoff time.Duration, maxPeers int) *redialer {
+	return &redialer{
+		host:       h,
+		gater:      g,
+		logger:     logger,
+		maxBackoff: max(maxBackoff, redialMinBackoff),
+		maxPeers:   maxPeers,
+		peers:      map[peer.ID]*wantedPeer{},
+		recent:     list.New(),
+		wake:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+	}
+}
+
+// start subscribes to connectedness events and runs the loop until ctx
+// ends; done is closed after that.
+func (r *redialer) start(ctx context.Context) error {
+	sub, err := r.host.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	if err != nil {
+		return fmt.Errorf("network.ipfs: redial: subscribe to connectedness events: %w", err)
+	}
+	go r.loop(ctx, sub)
+	return nil
+}
+
+// wait blocks until the loop started by start has ended (ctx cancelled).
+func (r *redialer) wait() { <-r.done }
+
+// want adds p to the wanted set (or refreshes it: newest addresses, most
+// recently wanted). A peer not connected now is dialled at once when
+// immediate is set, else after its backoff.
+func (r *redialer) want(info peer.AddrInfo, bootstrap, immediate bool) {
+	if info.ID == "" || info.ID == r.host.ID() {
+		return
+	}
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.peers[info.ID]
+	if !ok {
+		p = &wantedPeer{id: info.ID, backoff: redialMinBackoff}
+		r.peers[info.ID] = p
+		r.host.ConnManager().Protect(info.ID, wantedProtectTag)
+	}
+	if len(info.Addrs) > 0 {
+		p.addrs = slices.Clone(info.Addrs[:min(len(info.Addrs), redialMaxAddrs)])
+	}
+	switch {
+	case bootstrap:
+		p.bootstrap = true
+		if p.elem != nil {
+			r.recent.Remove(p.elem)
+			p.elem = nil
+		}
+	case p.bootstrap:
+	case p.elem != nil:
+		r.recent.MoveToFront(p.elem)
+	default:
+		p.elem = r.recent.PushFront(info.ID)
+		for r.recent.Len() > r.maxPeers {
+			old := r.recent.Back()
+			id := old.Value.(peer.ID)
+			r.recent.Remove(old)
+			delete(r.peers, id)
+			r.host.ConnManager().Unprotect(id, wantedProtectTag)
+			r.logger.Debug("wanted peer forgotten (too many)", "peer", id.String())
+		}
+	}
+	if r.host.Network().Connectedness(info.ID) == network.Connected {
+		if p.connectedAt.IsZero() {
+			p.connectedAt = now
+		}
+		p.next = time.Time{}
+	} else if !p.dialing {
+		if immediate {
+			p.next = now
+		} else if p.next.IsZero() {
+			r.scheduleLocked(p, now)
+		}
+	}
+	r.signal()
+}
+
+// wanted reports how many peers are wanted.
+func (r *redialer) wanted() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.peers)
+}
+
+// scheduleLocked sets p's next dial one backoff (plus jitter) from now and
+// doubles the backoff for the one after.
+func (r *redialer) scheduleLocked(p *wantedPeer, now time.Time) {
+	d := p.backoff
+	p.next = now.Add(d + rand.N(d/5+1))
+	p.backoff = min(2*d, r.maxBackoff)
+}
+
+func (r *redialer) signal() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *redialer) loop(ctx context.Context, sub event.Subscription) {
+	defer close(r.done)
+	defer r.dials.Wait()
+	defer sub.Close()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		timer.Reset(r.dispatch(ctx))
+		select {
+		case <-ctx.Done():
+			return
+		case raw, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			if e, ok := raw.(event.EvtPeerConnectednessChanged); ok {
+				r.connectedness(e)
+			}
+		case <-r.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// connectedness records a wanted peer's connection coming up or going.
+func (r *redialer) connectedness(e event.EvtPeerConnectednessChanged) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.peers[e.Peer]
+	if !ok {
+		return
+	}
+	if e.Connectedness == network.Connected {
+		if p.connectedAt.IsZero() {
+			p.connectedAt = now
+		}
+		p.next = time.Time{}
+		return
+	}
+	if !p.connectedAt.IsZero() {
+		lasted := now.Sub(p.connectedAt)
+		p.connectedAt = time.Time{}
+		if lasted >= redialStableConn {
+			p.backoff = redialMinBackoff
+		}
+		r.logger.Debug("wanted peer lost", "peer", e.Peer.String(), "after", lasted.Round(time.Millisecond).String())
+	}
+	if !p.dialing && p.next.IsZero() {
+		r.scheduleLocked(p, now)
+	}
+}
+
+// dispatch starts the dials that are due and returns how long until the
+// next one is.
+func (r *redialer) dispatch(ctx context.Context) time.Duration {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next := time.Hour
+	for _, p := range r.peers {
+		if p.next.IsZero() || p.dialing {
+			continue
+		}
+		if p.next.After(now) {
+			next = min(next, p.next.Sub(now))
+			continue
+		}
+		if r.host.Network().Connectedness(p.id) == network.Connected {
+			p.next = time.Time{}
+			continue
+		}
+		if until, blocked := r.gater.blockedUntil(p.id); blocked {
+			// Not while blocked: look again when the block ends.
+			p.next = until
+			next = min(next, until.Sub(now))
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		p.next = time.Time{}
+		p.dialing = true
+		info := peer.AddrInfo{ID: p.id, Addrs: slices.Clone(p.addrs)}
+		r.dials.Add(1)
+		r.attempts.Add(1)
+		go r.dial(ctx, info)
+	}
+	return max(next, 0)
+}
+
+// dial makes one attempt and schedules the next if it failed.
+func (r *redialer) dial(ctx context.Context, info peer.AddrInfo) {
+	defer r.dials.Done()
+	dctx, cancel := context.WithTimeout(ctx, redialDialTimeout)
+	defer cancel()
+	// libp2p's own per-address dial backoff (5 s and up) would refuse
+	// the attempt; the redialer paces the dials itself.
+	if s, ok := r.host.Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
+		s.Backoff().Clear(info.ID)
+	}
+	start := time.Now()
+	err := r.host.Connect(dctx, info)
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.peers[info.ID]
+	if !ok {
+		return // forgotten meanwhile
+	}
+	p.dialing = false
+	if ctx.Err() != nil {
+		return
+	}
+	if err == nil || r.host.Network().Connectedness(info.ID) == network.Connected {
+		if p.connectedAt.IsZero() {
+			p.connectedAt = now
+		}
+		r.logger.Info("wanted peer reconnected", "peer", info.ID.String(), "dial", now.Sub(start).Round(time.Millisecond).String())
+		return
+	}
+	r.scheduleLocked(p, now)
+	r.logger.Debug("wanted peer redial failed", "peer", info.ID.String(), "retry_in", p.next.Sub(now).Round(time.Millisecond).String(), "err", err)
+	r.signal()
+}
