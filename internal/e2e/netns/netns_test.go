@@ -4,7 +4,6 @@ package netns
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -340,16 +339,13 @@ func TestPartitionHeal(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.untilDisconnected && os.Getenv(longEnv) == "" {
-				t.Skipf("holds the partition for about 40 s: set %s=1 to run it", longEnv)
+			if tc.untilDisconnected && testing.Short() {
+				t.Skip("-short: holds the partition for about 40 s")
 			}
 			partitionHeal(t, tc.untilDisconnected)
 		})
 	}
 }
-
-// longEnv enables the multi-host tests that take more than a minute.
-const longEnv = "SKEIN_E2E_LONG"
 
 func partitionHeal(t *testing.T, untilDisconnected bool) {
 	c := newCluster(t)
@@ -435,7 +431,7 @@ func partitionHeal(t *testing.T, untilDisconnected bool) {
 		// Healing needs a new connection across: someone must dial.
 		took := waitFor(t, "a reconnected to b or c after the heal", 60*time.Second, func() error {
 			if len(c.a.peerIDs(t)) == 0 {
-				return fmt.Errorf("a lists no peers, b lists %d, c lists %d (nothing redials a lost peer: bootstrap peers are dialled only at start)",
+				return fmt.Errorf("a lists no peers, b lists %d, c lists %d (the network plugin should redial lost wanted peers: redial_max_backoff)",
 					len(c.b.peerIDs(t)), len(c.c.peerIDs(t)))
 			}
 			return nil
