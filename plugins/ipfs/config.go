@@ -39,6 +39,12 @@ type Config struct {
 	// DHTPrefix is the DHT protocol prefix. Default "/skein": a private DHT.
 	// The public-ipfs preset sets "/ipfs".
 	DHTPrefix string
+	// DHTScope is "all" (default: one DHT over every address, private ones
+	// included: what a private Skein network on a LAN or one machine
+	// wants) or "dual" (as IPFS does: a WAN DHT over public addresses and
+	// a LAN DHT over private ones, the LAN one under the protocol
+	// extension /lan).
+	DHTScope string
 	// ConnLow and ConnHigh are the connection manager's watermarks
 	// (default 32 and 128).
 	ConnLow, ConnHigh int
@@ -70,6 +76,7 @@ func defaultConfig() Config {
 		},
 		DHTMode:   "auto",
 		DHTPrefix: "/skein",
+		DHTScope:  "all",
 		ConnLow:   32,
 		ConnHigh:  128,
 		Relay:     true,
@@ -93,6 +100,7 @@ func configSchema() []sdk.ConfigKey {
 		{Key: "redial_max_peers", Type: "int", Default: fmt.Sprint(d.RedialMaxPeers), Description: "peers remembered from connect requests and kept connected (least recently wanted forgotten first; bootstrap peers always kept), 1..4096"},
 		{Key: "dht_mode", Type: "string", Default: d.DHTMode, Description: "client, server, auto or off"},
 		{Key: "dht_prefix", Type: "string", Default: d.DHTPrefix, Description: "DHT protocol prefix; /ipfs joins the public IPFS DHT"},
+		{Key: "dht_scope", Type: "string", Default: d.DHTScope, Description: "all: one DHT over every address (private ones included); dual: a WAN DHT over public addresses plus a LAN DHT over private ones (/lan), as IPFS runs"},
 		{Key: "conn_low", Type: "int", Default: fmt.Sprint(d.ConnLow), Description: "connection manager low watermark"},
 		{Key: "conn_high", Type: "int", Default: fmt.Sprint(d.ConnHigh), Description: "connection manager high watermark"},
 		{Key: "relay", Type: "bool", Default: fmt.Sprint(d.Relay), Description: "circuit relay v2 client and hole punching"},
@@ -269,6 +277,7 @@ func parseConfig(raw map[string]any) (Config, []sdk.Diagnostic) {
 	integer("redial_max_peers", &c.RedialMaxPeers)
 	str("dht_mode", &c.DHTMode)
 	str("dht_prefix", &c.DHTPrefix)
+	str("dht_scope", &c.DHTScope)
 	integer("conn_low", &c.ConnLow)
 	integer("conn_high", &c.ConnHigh)
 	boolean("relay", &c.Relay)
@@ -297,6 +306,11 @@ func parseConfig(raw map[string]any) (Config, []sdk.Diagnostic) {
 	case "client", "server", "auto", "off":
 	default:
 		bad("dht_mode", "want client, server, auto or off, got %q", c.DHTMode)
+	}
+	switch c.DHTScope {
+	case "all", "dual":
+	default:
+		bad("dht_scope", "want all or dual, got %q", c.DHTScope)
 	}
 	if c.ConnLow < 0 || c.ConnHigh < c.ConnLow {
 		bad("conn_high", "want 0 <= conn_low <= conn_high, got %d and %d", c.ConnLow, c.ConnHigh)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p-kad-dht/dual"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -77,7 +79,7 @@ type Network struct {
 	started bool
 	cancel  context.CancelFunc
 	host    host.Host
-	dht     *dht.IpfsDHT
+	dht     routingDHT
 	ps      *pubsub.PubSub
 	bswap   *bitswap.Bitswap
 	bserv   blockservice.BlockService
@@ -232,8 +234,17 @@ func (n *Network) Start(ctx context.Context) (err error) {
 
 	if cfg.DHTMode != "off" {
 		mode := map[string]dht.ModeOpt{"client": dht.ModeClient, "server": dht.ModeServer, "auto": dht.ModeAuto}[cfg.DHTMode]
-		d, err := dht.New(h, dht.Mode(mode), dht.ProtocolPrefix(protocol.ID(cfg.DHTPrefix)),
-			dht.Datastore(dssync.MutexWrap(ds.NewMapDatastore())))
+		opts := []dht.Option{dht.Mode(mode), dht.ProtocolPrefix(protocol.ID(cfg.DHTPrefix)),
+			dht.Datastore(dssync.MutexWrap(ds.NewMapDatastore()))}
+		var d routingDHT
+		if cfg.DHTScope == "dual" {
+			// The prefix replaces the one dual's /lan extension was added
+			// to: add the extension again after it.
+			lan := append(slices.Clone(opts), dht.ProtocolExtension(dual.LanExtension))
+			d, err = dual.New(h, dual.WanDHTOption(opts...), dual.LanDHTOption(lan...))
+		} else {
+			d, err = dht.New(h, opts...)
+		}
 		if err != nil {
 			return fmt.Errorf("network.ipfs: start DHT: %w", err)
 		}
@@ -773,8 +784,22 @@ func toAddrInfo(p sdk.PeerInfo) (peer.AddrInfo, error) {
 	return info, nil
 }
 
+// routingDHT is what the node uses of its DHT: *dht.IpfsDHT (dht_scope
+// all) or *dual.DHT (dht_scope dual).
+type routingDHT interface {
+	Provide(ctx context.Context, c cid.Cid, announce bool) error
+	FindProvidersAsync(ctx context.Context, c cid.Cid, count int) <-chan peer.AddrInfo
+	Bootstrap(ctx context.Context) error
+	Close() error
+}
+
+var (
+	_ routingDHT = (*dht.IpfsDHT)(nil)
+	_ routingDHT = (*dual.DHT)(nil)
+)
+
 // providerFinder adapts the optional DHT to bitswap's provider search.
-type providerFinder struct{ dht *dht.IpfsDHT }
+type providerFinder struct{ dht routingDHT }
 
 func (f providerFinder) FindProvidersAsync(ctx context.Context, c cid.Cid, max int) <-chan peer.AddrInfo {
 	if f.dht == nil {

@@ -143,6 +143,7 @@ func TestConfigureDiagnostics(t *testing.T) {
 		{"listen not a list", map[string]any{"listen": 4001}, "listen"},
 		{"bootstrap without peer id", map[string]any{"bootstrap": []any{"/ip4/127.0.0.1/tcp/4001"}}, "bootstrap[0]"},
 		{"bad dht mode", map[string]any{"dht_mode": "sometimes"}, "dht_mode"},
+		{"bad dht scope", map[string]any{"dht_scope": "wan"}, "dht_scope"},
 		{"watermarks inverted", map[string]any{"conn_low": 10, "conn_high": 5}, "conn_high"},
 		{"mesh too large", map[string]any{"mesh_d": 100}, "mesh_d"},
 		{"unknown pubsub validation", map[string]any{"pubsub_validation": "strict"}, "pubsub_validation"},
