@@ -580,3 +580,24 @@ func TestPluginServeByHand(t *testing.T) {
 		})
 	}
 }
+
+// Every preset `skein init --preset` offers makes a data directory whose
+// config passes `skein config check`, and names its network plugin.
+func TestPresetsCheck(t *testing.T) {
+	env := testEnv(t)
+	for _, name := range presetNames() {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "node")
+			if r := skein(t, env, "init", "--preset", name, "--data-dir", dir); r.code != 0 {
+				t.Fatalf("init --preset %s: %s", name, r.stderr)
+			}
+			r := skein(t, env, "config", "check", "--config", filepath.Join(dir, "skein.yaml"))
+			if r.code != 0 {
+				t.Fatalf("config check of preset %s: %s", name, r.stderr)
+			}
+		})
+	}
+	if len(presetNames()) < 2 {
+		t.Fatalf("presets: %v", presetNames())
+	}
+}
