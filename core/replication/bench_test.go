@@ -24,7 +24,12 @@ type benchPair struct {
 //   - catch-up: a appends while b is away; from b connecting until b has
 //     them all (head exchange, fetching, verification).
 func benchReplicate(b *testing.B, setup func(b *testing.B) benchPair) {
-	for _, mode := range []string{"live", "catch-up"} {
+	benchReplicateN(b, benchEntries, []string{"live", "catch-up"}, setup)
+}
+
+// benchReplicateN is benchReplicate with n entries and the modes chosen.
+func benchReplicateN(b *testing.B, n int, modes []string, setup func(b *testing.B) benchPair) {
+	for _, mode := range modes {
 		b.Run(mode, func(b *testing.B) {
 			var total time.Duration
 			for range b.N {
@@ -33,7 +38,7 @@ func benchReplicate(b *testing.B, setup func(b *testing.B) benchPair) {
 				base := p.peers[0].log.Len()
 				if mode == "catch-up" {
 					p.isolate()
-					appendN(b, p.peers[0], benchEntries, "bench")
+					appendN(b, p.peers[0], n, "bench")
 				} else {
 					p.join()
 					// Let the network settle (gossipsub forms its mesh).
@@ -52,12 +57,12 @@ func benchReplicate(b *testing.B, setup func(b *testing.B) benchPair) {
 				if mode == "catch-up" {
 					p.join()
 				} else {
-					appendN(b, p.peers[0], benchEntries, "bench")
+					appendN(b, p.peers[0], n, "bench")
 				}
-				waitFor(b, 60*time.Second, lens(p.peers), func() bool { return converged(p.peers, base+benchEntries) })
+				waitFor(b, 60*time.Second, lens(p.peers), func() bool { return converged(p.peers, base+n) })
 				total += time.Since(start)
 			}
-			b.ReportMetric(float64(benchEntries*b.N)/total.Seconds(), "entries/s")
+			b.ReportMetric(float64(n*b.N)/total.Seconds(), "entries/s")
 		})
 	}
 }
@@ -82,11 +87,47 @@ func BenchmarkReplicate1000Simnet(b *testing.B) {
 	}
 }
 
+// BenchmarkReplicate1000IPFS runs over plugins/ipfs on 127.0.0.1, with the
+// bulk entry fetch (the default) and without it (every entry by bitswap,
+// one DAG level per round trip).
 func BenchmarkReplicate1000IPFS(b *testing.B) {
-	benchReplicate(b, func(b *testing.B) benchPair {
-		peers := ipfsCluster(b, 2, false, replication.WithAntiEntropyInterval(200*time.Millisecond))
-		return benchPair{peers: peers,
-			isolate: func() {},
-			join:    func() { connectPeers(b, peers) }}
-	})
+	for _, fetch := range []struct {
+		name string
+		opts []replication.Option
+	}{
+		{"bulk", nil},
+		{"bitswap only", []replication.Option{replication.WithBulkFetch(0, 0)}},
+	} {
+		b.Run(fetch.name, func(b *testing.B) {
+			benchReplicate(b, func(b *testing.B) benchPair {
+				opts := append([]replication.Option{replication.WithAntiEntropyInterval(200 * time.Millisecond)}, fetch.opts...)
+				peers := ipfsCluster(b, 2, false, opts...)
+				return benchPair{peers: peers,
+					isolate: func() {},
+					join:    func() { connectPeers(b, peers) }}
+			})
+		})
+	}
+}
+
+// BenchmarkCatchUp5000IPFS: catch-up of 5,000 entries over plugins/ipfs on
+// 127.0.0.1, with the bulk entry fetch and with bitswap only.
+func BenchmarkCatchUp5000IPFS(b *testing.B) {
+	for _, fetch := range []struct {
+		name string
+		opts []replication.Option
+	}{
+		{"bulk", nil},
+		{"bitswap only", []replication.Option{replication.WithBulkFetch(0, 0)}},
+	} {
+		b.Run(fetch.name, func(b *testing.B) {
+			benchReplicateN(b, 5000, []string{"catch-up"}, func(b *testing.B) benchPair {
+				opts := append([]replication.Option{replication.WithAntiEntropyInterval(200 * time.Millisecond)}, fetch.opts...)
+				peers := ipfsCluster(b, 2, false, opts...)
+				return benchPair{peers: peers,
+					isolate: func() {},
+					join:    func() { connectPeers(b, peers) }}
+			})
+		})
+	}
 }

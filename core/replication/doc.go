@@ -23,12 +23,20 @@
 //     exchanged directly with a few peers, so that a lost announcement
 //     never leaves a replica behind.
 //
+// A replica far behind does not walk the DAG one bitswap round trip per
+// level: a join of heads from a head exchange, a digest or a retry asks
+// the peer that named them for the missing entries in batches over a
+// direct "/skein/entries/1" request (EntriesRequest, EntriesResponse;
+// WithBulkFetch), and falls back to the block getter when the peer cannot
+// serve. Only peers that replicate the log are answered.
+//
 // Everything a peer sends is checked before it is used: messages decode
-// strictly (DecodeAnnouncement, DecodeHeadsExchange), and every entry is
-// verified by the log's Join (signature, hash, write access, clock) before
-// it enters. A peer is cut off for a while (its messages ignored and, if
-// the network can, its connections closed) only when it is provably the
-// author of bad data (see Misbehaviour): what it sent in a head exchange,
+// strictly (DecodeAnnouncement, DecodeHeadsExchange, DecodeEntriesRequest,
+// DecodeEntriesResponse), and every entry is verified by the log's Join
+// (signature, hash, write access, clock) before it enters. A peer is cut
+// off for a while (its messages ignored and, if the network can, its
+// connections closed) only when it is provably the author of bad data (see
+// Misbehaviour): what it sent in a head exchange or an entries response,
 // or, when every honest node's network validates pubsub messages with
 // ValidateAnnouncement (WithPubsubValidated), a malformed announcement or
 // a malformed or badly signed inline entry it handed over. Over pubsub the

@@ -23,8 +23,8 @@ const (
 	// DefaultExchangePeers is how many peers each anti-entropy round
 	// exchanges heads with directly.
 	DefaultExchangePeers = 2
-	// DefaultAnnouncePace is the least time between two announcements of
-	// one log.
+	// DefaultAnnouncePace is the time one announcement of a log costs
+	// once a short burst has been spent (see WithAnnouncePace).
 	DefaultAnnouncePace = 5 * time.Millisecond
 	// DefaultRequestTimeout bounds one head exchange.
 	DefaultRequestTimeout = 10 * time.Second
@@ -46,6 +46,8 @@ type options struct {
 	exchangePeers  int
 	parallelism    int
 	pace           time.Duration
+	bulkEntries    int // 0: no bulk entry fetch
+	bulkBytes      int
 	logger         *slog.Logger
 	// pubsubValidated: every honest node's network validates pubsub
 	// messages with ValidateAnnouncement before forwarding them.
@@ -63,6 +65,8 @@ func defaultOptions() options {
 		exchangePeers:  DefaultExchangePeers,
 		parallelism:    DefaultFetchParallelism,
 		pace:           DefaultAnnouncePace,
+		bulkEntries:    DefaultBulkEntries,
+		bulkBytes:      DefaultBulkBytes,
 		logger:         slog.New(slog.DiscardHandler),
 	}
 }
@@ -148,9 +152,11 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithAnnouncePace sets the least time between two announcements of one
-// log (default DefaultAnnouncePace; 0: announce after every append that
-// finds the announcer idle). Appends within it are announced together.
+// WithAnnouncePace paces the announcements of one log (default
+// DefaultAnnouncePace; 0: announce after every append that finds the
+// announcer idle): a token bucket lets a few announcements go out back to
+// back, then one per pace; appends during a pause are announced together.
+// A lone append is announced at once.
 func WithAnnouncePace(d time.Duration) Option {
 	return func(o *options) error {
 		if d < 0 {
@@ -172,4 +178,21 @@ func WithAnnouncePace(d time.Duration) Option {
 // with pubsub_validation "skein" (its default).
 func WithPubsubValidated(v bool) Option {
 	return func(o *options) error { o.pubsubValidated = v; return nil }
+}
+
+// WithBulkFetch sets the limits of one bulk entry fetch (EntriesProtocol):
+// the most entries and block bytes one request asks for and one response
+// to a peer carries (defaults DefaultBulkEntries, DefaultBulkBytes).
+// entries 0 turns the bulk fetch off, both ways: entries are then fetched
+// only through the network's block getter, and peers' entries requests are
+// not answered.
+func WithBulkFetch(entries, bytes int) Option {
+	return func(o *options) error {
+		if entries < 0 || entries > MaxEntriesBatch || (entries > 0 && (bytes < 1 || bytes > MaxEntriesBytes)) {
+			return fmt.Errorf("replication option: bulk fetch limits %d entries / %d bytes out of range [0,%d]/[1,%d]",
+				entries, bytes, MaxEntriesBatch, MaxEntriesBytes)
+		}
+		o.bulkEntries, o.bulkBytes = entries, bytes
+		return nil
+	}
 }

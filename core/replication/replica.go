@@ -51,6 +51,10 @@ type replica struct {
 	nReceived uint64
 	rejected  uint64
 	added     uint64
+
+	bulkRequests uint64 // bulk entry requests answered to us
+	bulkReceived uint64 // entry blocks they carried
+	bulkServed   uint64 // entry blocks this replica sent to peers
 }
 
 // via says how heads reached a replica, which decides who can be held
@@ -72,6 +76,9 @@ type jobKey struct {
 }
 
 type job struct {
+	// bulk: the heads came from a head exchange, a digest or a retry (not
+	// only from announcements), so much may be missing: fetch in bulk.
+	bulk        bool
 	heads       []cid.Cid
 	inline      map[string][]byte
 	inlineBytes int
@@ -127,18 +134,19 @@ func (rep *replica) received(peer string, heads []cid.Cid, inline [][]byte, how 
 		rep.mu.Unlock()
 		return
 	}
-	rep.enqueueLocked(jobKey{peer: peer, direct: direct}, missing, inline)
+	rep.enqueueLocked(jobKey{peer: peer, direct: direct}, missing, inline, how != viaAnnouncement)
 	rep.mu.Unlock()
 	signal(rep.wake)
 }
 
-func (rep *replica) enqueueLocked(key jobKey, heads []cid.Cid, inline [][]byte) {
+func (rep *replica) enqueueLocked(key jobKey, heads []cid.Cid, inline [][]byte, bulk bool) {
 	j := rep.jobs[key]
 	if j == nil {
 		j = &job{inline: map[string][]byte{}}
 		rep.jobs[key] = j
 		rep.queue = append(rep.queue, key)
 	}
+	j.bulk = j.bulk || bulk
 	for _, h := range heads {
 		if !slices.ContainsFunc(j.heads, h.Equals) {
 			j.heads = append(j.heads, h)
@@ -223,7 +231,7 @@ func (rep *replica) retryMissing(live map[string]bool) {
 		})
 		if len(retry) > 0 {
 			if st := rep.remote[p]; st != nil {
-				rep.enqueueLocked(jobKey{peer: p, direct: st.direct}, retry, nil)
+				rep.enqueueLocked(jobKey{peer: p, direct: st.direct}, retry, nil, true)
 			}
 		}
 		rep.mu.Unlock()
@@ -265,17 +273,27 @@ func (rep *replica) join(key jobKey, j *job) {
 		rep.mu.Unlock()
 	}()
 
+	// Far behind, a join walking the DAG one level per bitswap round trip
+	// is slow: heads from a head exchange, a digest or a retry are fetched
+	// in bulk from the peer that named them, when it can.
+	var bulk *bulkFetch
+	if j.bulk && rep.r.canBulk(peer) {
+		bulk = newBulkFetch(rep, peer)
+	}
 	stack := [][]cid.Cid{j.heads}
 	ok := true
 	for round := 0; len(stack) > 0 && round < maxJoinRounds && rep.ctx.Err() == nil; round++ {
 		heads := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		g := &joinGetter{rep: rep, inline: j.inline, store: rep.r.blocks}
+		g := &joinGetter{rep: rep, inline: j.inline, store: rep.r.blocks, bulk: bulk}
 		ctx, cancel := context.WithCancel(rep.ctx)
 		stop := g.watchdog(ctx, cancel, rep.r.opts.fetchTimeout)
 		res, err := rep.log.Join(ctx, heads, peer, log.FetchFrom(g))
 		stop()
 		cancel()
+		if bulk != nil {
+			bulk.wait() // a prefetch ends with ctx
+		}
 		rep.settle(g.got, res.Added)
 
 		var je *log.JoinError
@@ -287,6 +305,11 @@ func (rep *replica) join(key jobKey, j *job) {
 					rep.mu.Lock()
 					rep.rejected += uint64(len(res.Rejected))
 					rep.mu.Unlock()
+					if bulk != nil && bulk.received(rj.CID) {
+						// The peer sent these bytes itself, over a stream.
+						rep.r.cutOff(bulk.peer, fmt.Sprintf("entries response: log rejected entry %s: %v", rj.CID, rj.Err))
+						return
+					}
 					rep.blame(key, j, rj)
 					return
 				}
@@ -374,7 +397,10 @@ func (rep *replica) refuse(joined []cid.Cid, rejected []log.Rejection) {
 	for _, rj := range rejected {
 		// Only an access refusal: a head rejected for depending on a
 		// missing block (ErrBadAncestor) must be retried next round.
-		if !errors.Is(rj.Err, log.ErrNotAllowed) || !slices.ContainsFunc(joined, rj.CID.Equals) {
+		// A refusal state arriving later can lift (ErrNotYetAllowed) is
+		// retried at once when that state arrives (RetryMissing) and on
+		// every anti-entropy round.
+		if !errors.Is(rj.Err, log.ErrNotAllowed) || errors.Is(rj.Err, log.ErrNotYetAllowed) || !slices.ContainsFunc(joined, rj.CID.Equals) {
 			continue
 		}
 		if len(rep.refused) >= maxRefused {
@@ -424,6 +450,13 @@ func (rep *replica) watch(entries <-chan *log.Entry) {
 // entries inline. Appends that come faster than announcements go out
 // together.
 func (rep *replica) publish() {
+	// Pace announcements with a token bucket: up to announceBurst go out
+	// at once, then one per pace; appends during a pause go out together,
+	// so a burst does not overflow pubsub queues, while a lone append, or
+	// a few in quick succession (a reply, a message and its metadata),
+	// is announced at once.
+	pace := rep.r.opts.pace
+	credit, last := float64(announceBurst), time.Now()
 	for {
 		select {
 		case <-rep.ctx.Done():
@@ -438,20 +471,29 @@ func (rep *replica) publish() {
 			continue
 		}
 		rep.announce(local)
-		// Pace announcements: appends during the pause go out together,
-		// so a burst does not overflow pubsub queues; a lone append still
-		// goes out at once.
-		if pace := rep.r.opts.pace; pace > 0 {
-			t := time.NewTimer(pace)
-			select {
-			case <-rep.ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
+		if pace <= 0 {
+			continue
 		}
+		now := time.Now()
+		credit = min(float64(announceBurst), credit+float64(now.Sub(last))/float64(pace)) - 1
+		last = now
+		if credit >= 0 {
+			continue
+		}
+		t := time.NewTimer(time.Duration(-credit * float64(pace)))
+		select {
+		case <-rep.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		credit, last = 0, time.Now()
 	}
 }
+
+// announceBurst is how many announcements of one log may go out back to
+// back before WithAnnouncePace spaces them.
+const announceBurst = 4
 
 // announce publishes local entries (in append order) in as many
 // announcements as it takes to carry every small one inline. Local entries
@@ -525,6 +567,7 @@ type joinGetter struct {
 	rep    *replica
 	inline map[string][]byte
 	store  *BlockStore
+	bulk   *bulkFetch // nil: no bulk fetch
 	got    []cid.Cid
 	last   atomic.Int64 // unix nanoseconds of the last fetch activity
 }
@@ -571,7 +614,11 @@ func (g *joinGetter) GetMany(ctx context.Context, cids []cid.Cid) iter.Seq2[log.
 		g.touch()
 		var rest []cid.Cid
 		for _, c := range cids {
-			if d, ok := g.inline[c.KeyString()]; ok {
+			d, ok := g.inline[c.KeyString()]
+			if !ok && g.bulk != nil {
+				d, ok = g.bulk.take(c)
+			}
+			if ok {
 				g.record(c)
 				if !yield(log.Block{CID: c, Data: d}, nil) {
 					return
@@ -579,6 +626,22 @@ func (g *joinGetter) GetMany(ctx context.Context, cids []cid.Cid) iter.Seq2[log.
 				continue
 			}
 			rest = append(rest, c)
+		}
+		if len(rest) > 0 && g.bulk != nil && g.bulk.fetch(ctx, rest) {
+			g.touch()
+			missing := rest[:0:0]
+			for _, c := range rest {
+				d, ok := g.bulk.take(c)
+				if !ok {
+					missing = append(missing, c)
+					continue
+				}
+				g.record(c)
+				if !yield(log.Block{CID: c, Data: d}, nil) {
+					return
+				}
+			}
+			rest = missing
 		}
 		if len(rest) == 0 {
 			return

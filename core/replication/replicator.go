@@ -50,6 +50,7 @@ type Replicator struct {
 	topics     map[string]*topicSub
 	blocked    map[string]BlockedPeer
 	exchanging map[string]bool
+	bulkOff    map[string]time.Time // peers not asked for bulk fetches until then
 	wg         sync.WaitGroup
 }
 
@@ -73,7 +74,8 @@ func New(net sdk.Network, opts ...Option) (*Replicator, error) {
 	}
 	r := &Replicator{net: net, opts: o, logger: o.logger.With("component", "replication"),
 		blocks: NewBlockStore(net, o.parallelism), logs: map[LogID]*replica{},
-		topics: map[string]*topicSub{}, blocked: map[string]BlockedPeer{}, exchanging: map[string]bool{}}
+		topics: map[string]*topicSub{}, blocked: map[string]BlockedPeer{}, exchanging: map[string]bool{},
+		bulkOff: map[string]time.Time{}}
 	r.notify, _ = net.(sdk.PeerNotifier)
 	r.direct, _ = net.(sdk.DirectMessenger)
 	r.blocker, _ = net.(sdk.PeerBlocker)
@@ -102,6 +104,12 @@ func (r *Replicator) Start(ctx context.Context) error {
 		if err := r.direct.HandleRequests(HeadsProtocol, r.handleHeads); err != nil {
 			r.cancel()
 			return fmt.Errorf("start replicator: register %s: %w", HeadsProtocol, err)
+		}
+		if r.opts.bulkEntries > 0 {
+			// Optional: peers that cannot use it fall back to the block getter.
+			if err := r.direct.HandleRequests(EntriesProtocol, r.handleEntries); err != nil {
+				r.logger.Warn("bulk entry fetch not served", "protocol", EntriesProtocol, "err", err)
+			}
 		}
 	}
 	if r.notify != nil {
@@ -133,6 +141,9 @@ func (r *Replicator) Close() error {
 	r.mu.Unlock()
 	if wasRunning && r.direct != nil {
 		_ = r.direct.HandleRequests(HeadsProtocol, nil)
+		if r.opts.bulkEntries > 0 {
+			_ = r.direct.HandleRequests(EntriesProtocol, nil)
+		}
 	}
 	r.wg.Wait()
 	return nil
@@ -316,6 +327,7 @@ func (r *Replicator) followPeers(events <-chan sdk.PeerEvent) {
 				continue
 			}
 			r.exchangeAsync(ev.Peer)
+			r.exchangeLater(ev.Peer)
 		}
 		for {
 			if !backoff(r.ctx, &wait) {
@@ -329,6 +341,51 @@ func (r *Replicator) followPeers(events <-chan sdk.PeerEvent) {
 			r.logger.Debug("peer events", "err", err)
 		}
 	}
+}
+
+// reexchangeAfter are the times after a peer connects at which heads are
+// exchanged with it again. Pubsub delivers to a new peer only once it has
+// learnt the peer's subscriptions (over plugins/ipfs on loopback, ~80 ms
+// after connecting): an append announced in between is lost, and, if
+// nothing is appended after it, would wait for anti-entropy.
+var reexchangeAfter = []time.Duration{300 * time.Millisecond, 3 * time.Second}
+
+// exchangeLater exchanges heads with peer again at reexchangeAfter, while
+// it stays connected.
+func (r *Replicator) exchangeLater(peer string) {
+	if r.direct == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.running {
+		return
+	}
+	r.wg.Go(func() {
+		start := time.Now()
+		for _, d := range reexchangeAfter {
+			t := time.NewTimer(d - time.Since(start))
+			select {
+			case <-r.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			if !r.connected(peer) || r.isBlocked(peer) {
+				return
+			}
+			r.exchangeAsync(peer)
+		}
+	})
+}
+
+// connected reports whether the network lists peer as connected.
+func (r *Replicator) connected(peer string) bool {
+	peers, err := r.net.Peers(r.ctx)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(peers, func(p sdk.PeerInfo) bool { return p.ID == peer })
 }
 
 // exchangeAsync starts a head exchange with peer unless one is running.

@@ -44,6 +44,10 @@ type LogStatus struct {
 	// received (and head-exchange results); Added the entries joins added;
 	// Rejected the entries rejected as proof of misbehaviour.
 	Announced, Received, Added, Rejected uint64
+	// BulkRequests counts bulk entry requests (EntriesProtocol) peers
+	// answered; BulkReceived the entry blocks they carried; BulkServed the
+	// entry blocks this replica sent to peers.
+	BulkRequests, BulkReceived, BulkServed uint64
 }
 
 // PeerHeads is what one peer said it has of a log.
@@ -117,5 +121,6 @@ func (rep *replica) status() LogStatus {
 	s.Pending = rep.pending
 	s.LastSync, s.LastAnnounce = rep.lastSync, rep.lastAnn
 	s.Announced, s.Received, s.Added, s.Rejected = rep.announced, rep.nReceived, rep.added, rep.rejected
+	s.BulkRequests, s.BulkReceived, s.BulkServed = rep.bulkRequests, rep.bulkReceived, rep.bulkServed
 	return s
 }

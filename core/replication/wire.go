@@ -259,28 +259,31 @@ func (r *reader) logID() LogID {
 	return id
 }
 
-func (r *reader) heads(min int) []cid.Cid {
-	n := r.uvarint("head count", MaxHeads)
+func (r *reader) heads(min int) []cid.Cid { return r.list("head", MaxHeads, min) }
+
+// list reads a count (min..max) and that many sorted, distinct entry CIDs.
+func (r *reader) list(what string, max uint64, min int) []cid.Cid {
+	n := r.uvarint(what+" count", max)
 	if r.err == nil && int(n) < min {
-		r.fail("%d heads, at least %d", n, min)
+		r.fail("%d %ss, at least %d", n, what, min)
 	}
 	var heads []cid.Cid
 	for i := uint64(0); i < n && r.err == nil; i++ {
-		raw := r.take("head", cidLen)
+		raw := r.take(what, cidLen)
 		if r.err != nil {
 			break
 		}
 		if !bytes.HasPrefix(raw, cidPrefix) {
-			r.fail("head %d is not a CIDv1 dag-cbor sha2-256 cid", i)
+			r.fail("%s %d is not a CIDv1 dag-cbor sha2-256 cid", what, i)
 			break
 		}
 		c, err := cid.Cast(raw)
 		if err != nil {
-			r.fail("head %d: %v", i, err)
+			r.fail("%s %d: %v", what, i, err)
 			break
 		}
 		if i > 0 && compareCIDs(heads[i-1], c) >= 0 {
-			r.fail("heads not sorted or duplicated at %d", i)
+			r.fail("%ss not sorted or duplicated at %d", what, i)
 			break
 		}
 		heads = append(heads, c)
