@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,56 +23,20 @@ import (
 	"github.com/skein-p2p/skein/core/pluginhost"
 	"github.com/skein-p2p/skein/plugins/ipfs"
 	"github.com/skein-p2p/skein/sdk"
+	"github.com/skein-p2p/skein/sdk/plugintest"
 )
 
 func init() {
 	pluginhost.Register(ipfs.ID, func() sdk.Plugin { return ipfs.New() })
-	pluginhost.Register(unixTransportID, func() sdk.Plugin { return &unixTransportPlugin{} })
+	pluginhost.Register(unixTransportID, func() sdk.Plugin {
+		return plugintest.UnixTransport{Proto: "x-node-test-unix", ID: unixTransportID}
+	})
 	pluginhost.Register(rendezvousID, func() sdk.Plugin { return &rendezvousPlugin{r: sharedRendezvous} })
 }
 
 // ---- a transport plugin over unix sockets, linked in ----
 
 const unixTransportID = "transport.test-unix"
-
-type unixTransportPlugin struct{}
-
-func (*unixTransportPlugin) Describe(context.Context) (sdk.Description, error) {
-	return sdk.Description{ID: unixTransportID, Kinds: []sdk.Kind{sdk.KindTransport}, Version: "0.0.1"}, nil
-}
-func (*unixTransportPlugin) Configure(context.Context, map[string]any) ([]sdk.Diagnostic, error) {
-	return nil, nil
-}
-func (*unixTransportPlugin) Start(context.Context) error { return nil }
-func (*unixTransportPlugin) Stop(context.Context) error  { return nil }
-func (*unixTransportPlugin) Protocol() string            { return "x-node-test-unix" }
-
-func (*unixTransportPlugin) Listen(_ context.Context, addr string) (sdk.Listener, error) {
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: addr, Net: "unix"})
-	if err != nil {
-		return nil, err
-	}
-	return &unixListener{ln: ln}, nil
-}
-
-func (*unixTransportPlugin) Dial(ctx context.Context, addr string) (net.Conn, error) {
-	var d net.Dialer
-	return d.DialContext(ctx, "unix", addr)
-}
-
-type unixListener struct{ ln *net.UnixListener }
-
-func (l *unixListener) Accept(ctx context.Context) (net.Conn, error) {
-	stop := context.AfterFunc(ctx, func() { _ = l.ln.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	c, err := l.ln.AcceptUnix()
-	if err != nil && ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	return c, err
-}
-func (l *unixListener) Addr() string { return l.ln.Addr().String() }
-func (l *unixListener) Close() error { return l.ln.Close() }
 
 // ---- an in-memory rendezvous shared by every node of the test process ----
 

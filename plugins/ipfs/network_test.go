@@ -276,7 +276,13 @@ func TestPubsubDeliversUnsignedMessages(t *testing.T) {
 	connect(t, a, b)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	const topic = "skein/test/topic"
+	pubsubRoundTrip(ctx, t, a, b, "skein/test/topic", "heads")
+}
+
+// pubsubRoundTrip publishes data on topic from a once b is in a's mesh of
+// it, and checks that b receives it from a.
+func pubsubRoundTrip(ctx context.Context, t testing.TB, a, b *Network, topic, data string) {
+	t.Helper()
 	msgs, err := b.Subscribe(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
@@ -286,16 +292,16 @@ func TestPubsubDeliversUnsignedMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "b in a's topic mesh", func() bool { return len(ta.ListPeers()) > 0 })
-	if err := a.Publish(ctx, topic, []byte("heads")); err != nil {
+	if err := a.Publish(ctx, topic, []byte(data)); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case m := <-msgs:
-		if string(m.Data) != "heads" || m.From != a.PeerID() || m.Topic != topic {
+		if string(m.Data) != data || m.From != a.PeerID() || m.Topic != topic {
 			t.Fatalf("got %+v", m)
 		}
 	case <-ctx.Done():
-		t.Fatal("message not delivered")
+		t.Fatal("pubsub message not delivered")
 	}
 }
 

@@ -29,7 +29,7 @@ func BenchmarkAttachedTransportStream(b *testing.B) {
 		}},
 		{"linked unix transport", func(b *testing.B) (*Network, *Network) {
 			dir := socketDir(b)
-			tr := unixTransport{proto: "x-test-unix"}
+			tr := unixTransport("x-test-unix")
 			return startAttached(b, tr, filepath.Join(dir, "a.sock")), startAttached(b, tr, filepath.Join(dir, "b.sock"))
 		}},
 		{"transport-pipe process socket plane", func(b *testing.B) (*Network, *Network) {

@@ -24,39 +24,11 @@ import (
 	"github.com/skein-p2p/skein/sdk/plugintest"
 )
 
-// unixTransport is a test transport over unix stream sockets (protocol
-// x-test-unix): an address is a socket path.
-type unixTransport struct{ proto string }
-
-func (u unixTransport) Protocol() string { return u.proto }
-
-func (u unixTransport) Listen(_ context.Context, addr string) (sdk.Listener, error) {
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: addr, Net: "unix"})
-	if err != nil {
-		return nil, err
-	}
-	return &unixListener{ln: ln}, nil
+// unixTransport is the reference transport over unix stream sockets: an
+// address is a socket path.
+func unixTransport(proto string) plugintest.UnixTransport {
+	return plugintest.UnixTransport{Proto: proto}
 }
-
-func (u unixTransport) Dial(ctx context.Context, addr string) (net.Conn, error) {
-	var d net.Dialer
-	return d.DialContext(ctx, "unix", addr)
-}
-
-type unixListener struct{ ln *net.UnixListener }
-
-func (l *unixListener) Accept(ctx context.Context) (net.Conn, error) {
-	stop := context.AfterFunc(ctx, func() { _ = l.ln.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	c, err := l.ln.AcceptUnix()
-	if err != nil && ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	return c, err
-}
-
-func (l *unixListener) Addr() string { return l.ln.Addr().String() }
-func (l *unixListener) Close() error { return l.ln.Close() }
 
 // socketDir is a short private directory for unix sockets (sun_path holds
 // ~107 bytes, too few for t.TempDir under long test names).
@@ -125,7 +97,7 @@ func transportCases(t *testing.T) []struct {
 		name string
 		open func(t testing.TB) sdk.Transport
 	}{
-		{"linked unix transport", func(testing.TB) sdk.Transport { return unixTransport{proto: "x-test-unix"} }},
+		{"linked unix transport", func(testing.TB) sdk.Transport { return unixTransport("x-test-unix") }},
 		{"transport-pipe out of process, socket plane", func(t testing.TB) sdk.Transport {
 			rp := plugintest.StartBinary(t, transportPipeBinary(t), plugintest.WithDataPlane(sdk.DataPlaneSocket))
 			tr, ok := rp.Transport()
@@ -191,27 +163,7 @@ func TestHostsConnectOnlyThroughAttachedTransport(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			// Pubsub over the transport.
-			const topic = "skein/test/attached"
-			msgs, err := b.Subscribe(ctx, topic)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ta, err := a.topic(topic)
-			if err != nil {
-				t.Fatal(err)
-			}
-			waitFor(t, "b in a's topic mesh", func() bool { return len(ta.ListPeers()) > 0 })
-			if err := a.Publish(ctx, topic, []byte("over the pipe")); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case m := <-msgs:
-				if string(m.Data) != "over the pipe" || m.From != a.PeerID() {
-					t.Fatalf("got %+v", m)
-				}
-			case <-ctx.Done():
-				t.Fatal("pubsub message not delivered")
-			}
+			pubsubRoundTrip(ctx, t, a, b, "skein/test/attached", "over the pipe")
 			// A block by bitswap over the transport.
 			blk := rawBlock(t, []byte("a block that crosses the attached transport"))
 			if err := a.PutBlocks(ctx, []sdk.Block{blk}); err != nil {
@@ -247,7 +199,7 @@ func TestGarbagePeerIsRefusedByUpgrader(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := socketDir(t)
-			tr := unixTransport{proto: "x-test-unix"}
+			tr := unixTransport("x-test-unix")
 			bSock := filepath.Join(dir, "b.sock")
 			b := startAttached(t, tr, bSock)
 			c, err := net.Dial("unix", bSock)
@@ -288,13 +240,13 @@ func TestAttachTransportRefusals(t *testing.T) {
 		attach  func() error
 		wantErr error
 	}{
-		{"protocol not in config", func() error { return n.AttachTransport(ctx, "other", unixTransport{proto: "x-unlisted"}) }, ErrTransportNotConfigured},
-		{"no name", func() error { return n.AttachTransport(ctx, "", unixTransport{proto: "x-test-unix"}) }, sdk.ErrInvalidArgument},
+		{"protocol not in config", func() error { return n.AttachTransport(ctx, "other", unixTransport("x-unlisted")) }, ErrTransportNotConfigured},
+		{"no name", func() error { return n.AttachTransport(ctx, "", unixTransport("x-test-unix")) }, sdk.ErrInvalidArgument},
 		{"protocol attached from another plugin", func() error {
-			if err := n.AttachTransport(ctx, "first", unixTransport{proto: "x-test-unix"}); err != nil {
+			if err := n.AttachTransport(ctx, "first", unixTransport("x-test-unix")); err != nil {
 				return fmt.Errorf("first attach failed: %v", err)
 			}
-			return n.AttachTransport(ctx, "second", unixTransport{proto: "x-test-unix"})
+			return n.AttachTransport(ctx, "second", unixTransport("x-test-unix"))
 		}, errAny},
 	}
 	for _, tc := range cases {
@@ -320,7 +272,7 @@ var errAny = errors.New("any error")
 // transport, and peers still connect.
 func TestReattachReplacesListener(t *testing.T) {
 	dir := socketDir(t)
-	tr := unixTransport{proto: "x-test-unix"}
+	tr := unixTransport("x-test-unix")
 	b := startAttached(t, tr, filepath.Join(dir, "b.sock"))
 	if err := b.AttachTransport(context.Background(), "pipe", tr); err != nil {
 		t.Fatalf("attach again: %v", err)
