@@ -1,6 +1,9 @@
 package plugintest_test
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/skein-p2p/skein/sdk"
@@ -89,4 +92,19 @@ func TestLifecycleOutOfProcess(t *testing.T) {
 			plugintest.TestPlugin(t, func(testing.TB) sdk.Plugin { return rp })
 		})
 	}
+}
+
+func TestUnixTransportLinkedIn(t *testing.T) {
+	tr := plugintest.UnixTransport{Proto: "x-test-unix"}
+	plugintest.StartLinked(t, tr, nil)
+	dir, err := os.MkdirTemp("", "ut") // sun_path is short: not t.TempDir's long path
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	n := 0
+	plugintest.TestTransport(t, func(testing.TB) (sdk.Transport, string) {
+		n++
+		return tr, filepath.Join(dir, fmt.Sprintf("s%d", n))
+	})
 }

@@ -3,6 +3,7 @@ package plugintest
 import (
 	"context"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/skein-p2p/skein/sdk"
@@ -60,7 +61,11 @@ func (UnixTransport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	return d.DialContext(ctx, "unix", addr)
 }
 
-type unixListener struct{ ln *net.UnixListener }
+type unixListener struct {
+	ln    *net.UnixListener
+	close sync.Once
+	err   error
+}
 
 func (l *unixListener) Accept(ctx context.Context) (net.Conn, error) {
 	stop := context.AfterFunc(ctx, func() { _ = l.ln.SetDeadline(time.Unix(1, 0)) })
@@ -73,4 +78,8 @@ func (l *unixListener) Accept(ctx context.Context) (net.Conn, error) {
 }
 
 func (l *unixListener) Addr() string { return l.ln.Addr().String() }
-func (l *unixListener) Close() error { return l.ln.Close() }
+// Close closes the listener; closing again returns the first result.
+func (l *unixListener) Close() error {
+	l.close.Do(func() { l.err = l.ln.Close() })
+	return l.err
+}
