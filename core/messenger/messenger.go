@@ -88,7 +88,8 @@ type Messenger struct {
 	groups   map[crypto.PublicKey]*held
 	replicas map[crypto.PublicKey]*replicaHeld
 	closed   bool
-	regMu    sync.Mutex // serialises registrations (replication node)
+	regMu    sync.Mutex              // serialises registrations (replication node)
+	wrong    map[string]wrongSecrets // wrong registration secrets, by peer
 
 	// Keys are saved by one goroutine: a burst of sends and merges costs
 	// one keystore write per group, not one per message (after a crash,
@@ -164,6 +165,7 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 		st:     group.Storage{Blocks: networkBlocks{cfg.Network}, KV: storeKV{cfg.Store}},
 		logger: cfg.Logger,
 		groups: map[crypto.PublicKey]*held{}, replicas: map[crypto.PublicKey]*replicaHeld{},
+		wrong: map[string]wrongSecrets{},
 		dirty: map[*group.Group]bool{}, saveWake: make(chan struct{}, 1),
 		saverStop: make(chan struct{}), saverDone: make(chan struct{}),
 	}

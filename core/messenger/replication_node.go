@@ -207,7 +207,7 @@ func (m *Messenger) handleRegistration(ctx context.Context, from string, req []b
 	}
 	want := m.cfg.ReplicationNode.Secret
 	if subtle.ConstantTimeCompare(secret[:], want[:]) != 1 {
-		m.logger.Warn("registration refused: wrong secret", "peer", from, "group", gid.Fingerprint())
+		m.wrongSecret(ctx, from, gid)
 		return []byte{registeredForbidden}, nil
 	}
 	// One registration at a time: two of the same group must not both
@@ -238,6 +238,52 @@ func (m *Messenger) handleRegistration(ctx context.Context, from string, req []b
 	}
 	m.logger.Info("group registered", "group", gid.Fingerprint(), "peer", from)
 	return []byte{registeredOK}, nil
+}
+
+// Guessing the registration secret: a peer that presents a wrong one
+// maxWrongSecrets times within wrongSecretWindow is cut off (when the
+// network can) for wrongSecretBlock; refusals past the first few are not
+// logged one by one.
+const (
+	maxWrongSecrets   = 5
+	wrongSecretWindow = time.Minute
+	wrongSecretBlock  = 10 * time.Minute
+)
+
+type wrongSecrets struct {
+	since time.Time
+	n     int
+}
+
+// wrongSecret counts a registration with a wrong secret from peer.
+func (m *Messenger) wrongSecret(ctx context.Context, peer string, gid crypto.PublicKey) {
+	m.mu.Lock()
+	w := m.wrong[peer]
+	now := time.Now()
+	if now.Sub(w.since) > wrongSecretWindow {
+		w = wrongSecrets{since: now}
+	}
+	w.n++
+	m.wrong[peer] = w
+	if len(m.wrong) > 4096 { // bounded: forget the oldest windows
+		for p, x := range m.wrong {
+			if now.Sub(x.since) > wrongSecretWindow {
+				delete(m.wrong, p)
+			}
+		}
+	}
+	m.mu.Unlock()
+	switch {
+	case w.n < maxWrongSecrets:
+		m.logger.Warn("registration refused: wrong secret", "peer", peer, "group", gid.Fingerprint())
+	case w.n == maxWrongSecrets:
+		m.logger.Warn("registration refused: wrong secret again; cutting the peer off", "peer", peer, "attempts", w.n, "for", wrongSecretBlock)
+		if b, ok := m.cfg.Network.(sdk.PeerBlocker); ok {
+			if err := b.BlockPeer(context.WithoutCancel(ctx), peer, "guessing the registration secret", wrongSecretBlock); err != nil {
+				m.logger.Warn("network could not block peer", "peer", peer, "err", err)
+			}
+		}
+	}
 }
 
 // Replicas lists the groups this node replicates for others, by id.

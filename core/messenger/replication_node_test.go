@@ -223,3 +223,36 @@ func TestRegistrationRefusals(t *testing.T) {
 		t.Fatalf("the replication node holds %d groups, want 1", n)
 	}
 }
+
+// A peer that keeps presenting wrong registration secrets is cut off; the
+// members it does not concern are unaffected.
+func TestGuessingTheRegistrationSecretIsCutOff(t *testing.T) {
+	ctx := context.Background()
+	sn := simnet.New()
+	t.Cleanup(func() { sn.Close() })
+	secret := crypto.RandomKey()
+	r := replicationNode(t, sn, "r", secret, 0)
+	guesser, member := newTestNode(t, sn, "guesser"), newTestNode(t, sn, "member")
+	sn.ConnectAll()
+	for _, n := range []*testNode{guesser, member} {
+		if _, err := n.m.CreateGroup(ctx, "g"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5 {
+		guess := (&group.ReplicationNodeToken{Peer: r.net.PeerID(), Addrs: r.net.Addrs(), Secret: crypto.RandomKey()}).Token()
+		if err := guesser.m.RegisterWithReplicationNode(ctx, "g", guess); err == nil {
+			t.Fatalf("guess %d accepted", i)
+		}
+		if blocked := r.net.Blocked(guesser.net.PeerID()); blocked != (i == 4) {
+			t.Fatalf("after %d wrong secrets, blocked = %v", i+1, blocked)
+		}
+	}
+	good, err := r.m.ReplicationNodeToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := member.m.RegisterWithReplicationNode(ctx, "g", good); err != nil {
+		t.Fatalf("an honest member after the guesser was cut off: %v", err)
+	}
+}
