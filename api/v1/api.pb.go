@@ -2036,6 +2036,96 @@ func (x *SyncStatusResponse) GetGroups() []*GroupSync {
 	return nil
 }
 
+type RemoveReplicaRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The group: its id or a unique prefix of it (hex).
+	Group         string `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveReplicaRequest) Reset() {
+	*x = RemoveReplicaRequest{}
+	mi := &file_api_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveReplicaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveReplicaRequest) ProtoMessage() {}
+
+func (x *RemoveReplicaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveReplicaRequest.ProtoReflect.Descriptor instead.
+func (*RemoveReplicaRequest) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *RemoveReplicaRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type RemoveReplicaResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The group id removed (hex).
+	Group         string `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveReplicaResponse) Reset() {
+	*x = RemoveReplicaResponse{}
+	mi := &file_api_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveReplicaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveReplicaResponse) ProtoMessage() {}
+
+func (x *RemoveReplicaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveReplicaResponse.ProtoReflect.Descriptor instead.
+func (*RemoveReplicaResponse) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *RemoveReplicaResponse) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
 type ReplicationTokenRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2044,7 +2134,7 @@ type ReplicationTokenRequest struct {
 
 func (x *ReplicationTokenRequest) Reset() {
 	*x = ReplicationTokenRequest{}
-	mi := &file_api_proto_msgTypes[38]
+	mi := &file_api_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2056,7 +2146,7 @@ func (x *ReplicationTokenRequest) String() string {
 func (*ReplicationTokenRequest) ProtoMessage() {}
 
 func (x *ReplicationTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[38]
+	mi := &file_api_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2069,7 +2159,7 @@ func (x *ReplicationTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicationTokenRequest.ProtoReflect.Descriptor instead.
 func (*ReplicationTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{38}
+	return file_api_proto_rawDescGZIP(), []int{40}
 }
 
 type ReplicationTokenResponse struct {
@@ -2084,7 +2174,7 @@ type ReplicationTokenResponse struct {
 
 func (x *ReplicationTokenResponse) Reset() {
 	*x = ReplicationTokenResponse{}
-	mi := &file_api_proto_msgTypes[39]
+	mi := &file_api_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2096,7 +2186,7 @@ func (x *ReplicationTokenResponse) String() string {
 func (*ReplicationTokenResponse) ProtoMessage() {}
 
 func (x *ReplicationTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[39]
+	mi := &file_api_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2109,7 +2199,7 @@ func (x *ReplicationTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicationTokenResponse.ProtoReflect.Descriptor instead.
 func (*ReplicationTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{39}
+	return file_api_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ReplicationTokenResponse) GetToken() string {
@@ -2141,7 +2231,7 @@ type ListReplicasRequest struct {
 
 func (x *ListReplicasRequest) Reset() {
 	*x = ListReplicasRequest{}
-	mi := &file_api_proto_msgTypes[40]
+	mi := &file_api_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2153,7 +2243,7 @@ func (x *ListReplicasRequest) String() string {
 func (*ListReplicasRequest) ProtoMessage() {}
 
 func (x *ListReplicasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[40]
+	mi := &file_api_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2166,7 +2256,7 @@ func (x *ListReplicasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReplicasRequest.ProtoReflect.Descriptor instead.
 func (*ListReplicasRequest) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{40}
+	return file_api_proto_rawDescGZIP(), []int{42}
 }
 
 type Replica struct {
@@ -2185,7 +2275,7 @@ type Replica struct {
 
 func (x *Replica) Reset() {
 	*x = Replica{}
-	mi := &file_api_proto_msgTypes[41]
+	mi := &file_api_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2197,7 +2287,7 @@ func (x *Replica) String() string {
 func (*Replica) ProtoMessage() {}
 
 func (x *Replica) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[41]
+	mi := &file_api_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2210,7 +2300,7 @@ func (x *Replica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Replica.ProtoReflect.Descriptor instead.
 func (*Replica) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{41}
+	return file_api_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Replica) GetGroup() string {
@@ -2257,7 +2347,7 @@ type ListReplicasResponse struct {
 
 func (x *ListReplicasResponse) Reset() {
 	*x = ListReplicasResponse{}
-	mi := &file_api_proto_msgTypes[42]
+	mi := &file_api_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2269,7 +2359,7 @@ func (x *ListReplicasResponse) String() string {
 func (*ListReplicasResponse) ProtoMessage() {}
 
 func (x *ListReplicasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[42]
+	mi := &file_api_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2282,7 +2372,7 @@ func (x *ListReplicasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReplicasResponse.ProtoReflect.Descriptor instead.
 func (*ListReplicasResponse) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{42}
+	return file_api_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListReplicasResponse) GetReplicas() []*Replica {
@@ -2410,7 +2500,11 @@ const file_api_proto_rawDesc = "" +
 	"\x05peers\x18\x05 \x03(\tR\x05peers\x12\x17\n" +
 	"\ain_sync\x18\x06 \x01(\bR\x06inSync\"E\n" +
 	"\x12SyncStatusResponse\x12/\n" +
-	"\x06groups\x18\x01 \x03(\v2\x17.skein.api.v1.GroupSyncR\x06groups\"\x19\n" +
+	"\x06groups\x18\x01 \x03(\v2\x17.skein.api.v1.GroupSyncR\x06groups\",\n" +
+	"\x14RemoveReplicaRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"-\n" +
+	"\x15RemoveReplicaResponse\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\x19\n" +
 	"\x17ReplicationTokenRequest\"Z\n" +
 	"\x18ReplicationTokenResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x12\n" +
@@ -2449,10 +2543,11 @@ const file_api_proto_rawDesc = "" +
 	"\x05Peers\x12G\n" +
 	"\x04List\x12\x1e.skein.api.v1.ListPeersRequest\x1a\x1f.skein.api.v1.ListPeersResponse2S\n" +
 	"\x04Sync\x12K\n" +
-	"\x06Status\x12\x1f.skein.api.v1.SyncStatusRequest\x1a .skein.api.v1.SyncStatusResponse2\xb8\x01\n" +
+	"\x06Status\x12\x1f.skein.api.v1.SyncStatusRequest\x1a .skein.api.v1.SyncStatusResponse2\x8b\x02\n" +
 	"\x0fReplicationNode\x12V\n" +
 	"\x05Token\x12%.skein.api.v1.ReplicationTokenRequest\x1a&.skein.api.v1.ReplicationTokenResponse\x12M\n" +
-	"\x04List\x12!.skein.api.v1.ListReplicasRequest\x1a\".skein.api.v1.ListReplicasResponseB)Z'github.com/skein-p2p/skein/api/v1;apiv1b\x06proto3"
+	"\x04List\x12!.skein.api.v1.ListReplicasRequest\x1a\".skein.api.v1.ListReplicasResponse\x12Q\n" +
+	"\x06Remove\x12\".skein.api.v1.RemoveReplicaRequest\x1a#.skein.api.v1.RemoveReplicaResponseB)Z'github.com/skein-p2p/skein/api/v1;apiv1b\x06proto3"
 
 var (
 	file_api_proto_rawDescOnce sync.Once
@@ -2466,7 +2561,7 @@ func file_api_proto_rawDescGZIP() []byte {
 	return file_api_proto_rawDescData
 }
 
-var file_api_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_api_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_api_proto_goTypes = []any{
 	(*GetAccountRequest)(nil),        // 0: skein.api.v1.GetAccountRequest
 	(*AccountInfo)(nil),              // 1: skein.api.v1.AccountInfo
@@ -2506,11 +2601,13 @@ var file_api_proto_goTypes = []any{
 	(*LogSync)(nil),                  // 35: skein.api.v1.LogSync
 	(*GroupSync)(nil),                // 36: skein.api.v1.GroupSync
 	(*SyncStatusResponse)(nil),       // 37: skein.api.v1.SyncStatusResponse
-	(*ReplicationTokenRequest)(nil),  // 38: skein.api.v1.ReplicationTokenRequest
-	(*ReplicationTokenResponse)(nil), // 39: skein.api.v1.ReplicationTokenResponse
-	(*ListReplicasRequest)(nil),      // 40: skein.api.v1.ListReplicasRequest
-	(*Replica)(nil),                  // 41: skein.api.v1.Replica
-	(*ListReplicasResponse)(nil),     // 42: skein.api.v1.ListReplicasResponse
+	(*RemoveReplicaRequest)(nil),     // 38: skein.api.v1.RemoveReplicaRequest
+	(*RemoveReplicaResponse)(nil),    // 39: skein.api.v1.RemoveReplicaResponse
+	(*ReplicationTokenRequest)(nil),  // 40: skein.api.v1.ReplicationTokenRequest
+	(*ReplicationTokenResponse)(nil), // 41: skein.api.v1.ReplicationTokenResponse
+	(*ListReplicasRequest)(nil),      // 42: skein.api.v1.ListReplicasRequest
+	(*Replica)(nil),                  // 43: skein.api.v1.Replica
+	(*ListReplicasResponse)(nil),     // 44: skein.api.v1.ListReplicasResponse
 }
 var file_api_proto_depIdxs = []int32{
 	12, // 0: skein.api.v1.AddContactResponse.group:type_name -> skein.api.v1.GroupInfo
@@ -2523,7 +2620,7 @@ var file_api_proto_depIdxs = []int32{
 	35, // 7: skein.api.v1.GroupSync.logs:type_name -> skein.api.v1.LogSync
 	36, // 8: skein.api.v1.SyncStatusResponse.groups:type_name -> skein.api.v1.GroupSync
 	36, // 9: skein.api.v1.Replica.sync:type_name -> skein.api.v1.GroupSync
-	41, // 10: skein.api.v1.ListReplicasResponse.replicas:type_name -> skein.api.v1.Replica
+	43, // 10: skein.api.v1.ListReplicasResponse.replicas:type_name -> skein.api.v1.Replica
 	0,  // 11: skein.api.v1.Account.Get:input_type -> skein.api.v1.GetAccountRequest
 	2,  // 12: skein.api.v1.Contacts.Share:input_type -> skein.api.v1.ShareContactRequest
 	4,  // 13: skein.api.v1.Contacts.Add:input_type -> skein.api.v1.AddContactRequest
@@ -2543,31 +2640,33 @@ var file_api_proto_depIdxs = []int32{
 	30, // 27: skein.api.v1.Messages.Subscribe:input_type -> skein.api.v1.SubscribeRequest
 	31, // 28: skein.api.v1.Peers.List:input_type -> skein.api.v1.ListPeersRequest
 	34, // 29: skein.api.v1.Sync.Status:input_type -> skein.api.v1.SyncStatusRequest
-	38, // 30: skein.api.v1.ReplicationNode.Token:input_type -> skein.api.v1.ReplicationTokenRequest
-	40, // 31: skein.api.v1.ReplicationNode.List:input_type -> skein.api.v1.ListReplicasRequest
-	1,  // 32: skein.api.v1.Account.Get:output_type -> skein.api.v1.AccountInfo
-	3,  // 33: skein.api.v1.Contacts.Share:output_type -> skein.api.v1.ShareContactResponse
-	5,  // 34: skein.api.v1.Contacts.Add:output_type -> skein.api.v1.AddContactResponse
-	7,  // 35: skein.api.v1.Contacts.Accept:output_type -> skein.api.v1.AcceptContactResponse
-	9,  // 36: skein.api.v1.Contacts.List:output_type -> skein.api.v1.ListContactsResponse
-	12, // 37: skein.api.v1.Groups.Create:output_type -> skein.api.v1.GroupInfo
-	15, // 38: skein.api.v1.Groups.Invite:output_type -> skein.api.v1.InviteResponse
-	12, // 39: skein.api.v1.Groups.Join:output_type -> skein.api.v1.GroupInfo
-	19, // 40: skein.api.v1.Groups.Members:output_type -> skein.api.v1.MembersResponse
-	12, // 41: skein.api.v1.Groups.RemoveMember:output_type -> skein.api.v1.GroupInfo
-	22, // 42: skein.api.v1.Groups.Leave:output_type -> skein.api.v1.LeaveGroupResponse
-	24, // 43: skein.api.v1.Groups.List:output_type -> skein.api.v1.ListGroupsResponse
-	12, // 44: skein.api.v1.Groups.Get:output_type -> skein.api.v1.GroupInfo
-	11, // 45: skein.api.v1.Groups.Replicate:output_type -> skein.api.v1.ReplicateGroupResponse
-	26, // 46: skein.api.v1.Messages.Send:output_type -> skein.api.v1.Message
-	29, // 47: skein.api.v1.Messages.List:output_type -> skein.api.v1.ListMessagesResponse
-	26, // 48: skein.api.v1.Messages.Subscribe:output_type -> skein.api.v1.Message
-	33, // 49: skein.api.v1.Peers.List:output_type -> skein.api.v1.ListPeersResponse
-	37, // 50: skein.api.v1.Sync.Status:output_type -> skein.api.v1.SyncStatusResponse
-	39, // 51: skein.api.v1.ReplicationNode.Token:output_type -> skein.api.v1.ReplicationTokenResponse
-	42, // 52: skein.api.v1.ReplicationNode.List:output_type -> skein.api.v1.ListReplicasResponse
-	32, // [32:53] is the sub-list for method output_type
-	11, // [11:32] is the sub-list for method input_type
+	40, // 30: skein.api.v1.ReplicationNode.Token:input_type -> skein.api.v1.ReplicationTokenRequest
+	42, // 31: skein.api.v1.ReplicationNode.List:input_type -> skein.api.v1.ListReplicasRequest
+	38, // 32: skein.api.v1.ReplicationNode.Remove:input_type -> skein.api.v1.RemoveReplicaRequest
+	1,  // 33: skein.api.v1.Account.Get:output_type -> skein.api.v1.AccountInfo
+	3,  // 34: skein.api.v1.Contacts.Share:output_type -> skein.api.v1.ShareContactResponse
+	5,  // 35: skein.api.v1.Contacts.Add:output_type -> skein.api.v1.AddContactResponse
+	7,  // 36: skein.api.v1.Contacts.Accept:output_type -> skein.api.v1.AcceptContactResponse
+	9,  // 37: skein.api.v1.Contacts.List:output_type -> skein.api.v1.ListContactsResponse
+	12, // 38: skein.api.v1.Groups.Create:output_type -> skein.api.v1.GroupInfo
+	15, // 39: skein.api.v1.Groups.Invite:output_type -> skein.api.v1.InviteResponse
+	12, // 40: skein.api.v1.Groups.Join:output_type -> skein.api.v1.GroupInfo
+	19, // 41: skein.api.v1.Groups.Members:output_type -> skein.api.v1.MembersResponse
+	12, // 42: skein.api.v1.Groups.RemoveMember:output_type -> skein.api.v1.GroupInfo
+	22, // 43: skein.api.v1.Groups.Leave:output_type -> skein.api.v1.LeaveGroupResponse
+	24, // 44: skein.api.v1.Groups.List:output_type -> skein.api.v1.ListGroupsResponse
+	12, // 45: skein.api.v1.Groups.Get:output_type -> skein.api.v1.GroupInfo
+	11, // 46: skein.api.v1.Groups.Replicate:output_type -> skein.api.v1.ReplicateGroupResponse
+	26, // 47: skein.api.v1.Messages.Send:output_type -> skein.api.v1.Message
+	29, // 48: skein.api.v1.Messages.List:output_type -> skein.api.v1.ListMessagesResponse
+	26, // 49: skein.api.v1.Messages.Subscribe:output_type -> skein.api.v1.Message
+	33, // 50: skein.api.v1.Peers.List:output_type -> skein.api.v1.ListPeersResponse
+	37, // 51: skein.api.v1.Sync.Status:output_type -> skein.api.v1.SyncStatusResponse
+	41, // 52: skein.api.v1.ReplicationNode.Token:output_type -> skein.api.v1.ReplicationTokenResponse
+	44, // 53: skein.api.v1.ReplicationNode.List:output_type -> skein.api.v1.ListReplicasResponse
+	39, // 54: skein.api.v1.ReplicationNode.Remove:output_type -> skein.api.v1.RemoveReplicaResponse
+	33, // [33:55] is the sub-list for method output_type
+	11, // [11:33] is the sub-list for method input_type
 	11, // [11:11] is the sub-list for extension type_name
 	11, // [11:11] is the sub-list for extension extendee
 	0,  // [0:11] is the sub-list for field type_name
@@ -2584,7 +2683,7 @@ func file_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_proto_rawDesc), len(file_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   43,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   7,
 		},

@@ -1180,8 +1180,9 @@ var Sync_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	ReplicationNode_Token_FullMethodName = "/skein.api.v1.ReplicationNode/Token"
-	ReplicationNode_List_FullMethodName  = "/skein.api.v1.ReplicationNode/List"
+	ReplicationNode_Token_FullMethodName  = "/skein.api.v1.ReplicationNode/Token"
+	ReplicationNode_List_FullMethodName   = "/skein.api.v1.ReplicationNode/List"
+	ReplicationNode_Remove_FullMethodName = "/skein.api.v1.ReplicationNode/Remove"
 )
 
 // ReplicationNodeClient is the client API for ReplicationNode service.
@@ -1197,6 +1198,9 @@ type ReplicationNodeClient interface {
 	Token(ctx context.Context, in *ReplicationTokenRequest, opts ...grpc.CallOption) (*ReplicationTokenResponse, error)
 	// List lists the groups registered with this node and their sync state.
 	List(ctx context.Context, in *ListReplicasRequest, opts ...grpc.CallOption) (*ListReplicasResponse, error)
+	// Remove stops replicating a registered group and forgets its
+	// registration (its entries stay in the blockstore until collected).
+	Remove(ctx context.Context, in *RemoveReplicaRequest, opts ...grpc.CallOption) (*RemoveReplicaResponse, error)
 }
 
 type replicationNodeClient struct {
@@ -1227,6 +1231,16 @@ func (c *replicationNodeClient) List(ctx context.Context, in *ListReplicasReques
 	return out, nil
 }
 
+func (c *replicationNodeClient) Remove(ctx context.Context, in *RemoveReplicaRequest, opts ...grpc.CallOption) (*RemoveReplicaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveReplicaResponse)
+	err := c.cc.Invoke(ctx, ReplicationNode_Remove_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ReplicationNodeServer is the server API for ReplicationNode service.
 // All implementations must embed UnimplementedReplicationNodeServer
 // for forward compatibility.
@@ -1240,6 +1254,9 @@ type ReplicationNodeServer interface {
 	Token(context.Context, *ReplicationTokenRequest) (*ReplicationTokenResponse, error)
 	// List lists the groups registered with this node and their sync state.
 	List(context.Context, *ListReplicasRequest) (*ListReplicasResponse, error)
+	// Remove stops replicating a registered group and forgets its
+	// registration (its entries stay in the blockstore until collected).
+	Remove(context.Context, *RemoveReplicaRequest) (*RemoveReplicaResponse, error)
 	mustEmbedUnimplementedReplicationNodeServer()
 }
 
@@ -1255,6 +1272,9 @@ func (UnimplementedReplicationNodeServer) Token(context.Context, *ReplicationTok
 }
 func (UnimplementedReplicationNodeServer) List(context.Context, *ListReplicasRequest) (*ListReplicasResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method List not implemented")
+}
+func (UnimplementedReplicationNodeServer) Remove(context.Context, *RemoveReplicaRequest) (*RemoveReplicaResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Remove not implemented")
 }
 func (UnimplementedReplicationNodeServer) mustEmbedUnimplementedReplicationNodeServer() {}
 func (UnimplementedReplicationNodeServer) testEmbeddedByValue()                         {}
@@ -1313,6 +1333,24 @@ func _ReplicationNode_List_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ReplicationNode_Remove_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveReplicaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReplicationNodeServer).Remove(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReplicationNode_Remove_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReplicationNodeServer).Remove(ctx, req.(*RemoveReplicaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ReplicationNode_ServiceDesc is the grpc.ServiceDesc for ReplicationNode service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1327,6 +1365,10 @@ var ReplicationNode_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "List",
 			Handler:    _ReplicationNode_List_Handler,
+		},
+		{
+			MethodName: "Remove",
+			Handler:    _ReplicationNode_Remove_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

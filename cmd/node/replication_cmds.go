@@ -50,7 +50,7 @@ func (c *cli) replicationCommand() *cobra.Command {
 (skein init --preset replication) that stores and serves the groups members
 register with it, without being able to read them.`,
 	}
-	cmd.AddCommand(c.replicationTokenCommand(), c.replicationListCommand())
+	cmd.AddCommand(c.replicationTokenCommand(), c.replicationListCommand(), c.replicationRemoveCommand())
 	return cmd
 }
 
@@ -126,6 +126,30 @@ func (c *cli) replicationListCommand() *cobra.Command {
 					fmt.Fprintf(c.stdout, "%s  %s, %d entries, registered by %s %s ago\n", rp.GetGroup()[:12], kind, entries,
 						rp.GetRegisteredBy(), time.Since(time.Unix(0, rp.GetRegisteredAt())).Round(time.Second))
 				}
+				return nil
+			})
+		},
+	}
+	f.add(cmd, true)
+	return cmd
+}
+
+func (c *cli) replicationRemoveCommand() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "remove <group>",
+		Short: "Stop replicating a registered group (a prefix of its id) and forget its registration",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withClient(cmd, &f, func(ctx context.Context, cl *client.Client) error {
+				r, err := cl.ReplicationNode.Remove(ctx, &apiv1.RemoveReplicaRequest{Group: args[0]})
+				if err != nil {
+					return rpcError("replication remove", err)
+				}
+				if f.json {
+					return c.writeJSON(map[string]any{"group": r.GetGroup(), "removed": true})
+				}
+				fmt.Fprintf(c.stdout, "removed %s: no longer replicated here (members may register it again)\n", r.GetGroup())
 				return nil
 			})
 		},

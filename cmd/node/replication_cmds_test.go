@@ -136,4 +136,14 @@ func TestReplicationNodeThroughBinary(t *testing.T) {
 	if r := skein(t, env, "replication", "list", "--data-dir", rDir); r.code != 0 || !strings.Contains(r.stdout, "multi") {
 		t.Fatalf("replication list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	var reps []struct {
+		Group string `json:"group"`
+	}
+	skeinJSON(t, env, &reps, "replication", "list", "--json", "--data-dir", rDir)
+	if r := skein(t, env, "replication", "remove", reps[0].Group[:12], "--data-dir", rDir); r.code != 0 || !strings.Contains(r.stdout, "removed "+reps[0].Group) {
+		t.Fatalf("replication remove: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := skein(t, env, "replication", "list", "--data-dir", rDir); r.code != 0 || !strings.Contains(r.stdout, "no groups registered") {
+		t.Fatalf("replication list after remove: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }

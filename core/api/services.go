@@ -439,3 +439,11 @@ func (s replicationNodeServer) List(context.Context, *apiv1.ListReplicasRequest)
 	}
 	return out, nil
 }
+
+func (s replicationNodeServer) Remove(ctx context.Context, r *apiv1.RemoveReplicaRequest) (*apiv1.RemoveReplicaResponse, error) {
+	id, err := s.m.RemoveReplica(ctx, r.GetGroup())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &apiv1.RemoveReplicaResponse{Group: id.String()}, nil
+}

@@ -304,6 +304,47 @@ func (m *Messenger) Replicas() []ReplicaInfo {
 	return out
 }
 
+// RemoveReplica stops replicating the registered group whose hex id ref is
+// (or uniquely starts) and forgets its registration and replication key.
+// Its entries stay in the blockstore. It returns the group's id.
+func (m *Messenger) RemoveReplica(ctx context.Context, ref string) (crypto.PublicKey, error) {
+	if m.cfg.ReplicationNode == nil {
+		return crypto.PublicKey{}, ErrNotReplicationNode
+	}
+	lref := strings.ToLower(strings.TrimSpace(ref))
+	m.mu.Lock()
+	var found []crypto.PublicKey
+	for id := range m.replicas {
+		if lref != "" && strings.HasPrefix(hex.EncodeToString(id[:]), lref) {
+			found = append(found, id)
+		}
+	}
+	if len(found) != 1 {
+		m.mu.Unlock()
+		if len(found) == 0 {
+			return crypto.PublicKey{}, fmt.Errorf("%w: no registered group %q", ErrGroupNotFound, ref)
+		}
+		return crypto.PublicKey{}, fmt.Errorf("%w: %q is a prefix of %d registered groups", ErrAmbiguous, ref, len(found))
+	}
+	gid := found[0]
+	h := m.replicas[gid]
+	delete(m.replicas, gid)
+	m.mu.Unlock()
+	m.unreplicate(h.logs)
+	errs := []error{h.g.Close()}
+	if err := m.cfg.Store.Delete(ctx, []byte(replicaPrefix+hex.EncodeToString(gid[:]))); err != nil {
+		errs = append(errs, fmt.Errorf("forget registration: %w", err))
+	}
+	if err := m.cfg.Keystore.Delete(replicaKeyName(gid)); err != nil {
+		errs = append(errs, fmt.Errorf("forget replication key: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return gid, fmt.Errorf("remove replica %s: %w", gid.Fingerprint(), err)
+	}
+	m.logger.Info("group unregistered", "group", gid.Fingerprint())
+	return gid, nil
+}
+
 // IsReplicationNode reports whether this messenger serves registrations.
 func (m *Messenger) IsReplicationNode() bool { return m.cfg.ReplicationNode != nil }
 

@@ -222,6 +222,40 @@ func TestRegistrationRefusals(t *testing.T) {
 	if n := len(r.m.Replicas()); n != 1 {
 		t.Fatalf("the replication node holds %d groups, want 1", n)
 	}
+	// Removing a registration frees the slot, and survives a restart.
+	one, err := a.m.Resolve("one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"", "zz", one.ID.String()[:10]} {
+		_, err := r.m.RemoveReplica(ctx, ref)
+		if ref == "" || ref == "zz" {
+			if !errors.Is(err, messenger.ErrGroupNotFound) {
+				t.Fatalf("remove %q: err = %v, want ErrGroupNotFound", ref, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := plain.m.RemoveReplica(ctx, "ab"); !errors.Is(err, messenger.ErrNotReplicationNode) {
+		t.Fatalf("remove on a plain node: %v", err)
+	}
+	if err := a.m.RegisterWithReplicationNode(ctx, "two", good); err != nil {
+		t.Fatalf("registering after a removal freed the slot: %v", err)
+	}
+	if err := r.m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r.start(t)
+	two, err := a.m.Resolve("two")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reps := r.m.Replicas(); len(reps) != 1 || reps[0].ID != two.ID {
+		t.Fatalf("after removal and restart, replicas = %+v", reps)
+	}
 }
 
 // A peer that keeps presenting wrong registration secrets is cut off; the
