@@ -78,6 +78,7 @@ func (l *unixListener) Accept(ctx context.Context) (net.Conn, error) {
 }
 
 func (l *unixListener) Addr() string { return l.ln.Addr().String() }
+
 // Close closes the listener; closing again returns the first result.
 func (l *unixListener) Close() error {
 	l.close.Do(func() { l.err = l.ln.Close() })
