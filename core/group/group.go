@@ -913,19 +913,25 @@ func (g *Group) Send(ctx context.Context, body []byte) (*Message, error) {
 		return nil, err
 	}
 	env, _ := (&Envelope{Epoch: e, Header: sealedH, Body: sealedB}).MarshalBinary()
-	entry, err := g.msgs.Append(ctx, env)
+	// The readable local copy is written in the same batch as the entry's
+	// index: both are durable when Send returns, or neither is.
+	var msg *Message
+	entry, err := g.msgs.AppendWith(ctx, env, func(en *log.Entry) ([]log.KVOp, error) {
+		msg = &Message{CID: en.CID(), Sender: me, Account: g.me.AccountKey(), Epoch: e, Index: idx,
+			SentAt: time.UnixMilli(h.SentAt), Time: en.Time, Body: slices.Clone(body)}
+		op, err := g.localOp(msg)
+		if err != nil {
+			return nil, err
+		}
+		return []log.KVOp{op}, nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("send to group %s: %w", g.id.Fingerprint(), err)
 	}
 	k := entry.CID().KeyString()
-	msg := &Message{CID: entry.CID(), Sender: me, Account: g.me.AccountKey(), Epoch: e, Index: idx,
-		SentAt: time.UnixMilli(h.SentAt), Time: entry.Time, Body: slices.Clone(body)}
 	g.delivered[k] = msg
 	g.final[k] = true
 	g.seen[msgRef{sender: me, epoch: e, index: idx}] = k
-	if err := g.storeLocal(ctx, msg); err != nil {
-		return msg, fmt.Errorf("send to group %s: message sent but not stored locally: %w", g.id.Fingerprint(), err)
-	}
 	s := g.stats[me]
 	if s == nil {
 		s = &writerStats{limits: map[EpochID]uint64{}}

@@ -251,17 +251,26 @@ func (g *Group) storeLocal(ctx context.Context, m *Message) error {
 	if g.kv == nil {
 		return nil
 	}
+	op, err := g.localOp(m)
+	if err != nil {
+		return err
+	}
+	// Synced: once a message is delivered it must survive a crash; the
+	// ratchet key that opened it is gone, so this copy is the only one
+	// this device can read. (Send writes its copy with the entry's index:
+	// see Send.)
+	return g.kv.Batch(ctx, []log.KVOp{op}, true)
+}
+
+// localOp is the KV write of m's local copy, sealed under the local key.
+func (g *Group) localOp(m *Message) (log.KVOp, error) {
 	ad := append([]byte(adLocalMessage), g.id[:]...)
 	ad = append(ad, m.CID.Bytes()...)
 	sealed, err := crypto.Seal(&g.localKey, encodeLocal(m), ad)
 	if err != nil {
-		return err
+		return log.KVOp{}, err
 	}
-	key := append(g.localPrefix(), m.CID.Bytes()...)
-	// Synced: once Send returns (or a message is delivered) it must survive
-	// a crash; the ratchet key that sealed it is gone, so this copy is the
-	// only one this device can read.
-	return g.kv.Batch(ctx, []log.KVOp{{Key: key, Value: sealed}}, true)
+	return log.KVOp{Key: append(g.localPrefix(), m.CID.Bytes()...), Value: sealed}, nil
 }
 
 func (g *Group) openLocal(cidBytes, sealed []byte) (*Message, error) {

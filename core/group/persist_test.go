@@ -1,6 +1,8 @@
 package group
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"slices"
 	"testing"
@@ -91,4 +93,52 @@ func TestSaveKeysAndOpen(t *testing.T) {
 			t.Fatalf("got %v, want crypto.ErrNotFound", err)
 		}
 	})
+}
+
+// failingKV fails, while fail is set, every batch that writes a local
+// copy of a message.
+type failingKV struct {
+	*log.MemKV
+	fail bool
+}
+
+func (k *failingKV) Batch(ctx context.Context, ops []log.KVOp, sync bool) error {
+	for _, op := range ops {
+		if k.fail && bytes.Contains(op.Key, []byte("/local/m/")) {
+			return errors.New("disk full")
+		}
+	}
+	return k.MemKV.Batch(ctx, ops, sync)
+}
+
+// A sent message's entry and this device's readable copy of it are stored
+// together or not at all: a failed write leaves no entry behind whose copy
+// is missing (after a restart the sending chain is advanced past the
+// indices of the copies; an entry without one would have its index used
+// again, and receivers would drop the second message as a replay).
+func TestSendStoresEntryAndLocalCopyTogether(t *testing.T) {
+	ctx := ctxT(t)
+	kv := &failingKV{MemKV: log.NewMemKV()}
+	g, err := Create(ctx, newIdentity(t), Storage{Blocks: log.NewMemBlockStore(), KV: kv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	before := g.msgs.Len()
+	kv.fail = true
+	if _, err := g.Send(ctx, []byte("lost to a full disk")); err == nil {
+		t.Fatal("send succeeded on a failing store")
+	}
+	if g.msgs.Len() != before {
+		t.Fatalf("the message log holds %d entries after a failed send, want %d", g.msgs.Len(), before)
+	}
+	kv.fail = false
+	m, err := g.Send(ctx, []byte("after the disk recovered"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := kv.Get(ctx, append(g.localPrefix(), m.CID.Bytes()...))
+	if err != nil || len(local) == 0 {
+		t.Fatalf("no local copy of a sent message: %v", err)
+	}
 }

@@ -134,7 +134,7 @@ func (l *Log) Join(ctx context.Context, heads []cid.Cid, from string, opts ...Jo
 				return JoinResult{}, fmt.Errorf("join log %q from peer %q: put block: %w", l.id, from, err)
 			}
 		}
-		if err := l.commit(ctx, accepted); err != nil {
+		if err := l.commit(ctx, accepted, nil); err != nil {
 			return JoinResult{}, fmt.Errorf("join log %q from peer %q: %w", l.id, from, err)
 		}
 	}

@@ -273,6 +273,16 @@ func (l *Log) load(ctx context.Context, c cid.Cid) (*Entry, error) {
 // Append signs a new entry holding payload, with the current heads as next,
 // and adds it to the log. The payload is copied.
 func (l *Log) Append(ctx context.Context, payload []byte) (*Entry, error) {
+	return l.AppendWith(ctx, payload, nil)
+}
+
+// AppendWith is Append with extra key-value writes committed in the same
+// KV batch as the new entry's index, and synced with it: they are durable
+// exactly when the entry is (one sync instead of two). extra receives the
+// signed entry (its CID and time known) before anything is written; it
+// runs under the log's lock and must not call the log. An error from it
+// aborts the append.
+func (l *Log) AppendWith(ctx context.Context, payload []byte, extra func(*Entry) ([]KVOp, error)) (*Entry, error) {
 	if l.signer == nil {
 		return nil, fmt.Errorf("append to log %q: %w", l.id, ErrReadOnly)
 	}
@@ -323,19 +333,27 @@ func (l *Log) Append(ctx context.Context, payload []byte) (*Entry, error) {
 	if err := l.access.CanWrite(ctx, e); err != nil {
 		return nil, fmt.Errorf("append to log %q: %w: %w", l.id, ErrNotAllowed, err)
 	}
+	var more []KVOp
+	if extra != nil {
+		var err error
+		if more, err = extra(e); err != nil {
+			return nil, fmt.Errorf("append to log %q: %w", l.id, err)
+		}
+	}
 	if err := l.blocks.Put(ctx, e.cid, e.raw); err != nil {
 		return nil, fmt.Errorf("append to log %q: put block: %w", l.id, err)
 	}
-	if err := l.commit(ctx, []*Entry{e}); err != nil {
+	if err := l.commit(ctx, []*Entry{e}, more); err != nil {
 		return nil, fmt.Errorf("append to log %q: %w", l.id, err)
 	}
 	return e, nil
 }
 
 // commit persists entries (sorted in total order, all new, every next
-// either in the log or among entries) as one KV batch, then updates the
-// in-memory heads and index and notifies subscribers. l.mu is held.
-func (l *Log) commit(ctx context.Context, entries []*Entry) error {
+// either in the log or among entries) as one KV batch, with extra writes if
+// any (the batch is then synced whatever the log's option), then updates
+// the in-memory heads and index and notifies subscribers. l.mu is held.
+func (l *Log) commit(ctx context.Context, entries []*Entry, extra []KVOp) error {
 	keys := make([]orderKey, len(entries))
 	referenced := make(map[string]struct{}, len(entries))
 	ops := make([]KVOp, 0, 2*len(entries)+len(l.heads)+1)
@@ -364,7 +382,8 @@ func (l *Log) commit(ctx context.Context, entries []*Entry) error {
 		ops = append(ops, KVOp{Key: l.cidKey(tagHead, e.cid), Value: binary.BigEndian.AppendUint64(nil, e.Time)})
 	}
 	ops = append(ops, KVOp{Key: l.key(tagCount), Value: binary.BigEndian.AppendUint64(nil, uint64(len(l.index)+len(entries)))})
-	if err := l.kv.Batch(ctx, ops, l.opts.syncWrites); err != nil {
+	ops = append(ops, extra...)
+	if err := l.kv.Batch(ctx, ops, l.opts.syncWrites || len(extra) > 0); err != nil {
 		return fmt.Errorf("write index: %w", err)
 	}
 	slices.SortFunc(heads, func(a, b head) int { return compareCID(a.cid, b.cid) })
