@@ -38,7 +38,9 @@ func TestAppendWith(t *testing.T) {
 		{"no extra, unsynced log", false, nil, nil, false, false},
 		{"no extra, synced log", true, nil, nil, true, false},
 		{"extra ops: one synced batch even on an unsynced log", false,
-			func(e *Entry) ([]KVOp, error) { return []KVOp{{Key: []byte("x/" + e.CID().String()), Value: []byte("v")}}, nil }, nil, true, true},
+			func(e *Entry) ([]KVOp, error) {
+				return []KVOp{{Key: []byte("x/" + e.CID().String()), Value: []byte("v")}}, nil
+			}, nil, true, true},
 		{"extra fails: nothing written", true, func(*Entry) ([]KVOp, error) { return nil, refused }, refused, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
