@@ -712,7 +712,10 @@ func (g *Group) processMessages(added []*log.Entry, from string) []Rejection {
 		}
 		return slices.Compare(a.CID().Bytes(), b.CID().Bytes())
 	})
-	var rejected []Rejection
+	var (
+		rejected  []Rejection
+		delivered []*Message
+	)
 	for _, e := range todo {
 		k := e.CID().KeyString()
 		if g.final[k] {
@@ -733,13 +736,18 @@ func (g *Group) processMessages(added []*log.Entry, from string) []Rejection {
 			g.logger.Warn("message refused", "cid", e.CID().String(), "err", err)
 		default:
 			g.delivered[k] = msg
-			if err := g.storeLocal(context.Background(), msg); err != nil {
-				g.logger.Error("store delivered message", "cid", e.CID().String(), "err", err)
-			}
-			g.notify(msg)
+			delivered = append(delivered, msg)
 		}
 		g.final[k] = true
 		delete(g.pendingMsgs, k)
+	}
+	// The readable copies of a round go in one synced batch, before any is
+	// handed to subscribers.
+	if err := g.storeLocal(context.Background(), delivered...); err != nil {
+		g.logger.Error("store delivered messages", "messages", len(delivered), "err", err)
+	}
+	for _, m := range delivered {
+		g.notify(m)
 	}
 	return rejected
 }

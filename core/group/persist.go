@@ -246,20 +246,25 @@ func encodeLocal(m *Message) []byte {
 	return w.b
 }
 
-// storeLocal keeps a delivered message in the KV, sealed.
-func (g *Group) storeLocal(ctx context.Context, m *Message) error {
-	if g.kv == nil {
+// storeLocal keeps delivered messages in the KV, sealed, in one synced
+// batch.
+func (g *Group) storeLocal(ctx context.Context, ms ...*Message) error {
+	if g.kv == nil || len(ms) == 0 {
 		return nil
 	}
-	op, err := g.localOp(m)
-	if err != nil {
-		return err
+	ops := make([]log.KVOp, len(ms))
+	for i, m := range ms {
+		op, err := g.localOp(m)
+		if err != nil {
+			return err
+		}
+		ops[i] = op
 	}
 	// Synced: once a message is delivered it must survive a crash; the
 	// ratchet key that opened it is gone, so this copy is the only one
 	// this device can read. (Send writes its copy with the entry's index:
 	// see Send.)
-	return g.kv.Batch(ctx, []log.KVOp{op}, true)
+	return g.kv.Batch(ctx, ops, true)
 }
 
 // localOp is the KV write of m's local copy, sealed under the local key.
