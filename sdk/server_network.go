@@ -124,6 +124,12 @@ func (n *networkServer) FindProviders(req *wirev1.CidRequest, stream grpc.Server
 	if err != nil {
 		return toStatus(err)
 	}
+	return streamPeers(ctx, stream, ch)
+}
+
+// streamPeers sends a Started event, then every peer from ch, until ch
+// closes or ctx ends (FindProviders, FindPeers).
+func streamPeers(ctx context.Context, stream grpc.ServerStreamingServer[wirev1.FindPeersEvent], ch <-chan PeerInfo) error {
 	if err := stream.Send(&wirev1.FindPeersEvent{Started: true}); err != nil {
 		return err
 	}

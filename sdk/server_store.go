@@ -131,20 +131,5 @@ func (d *discoveryServer) FindPeers(req *wirev1.FindPeersRequest, stream grpc.Se
 	if err != nil {
 		return toStatus(err)
 	}
-	if err := stream.Send(&wirev1.FindPeersEvent{Started: true}); err != nil {
-		return err
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case p, ok := <-ch:
-			if !ok {
-				return nil
-			}
-			if err := stream.Send(&wirev1.FindPeersEvent{Peer: peerInfoToWire(p)}); err != nil {
-				return err
-			}
-		}
-	}
+	return streamPeers(ctx, stream, ch)
 }

@@ -583,14 +583,6 @@ func (g *Group) CompleteJoin(ctx context.Context) error {
 	return nil
 }
 
-// Joining reports whether the group was opened with OpenInvitation and the
-// join is not complete yet.
-func (g *Group) Joining() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.joining != nil
-}
-
 func (g *Group) completeJoin(ctx context.Context) error {
 	inv, ik := g.joining.inv, g.joining.ik
 	if !g.state.created {

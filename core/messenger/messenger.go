@@ -436,13 +436,6 @@ func (m *Messenger) CreateGroup(ctx context.Context, name string) (GroupInfo, er
 	return m.info(&held{g: g, rec: rec}), nil
 }
 
-// wrote is called after a local write: it schedules the group's keys to be
-// saved. The replicator announces the new entries by itself.
-func (m *Messenger) wrote(_ context.Context, h *held) error {
-	m.markDirty(h.g)
-	return nil
-}
-
 // Invite returns a new invitation to the group.
 func (m *Messenger) Invite(ctx context.Context, ref string) (*group.Invitation, error) {
 	h, err := m.resolve(ref)
@@ -453,7 +446,8 @@ func (m *Messenger) Invite(ctx context.Context, ref string) (*group.Invitation, 
 	if err != nil {
 		return nil, err
 	}
-	return inv, m.wrote(ctx, h)
+	m.markDirty(h.g) // the replicator announces the new entry by itself
+	return inv, nil
 }
 
 // JoinGroup joins the group of an invitation token: it fetches the group's
@@ -579,7 +573,8 @@ func (m *Messenger) RemoveMember(ctx context.Context, ref, member string) (Group
 	if err := h.g.RemoveMember(ctx, acct); err != nil {
 		return GroupInfo{}, err
 	}
-	return m.info(h), m.wrote(ctx, h)
+	m.markDirty(h.g)
+	return m.info(h), nil
 }
 
 // Leave leaves the group: this device writes that it left, stops
@@ -621,7 +616,8 @@ func (m *Messenger) Send(ctx context.Context, ref string, body []byte) (*group.M
 	if err != nil {
 		return nil, err
 	}
-	return msg, m.wrote(ctx, h)
+	m.markDirty(h.g)
+	return msg, nil
 }
 
 // ListOptions select messages for Messages.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/skein-p2p/skein/sdk"
+	"github.com/skein-p2p/skein/sdk/plugintest"
 )
 
 // BenchmarkBitswapOverAttachedTransport moves 16 blocks of 1 MiB by
@@ -20,7 +21,7 @@ func BenchmarkBitswapOverAttachedTransport(b *testing.B) {
 	const blocks, size = 16, 1 << 20
 	for _, shape := range nodeShapes {
 		b.Run(shape.name, func(b *testing.B) {
-			dir := shortDir(b)
+			dir := plugintest.SocketDir(b)
 			na := startShapedNode(b, shape, filepath.Join(dir, "a.sock"))
 			nb := startShapedNode(b, shape, filepath.Join(dir, "b.sock"))
 			nwA, nwB := nodeNetwork(b, na), nodeNetwork(b, nb)

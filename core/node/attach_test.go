@@ -131,17 +131,6 @@ func (p *rendezvousPlugin) FindPeers(ctx context.Context, ns string) (<-chan sdk
 
 // ---- helpers ----
 
-// shortDir is a private directory with a short path, for unix sockets.
-func shortDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("/tmp", "skn-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	return dir
-}
-
 var (
 	binOnce sync.Map // package path -> *builtBinary
 )
@@ -313,7 +302,7 @@ func rawTestBlock(t testing.TB, data []byte) sdk.Block {
 func TestNodesFindAndReachEachOtherOverAttachedTransport(t *testing.T) {
 	for _, shape := range nodeShapes {
 		t.Run(shape.name, func(t *testing.T) {
-			dir := shortDir(t)
+			dir := plugintest.SocketDir(t)
 			a := startShapedNode(t, shape, filepath.Join(dir, "a.sock"))
 			b := startShapedNode(t, shape, filepath.Join(dir, "b.sock"))
 			nwA, nwB := nodeNetwork(t, a), nodeNetwork(t, b)
@@ -400,7 +389,7 @@ func TestTransportStaysAttachedAcrossRestarts(t *testing.T) {
 		t.Skip("starts five out-of-process nodes")
 	}
 	shape := nodeShapes[1]
-	dir := shortDir(t)
+	dir := plugintest.SocketDir(t)
 	b := startShapedNode(t, shape, filepath.Join(dir, "b.sock"))
 	nwB := nodeNetwork(t, b)
 	cases := []struct {
@@ -448,7 +437,7 @@ func TestTransportStaysAttachedAcrossRestarts(t *testing.T) {
 // through the node); the node refuses to start, naming the cause.
 func TestLinkedTransportIsNotRelayedToNetworkProcess(t *testing.T) {
 	ipfsBin, ipfsSum := buildBinary(t, "github.com/skein-p2p/skein/plugins/ipfs/cmd/skein-ipfs")
-	dir := shortDir(t)
+	dir := plugintest.SocketDir(t)
 	yaml := "node:\n  data_dir: data\nplugins:\n  store:\n    enabled: false\n" + `
   network:
     id: network.ipfs

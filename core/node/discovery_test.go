@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/skein-p2p/skein/sdk"
+	"github.com/skein-p2p/skein/sdk/plugintest"
 )
 
 // dialCounter is a real network that counts the Connect calls per peer.
@@ -54,7 +55,7 @@ func randomPeerID(t testing.TB) string {
 // once (the failure is logged, not retried within discoveryRetry).
 func TestDiscoverDialsEachPeerOnce(t *testing.T) {
 	shape := nodeShapes[0]
-	dir := shortDir(t)
+	dir := plugintest.SocketDir(t)
 	a := startShapedNode(t, shape, filepath.Join(dir, "a.sock"))
 	b := startShapedNode(t, shape, filepath.Join(dir, "b.sock"))
 	nwA, nwB := &dialCounter{Network: nodeNetwork(t, a), dials: map[string]int{}}, nodeNetwork(t, b)

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -79,15 +80,7 @@ func (r *Replicator) Status() Status {
 		}
 	}
 	r.mu.Unlock()
-	slices.SortFunc(st.Blocked, func(a, b BlockedPeer) int {
-		switch {
-		case a.Peer < b.Peer:
-			return -1
-		case a.Peer > b.Peer:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(st.Blocked, func(a, b BlockedPeer) int { return strings.Compare(a.Peer, b.Peer) })
 	return st
 }
 
@@ -106,15 +99,7 @@ func (rep *replica) status() LogStatus {
 			}
 		}
 	}
-	slices.SortFunc(s.Remote, func(a, b PeerHeads) int {
-		switch {
-		case a.Peer < b.Peer:
-			return -1
-		case a.Peer > b.Peer:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(s.Remote, func(a, b PeerHeads) int { return strings.Compare(a.Peer, b.Peer) })
 	slices.SortFunc(s.Missing, compareCIDs)
 	s.Queued = len(rep.queue)
 	s.Fetching = rep.joining

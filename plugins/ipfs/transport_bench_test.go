@@ -28,12 +28,12 @@ func BenchmarkAttachedTransportStream(b *testing.B) {
 				startNetwork(b, map[string]any{"pubsub_validation": PubsubValidationNone})
 		}},
 		{"linked unix transport", func(b *testing.B) (*Network, *Network) {
-			dir := socketDir(b)
+			dir := plugintest.SocketDir(b)
 			tr := unixTransport("x-test-unix")
 			return startAttached(b, tr, filepath.Join(dir, "a.sock")), startAttached(b, tr, filepath.Join(dir, "b.sock"))
 		}},
 		{"transport-pipe process socket plane", func(b *testing.B) (*Network, *Network) {
-			dir := socketDir(b)
+			dir := plugintest.SocketDir(b)
 			open := func() sdk.Transport {
 				rp := plugintest.StartBinary(b, transportPipeBinary(b), plugintest.WithDataPlane(sdk.DataPlaneSocket))
 				tr, _ := rp.Transport()
@@ -42,7 +42,7 @@ func BenchmarkAttachedTransportStream(b *testing.B) {
 			return startAttached(b, open(), filepath.Join(dir, "a.sock")), startAttached(b, open(), filepath.Join(dir, "b.sock"))
 		}},
 		{"transport-pipe process stream plane", func(b *testing.B) (*Network, *Network) {
-			dir := socketDir(b)
+			dir := plugintest.SocketDir(b)
 			open := func() sdk.Transport {
 				rp := plugintest.StartBinary(b, transportPipeBinary(b), plugintest.WithDataPlane(sdk.DataPlaneStream))
 				tr, _ := rp.Transport()

@@ -30,18 +30,6 @@ func unixTransport(proto string) plugintest.UnixTransport {
 	return plugintest.UnixTransport{Proto: proto}
 }
 
-// socketDir is a short private directory for unix sockets (sun_path holds
-// ~107 bytes, too few for t.TempDir under long test names).
-func socketDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("/tmp", "skt-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	return dir
-}
-
 var (
 	pipeBinOnce sync.Once
 	pipeBin     string
@@ -145,7 +133,7 @@ func onlyOverProtocol(t testing.TB, a, b *Network, proto string) {
 func TestHostsConnectOnlyThroughAttachedTransport(t *testing.T) {
 	for _, tc := range transportCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := socketDir(t)
+			dir := plugintest.SocketDir(t)
 			trA, trB := tc.open(t), tc.open(t)
 			a := startAttached(t, trA, filepath.Join(dir, "a.sock"))
 			b := startAttached(t, trB, filepath.Join(dir, "b.sock"))
@@ -198,7 +186,7 @@ func TestGarbagePeerIsRefusedByUpgrader(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := socketDir(t)
+			dir := plugintest.SocketDir(t)
 			tr := unixTransport("x-test-unix")
 			bSock := filepath.Join(dir, "b.sock")
 			b := startAttached(t, tr, bSock)
@@ -229,7 +217,7 @@ func TestGarbagePeerIsRefusedByUpgrader(t *testing.T) {
 }
 
 func TestAttachTransportRefusals(t *testing.T) {
-	dir := socketDir(t)
+	dir := plugintest.SocketDir(t)
 	n := startNetwork(t, map[string]any{
 		"listen":     []any{},
 		"transports": map[string]any{"x-test-unix": []any{filepath.Join(dir, "n.sock")}},
@@ -271,7 +259,7 @@ var errAny = errors.New("any error")
 // restart of the transport plugin): the host listens once, on the new
 // transport, and peers still connect.
 func TestReattachReplacesListener(t *testing.T) {
-	dir := socketDir(t)
+	dir := plugintest.SocketDir(t)
 	tr := unixTransport("x-test-unix")
 	b := startAttached(t, tr, filepath.Join(dir, "b.sock"))
 	if err := b.AttachTransport(context.Background(), "pipe", tr); err != nil {

@@ -2,7 +2,6 @@ package plugintest_test
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -97,11 +96,7 @@ func TestLifecycleOutOfProcess(t *testing.T) {
 func TestUnixTransportLinkedIn(t *testing.T) {
 	tr := plugintest.UnixTransport{Proto: "x-test-unix"}
 	plugintest.StartLinked(t, tr, nil)
-	dir, err := os.MkdirTemp("", "ut") // sun_path is short: not t.TempDir's long path
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := plugintest.SocketDir(t)
 	n := 0
 	plugintest.TestTransport(t, func(testing.TB) (sdk.Transport, string) {
 		n++

@@ -3,7 +3,9 @@ package plugintest
 import (
 	"context"
 	"net"
+	"os"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/skein-p2p/skein/sdk"
@@ -83,4 +85,17 @@ func (l *unixListener) Addr() string { return l.ln.Addr().String() }
 func (l *unixListener) Close() error {
 	l.close.Do(func() { l.err = l.ln.Close() })
 	return l.err
+}
+
+// SocketDir returns a private directory with a short path for unix
+// sockets, removed at the end of the test: sun_path holds ~107 bytes, too
+// few for t.TempDir under long test names.
+func SocketDir(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "skt-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
 }
