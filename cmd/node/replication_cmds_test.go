@@ -86,6 +86,13 @@ func TestReplicationNodeThroughBinary(t *testing.T) {
 	if r := skein(t, bEnv, "group", "join", "--name", "team", strings.TrimSpace(inv.stdout), "--data-dir", bDir); r.code != 0 {
 		t.Fatalf("join through the replication node: %s", r.stderr)
 	}
+	// a shares its sending chain with b once it has applied b's join (a
+	// new member reads from the point its members learn of it).
+	waitUntil(t, "a knows b joined", func() bool {
+		var ms []json.RawMessage
+		skeinJSON(t, env, &ms, "group", "members", "team", "--json", "--data-dir", aDir)
+		return len(ms) == 2
+	})
 	for _, body := range []string{"one", "two", "three"} {
 		if r := skein(t, env, "send", "team", body, "--data-dir", aDir); r.code != 0 {
 			t.Fatalf("send: %s", r.stderr)
@@ -109,12 +116,13 @@ func TestReplicationNodeThroughBinary(t *testing.T) {
 		} `json:"logs"`
 	}
 	skeinJSON(t, env, &aSync, "sync", "status", "team", "--json", "--data-dir", aDir)
-	want := strings.Join(aSync[0].Logs[1].LocalHeads, ",")
-	waitUntil(t, "the replication node holds a's messages", func() bool {
+	// Both logs: the messages and the metadata (a's chain key for b).
+	want := strings.Join(aSync[0].Logs[0].LocalHeads, ",") + ";" + strings.Join(aSync[0].Logs[1].LocalHeads, ",")
+	waitUntil(t, "the replication node holds a's logs", func() bool {
 		var reps []replica
 		skeinJSON(t, env, &reps, "replication", "list", "--json", "--data-dir", rDir)
 		return len(reps) == 1 && reps[0].Kind == "multi" && len(reps[0].Sync.Logs) == 2 &&
-			strings.Join(reps[0].Sync.Logs[1].LocalHeads, ",") == want
+			strings.Join(reps[0].Sync.Logs[0].LocalHeads, ",")+";"+strings.Join(reps[0].Sync.Logs[1].LocalHeads, ",") == want
 	})
 	aNode.stop(t)
 	waitUntil(t, "b reads a's messages", func() bool {

@@ -24,19 +24,20 @@ func replicationNode(t testing.TB, sn *simnet.Network, name string, secret [32]b
 	})
 }
 
-// localHeads returns the message log's local heads of a group's sync status.
+// localHeads returns the local heads of a group's sync status, log by log
+// ("meta: ...; messages: ...").
 func localHeads(st messenger.SyncStatus) string {
+	var out []string
 	for _, l := range st.Logs {
-		if l.Log == "messages" {
-			var s []string
-			for _, c := range l.LocalHeads {
-				s = append(s, c.String())
-			}
-			slices.Sort(s)
-			return strings.Join(s, ",")
+		var s []string
+		for _, c := range l.LocalHeads {
+			s = append(s, c.String())
 		}
+		slices.Sort(s)
+		out = append(out, l.Log+": "+strings.Join(s, ","))
 	}
-	return ""
+	slices.Sort(out)
+	return strings.Join(out, "; ")
 }
 
 // A member registers its group with a replication node; the node keeps
@@ -65,6 +66,13 @@ func TestReplicationNodeServesAbsentMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
+	// a shares its sending chain with b once it has applied b's join: a
+	// message a sends before that is not for b (a new member reads from
+	// the point its members learn of it), so wait for it.
+	waitFor(t, "a knows b joined", func() bool {
+		ms, err := a.m.Members(ref)
+		return err == nil && len(ms) == 2
+	})
 	token, err := r.m.ReplicationNodeToken()
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +101,8 @@ func TestReplicationNodeServesAbsentMembers(t *testing.T) {
 		}
 		return st[0]
 	}
-	waitFor(t, "the replication node holds a's messages", func() bool {
+	// Both logs: the messages and the metadata (a's chain key for b).
+	waitFor(t, "the replication node holds a's logs", func() bool {
 		reps := r.m.Replicas()
 		return len(reps) == 1 && localHeads(reps[0].Sync) == localHeads(aStatus())
 	})
