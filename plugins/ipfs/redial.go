@@ -3,6 +3,7 @@ package ipfs
 import (
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -295,25 +296,42 @@ func (r *redialer) dial(ctx context.Context, info peer.AddrInfo) {
 	}
 	start := time.Now()
 	err := r.host.Connect(dctx, info)
+	if ctx.Err() != nil {
+		r.mu.Lock()
+		if p, ok := r.peers[info.ID]; ok {
+			p.dialing = false
+		}
+		r.mu.Unlock()
+		return
+	}
+	r.dialed(info.ID, start, err)
+}
+
+// dialed records the end of a dial that started at start: the peer is
+// connected, or its next dial is scheduled.
+func (r *redialer) dialed(id peer.ID, start time.Time, err error) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p, ok := r.peers[info.ID]
+	p, ok := r.peers[id]
 	if !ok {
 		return // forgotten meanwhile
 	}
 	p.dialing = false
-	if ctx.Err() != nil {
-		return
-	}
-	if err == nil || r.host.Network().Connectedness(info.ID) == network.Connected {
+	// Connectedness, not err: a connection that came up and was lost
+	// before this point reported its loss while the dial ran, which
+	// scheduled nothing (p.dialing), so it must be scheduled here.
+	if r.host.Network().Connectedness(id) == network.Connected {
 		if p.connectedAt.IsZero() {
 			p.connectedAt = now
 		}
-		r.logger.Info("wanted peer reconnected", "peer", info.ID.String(), "dial", now.Sub(start).Round(time.Millisecond).String())
+		r.logger.Info("wanted peer reconnected", "peer", id.String(), "dial", now.Sub(start).Round(time.Millisecond).String())
 		return
 	}
+	if err == nil {
+		err = errors.New("the connection was lost again at once")
+	}
 	r.scheduleLocked(p, now)
-	r.logger.Debug("wanted peer redial failed", "peer", info.ID.String(), "retry_in", p.next.Sub(now).Round(time.Millisecond).String(), "err", err)
+	r.logger.Debug("wanted peer redial failed", "peer", id.String(), "retry_in", p.next.Sub(now).Round(time.Millisecond).String(), "err", err)
 	r.signal()
 }
