@@ -101,21 +101,34 @@ func (r *ReplicatedLog) Subscribe(ctx context.Context) <-chan *log.Entry { retur
 // e.g. a replicator's block getter), then runs the group's processing of
 // what it added. Its result and error are the log's; a failure of the
 // processing itself (reading the store) is joined to the error.
+//
+// Fetching and checking signatures (log.PrepareJoin) run without the
+// group's lock: a long catch-up, or a fetch of blocks nobody serves (until
+// the replicator's stall timeout), never holds up Send, Messages or the
+// other log's processing. Only validation against the membership, the
+// commit and the processing run under the lock.
 func (r *ReplicatedLog) Join(ctx context.Context, heads []cid.Cid, from string, opts ...log.JoinOption) (log.JoinResult, error) {
 	g := r.g
+	g.mu.Lock()
+	closed := g.closed
+	g.mu.Unlock()
+	if closed {
+		return log.JoinResult{}, ErrClosed
+	}
+	p, err := r.l.PrepareJoin(ctx, heads, from, opts...)
+	if err != nil {
+		return log.JoinResult{}, err
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
 		return log.JoinResult{}, ErrClosed
 	}
-	var (
-		res log.JoinResult
-		err error
-	)
+	var res log.JoinResult
 	if r.meta {
-		res, err = g.joinMeta(ctx, heads, from, opts)
+		res, err = g.commitMeta(ctx, p)
 	} else {
-		res, err = g.msgs.Join(ctx, heads, from, opts...)
+		res, err = p.Commit(ctx)
 	}
 	if len(res.Added) == 0 {
 		return res, err
@@ -137,9 +150,19 @@ func (r *ReplicatedLog) Join(ctx context.Context, heads []cid.Cid, from string, 
 
 // joinMeta joins the metadata log; g.mu is held.
 func (g *Group) joinMeta(ctx context.Context, heads []cid.Cid, from string, opts []log.JoinOption) (log.JoinResult, error) {
+	p, err := g.meta.PrepareJoin(ctx, heads, from, opts...)
+	if err != nil {
+		return log.JoinResult{}, err
+	}
+	return g.commitMeta(ctx, p)
+}
+
+// commitMeta commits a prepared join of the metadata log, whose access
+// check records what it approves in g.pending; g.mu is held.
+func (g *Group) commitMeta(ctx context.Context, p *log.PreparedJoin) (log.JoinResult, error) {
 	g.pending = newPending()
 	defer func() { g.pending = newPending() }()
-	return g.meta.Join(ctx, heads, from, opts...)
+	return p.Commit(ctx)
 }
 
 // applyMeta rebuilds the membership after metadata entries were added and

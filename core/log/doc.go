@@ -18,6 +18,10 @@
 // the [AccessController] the group layer supplies, size limits, clock
 // sanity) before it enters, and reports every rejected entry with the peer
 // that sent it. The total order is (time, writer key, CID binary), ascending.
+// A Join is two halves: [Log.PrepareJoin] fetches and checks signatures
+// without any lock of the log, [PreparedJoin.Commit] validates against the
+// log as it is then and adds, so a caller that serialises commits under a
+// lock of its own (the group layer) holds it only for the second half.
 //
 // Usage sketch:
 //

@@ -50,6 +50,8 @@ var (
 	// ErrJoinLimit: a join would fetch more new entries than the configured
 	// per-join limit; entries beyond it were not fetched.
 	ErrJoinLimit = errors.New("join limit reached")
+	// ErrJoinCommitted: Commit called again on a PreparedJoin.
+	ErrJoinCommitted = errors.New("prepared join already committed")
 	// ErrReadOnly: Append on a log opened without a Signer.
 	ErrReadOnly = errors.New("log is read-only (no signer)")
 	// ErrInvalidOption: Open was given an out-of-range option.

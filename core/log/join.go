@@ -47,25 +47,52 @@ const (
 // are already in the log is a no-op.
 //
 // Fetching runs with at most the configured parallelism; signatures are
-// verified in parallel while fetching goes on.
+// verified in parallel while fetching goes on. Join is PrepareJoin then
+// Commit.
 func (l *Log) Join(ctx context.Context, heads []cid.Cid, from string, opts ...JoinOption) (JoinResult, error) {
+	p, err := l.PrepareJoin(ctx, heads, from, opts...)
+	if err != nil {
+		return JoinResult{}, err
+	}
+	return p.Commit(ctx)
+}
+
+// PreparedJoin is the first half of a Join: the entries reachable from the
+// heads that the log lacked, fetched, decoded and with their signatures
+// checked, not yet validated against the log nor added. Commit finishes it.
+// Preparing takes no lock of the log, so a caller that serialises its
+// commits under a lock of its own (a group's processing) need not hold it
+// while the network is slow.
+type PreparedJoin struct {
+	l        *Log
+	from     string
+	nodes    map[string]*joinNode
+	pending  []cid.Cid
+	limitHit bool
+	done     bool
+}
+
+// PrepareJoin fetches and checks, as Join does, the entries reachable from
+// heads that the log lacks, without adding them; Commit adds them. An error
+// means nothing could be prepared (closed log, context ended, index read);
+// rejections of single entries are reported by Commit.
+func (l *Log) PrepareJoin(ctx context.Context, heads []cid.Cid, from string, opts ...JoinOption) (*PreparedJoin, error) {
 	jo := joinOptions{getter: l.blocks}
 	for _, opt := range opts {
 		opt(&jo)
 	}
 	if jo.getter == nil {
-		return JoinResult{}, fmt.Errorf("join log %q from peer %q: nil block getter", l.id, from)
+		return nil, fmt.Errorf("join log %q from peer %q: nil block getter", l.id, from)
 	}
 	l.mu.RLock()
 	closed := l.closed
 	l.mu.RUnlock()
 	if closed {
-		return JoinResult{}, fmt.Errorf("join log %q from peer %q: %w", l.id, from, ErrClosed)
+		return nil, fmt.Errorf("join log %q from peer %q: %w", l.id, from, ErrClosed)
 	}
 
-	nodes := map[string]*joinNode{}
-	limitHit := false
-	var pending []cid.Cid
+	p := &PreparedJoin{l: l, from: from, nodes: map[string]*joinNode{}}
+	nodes := p.nodes
 	pendingSet := map[string]struct{}{}
 	var fetchedBytes int64
 	// want registers c for fetching unless it is known or already registered.
@@ -88,10 +115,10 @@ func (l *Log) Join(ctx context.Context, heads []cid.Cid, from string, opts ...Jo
 			return nil, nil
 		}
 		if len(nodes) >= l.opts.maxJoinEntries || fetchedBytes > l.opts.maxJoinBytes {
-			limitHit = true
+			p.limitHit = true
 			if _, ok := pendingSet[c.KeyString()]; !ok {
 				pendingSet[c.KeyString()] = struct{}{}
-				pending = append(pending, c)
+				p.pending = append(p.pending, c)
 			}
 			return nil, nil
 		}
@@ -116,15 +143,27 @@ func (l *Log) Join(ctx context.Context, heads []cid.Cid, from string, opts ...Jo
 	close(verify)
 	wg.Wait()
 	if fetchErr != nil {
-		return JoinResult{}, fmt.Errorf("join log %q from peer %q: %w", l.id, from, fetchErr)
+		return nil, fmt.Errorf("join log %q from peer %q: %w", l.id, from, fetchErr)
 	}
+	return p, nil
+}
 
+// Commit validates the prepared entries against the log as it is now
+// (entries a concurrent Append or Join added meanwhile are skipped) and
+// adds those that pass, with everything under them, in one atomic commit.
+// Its result and error are Join's. A PreparedJoin commits once.
+func (p *PreparedJoin) Commit(ctx context.Context) (JoinResult, error) {
+	l, from := p.l, p.from
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if p.done {
+		return JoinResult{}, fmt.Errorf("join log %q from peer %q: %w", l.id, from, ErrJoinCommitted)
+	}
+	p.done = true
 	if l.closed {
 		return JoinResult{}, fmt.Errorf("join log %q from peer %q: %w", l.id, from, ErrClosed)
 	}
-	accepted, rejected, err := l.validate(ctx, nodes, from)
+	accepted, rejected, err := l.validate(ctx, p.nodes, from)
 	if err != nil {
 		return JoinResult{}, fmt.Errorf("join log %q from peer %q: %w", l.id, from, err)
 	}
@@ -138,17 +177,18 @@ func (l *Log) Join(ctx context.Context, heads []cid.Cid, from string, opts ...Jo
 			return JoinResult{}, fmt.Errorf("join log %q from peer %q: %w", l.id, from, err)
 		}
 	}
+	pending := slices.Clone(p.pending)
 	slices.SortFunc(pending, compareCID)
 	res := JoinResult{Added: accepted, Rejected: rejected, Pending: pending}
-	if len(rejected) == 0 && !limitHit {
+	if len(rejected) == 0 && !p.limitHit {
 		return res, nil
 	}
 	je := &JoinError{Log: l.id, From: from, Rejections: rejected}
-	if limitHit {
+	if p.limitHit {
 		je.Limit = fmt.Errorf("%w: more than %d new entries or %d bytes", ErrJoinLimit, l.opts.maxJoinEntries, l.opts.maxJoinBytes)
 	}
 	l.logger.Warn("log join rejected entries", "from", from, "added", len(accepted),
-		"rejected", len(rejected), "limit", limitHit)
+		"rejected", len(rejected), "limit", p.limitHit)
 	return res, je
 }
 
