@@ -20,6 +20,10 @@ const (
 	maxQueuedHeads  = 4 * MaxHeads
 	maxQueuedInline = 1 << 20
 	maxJoinRounds   = 1 << 12
+	// maxParallelJoins bounds the joins of one log that run at once, each
+	// for a different peer: a peer naming heads nobody serves stalls only
+	// its own join (until the fetch stall timeout), not the others'.
+	maxParallelJoins = 4
 )
 
 // replica is one replicated log: its join queue (one job per peer, merged),
@@ -39,11 +43,11 @@ type replica struct {
 	mu        sync.Mutex
 	jobs      map[jobKey]*job
 	queue     []jobKey // jobs in arrival order
-	fetched   map[string]struct{}
+	fetched   map[string]int // CIDs joins fetched, not yet seen entering the log: how many joins hold each
 	refused   map[string]time.Time // heads a join refused (not for misbehaviour), until when retries skip them
 	local     []*log.Entry
 	remote    map[string]*remoteState
-	joining   bool
+	busy      map[string]bool // peers whose join is running
 	pending   int
 	lastSync  time.Time
 	lastAnn   time.Time
@@ -95,7 +99,7 @@ func newReplica(r *Replicator, id LogID, topic, channel string, l Log) *replica 
 	ctx, cancel := context.WithCancel(r.ctx)
 	return &replica{r: r, id: id, topic: topic, channel: channel, log: l, ctx: ctx, cancel: cancel,
 		wake: make(chan struct{}, 1), pubWake: make(chan struct{}, 1),
-		jobs: map[jobKey]*job{}, fetched: map[string]struct{}{}, refused: map[string]time.Time{},
+		jobs: map[jobKey]*job{}, fetched: map[string]int{}, busy: map[string]bool{}, refused: map[string]time.Time{},
 		remote: map[string]*remoteState{}}
 }
 
@@ -168,17 +172,33 @@ func (rep *replica) enqueueLocked(key jobKey, heads []cid.Cid, inline [][]byte, 
 	}
 }
 
+// pop takes the oldest queued job whose peer has no join running, and
+// marks that peer busy; nil when there is none or maxParallelJoins run.
 func (rep *replica) pop() (jobKey, *job) {
 	rep.mu.Lock()
 	defer rep.mu.Unlock()
-	if len(rep.queue) == 0 {
+	if len(rep.busy) >= maxParallelJoins {
 		return jobKey{}, nil
 	}
-	key := rep.queue[0]
-	rep.queue = rep.queue[1:]
+	i := slices.IndexFunc(rep.queue, func(k jobKey) bool { return !rep.busy[k.peer] })
+	if i < 0 {
+		return jobKey{}, nil
+	}
+	key := rep.queue[i]
+	rep.queue = slices.Delete(rep.queue, i, i+1)
 	j := rep.jobs[key]
 	delete(rep.jobs, key)
+	rep.busy[key.peer] = true
 	return key, j
+}
+
+// done marks peer's join finished and wakes the queue (a job of that peer,
+// or one held back by the bound, may be waiting).
+func (rep *replica) done(peer string) {
+	rep.mu.Lock()
+	delete(rep.busy, peer)
+	rep.mu.Unlock()
+	signal(rep.wake)
 }
 
 // forget drops a cut-off peer's queued job and remote state.
@@ -239,8 +259,11 @@ func (rep *replica) retryMissing(live map[string]bool) {
 	signal(rep.wake)
 }
 
-// work runs the joins of this log one at a time.
+// work runs the joins of this log: up to maxParallelJoins at once, one
+// per peer, each peer's jobs in arrival order.
 func (rep *replica) work() {
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
 		select {
 		case <-rep.ctx.Done():
@@ -253,9 +276,13 @@ func (rep *replica) work() {
 				break
 			}
 			if rep.r.isBlocked(key.peer) {
+				rep.done(key.peer)
 				continue
 			}
-			rep.join(key, j)
+			wg.Go(func() {
+				defer rep.done(key.peer)
+				rep.join(key, j)
+			})
 		}
 	}
 }
@@ -264,14 +291,6 @@ func (rep *replica) work() {
 // with misbehaviour the log finds (see blame).
 func (rep *replica) join(key jobKey, j *job) {
 	peer := key.peer
-	rep.mu.Lock()
-	rep.joining = true
-	rep.mu.Unlock()
-	defer func() {
-		rep.mu.Lock()
-		rep.joining = false
-		rep.mu.Unlock()
-	}()
 
 	// Far behind, a join walking the DAG one level per bitswap round trip
 	// is slow: heads from a head exchange, a digest or a retry are fetched
@@ -423,8 +442,18 @@ func (rep *replica) settle(got []cid.Cid, added []*log.Entry) {
 	rep.mu.Lock()
 	defer rep.mu.Unlock()
 	for _, c := range got {
-		if _, ok := in[c.KeyString()]; !ok {
-			delete(rep.fetched, c.KeyString())
+		k := c.KeyString()
+		if _, ok := in[k]; ok {
+			continue
+		}
+		// Another join may hold it too (and add it): only this join's
+		// hold goes.
+		if n, ok := rep.fetched[k]; ok {
+			if n <= 1 {
+				delete(rep.fetched, k)
+			} else {
+				rep.fetched[k] = n - 1
+			}
 		}
 	}
 }
@@ -605,7 +634,7 @@ func (g *joinGetter) record(c cid.Cid) {
 	g.touch()
 	g.got = append(g.got, c)
 	g.rep.mu.Lock()
-	g.rep.fetched[c.KeyString()] = struct{}{}
+	g.rep.fetched[c.KeyString()]++
 	g.rep.mu.Unlock()
 }
 

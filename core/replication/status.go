@@ -102,7 +102,7 @@ func (rep *replica) status() LogStatus {
 	slices.SortFunc(s.Remote, func(a, b PeerHeads) int { return strings.Compare(a.Peer, b.Peer) })
 	slices.SortFunc(s.Missing, compareCIDs)
 	s.Queued = len(rep.queue)
-	s.Fetching = rep.joining
+	s.Fetching = len(rep.busy) > 0
 	s.Pending = rep.pending
 	s.LastSync, s.LastAnnounce = rep.lastSync, rep.lastAnn
 	s.Announced, s.Received, s.Added, s.Rejected = rep.announced, rep.nReceived, rep.added, rep.rejected
