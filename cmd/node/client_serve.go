@@ -77,6 +77,7 @@ func serveMessenger(ctx context.Context, cfg *config.Config, ks *crypto.Keystore
 	if d := cfg.Replication.AntiEntropyInterval; d > 0 { // 0: a config built by hand; the replicator's default
 		mcfg.Replication = append(mcfg.Replication, replication.WithAntiEntropyInterval(d))
 	}
+	mcfg.Replication = append(mcfg.Replication, replication.WithRendezvousInterval(cfg.Replication.RendezvousInterval))
 	if cfg.Replication.Serve {
 		secret, err := replicationSecret(cfg.Replication.SecretFile)
 		if err != nil {

@@ -82,6 +82,10 @@ type Replication struct {
 	// a digest, missing entries retried and heads exchanged with a few
 	// peers. Default 10s.
 	AntiEntropyInterval time.Duration `koanf:"anti_entropy_interval"`
+	// RendezvousInterval is how often the members of each group are looked
+	// up through the network's content routing (the DHT) and the node's
+	// own rendezvous provided; 0 turns it off. Default 10m.
+	RendezvousInterval time.Duration `koanf:"rendezvous_interval"`
 	// Serve makes the node a replication node: it stores and serves the
 	// groups members register with it (they need its token: `skein
 	// replication token`), without being able to read them. Default false.

@@ -69,6 +69,9 @@ func (l *loader) validate(cfg *Config) {
 	if r.AntiEntropyInterval < 100*time.Millisecond {
 		l.problem("replication.anti_entropy_interval", "must be at least 100ms, got %s", r.AntiEntropyInterval)
 	}
+	if r.RendezvousInterval != 0 && r.RendezvousInterval < time.Second {
+		l.problem("replication.rendezvous_interval", "want 0 (off) or at least 1s, got %s", r.RendezvousInterval)
+	}
 	if r.MaxGroups < 1 {
 		l.problem("replication.max_groups", "must be at least 1, got %d", r.MaxGroups)
 	}

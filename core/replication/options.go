@@ -28,6 +28,10 @@ const (
 	DefaultAnnouncePace = 5 * time.Millisecond
 	// DefaultRequestTimeout bounds one head exchange.
 	DefaultRequestTimeout = 10 * time.Second
+	// DefaultRendezvousInterval is how often the peers replicating a
+	// topic are looked up (and the rendezvous provided) through the
+	// network's content routing.
+	DefaultRendezvousInterval = 10 * time.Minute
 )
 
 // HeadsProtocol is the direct-request protocol of the head exchange.
@@ -48,6 +52,7 @@ type options struct {
 	pace           time.Duration
 	bulkEntries    int // 0: no bulk entry fetch
 	bulkBytes      int
+	rendezvous     time.Duration // 0: no rendezvous
 	logger         *slog.Logger
 	// pubsubValidated: every honest node's network validates pubsub
 	// messages with ValidateAnnouncement before forwarding them.
@@ -67,6 +72,7 @@ func defaultOptions() options {
 		pace:           DefaultAnnouncePace,
 		bulkEntries:    DefaultBulkEntries,
 		bulkBytes:      DefaultBulkBytes,
+		rendezvous:     DefaultRendezvousInterval,
 		logger:         slog.New(slog.DiscardHandler),
 	}
 }
@@ -193,6 +199,24 @@ func WithBulkFetch(entries, bytes int) Option {
 				entries, bytes, MaxEntriesBatch, MaxEntriesBytes)
 		}
 		o.bulkEntries, o.bulkBytes = entries, bytes
+		return nil
+	}
+}
+
+// WithRendezvousInterval sets how often the peers replicating each topic
+// are looked up through the network's content routing (FindProviders of
+// the topic's rendezvous CID, see RendezvousCID) and connected to, and the
+// rendezvous provided (default DefaultRendezvousInterval; sooner, from 5 s
+// doubling, while no peer of the topic is connected). 0 turns rendezvous
+// off: peers then meet only through bootstrap, discovery or explicit
+// connects. A network without content routing (no DHT) makes every round
+// fail quietly (logged at debug, shown in Status).
+func WithRendezvousInterval(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("replication option: rendezvous interval must not be negative, got %v", d)
+		}
+		o.rendezvous = d
 		return nil
 	}
 }

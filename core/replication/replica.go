@@ -42,8 +42,8 @@ type replica struct {
 
 	mu        sync.Mutex
 	jobs      map[jobKey]*job
-	queue     []jobKey // jobs in arrival order
-	fetched   map[string]int // CIDs joins fetched, not yet seen entering the log: how many joins hold each
+	queue     []jobKey             // jobs in arrival order
+	fetched   map[string]int       // CIDs joins fetched, not yet seen entering the log: how many joins hold each
 	refused   map[string]time.Time // heads a join refused (not for misbehaviour), until when retries skip them
 	local     []*log.Entry
 	remote    map[string]*remoteState

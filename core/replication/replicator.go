@@ -51,7 +51,11 @@ type Replicator struct {
 	blocked    map[string]BlockedPeer
 	exchanging map[string]bool
 	bulkOff    map[string]time.Time // peers not asked for bulk fetches until then
-	wg         sync.WaitGroup
+	// rendezvous rounds (all topics)
+	rendezvousFound uint64
+	lastRendezvous  time.Time
+	rendezvousErr   string
+	wg              sync.WaitGroup
 }
 
 type topicSub struct {
@@ -187,6 +191,9 @@ func (r *Replicator) AddTopic(topic, channel string, l Log) (LogID, error) {
 		ts = &topicSub{cancel: cancel, logs: map[LogID]*replica{}}
 		r.topics[topic] = ts
 		r.wg.Go(func() { r.readTopic(tctx, topic, msgs) })
+		if r.opts.rendezvous > 0 {
+			r.wg.Go(func() { r.rendezvous(tctx, topic) })
+		}
 	}
 	rep := newReplica(r, id, topic, channel, l)
 	ts.logs[id] = rep

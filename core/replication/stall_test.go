@@ -29,7 +29,7 @@ func TestUnservableHeadsDoNotStallOtherPeersJoins(t *testing.T) {
 	tests := []struct {
 		name string
 		// lie makes evil name a head nobody has to victim.
-		lie  func(t *testing.T, evil *simnet.Node, victim *peerNode)
+		lie func(t *testing.T, evil *simnet.Node, victim *peerNode)
 	}{
 		{"in a pubsub announcement", func(t *testing.T, evil *simnet.Node, _ *peerNode) {
 			if err := evil.Publish(context.Background(), topic, announce(t, topic, []cid.Cid{bogus(t)}, nil)); err != nil {

@@ -13,6 +13,12 @@ import (
 type Status struct {
 	Logs    []LogStatus
 	Blocked []BlockedPeer
+	// Rendezvous: peers found through rendezvous lookups and connected
+	// to, when the last round (of any topic) ended, and its error ("" if
+	// none; e.g. a network without a DHT).
+	RendezvousFound uint64
+	LastRendezvous  time.Time
+	RendezvousError string
 }
 
 // LogStatus is the sync state of one replicated log.
@@ -79,6 +85,7 @@ func (r *Replicator) Status() Status {
 			st.Blocked = append(st.Blocked, b)
 		}
 	}
+	st.RendezvousFound, st.LastRendezvous, st.RendezvousError = r.rendezvousFound, r.lastRendezvous, r.rendezvousErr
 	r.mu.Unlock()
 	slices.SortFunc(st.Blocked, func(a, b BlockedPeer) int { return strings.Compare(a.Peer, b.Peer) })
 	return st

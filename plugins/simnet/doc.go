@@ -15,6 +15,10 @@
 //     live peer that has the block (one round trip), and otherwise keeps
 //     asking until the context ends, as bitswap does. Fetched blocks are
 //     stored locally and served on. Block transfers are never lost.
+//   - Content routing (a DHT): Provide records the node as a provider;
+//     FindProviders returns the live peers holding the block, then the
+//     providers it can reach with no connection: up, on the same side of
+//     any partition, neither blocking the other.
 //   - Direct requests: reliable, one round trip over a live connection.
 //   - Connections: Connect dials a peer; a connection is live while both
 //     nodes are up, on the same side of a partition, and neither blocks the

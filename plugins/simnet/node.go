@@ -402,21 +402,51 @@ func (nd *Node) Peers(context.Context) ([]sdk.PeerInfo, error) {
 	return out, nil
 }
 
-// Provide implements sdk.Network (a no-op: FindProviders asks live peers).
-func (nd *Node) Provide(context.Context, []byte) error { return nil }
+// Provide implements sdk.Network: a content-routing record that
+// FindProviders of other nodes finds without a connection (as a DHT would).
+func (nd *Node) Provide(_ context.Context, raw []byte) error {
+	c, err := cid.Cast(raw)
+	if err != nil {
+		return fmt.Errorf("provide: bad cid: %w", err)
+	}
+	n := nd.net
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	k := c.KeyString()
+	if n.provided[k] == nil {
+		n.provided[k] = map[string]bool{}
+	}
+	n.provided[k][nd.id] = true
+	return nil
+}
 
-// FindProviders implements sdk.Network: the live peers that hold the block.
+// FindProviders implements sdk.Network: the live peers that hold the
+// block, then the nodes that provided it and that a lookup reaches (up, on
+// this side of any partition, not blocked: no connection needed).
 func (nd *Node) FindProviders(_ context.Context, raw []byte) (<-chan sdk.PeerInfo, error) {
 	c, err := cid.Cast(raw)
 	if err != nil {
 		return nil, fmt.Errorf("find providers: bad cid: %w", err)
 	}
-	peers := nd.net.livePeers(nd.id)
-	out := make(chan sdk.PeerInfo, len(peers))
-	for _, p := range peers {
+	var found []sdk.PeerInfo
+	seen := map[string]bool{}
+	for _, p := range nd.net.livePeers(nd.id) {
 		if _, ok := p.local(c.KeyString()); ok {
-			out <- sdk.PeerInfo{ID: p.id, Addrs: p.Addrs()}
+			found = append(found, sdk.PeerInfo{ID: p.id, Addrs: p.Addrs()})
+			seen[p.id] = true
 		}
+	}
+	n := nd.net
+	n.mu.Lock()
+	for _, id := range n.order {
+		if n.provided[c.KeyString()][id] && !seen[id] && n.routableLocked(nd.id, id) {
+			found = append(found, sdk.PeerInfo{ID: id, Addrs: n.nodes[id].Addrs()})
+		}
+	}
+	n.mu.Unlock()
+	out := make(chan sdk.PeerInfo, len(found))
+	for _, p := range found {
+		out <- p
 	}
 	close(out)
 	return out, nil

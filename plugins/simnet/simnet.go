@@ -109,6 +109,8 @@ type Network struct {
 	conns  map[pair]bool
 	side   map[string]int // partition side; absent: side 0
 	live   map[pair]bool  // last reported live state
+	// provided: content routing records, cid key -> providing node IDs
+	provided map[string]map[string]bool
 
 	stats struct {
 		published, sent, lost, overflow, delivered, blocks, requests atomic.Uint64
@@ -120,7 +122,8 @@ type Network struct {
 func New(opts ...Option) *Network {
 	n := &Network{seed: 1, queueSize: 4096, retry: 10 * time.Millisecond,
 		nodes: map[string]*Node{}, links: map[dirLink]Link{}, rngs: map[dirLink]*rand.Rand{},
-		queues: map[dirLink]*linkQueue{}, conns: map[pair]bool{}, side: map[string]int{}, live: map[pair]bool{}}
+		queues: map[dirLink]*linkQueue{}, conns: map[pair]bool{}, side: map[string]int{}, live: map[pair]bool{},
+		provided: map[string]map[string]bool{}}
 	for _, o := range opts {
 		o(n)
 	}
@@ -319,6 +322,17 @@ func (n *Network) recompute() {
 	ev := n.recomputeLocked()
 	n.mu.Unlock()
 	n.emit(ev)
+}
+
+// routableLocked reports whether a content-routing lookup by a reaches b:
+// like a DHT, it needs no direct connection, only that both are up, on the
+// same side of a partition, and not blocking each other.
+func (n *Network) routableLocked(a, b string) bool {
+	na, nb := n.nodes[a], n.nodes[b]
+	if a == b || na == nil || nb == nil || !na.isUp() || !nb.isUp() || n.side[a] != n.side[b] {
+		return false
+	}
+	return !na.blocks(b) && !nb.blocks(a)
 }
 
 // livePeers returns the peers id can talk to now, in AddNode order.

@@ -269,3 +269,52 @@ func TestStopStartAndConfigure(t *testing.T) {
 		t.Fatalf("duplicate node: %v", err)
 	}
 }
+
+// Content routing reaches providers without a connection (like a DHT), but
+// not across a partition, nor to a node that is down or blocked.
+func TestProvideFindProviders(t *testing.T) {
+	m, _ := mh.Sum([]byte("rendezvous"), mh.SHA2_256, -1)
+	c := cid.NewCidV1(cid.Raw, m)
+	tests := []struct {
+		name  string
+		setup func(n *simnet.Network, seeker, provider *simnet.Node)
+		found bool
+	}{
+		{"no connection needed", func(*simnet.Network, *simnet.Node, *simnet.Node) {}, true},
+		{"across a partition", func(n *simnet.Network, _, _ *simnet.Node) {
+			n.Partition([]string{"seeker"}, []string{"provider"})
+		}, false},
+		{"provider down", func(_ *simnet.Network, _, p *simnet.Node) {
+			if err := p.Stop(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"provider blocked", func(_ *simnet.Network, s, _ *simnet.Node) {
+			if err := s.BlockPeer(context.Background(), "provider", "test", time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := simnet.New()
+			t.Cleanup(func() { n.Close() })
+			ns := nodes(t, n, "seeker", "provider", "bystander")
+			if err := ns[1].Provide(context.Background(), c.Bytes()); err != nil {
+				t.Fatal(err)
+			}
+			tt.setup(n, ns[0], ns[1])
+			ch, err := ns[0].FindProviders(context.Background(), c.Bytes())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for p := range ch {
+				got = append(got, p.ID)
+			}
+			if found := len(got) == 1 && got[0] == "provider"; found != tt.found || (!tt.found && len(got) != 0) {
+				t.Fatalf("providers = %v, want provider found = %v", got, tt.found)
+			}
+		})
+	}
+}

@@ -1,0 +1,131 @@
+package messenger_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/skein-p2p/skein/core/crypto"
+	"github.com/skein-p2p/skein/core/messenger"
+	"github.com/skein-p2p/skein/core/replication"
+	"github.com/skein-p2p/skein/plugins/ipfs"
+	"github.com/skein-p2p/skein/plugins/store/memstore"
+	"github.com/skein-p2p/skein/sdk"
+)
+
+// startIPFS starts a network plugin on loopback with cfg added.
+func startIPFS(t *testing.T, cfg map[string]any) *ipfs.Network {
+	t.Helper()
+	n := ipfs.New()
+	c := map[string]any{"data_dir": t.TempDir(), "listen": []any{"/ip4/127.0.0.1/tcp/0"}, "relay": false}
+	for k, v := range cfg {
+		c[k] = v
+	}
+	if diags, err := n.Configure(context.Background(), c); err != nil || len(diags) > 0 {
+		t.Fatalf("configure: %v %v", diags, err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	return n
+}
+
+// Two members who know no address of each other, only a common DHT node
+// that is in no group, find each other at their group's rendezvous: the
+// joiner finds the inviter, and messages flow both ways. With rendezvous
+// off they never meet. The members are DHT clients, so the DHT's own
+// lookups never name one to the other.
+func TestMembersMeetAtTheRendezvousOverIPFS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the messenger over libp2p")
+	}
+	tests := []struct {
+		name       string
+		rendezvous time.Duration
+	}{
+		{"rendezvous on", time.Minute},
+		{"rendezvous off", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			dhtNode := startIPFS(t, map[string]any{"dht_mode": "server"})
+			boot := []any{dhtNode.Addrs()[0] + "/p2p/" + dhtNode.PeerID()}
+			var nets []*ipfs.Network
+			var ms []*messenger.Messenger
+			for i := range 2 {
+				n := startIPFS(t, map[string]any{"dht_mode": "client", "bootstrap": boot})
+				nets = append(nets, n)
+				ks, err := crypto.OpenKeystore(filepath.Join(t.TempDir(), "keys"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { ks.Close() })
+				logger := slog.New(slog.DiscardHandler)
+				if os.Getenv("SKEIN_TEST_LOG") != "" {
+					logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", i)
+				}
+				m, err := messenger.New(ctx, messenger.Config{Keystore: ks, Store: memstore.New(), Network: n, Logger: logger,
+					Replication: []replication.Option{replication.WithAntiEntropyInterval(300 * time.Millisecond),
+						replication.WithRendezvousInterval(tt.rendezvous)}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { m.Close() })
+				ms = append(ms, m)
+			}
+			a, b := ms[0], ms[1]
+			gi, err := a.CreateGroup(ctx, "g")
+			if err != nil {
+				t.Fatal(err)
+			}
+			inv, err := a.Invite(ctx, "g")
+			if err != nil {
+				t.Fatal(err)
+			}
+			limit := time.Minute
+			if tt.rendezvous == 0 {
+				limit = 5 * time.Second // only to show that they do not meet
+			}
+			jctx, cancel := context.WithTimeout(ctx, limit)
+			defer cancel()
+			_, err = b.JoinGroup(jctx, inv.Token(), "g")
+			if tt.rendezvous == 0 {
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("join without rendezvous: err = %v, want a timeout", err)
+				}
+				if ps, _ := nets[1].Peers(ctx); slices.ContainsFunc(ps, func(p sdk.PeerInfo) bool { return p.ID == nets[0].PeerID() }) {
+					t.Fatal("the members met without a rendezvous")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("join through the rendezvous: %v", err)
+			}
+			for i, m := range ms {
+				waitFor(t, fmt.Sprintf("member %d sees two members", i), func() bool {
+					mb, err := m.Members("g")
+					return err == nil && len(mb) == 2
+				})
+			}
+			for i, m := range ms {
+				if _, err := m.Send(ctx, "g", fmt.Appendf(nil, "from %d", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i, m := range ms {
+				waitFor(t, fmt.Sprintf("member %d has both messages", i), func() bool {
+					msgs, err := m.Messages(ctx, gi.ID.String(), messenger.ListOptions{})
+					return err == nil && len(msgs) == 2
+				})
+			}
+		})
+	}
+}

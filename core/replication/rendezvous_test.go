@@ -1,0 +1,102 @@
+package replication_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"testing"
+	"time"
+
+	"github.com/skein-p2p/skein/core/log"
+	"github.com/skein-p2p/skein/core/replication"
+	"github.com/skein-p2p/skein/plugins/simnet"
+)
+
+// Two replicas of a topic with no connection and no address of each other
+// meet through the network's content routing (the rendezvous) and
+// converge; a third one on the other side of a partition is not found
+// until the partition heals.
+func TestRendezvousConnectsPeersOfATopic(t *testing.T) {
+	sn := simnet.New()
+	t.Cleanup(func() { _ = sn.Close() })
+	keys := []ed25519.PrivateKey{newKey(t), newKey(t), newKey(t)}
+	var pubs []ed25519.PublicKey
+	for _, k := range keys {
+		pubs = append(pubs, k.Public().(ed25519.PublicKey))
+	}
+	var peers []*peerNode
+	for i, name := range []string{"a", "b", "c"} {
+		nd, err := sn.AddNode(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		peers = append(peers, startPeer(t, name, nd, keys[i], log.AllowWriters(pubs...),
+			fastOpts(replication.WithRendezvousInterval(time.Minute))...))
+	}
+	// A node that replicates another topic is never dialled.
+	other, err := sn.AddNode("other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherRep, err := replication.New(other, replication.WithRendezvousInterval(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := otherRep.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = otherRep.Close() })
+	otherLog, err := log.Open(context.Background(), testLogID, otherRep.BlockStore(), log.NewMemKV(), log.NewKeySigner(newKey(t)), log.AllowWriters())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = otherLog.Close() })
+	if _, err := otherRep.Add([]byte("another group's secret, 32 bytes"), "messages", otherLog); err != nil {
+		t.Fatal(err)
+	}
+
+	sn.Partition([]string{"a", "b", "other"}, []string{"c"})
+	a, b, c := peers[0], peers[1], peers[2]
+	appendN(t, a, 3, "a")
+	appendN(t, b, 2, "b")
+	waitFor(t, 30*time.Second, lens(peers[:2]), func() bool { return converged(peers[:2], 5) })
+	if st := b.rep.Status(); st.RendezvousFound+a.rep.Status().RendezvousFound == 0 {
+		t.Fatalf("converged without a rendezvous: %+v", st)
+	}
+	if ps, _ := other.Peers(context.Background()); len(ps) != 0 {
+		t.Fatalf("the node of another topic was connected to %v", ps)
+	}
+	if c.log.Len() != 0 {
+		t.Fatalf("c, partitioned away, has %d entries", c.log.Len())
+	}
+	sn.Heal()
+	waitFor(t, 60*time.Second, lens(peers), func() bool { return converged(peers, 5) })
+	requireSameOrder(t, peers)
+}
+
+// The rendezvous CID depends on the topic and the day only, and is a raw
+// block's CID (never mistaken for a log entry).
+func TestRendezvousCID(t *testing.T) {
+	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		t1, t2 time.Time
+		topic2 string
+		same   bool
+	}{
+		{"same day", day.Add(time.Hour), day.Add(23 * time.Hour), "t", true},
+		{"next day", day.Add(23 * time.Hour), day.Add(25 * time.Hour), "t", false},
+		{"time zone does not matter", day.Add(time.Hour), day.Add(time.Hour).In(time.FixedZone("x", 5*3600)), "t", true},
+		{"other topic", day, day, "u", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c1, c2 := replication.RendezvousCID("t", tt.t1), replication.RendezvousCID(tt.topic2, tt.t2)
+			if c1.Equals(c2) != tt.same {
+				t.Fatalf("%s and %s: equal = %v, want %v", c1, c2, c1.Equals(c2), tt.same)
+			}
+			if c1.Prefix().Codec != 0x55 || c1.Version() != 1 {
+				t.Fatalf("cid %s: want CIDv1 raw", c1)
+			}
+		})
+	}
+}
