@@ -1914,10 +1914,17 @@ type GroupSync struct {
 	// Unix nanoseconds of the last successful merge of remote heads (0: never).
 	LastSync int64 `protobuf:"varint,4,opt,name=last_sync,json=lastSync,proto3" json:"last_sync,omitempty"`
 	// Peers known to have this group.
-	Peers         []string `protobuf:"bytes,5,rep,name=peers,proto3" json:"peers,omitempty"`
-	InSync        bool     `protobuf:"varint,6,opt,name=in_sync,json=inSync,proto3" json:"in_sync,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Peers  []string `protobuf:"bytes,5,rep,name=peers,proto3" json:"peers,omitempty"`
+	InSync bool     `protobuf:"varint,6,opt,name=in_sync,json=inSync,proto3" json:"in_sync,omitempty"`
+	// The group's DHT rendezvous (docs/replication.md, "Rendezvous"): peers
+	// found there and connected to, the unix nanoseconds of the last round
+	// (0: none yet, or rendezvous off) and its error ("" if none, e.g. the
+	// network's DHT is off).
+	RendezvousFound uint64 `protobuf:"varint,7,opt,name=rendezvous_found,json=rendezvousFound,proto3" json:"rendezvous_found,omitempty"`
+	LastRendezvous  int64  `protobuf:"varint,8,opt,name=last_rendezvous,json=lastRendezvous,proto3" json:"last_rendezvous,omitempty"`
+	RendezvousError string `protobuf:"bytes,9,opt,name=rendezvous_error,json=rendezvousError,proto3" json:"rendezvous_error,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *GroupSync) Reset() {
@@ -1990,6 +1997,27 @@ func (x *GroupSync) GetInSync() bool {
 		return x.InSync
 	}
 	return false
+}
+
+func (x *GroupSync) GetRendezvousFound() uint64 {
+	if x != nil {
+		return x.RendezvousFound
+	}
+	return 0
+}
+
+func (x *GroupSync) GetLastRendezvous() int64 {
+	if x != nil {
+		return x.LastRendezvous
+	}
+	return 0
+}
+
+func (x *GroupSync) GetRendezvousError() string {
+	if x != nil {
+		return x.RendezvousError
+	}
+	return ""
 }
 
 type SyncStatusResponse struct {
@@ -2491,14 +2519,17 @@ const file_api_proto_rawDesc = "" +
 	"localHeads\x12!\n" +
 	"\fremote_heads\x18\x03 \x03(\tR\vremoteHeads\x12\x18\n" +
 	"\amissing\x18\x04 \x01(\x04R\amissing\x12\x18\n" +
-	"\aentries\x18\x05 \x01(\x04R\aentries\"\xac\x01\n" +
+	"\aentries\x18\x05 \x01(\x04R\aentries\"\xab\x02\n" +
 	"\tGroupSync\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12)\n" +
 	"\x04logs\x18\x03 \x03(\v2\x15.skein.api.v1.LogSyncR\x04logs\x12\x1b\n" +
 	"\tlast_sync\x18\x04 \x01(\x03R\blastSync\x12\x14\n" +
 	"\x05peers\x18\x05 \x03(\tR\x05peers\x12\x17\n" +
-	"\ain_sync\x18\x06 \x01(\bR\x06inSync\"E\n" +
+	"\ain_sync\x18\x06 \x01(\bR\x06inSync\x12)\n" +
+	"\x10rendezvous_found\x18\a \x01(\x04R\x0frendezvousFound\x12'\n" +
+	"\x0flast_rendezvous\x18\b \x01(\x03R\x0elastRendezvous\x12)\n" +
+	"\x10rendezvous_error\x18\t \x01(\tR\x0frendezvousError\"E\n" +
 	"\x12SyncStatusResponse\x12/\n" +
 	"\x06groups\x18\x01 \x03(\v2\x17.skein.api.v1.GroupSyncR\x06groups\",\n" +
 	"\x14RemoveReplicaRequest\x12\x14\n" +

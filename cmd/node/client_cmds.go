@@ -821,12 +821,16 @@ func syncJSON(r *apiv1.SyncStatusResponse) []map[string]any {
 			logs = append(logs, map[string]any{"log": l.GetLog(), "local_heads": nonNil(l.GetLocalHeads()),
 				"remote_heads": nonNil(l.GetRemoteHeads()), "missing": l.GetMissing()})
 		}
-		var last any
+		var last, lastRdv any
 		if g.GetLastSync() != 0 {
 			last = time.Unix(0, g.GetLastSync()).UTC().Format(time.RFC3339Nano)
 		}
+		if g.GetLastRendezvous() != 0 {
+			lastRdv = time.Unix(0, g.GetLastRendezvous()).UTC().Format(time.RFC3339Nano)
+		}
 		out = append(out, map[string]any{"group": g.GetGroup(), "name": g.GetName(), "in_sync": g.GetInSync(),
-			"last_sync": last, "peers": nonNil(g.GetPeers()), "logs": logs})
+			"last_sync": last, "peers": nonNil(g.GetPeers()), "logs": logs,
+			"rendezvous": map[string]any{"found": g.GetRendezvousFound(), "last": lastRdv, "error": g.GetRendezvousError()}})
 	}
 	return out
 }
@@ -859,6 +863,14 @@ func (c *cli) printSync(r *apiv1.SyncStatusResponse) {
 		for _, l := range g.GetLogs() {
 			fmt.Fprintf(c.stdout, "  %-8s  %s local, %s announced, %d missing\n", l.GetLog(),
 				count(len(l.GetLocalHeads()), "head", "heads"), count(len(l.GetRemoteHeads()), "head", "heads"), l.GetMissing())
+		}
+		if g.GetLastRendezvous() != 0 {
+			line := fmt.Sprintf("  %-8s  %s found, last round %s ago", "rdv", count(int(g.GetRendezvousFound()), "peer", "peers"),
+				time.Since(time.Unix(0, g.GetLastRendezvous())).Round(time.Second))
+			if e := g.GetRendezvousError(); e != "" {
+				line += ": " + e
+			}
+			fmt.Fprintln(c.stdout, line)
 		}
 	}
 }

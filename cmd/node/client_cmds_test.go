@@ -220,6 +220,10 @@ func TestClientCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustRun(t, "", "sync", "status", "--json", "--socket", sa)), &st); err != nil || len(st) != 1 {
 		t.Fatalf("sync status = %v, %v", st, err)
 	}
+	// The group's rendezvous ran (at creation; simnet's content routing).
+	if rdv, ok := st[0]["rendezvous"].(map[string]any); !ok || rdv["last"] == nil || rdv["error"] != "" {
+		t.Fatalf("sync status rendezvous = %v", st[0]["rendezvous"])
+	}
 	if out := mustRun(t, "", "sync", "status", "team", "--wait", "10s", "--socket", sa); !strings.Contains(out, "messages") {
 		t.Fatalf("sync status text: %s", out)
 	}

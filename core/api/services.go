@@ -383,9 +383,13 @@ func (s syncServer) Status(ctx context.Context, r *apiv1.SyncStatusRequest) (*ap
 }
 
 func groupSync(st messenger.SyncStatus) *apiv1.GroupSync {
-	gs := &apiv1.GroupSync{Group: st.Group.String(), Peers: st.Peers, InSync: st.InSync()}
+	gs := &apiv1.GroupSync{Group: st.Group.String(), Peers: st.Peers, InSync: st.InSync(),
+		RendezvousFound: st.Rendezvous.Found, RendezvousError: st.Rendezvous.Error}
 	if !st.LastSync.IsZero() {
 		gs.LastSync = st.LastSync.UnixNano()
+	}
+	if !st.Rendezvous.Last.IsZero() {
+		gs.LastRendezvous = st.Rendezvous.Last.UnixNano()
 	}
 	for _, l := range st.Logs {
 		ls := &apiv1.LogSync{Log: l.Log, Missing: uint64(l.Missing), Entries: uint64(l.Entries)}

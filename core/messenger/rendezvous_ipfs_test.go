@@ -101,6 +101,9 @@ func TestMembersMeetAtTheRendezvousOverIPFS(t *testing.T) {
 				if !errors.Is(err, context.DeadlineExceeded) {
 					t.Fatalf("join without rendezvous: err = %v, want a timeout", err)
 				}
+				if st, err := a.SyncStatus(ctx, "g"); err != nil || !st[0].Rendezvous.Last.IsZero() {
+					t.Fatalf("a's rendezvous status with rendezvous off = %+v, %v", st, err)
+				}
 				if ps, _ := nets[1].Peers(ctx); slices.ContainsFunc(ps, func(p sdk.PeerInfo) bool { return p.ID == nets[0].PeerID() }) {
 					t.Fatal("the members met without a rendezvous")
 				}
@@ -108,6 +111,13 @@ func TestMembersMeetAtTheRendezvousOverIPFS(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatalf("join through the rendezvous: %v", err)
+			}
+			st, err := b.SyncStatus(ctx, "g")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := st[0].Rendezvous; r.Found != 1 || r.Last.IsZero() || r.Error != "" {
+				t.Fatalf("b's rendezvous status = %+v, want the inviter found", r)
 			}
 			for i, m := range ms {
 				waitFor(t, fmt.Sprintf("member %d sees two members", i), func() bool {

@@ -37,6 +37,9 @@ type SyncStatus struct {
 	LastSync time.Time
 	// Peers that announced or exchanged heads for this group.
 	Peers []string
+	// Rendezvous is the state of the group's DHT rendezvous (zero Last:
+	// no round yet, or rendezvous off).
+	Rendezvous replication.RendezvousStatus
 }
 
 // InSync reports whether nothing known to exist elsewhere is missing here.
@@ -130,6 +133,7 @@ func syncStatus(id crypto.PublicKey, ids []replication.LogID, st replication.Sta
 		if ls.LastSync.After(out.LastSync) {
 			out.LastSync = ls.LastSync
 		}
+		out.Rendezvous = ls.Rendezvous // one topic for both logs
 		out.Logs = append(out.Logs, s)
 	}
 	for p := range peers {

@@ -147,11 +147,13 @@ func (r *Replicator) rendezvousRound(ctx context.Context, topic string) (int, er
 		cancel()
 	}
 	r.mu.Lock()
-	r.rendezvousFound += uint64(found)
-	r.lastRendezvous = time.Now()
-	r.rendezvousErr = ""
-	if err := errors.Join(errs...); err != nil {
-		r.rendezvousErr = err.Error()
+	if ts := r.topics[topic]; ts != nil {
+		ts.rendezvous.Found += uint64(found)
+		ts.rendezvous.Last = time.Now()
+		ts.rendezvous.Error = ""
+		if err := errors.Join(errs...); err != nil {
+			ts.rendezvous.Error = err.Error()
+		}
 	}
 	r.mu.Unlock()
 	return found, errors.Join(errs...)

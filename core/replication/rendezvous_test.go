@@ -59,8 +59,9 @@ func TestRendezvousConnectsPeersOfATopic(t *testing.T) {
 	appendN(t, a, 3, "a")
 	appendN(t, b, 2, "b")
 	waitFor(t, 30*time.Second, lens(peers[:2]), func() bool { return converged(peers[:2], 5) })
-	if st := b.rep.Status(); st.RendezvousFound+a.rep.Status().RendezvousFound == 0 {
-		t.Fatalf("converged without a rendezvous: %+v", st)
+	ra, rb := a.rep.Status().Logs[0].Rendezvous, b.rep.Status().Logs[0].Rendezvous
+	if ra.Found+rb.Found == 0 || ra.Last.IsZero() || rb.Last.IsZero() || ra.Error != "" || rb.Error != "" {
+		t.Fatalf("rendezvous status: a %+v, b %+v; want rounds without errors that found the other", ra, rb)
 	}
 	if ps, _ := other.Peers(context.Background()); len(ps) != 0 {
 		t.Fatalf("the node of another topic was connected to %v", ps)

@@ -51,16 +51,13 @@ type Replicator struct {
 	blocked    map[string]BlockedPeer
 	exchanging map[string]bool
 	bulkOff    map[string]time.Time // peers not asked for bulk fetches until then
-	// rendezvous rounds (all topics)
-	rendezvousFound uint64
-	lastRendezvous  time.Time
-	rendezvousErr   string
-	wg              sync.WaitGroup
+	wg         sync.WaitGroup
 }
 
 type topicSub struct {
-	cancel context.CancelFunc
-	logs   map[LogID]*replica
+	cancel     context.CancelFunc
+	logs       map[LogID]*replica
+	rendezvous RendezvousStatus // under Replicator.mu
 }
 
 // New returns a Replicator over net; it does nothing until Start. The

@@ -13,12 +13,16 @@ import (
 type Status struct {
 	Logs    []LogStatus
 	Blocked []BlockedPeer
-	// Rendezvous: peers found through rendezvous lookups and connected
-	// to, when the last round (of any topic) ended, and its error ("" if
-	// none; e.g. a network without a DHT).
-	RendezvousFound uint64
-	LastRendezvous  time.Time
-	RendezvousError string
+}
+
+// RendezvousStatus is the state of one topic's rendezvous rounds: the
+// peers found and connected to, when the last round ended (zero: none yet,
+// or rendezvous off) and its error ("" if none; e.g. a network without a
+// DHT).
+type RendezvousStatus struct {
+	Found uint64
+	Last  time.Time
+	Error string
 }
 
 // LogStatus is the sync state of one replicated log.
@@ -55,6 +59,9 @@ type LogStatus struct {
 	// answered; BulkReceived the entry blocks they carried; BulkServed the
 	// entry blocks this replica sent to peers.
 	BulkRequests, BulkReceived, BulkServed uint64
+	// Rendezvous is the state of the topic's rendezvous (shared by the
+	// logs of a topic).
+	Rendezvous RendezvousStatus
 }
 
 // PeerHeads is what one peer said it has of a log.
@@ -80,12 +87,16 @@ func (r *Replicator) Status() Status {
 	}
 	now := time.Now()
 	r.mu.Lock()
+	for i := range st.Logs {
+		if ts := r.topics[st.Logs[i].Topic]; ts != nil {
+			st.Logs[i].Rendezvous = ts.rendezvous
+		}
+	}
 	for _, b := range r.blocked {
 		if now.Before(b.Until) {
 			st.Blocked = append(st.Blocked, b)
 		}
 	}
-	st.RendezvousFound, st.LastRendezvous, st.RendezvousError = r.rendezvousFound, r.lastRendezvous, r.rendezvousErr
 	r.mu.Unlock()
 	slices.SortFunc(st.Blocked, func(a, b BlockedPeer) int { return strings.Compare(a.Peer, b.Peer) })
 	return st
