@@ -31,7 +31,9 @@
 // the backoff starts over after a connection that lasted 10 s is lost. A
 // peer blocked with BlockPeer is not dialled while the block lasts. So two
 // nodes find each other again after a partition outlasts their
-// connections. redial_max_backoff 0 turns this off.
+// connections. The peers asked for with Connect are remembered in
+// data_dir/wanted-peers.json (0600, most recent first), so a restarted
+// node dials them again by itself. redial_max_backoff 0 turns this off.
 //
 // The peer identity is a network key of its own (data_dir/network.key), never
 // the account key, so an observer of the network cannot link a peer to an

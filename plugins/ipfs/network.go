@@ -290,6 +290,9 @@ func (n *Network) Start(ctx context.Context) (err error) {
 
 	if cfg.RedialMaxBackoff > 0 {
 		r := newRedialer(h, n.gater, n.logger, cfg.RedialMaxBackoff, cfg.RedialMaxPeers)
+		if cfg.DataDir != "" {
+			r.file = filepath.Join(cfg.DataDir, wantedPeersFile)
+		}
 		if err := r.start(runCtx); err != nil {
 			return err
 		}
@@ -315,6 +318,9 @@ func (n *Network) Start(ctx context.Context) (err error) {
 				n.logger.Warn("bootstrap peer unreachable", "peer", info.ID.String(), "err", err)
 			}
 		}()
+	}
+	if n.redial != nil {
+		n.redial.restore()
 	}
 	if n.dht != nil && len(cfg.Bootstrap) > 0 {
 		_ = n.dht.Bootstrap(runCtx)

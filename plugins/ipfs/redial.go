@@ -74,9 +74,14 @@ type redialer struct {
 	maxBackoff time.Duration
 	maxPeers   int
 
+	// file remembers the non-bootstrap wanted peers across restarts
+	// (wantedPeersFile); "" without a data directory.
+	file string
+
 	mu     sync.Mutex
 	peers  map[peer.ID]*wantedPeer
 	recent *list.List // of peer.ID, most recently wanted first; bootstrap peers not listed
+	dirty  bool       // the remembered set changed since file was written
 
 	// wake tells the loop that the schedule changed.
 	wake chan struct{}
@@ -133,7 +138,11 @@ func (r *redialer) want(info peer.AddrInfo, bootstrap, immediate bool) {
 		r.host.ConnManager().Protect(info.ID, wantedProtectTag)
 	}
 	if len(info.Addrs) > 0 {
-		p.addrs = slices.Clone(info.Addrs[:min(len(info.Addrs), redialMaxAddrs)])
+		addrs := slices.Clone(info.Addrs[:min(len(info.Addrs), redialMaxAddrs)])
+		if !slices.EqualFunc(addrs, p.addrs, ma.Multiaddr.Equal) {
+			p.addrs = addrs
+			r.dirty = r.dirty || !p.bootstrap
+		}
 	}
 	switch {
 	case bootstrap:
@@ -141,12 +150,17 @@ func (r *redialer) want(info peer.AddrInfo, bootstrap, immediate bool) {
 		if p.elem != nil {
 			r.recent.Remove(p.elem)
 			p.elem = nil
+			r.dirty = true
 		}
 	case p.bootstrap:
 	case p.elem != nil:
-		r.recent.MoveToFront(p.elem)
+		if r.recent.Front() != p.elem {
+			r.recent.MoveToFront(p.elem)
+			r.dirty = true
+		}
 	default:
 		p.elem = r.recent.PushFront(info.ID)
+		r.dirty = true
 		for r.recent.Len() > r.maxPeers {
 			old := r.recent.Back()
 			id := old.Value.(peer.ID)
@@ -169,6 +183,48 @@ func (r *redialer) want(info peer.AddrInfo, bootstrap, immediate bool) {
 		}
 	}
 	r.signal()
+}
+
+// save writes the remembered peers to the file if they changed. A failure
+// is logged and retried at the next change.
+func (r *redialer) save() {
+	if r.file == "" {
+		return
+	}
+	r.mu.Lock()
+	if !r.dirty {
+		r.mu.Unlock()
+		return
+	}
+	r.dirty = false
+	var peers []peer.AddrInfo
+	for e := r.recent.Front(); e != nil; e = e.Next() {
+		if p := r.peers[e.Value.(peer.ID)]; p != nil {
+			peers = append(peers, peer.AddrInfo{ID: p.id, Addrs: slices.Clone(p.addrs)})
+		}
+	}
+	r.mu.Unlock()
+	if err := saveWantedPeers(r.file, peers); err != nil {
+		r.logger.Warn("could not remember the wanted peers; a restart will not redial them", "file", r.file, "err", err)
+	}
+}
+
+// restore wants again the peers remembered in the file, dialling them at
+// once; entries that do not parse are logged and skipped.
+func (r *redialer) restore() {
+	if r.file == "" {
+		return
+	}
+	infos, errs := loadWantedPeers(r.file)
+	for _, err := range errs {
+		r.logger.Warn("wanted peers file: skipped", "err", err)
+	}
+	for _, info := range slices.Backward(infos) { // the most recent ends first
+		r.want(info, false, true)
+	}
+	if len(infos) > 0 {
+		r.logger.Info("redialling the peers remembered from the last run", "peers", len(infos))
+	}
 }
 
 // wanted reports how many peers are wanted.
@@ -196,10 +252,12 @@ func (r *redialer) signal() {
 func (r *redialer) loop(ctx context.Context, sub event.Subscription) {
 	defer close(r.done)
 	defer r.dials.Wait()
+	defer r.save()
 	defer sub.Close()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		r.save()
 		timer.Reset(r.dispatch(ctx))
 		select {
 		case <-ctx.Done():

@@ -1,0 +1,110 @@
+package ipfs
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// A peer the node was asked to connect to is dialled again after the node
+// restarts, with no new Connect: it is remembered in the data directory.
+func TestConnectedPeerIsRedialledAfterOwnRestart(t *testing.T) {
+	dirA := t.TempDir()
+	b := startNetwork(t, nil)
+	a := New()
+	if _, err := a.Configure(context.Background(), map[string]any{"data_dir": dirA, "listen": []any{"/ip4/127.0.0.1/tcp/0"}, "dht_mode": "off", "relay": false}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	connect(t, a, b)
+	if err := a.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dirA, wantedPeersFile)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("no wanted peers file after a Connect and a stop: %v", err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s has mode %v, want 0600", path, fi.Mode().Perm())
+	}
+
+	a = startNetwork(t, map[string]any{"data_dir": dirA})
+	waitFor(t, "the restarted node redialled the remembered peer", func() bool { return connected(a, b) })
+	if got := statusDetail(t, a, "wanted"); got != "1" {
+		t.Fatalf("status wanted = %q, want 1", got)
+	}
+}
+
+func TestWantedPeersFile(t *testing.T) {
+	id1, id2 := "12D3KooWPjceQrSwdWXPyLLeABRXmuqt69Rg3sBYbU1Nft9HyQ6X", "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo"
+	tests := []struct {
+		name    string
+		content string // "" : no file
+		want    []string
+		errs    []string
+	}{
+		{name: "no file"},
+		{name: "not json", content: "{", errs: []string{"unexpected end of JSON input"}},
+		{name: "unknown version", content: `{"version": 2, "peers": []}`, errs: []string{"unknown version 2"}},
+		{name: "bad entries skipped", content: `{"version": 1, "peers": [
+			{"id": "not a peer id", "addrs": []},
+			{"id": "` + id1 + `", "addrs": ["/ip4/127.0.0.1/tcp/4001", "/not-a-protocol/1"]},
+			{"id": "` + id2 + `", "addrs": []}]}`,
+			want: []string{id1 + " [/ip4/127.0.0.1/tcp/4001]", id2 + " []"},
+			errs: []string{"peer 0", "peer 1: address \"/not-a-protocol/1\""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), wantedPeersFile)
+			if tt.content != "" {
+				if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			infos, errs := loadWantedPeers(path)
+			var got []string
+			for _, in := range infos {
+				got = append(got, in.ID.String()+" "+fmtAddrs(in.Addrs))
+			}
+			if strings.Join(got, "|") != strings.Join(tt.want, "|") {
+				t.Fatalf("peers = %q, want %q", got, tt.want)
+			}
+			if len(errs) != len(tt.errs) {
+				t.Fatalf("errors = %v, want %d", errs, len(tt.errs))
+			}
+			for i, e := range errs {
+				if !strings.Contains(e.Error(), tt.errs[i]) {
+					t.Fatalf("error %d = %v, want it to mention %q", i, e, tt.errs[i])
+				}
+			}
+		})
+	}
+
+	// What is saved is read back.
+	path := filepath.Join(t.TempDir(), wantedPeersFile)
+	p1, _ := peer.Decode(id1)
+	in := []peer.AddrInfo{{ID: p1, Addrs: []ma.Multiaddr{ma.StringCast("/ip4/10.0.0.1/udp/4001/quic-v1")}}}
+	if err := saveWantedPeers(path, in); err != nil {
+		t.Fatal(err)
+	}
+	out, errs := loadWantedPeers(path)
+	if len(errs) != 0 || len(out) != 1 || out[0].ID != p1 || !out[0].Addrs[0].Equal(in[0].Addrs[0]) {
+		t.Fatalf("round trip: %v %v", out, errs)
+	}
+}
+
+func fmtAddrs(as []ma.Multiaddr) string {
+	var s []string
+	for _, a := range as {
+		s = append(s, a.String())
+	}
+	return "[" + strings.Join(s, " ") + "]"
+}
