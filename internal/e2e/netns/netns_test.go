@@ -452,3 +452,68 @@ func partitionHeal(t *testing.T, untilDisconnected bool) {
 	checkSenderOrder(t, order, sent)
 	checkInSync(t, c.nodes)
 }
+
+// TestRendezvous is the Internet's shape between hosts: two members know
+// nothing of each other, only a DHT node (a third host, in DHT server
+// mode, in no group) they bootstrap to. The joiner finds the inviter at the
+// group's DHT rendezvous, and messages flow both ways; the members end up
+// connected to each other directly.
+func TestRendezvous(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the rendezvous between hosts")
+	}
+	topo := newTopology(t, "dht", "x", "y")
+	dht := startNodeWith(t, topo.hosts["dht"], "      dht_mode: server\n")
+	x := startNodeWith(t, topo.hosts["x"], "      dht_mode: client\n", dht.dialAddr)
+	y := startNodeWith(t, topo.hosts["y"], "      dht_mode: client\n", dht.dialAddr)
+	if slices.Contains(x.peerIDs(t), y.peerID) {
+		t.Fatal("x and y are connected before any group exists")
+	}
+	var g struct {
+		ID string `json:"id"`
+	}
+	x.cliJSON(t, &g, "group", "create", groupName, "--json")
+	var inv struct {
+		Token string `json:"token"`
+	}
+	x.cliJSON(t, &inv, "group", "invite", groupName, "--json")
+	start := time.Now()
+	var joined struct {
+		ID string `json:"id"`
+	}
+	y.cliJSON(t, &joined, "group", "join", inv.Token, "--name", groupName, "--timeout", "60s", "--json")
+	if joined.ID != g.ID {
+		t.Fatalf("y joined group %s, want %s", joined.ID, g.ID)
+	}
+	t.Logf("y found x at the rendezvous and joined in %s", time.Since(start).Round(time.Millisecond))
+	for _, n := range []*node{x, y} {
+		waitFor(t, n.name+" sees two members", 30*time.Second, func() error {
+			var ms []map[string]any
+			n.cliJSON(t, &ms, "group", "members", groupName, "--json")
+			if len(ms) != 2 {
+				return fmt.Errorf("%s sees %d members", n.name, len(ms))
+			}
+			return nil
+		})
+	}
+	sendAll(t, map[*node][]string{x: {"from x"}, y: {"from y"}})
+	waitConverged(t, []*node{x, y}, []string{"from x", "from y"}, 30*time.Second)
+	if !slices.Contains(x.peerIDs(t), y.peerID) {
+		t.Fatal("x and y exchanged messages without a direct connection")
+	}
+	var st []struct {
+		Rendezvous struct {
+			Found int    `json:"found"`
+			Error string `json:"error"`
+		} `json:"rendezvous"`
+	}
+	y.cliJSON(t, &st, "sync", "status", groupName, "--json")
+	if len(st) != 1 || st[0].Rendezvous.Found < 1 {
+		t.Fatalf("y's sync status: %+v, want the rendezvous to have found x", st)
+	}
+	var gs []map[string]any
+	dht.cliJSON(t, &gs, "group", "list", "--json")
+	if len(gs) != 0 {
+		t.Fatalf("the DHT node lists groups: %v", gs)
+	}
+}

@@ -165,6 +165,13 @@ const nodePort = 4001
 // the node serves its client API and its network is up.
 func startNode(tb testing.TB, h *host, bootstrap ...string) *node {
 	tb.Helper()
+	return startNodeWith(tb, h, "", bootstrap...)
+}
+
+// startNodeWith is startNode with netExtra (YAML lines, indented as the
+// network plugin's config keys) added to the network plugin's config.
+func startNodeWith(tb testing.TB, h *host, netExtra string, bootstrap ...string) *node {
+	tb.Helper()
 	bin := skeinBinary(tb)
 	n := &node{
 		name:    h.name,
@@ -191,7 +198,7 @@ func startNode(tb testing.TB, h *host, bootstrap ...string) *node {
 	for i, b := range bootstrap {
 		quoted[i] = fmt.Sprintf("%q", b)
 	}
-	netCfg := fmt.Sprintf("      listen: [\"/ip4/%s/tcp/%d\"]\n      bootstrap: [%s]\n", h.addr, nodePort, strings.Join(quoted, ", "))
+	netCfg := fmt.Sprintf("      listen: [\"/ip4/%s/tcp/%d\"]\n      bootstrap: [%s]\n", h.addr, nodePort, strings.Join(quoted, ", ")) + netExtra
 	cfg = bytes.Replace(cfg, []byte(initBootstrap), []byte(netCfg), 1)
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		tb.Fatal(err)
