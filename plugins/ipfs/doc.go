@@ -23,7 +23,7 @@
 // protocol.
 //
 // Wanted peers are kept connected: the bootstrap peers and every peer the
-// node was asked to Connect to (at most redial_max_peers of those, the
+// node connected to with Connect (at most redial_max_peers of those, the
 // least recently wanted forgotten first). When one is not connected
 // (libp2p's connectedness events tell, no polling), it is dialled again 1 s
 // later, then twice as late after each failure up to redial_max_backoff

@@ -31,6 +31,7 @@ import (
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/core/transport"
@@ -615,9 +616,12 @@ func (n *Network) Subscribe(ctx context.Context, topic string) (<-chan sdk.Pubsu
 	return out, nil
 }
 
-// Connect implements sdk.Network. Unless redial_max_backoff is 0, the
-// peer is also remembered as wanted (whether this dial succeeds or not)
-// and redialled, with backoff, whenever it is not connected.
+// Connect implements sdk.Network. Unless redial_max_backoff is 0, a peer
+// it connected to is also remembered as wanted (in the data directory
+// too) and redialled, with backoff, whenever it is not connected. A peer
+// it could not reach is not remembered: addresses from a DHT lookup or a
+// discovery plugin may name peers that do not exist, and they must not
+// crowd out the peers worth keeping (at most redial_max_peers).
 func (n *Network) Connect(ctx context.Context, p sdk.PeerInfo) error {
 	n.mu.Lock()
 	started, h, r := n.started, n.host, n.redial
@@ -630,7 +634,7 @@ func (n *Network) Connect(ctx context.Context, p sdk.PeerInfo) error {
 		return err
 	}
 	err = h.Connect(ctx, info)
-	if r != nil {
+	if r != nil && (err == nil || h.Network().Connectedness(info.ID) == network.Connected) {
 		r.want(info, false, false)
 	}
 	if err != nil {

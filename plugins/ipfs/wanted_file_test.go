@@ -6,9 +6,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/skein-p2p/skein/sdk"
 )
 
 // A peer the node was asked to connect to is dialled again after the node
@@ -107,4 +110,23 @@ func fmtAddrs(as []ma.Multiaddr) string {
 		s = append(s, a.String())
 	}
 	return "[" + strings.Join(s, " ") + "]"
+}
+
+// A peer that could not be reached is not remembered: only peers the node
+// connected to are wanted (and written down).
+func TestUnreachablePeerIsNotWanted(t *testing.T) {
+	a := startNetwork(t, map[string]any{"data_dir": t.TempDir()})
+	gone := startNetwork(t, nil)
+	info := sdk.PeerInfo{ID: gone.PeerID(), Addrs: gone.Addrs()}
+	if err := gone.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Connect(ctx, info); err == nil {
+		t.Fatal("connected to a stopped peer")
+	}
+	if got := statusDetail(t, a, "wanted"); got != "0" {
+		t.Fatalf("status wanted = %q after a failed connect, want 0", got)
+	}
 }
