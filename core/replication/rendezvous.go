@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -40,8 +42,10 @@ const rendezvousMinRetry = 5 * time.Second
 const (
 	rendezvousLookup = time.Minute
 	rendezvousDial   = 30 * time.Second
-	// rendezvousMaxPeers bounds the providers taken from one lookup.
-	rendezvousMaxPeers = 20
+	// rendezvousMaxPeers bounds the providers taken from one lookup;
+	// rendezvousParallelDials the dials of them at once.
+	rendezvousMaxPeers      = 20
+	rendezvousParallelDials = 4
 )
 
 // RendezvousCID returns the rendezvous CID of topic for the period holding
@@ -114,7 +118,7 @@ func (r *Replicator) rendezvousRound(ctx context.Context, topic string) (int, er
 			connected[p.ID] = true
 		}
 	}
-	found := 0
+	var found atomic.Int64
 	var errs []error
 	for _, c := range lookup {
 		lctx, cancel := context.WithTimeout(ctx, rendezvousLookup)
@@ -124,6 +128,10 @@ func (r *Replicator) rendezvousRound(ctx context.Context, topic string) (int, er
 			errs = append(errs, err)
 			continue
 		}
+		// Dials run beside the lookup, a few at once: a provider that
+		// does not answer costs its dial timeout, not the others'.
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, rendezvousParallelDials)
 		n := 0
 		for info := range ch {
 			if n++; n > rendezvousMaxPeers {
@@ -133,10 +141,15 @@ func (r *Replicator) rendezvousRound(ctx context.Context, topic string) (int, er
 				continue
 			}
 			connected[info.ID] = true
-			if r.connectFound(ctx, info) {
-				found++
-			}
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				if r.connectFound(ctx, info) {
+					found.Add(1)
+				}
+			})
 		}
+		wg.Wait()
 		cancel()
 	}
 	for _, c := range provide {
@@ -148,7 +161,7 @@ func (r *Replicator) rendezvousRound(ctx context.Context, topic string) (int, er
 	}
 	r.mu.Lock()
 	if ts := r.topics[topic]; ts != nil {
-		ts.rendezvous.Found += uint64(found)
+		ts.rendezvous.Found += uint64(found.Load())
 		ts.rendezvous.Last = time.Now()
 		ts.rendezvous.Error = ""
 		if err := errors.Join(errs...); err != nil {
@@ -156,7 +169,7 @@ func (r *Replicator) rendezvousRound(ctx context.Context, topic string) (int, er
 		}
 	}
 	r.mu.Unlock()
-	return found, errors.Join(errs...)
+	return int(found.Load()), errors.Join(errs...)
 }
 
 // connectFound dials a peer a rendezvous lookup named.
