@@ -3,18 +3,12 @@ package messenger_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/skein-p2p/skein/core/crypto"
 	"github.com/skein-p2p/skein/core/messenger"
-	"github.com/skein-p2p/skein/core/replication"
 	"github.com/skein-p2p/skein/plugins/ipfs"
-	"github.com/skein-p2p/skein/plugins/store/memstore"
 	"github.com/skein-p2p/skein/sdk"
 )
 
@@ -28,36 +22,9 @@ func TestThreeMessengersOverIPFS(t *testing.T) {
 	var nets []*ipfs.Network
 	var ms []*messenger.Messenger
 	for i := range 3 {
-		n := ipfs.New()
-		diags, err := n.Configure(ctx, map[string]any{
-			"data_dir": t.TempDir(), "listen": []any{"/ip4/127.0.0.1/tcp/0"}, "dht_mode": "off", "relay": false,
-		})
-		if err != nil || len(diags) > 0 {
-			t.Fatalf("configure: %v %v", diags, err)
-		}
-		if err := n.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = n.Stop(context.Background()) })
+		n := startIPFS(t, map[string]any{"dht_mode": "off"})
 		nets = append(nets, n)
-		ks, err := crypto.OpenKeystore(filepath.Join(t.TempDir(), "keys"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ks.Close() })
-		// A short anti-entropy period: announcements published before
-		// gossipsub's mesh formed are repaired quickly.
-		logger := slog.New(slog.DiscardHandler)
-		if os.Getenv("SKEIN_TEST_LOG") != "" {
-			logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", i)
-		}
-		m, err := messenger.New(ctx, messenger.Config{Keystore: ks, Store: memstore.New(), Network: n, Logger: logger,
-			Replication: []replication.Option{replication.WithAntiEntropyInterval(300 * time.Millisecond)}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { m.Close() })
-		ms = append(ms, m)
+		ms = append(ms, ipfsMessenger(t, i, n))
 	}
 	for i := range nets {
 		for j := i + 1; j < len(nets); j++ {

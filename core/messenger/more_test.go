@@ -55,24 +55,7 @@ func TestPubsubOnlyNetwork(t *testing.T) {
 	if _, err := ms[1].JoinGroup(jctx, inv.Token(), "g"); err != nil {
 		t.Fatal(err)
 	}
-	// A member reads what others send after it is in their membership.
-	for i, m := range ms {
-		waitFor(t, fmt.Sprintf("messenger %d sees two members", i), func() bool {
-			mb, err := m.Members("g")
-			return err == nil && len(mb) == 2
-		})
-	}
-	for i, m := range ms {
-		if _, err := m.Send(ctx, "g", fmt.Appendf(nil, "from %d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i, m := range ms {
-		waitFor(t, fmt.Sprintf("messenger %d has both messages", i), func() bool {
-			msgs, err := m.Messages(ctx, gi.ID.String(), messenger.ListOptions{})
-			return err == nil && len(msgs) == 2
-		})
-	}
+	oneEach(t, ms, gi.ID.String())
 }
 
 func TestRemovedMemberReadsNothingNew(t *testing.T) {
@@ -145,3 +128,28 @@ func TestImportsInitKeys(t *testing.T) {
 }
 
 func timeNow() time.Time { return time.Now() }
+
+// oneEach waits until every messenger sees all of them as members (a
+// member reads what others send after it is in their membership), has
+// each send one message, and waits until every one holds them all.
+func oneEach(t *testing.T, ms []*messenger.Messenger, ref string) {
+	t.Helper()
+	ctx := context.Background()
+	for i, m := range ms {
+		waitFor(t, fmt.Sprintf("messenger %d sees %d members", i, len(ms)), func() bool {
+			mb, err := m.Members(ref)
+			return err == nil && len(mb) == len(ms)
+		})
+	}
+	for i, m := range ms {
+		if _, err := m.Send(ctx, ref, fmt.Appendf(nil, "from %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, m := range ms {
+		waitFor(t, fmt.Sprintf("messenger %d has all %d messages", i, len(ms)), func() bool {
+			msgs, err := m.Messages(ctx, ref, messenger.ListOptions{})
+			return err == nil && len(msgs) == len(ms)
+		})
+	}
+}

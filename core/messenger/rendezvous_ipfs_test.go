@@ -3,7 +3,6 @@ package messenger_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -37,6 +36,30 @@ func startIPFS(t *testing.T, cfg map[string]any) *ipfs.Network {
 	return n
 }
 
+// ipfsMessenger starts a messenger (node number i, for the debug log) over
+// n with a short anti-entropy period and opts.
+func ipfsMessenger(t *testing.T, i int, n *ipfs.Network, opts ...replication.Option) *messenger.Messenger {
+	t.Helper()
+	ks, err := crypto.OpenKeystore(filepath.Join(t.TempDir(), "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ks.Close() })
+	logger := slog.New(slog.DiscardHandler)
+	if os.Getenv("SKEIN_TEST_LOG") != "" { // debugging aid
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", i)
+	}
+	// A short anti-entropy period: announcements published before
+	// gossipsub's mesh formed are repaired quickly.
+	m, err := messenger.New(context.Background(), messenger.Config{Keystore: ks, Store: memstore.New(), Network: n, Logger: logger,
+		Replication: append([]replication.Option{replication.WithAntiEntropyInterval(300 * time.Millisecond)}, opts...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
 // Two members who know no address of each other, only a common DHT node
 // that is in no group, find each other at their group's rendezvous: the
 // joiner finds the inviter, and messages flow both ways. With rendezvous
@@ -63,23 +86,7 @@ func TestMembersMeetAtTheRendezvousOverIPFS(t *testing.T) {
 			for i := range 2 {
 				n := startIPFS(t, map[string]any{"dht_mode": "client", "bootstrap": boot})
 				nets = append(nets, n)
-				ks, err := crypto.OpenKeystore(filepath.Join(t.TempDir(), "keys"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { ks.Close() })
-				logger := slog.New(slog.DiscardHandler)
-				if os.Getenv("SKEIN_TEST_LOG") != "" {
-					logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", i)
-				}
-				m, err := messenger.New(ctx, messenger.Config{Keystore: ks, Store: memstore.New(), Network: n, Logger: logger,
-					Replication: []replication.Option{replication.WithAntiEntropyInterval(300 * time.Millisecond),
-						replication.WithRendezvousInterval(tt.rendezvous)}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { m.Close() })
-				ms = append(ms, m)
+				ms = append(ms, ipfsMessenger(t, i, n, replication.WithRendezvousInterval(tt.rendezvous)))
 			}
 			a, b := ms[0], ms[1]
 			gi, err := a.CreateGroup(ctx, "g")
@@ -119,23 +126,7 @@ func TestMembersMeetAtTheRendezvousOverIPFS(t *testing.T) {
 			if r := st[0].Rendezvous; r.Found != 1 || r.Last.IsZero() || r.Error != "" {
 				t.Fatalf("b's rendezvous status = %+v, want the inviter found", r)
 			}
-			for i, m := range ms {
-				waitFor(t, fmt.Sprintf("member %d sees two members", i), func() bool {
-					mb, err := m.Members("g")
-					return err == nil && len(mb) == 2
-				})
-			}
-			for i, m := range ms {
-				if _, err := m.Send(ctx, "g", fmt.Appendf(nil, "from %d", i)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for i, m := range ms {
-				waitFor(t, fmt.Sprintf("member %d has both messages", i), func() bool {
-					msgs, err := m.Messages(ctx, gi.ID.String(), messenger.ListOptions{})
-					return err == nil && len(msgs) == 2
-				})
-			}
+			oneEach(t, ms, gi.ID.String())
 		})
 	}
 }
