@@ -49,6 +49,9 @@ var (
 	// ErrRemoved: the writer's account was removed (or left) and the entry
 	// lies past the cutoff recorded at removal.
 	ErrRemoved = errors.New("member removed")
+	// ErrUnsavedMessages: SaveKeys saved nothing because the readable
+	// copies of delivered messages could not be stored (a failing store).
+	ErrUnsavedMessages = errors.New("delivered messages not stored")
 	// ErrNotCertified: a device certificate does not verify under its
 	// account key, or its account may not join this group.
 	ErrNotCertified = errors.New("device not certified")

@@ -140,6 +140,10 @@ type Group struct {
 	delivered   map[string]*Message
 	final       map[string]bool
 	pendingMsgs map[string]*log.Entry
+	// unstored are delivered messages whose readable copy could not be
+	// written yet: retried with the next round and by SaveKeys, which
+	// saves no key while any is left (see storeDelivered).
+	unstored []*Message
 	stats       map[crypto.PublicKey]*writerStats
 
 	kv       log.KV   // where delivered messages are kept, sealed
@@ -735,13 +739,32 @@ func (g *Group) processMessages(added []*log.Entry, from string) []Rejection {
 	}
 	// The readable copies of a round go in one synced batch, before any is
 	// handed to subscribers.
-	if err := g.storeLocal(context.Background(), delivered...); err != nil {
-		g.logger.Error("store delivered messages", "messages", len(delivered), "err", err)
-	}
+	g.storeDelivered(delivered)
 	for _, m := range delivered {
 		g.notify(m)
 	}
 	return rejected
+}
+
+// storeDelivered writes the readable copies of delivered messages, with
+// those a failed write left behind. If the write fails again they stay in
+// memory (delivered, listed, handed to subscribers) and SaveKeys refuses
+// to save keys: the receiving chains on disk then predate these messages,
+// and after a crash the entries, still in the log without a copy, are
+// opened again. Saving the advanced chains first would lose them: their
+// keys are used once. g.mu is held.
+func (g *Group) storeDelivered(delivered []*Message) {
+	todo := slices.Concat(g.unstored, delivered)
+	if len(todo) == 0 {
+		return
+	}
+	if err := g.storeLocal(context.Background(), todo...); err != nil {
+		g.unstored = todo
+		g.logger.Error("store delivered messages; kept in memory, retried, and no keys saved until then",
+			"messages", len(todo), "err", err)
+		return
+	}
+	g.unstored = nil
 }
 
 // openMessage checks and opens one message entry. wait is true when a key

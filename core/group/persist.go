@@ -38,9 +38,20 @@ func (g *Group) localPrefix() []byte {
 // regularly (e.g. after each batch of Receive and Send, and before Close):
 // keys not saved are lost on a crash. Each save replaces the previous one,
 // so message keys already used are not kept on disk.
+//
+// Keys are never saved ahead of the readable copies of the messages they
+// opened: while a copy could not be written (a failing store), SaveKeys
+// retries it and, if it fails again, saves nothing and returns the error.
 func (g *Group) SaveKeys(ks *crypto.Keystore) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if len(g.unstored) > 0 {
+		g.storeDelivered(nil)
+		if n := len(g.unstored); n > 0 {
+			return fmt.Errorf("save group %s: %w: %d delivered messages are not stored yet, so the keys that opened them are not saved either (after a restart they are opened again)",
+				g.id.Fingerprint(), ErrUnsavedMessages, n)
+		}
+	}
 	w := wireWriter{}
 	w.byte1(keysBlobVersion)
 	w.byte1(byte(g.kind))

@@ -142,3 +142,70 @@ func TestSendStoresEntryAndLocalCopyTogether(t *testing.T) {
 		t.Fatalf("no local copy of a sent message: %v", err)
 	}
 }
+
+// Keys are never saved ahead of the readable copies of the messages they
+// opened. While the store fails to write a received message's copy, the
+// message is delivered from memory and SaveKeys saves nothing; a crash
+// then reopens the group with the chains from before the message, which
+// open it again. Before, the advanced chains were saved, and after a
+// restart the message's key was gone: it was lost.
+func TestReceivedCopyBeforeKeys(t *testing.T) {
+	tests := []struct {
+		name  string
+		crash bool // reopen from the keystore while the store still fails
+	}{
+		{"crash while the store fails", true},
+		{"the store recovers", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := newNet()
+			ctx := ctxT(t)
+			alice, bob := newIdentity(t), newIdentity(t)
+			kvB := &failingKV{MemKV: log.NewMemKV()}
+			stB := Storage{Blocks: n.blocks, KV: kvB}
+			ga, err := Create(ctx, alice, n.storage())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ga.Close()
+			inv, _ := ga.Invite(ctx)
+			gb, err := Join(ctx, bob, inv, stB, "alice", ga.Heads())
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, b := &replica{"alice", alice, ga}, &replica{"bob", bob, gb}
+			syncAll(t, a, b)
+			ks := testKeystore(t)
+			if err := gb.SaveKeys(ks); err != nil {
+				t.Fatal(err)
+			}
+
+			send(t, a, "while bob's disk is full")
+			kvB.fail = true
+			pull(t, b, a)
+			if got := bodies(t, gb); !slices.Contains(got, "while bob's disk is full") {
+				t.Fatalf("bob lists %q: the message was not delivered from memory", got)
+			}
+			if err := gb.SaveKeys(ks); !errors.Is(err, ErrUnsavedMessages) {
+				t.Fatalf("SaveKeys with an unstored copy: err = %v, want ErrUnsavedMessages", err)
+			}
+			if !tt.crash {
+				kvB.fail = false
+				if err := gb.SaveKeys(ks); err != nil {
+					t.Fatalf("SaveKeys after the store recovered: %v", err)
+				}
+			}
+			gb.Close()
+			kvB.fail = false
+			gb2, err := Open(ctx, bob, ks, ga.ID(), stB)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer gb2.Close()
+			if got := bodies(t, gb2); !slices.Contains(got, "while bob's disk is full") {
+				t.Fatalf("after the restart bob lists %q: the message was lost", got)
+			}
+		})
+	}
+}
