@@ -1651,6 +1651,94 @@ func (x *SubscribeRequest) GetSince() string {
 	return ""
 }
 
+type ConnectPeerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Addr          string                 `protobuf:"bytes,1,opt,name=addr,proto3" json:"addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectPeerRequest) Reset() {
+	*x = ConnectPeerRequest{}
+	mi := &file_api_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectPeerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectPeerRequest) ProtoMessage() {}
+
+func (x *ConnectPeerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectPeerRequest.ProtoReflect.Descriptor instead.
+func (*ConnectPeerRequest) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ConnectPeerRequest) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+type ConnectPeerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Peer          *Peer                  `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectPeerResponse) Reset() {
+	*x = ConnectPeerResponse{}
+	mi := &file_api_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectPeerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectPeerResponse) ProtoMessage() {}
+
+func (x *ConnectPeerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectPeerResponse.ProtoReflect.Descriptor instead.
+func (*ConnectPeerResponse) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ConnectPeerResponse) GetPeer() *Peer {
+	if x != nil {
+		return x.Peer
+	}
+	return nil
+}
+
 type ListPeersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1659,7 +1747,7 @@ type ListPeersRequest struct {
 
 func (x *ListPeersRequest) Reset() {
 	*x = ListPeersRequest{}
-	mi := &file_api_proto_msgTypes[31]
+	mi := &file_api_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +1759,7 @@ func (x *ListPeersRequest) String() string {
 func (*ListPeersRequest) ProtoMessage() {}
 
 func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[31]
+	mi := &file_api_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +1772,7 @@ func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersRequest.ProtoReflect.Descriptor instead.
 func (*ListPeersRequest) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{31}
+	return file_api_proto_rawDescGZIP(), []int{33}
 }
 
 type Peer struct {
@@ -1697,7 +1785,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_api_proto_msgTypes[32]
+	mi := &file_api_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1709,7 +1797,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[32]
+	mi := &file_api_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1722,7 +1810,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{32}
+	return file_api_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Peer) GetId() string {
@@ -1748,7 +1836,7 @@ type ListPeersResponse struct {
 
 func (x *ListPeersResponse) Reset() {
 	*x = ListPeersResponse{}
-	mi := &file_api_proto_msgTypes[33]
+	mi := &file_api_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1760,7 +1848,7 @@ func (x *ListPeersResponse) String() string {
 func (*ListPeersResponse) ProtoMessage() {}
 
 func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[33]
+	mi := &file_api_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1773,7 +1861,7 @@ func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersResponse.ProtoReflect.Descriptor instead.
 func (*ListPeersResponse) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{33}
+	return file_api_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListPeersResponse) GetPeers() []*Peer {
@@ -1793,7 +1881,7 @@ type SyncStatusRequest struct {
 
 func (x *SyncStatusRequest) Reset() {
 	*x = SyncStatusRequest{}
-	mi := &file_api_proto_msgTypes[34]
+	mi := &file_api_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1805,7 +1893,7 @@ func (x *SyncStatusRequest) String() string {
 func (*SyncStatusRequest) ProtoMessage() {}
 
 func (x *SyncStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[34]
+	mi := &file_api_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1818,7 +1906,7 @@ func (x *SyncStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncStatusRequest.ProtoReflect.Descriptor instead.
 func (*SyncStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{34}
+	return file_api_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SyncStatusRequest) GetGroup() string {
@@ -1843,7 +1931,7 @@ type LogSync struct {
 
 func (x *LogSync) Reset() {
 	*x = LogSync{}
-	mi := &file_api_proto_msgTypes[35]
+	mi := &file_api_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1855,7 +1943,7 @@ func (x *LogSync) String() string {
 func (*LogSync) ProtoMessage() {}
 
 func (x *LogSync) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[35]
+	mi := &file_api_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1868,7 +1956,7 @@ func (x *LogSync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogSync.ProtoReflect.Descriptor instead.
 func (*LogSync) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{35}
+	return file_api_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LogSync) GetLog() string {
@@ -1929,7 +2017,7 @@ type GroupSync struct {
 
 func (x *GroupSync) Reset() {
 	*x = GroupSync{}
-	mi := &file_api_proto_msgTypes[36]
+	mi := &file_api_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1941,7 +2029,7 @@ func (x *GroupSync) String() string {
 func (*GroupSync) ProtoMessage() {}
 
 func (x *GroupSync) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[36]
+	mi := &file_api_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1954,7 +2042,7 @@ func (x *GroupSync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupSync.ProtoReflect.Descriptor instead.
 func (*GroupSync) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{36}
+	return file_api_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GroupSync) GetGroup() string {
@@ -2029,7 +2117,7 @@ type SyncStatusResponse struct {
 
 func (x *SyncStatusResponse) Reset() {
 	*x = SyncStatusResponse{}
-	mi := &file_api_proto_msgTypes[37]
+	mi := &file_api_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2041,7 +2129,7 @@ func (x *SyncStatusResponse) String() string {
 func (*SyncStatusResponse) ProtoMessage() {}
 
 func (x *SyncStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[37]
+	mi := &file_api_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2054,7 +2142,7 @@ func (x *SyncStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncStatusResponse.ProtoReflect.Descriptor instead.
 func (*SyncStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{37}
+	return file_api_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SyncStatusResponse) GetGroups() []*GroupSync {
@@ -2074,7 +2162,7 @@ type RemoveReplicaRequest struct {
 
 func (x *RemoveReplicaRequest) Reset() {
 	*x = RemoveReplicaRequest{}
-	mi := &file_api_proto_msgTypes[38]
+	mi := &file_api_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2086,7 +2174,7 @@ func (x *RemoveReplicaRequest) String() string {
 func (*RemoveReplicaRequest) ProtoMessage() {}
 
 func (x *RemoveReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[38]
+	mi := &file_api_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2099,7 +2187,7 @@ func (x *RemoveReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveReplicaRequest.ProtoReflect.Descriptor instead.
 func (*RemoveReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{38}
+	return file_api_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RemoveReplicaRequest) GetGroup() string {
@@ -2119,7 +2207,7 @@ type RemoveReplicaResponse struct {
 
 func (x *RemoveReplicaResponse) Reset() {
 	*x = RemoveReplicaResponse{}
-	mi := &file_api_proto_msgTypes[39]
+	mi := &file_api_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2131,7 +2219,7 @@ func (x *RemoveReplicaResponse) String() string {
 func (*RemoveReplicaResponse) ProtoMessage() {}
 
 func (x *RemoveReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[39]
+	mi := &file_api_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2144,7 +2232,7 @@ func (x *RemoveReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveReplicaResponse.ProtoReflect.Descriptor instead.
 func (*RemoveReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{39}
+	return file_api_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RemoveReplicaResponse) GetGroup() string {
@@ -2162,7 +2250,7 @@ type ReplicationTokenRequest struct {
 
 func (x *ReplicationTokenRequest) Reset() {
 	*x = ReplicationTokenRequest{}
-	mi := &file_api_proto_msgTypes[40]
+	mi := &file_api_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2174,7 +2262,7 @@ func (x *ReplicationTokenRequest) String() string {
 func (*ReplicationTokenRequest) ProtoMessage() {}
 
 func (x *ReplicationTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[40]
+	mi := &file_api_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2187,7 +2275,7 @@ func (x *ReplicationTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicationTokenRequest.ProtoReflect.Descriptor instead.
 func (*ReplicationTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{40}
+	return file_api_proto_rawDescGZIP(), []int{42}
 }
 
 type ReplicationTokenResponse struct {
@@ -2202,7 +2290,7 @@ type ReplicationTokenResponse struct {
 
 func (x *ReplicationTokenResponse) Reset() {
 	*x = ReplicationTokenResponse{}
-	mi := &file_api_proto_msgTypes[41]
+	mi := &file_api_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2214,7 +2302,7 @@ func (x *ReplicationTokenResponse) String() string {
 func (*ReplicationTokenResponse) ProtoMessage() {}
 
 func (x *ReplicationTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[41]
+	mi := &file_api_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2227,7 +2315,7 @@ func (x *ReplicationTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicationTokenResponse.ProtoReflect.Descriptor instead.
 func (*ReplicationTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{41}
+	return file_api_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReplicationTokenResponse) GetToken() string {
@@ -2259,7 +2347,7 @@ type ListReplicasRequest struct {
 
 func (x *ListReplicasRequest) Reset() {
 	*x = ListReplicasRequest{}
-	mi := &file_api_proto_msgTypes[42]
+	mi := &file_api_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2271,7 +2359,7 @@ func (x *ListReplicasRequest) String() string {
 func (*ListReplicasRequest) ProtoMessage() {}
 
 func (x *ListReplicasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[42]
+	mi := &file_api_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2284,7 +2372,7 @@ func (x *ListReplicasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReplicasRequest.ProtoReflect.Descriptor instead.
 func (*ListReplicasRequest) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{42}
+	return file_api_proto_rawDescGZIP(), []int{44}
 }
 
 type Replica struct {
@@ -2303,7 +2391,7 @@ type Replica struct {
 
 func (x *Replica) Reset() {
 	*x = Replica{}
-	mi := &file_api_proto_msgTypes[43]
+	mi := &file_api_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2315,7 +2403,7 @@ func (x *Replica) String() string {
 func (*Replica) ProtoMessage() {}
 
 func (x *Replica) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[43]
+	mi := &file_api_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2328,7 +2416,7 @@ func (x *Replica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Replica.ProtoReflect.Descriptor instead.
 func (*Replica) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{43}
+	return file_api_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Replica) GetGroup() string {
@@ -2375,7 +2463,7 @@ type ListReplicasResponse struct {
 
 func (x *ListReplicasResponse) Reset() {
 	*x = ListReplicasResponse{}
-	mi := &file_api_proto_msgTypes[44]
+	mi := &file_api_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2387,7 +2475,7 @@ func (x *ListReplicasResponse) String() string {
 func (*ListReplicasResponse) ProtoMessage() {}
 
 func (x *ListReplicasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[44]
+	mi := &file_api_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2400,7 +2488,7 @@ func (x *ListReplicasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReplicasResponse.ProtoReflect.Descriptor instead.
 func (*ListReplicasResponse) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{44}
+	return file_api_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListReplicasResponse) GetReplicas() []*Replica {
@@ -2504,7 +2592,11 @@ const file_api_proto_rawDesc = "" +
 	"\x10SubscribeRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x16\n" +
 	"\x06replay\x18\x02 \x01(\bR\x06replay\x12\x14\n" +
-	"\x05since\x18\x03 \x01(\tR\x05since\"\x12\n" +
+	"\x05since\x18\x03 \x01(\tR\x05since\"(\n" +
+	"\x12ConnectPeerRequest\x12\x12\n" +
+	"\x04addr\x18\x01 \x01(\tR\x04addr\"=\n" +
+	"\x13ConnectPeerResponse\x12&\n" +
+	"\x04peer\x18\x01 \x01(\v2\x12.skein.api.v1.PeerR\x04peer\"\x12\n" +
 	"\x10ListPeersRequest\",\n" +
 	"\x04Peer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
@@ -2570,9 +2662,10 @@ const file_api_proto_rawDesc = "" +
 	"\bMessages\x128\n" +
 	"\x04Send\x12\x19.skein.api.v1.SendRequest\x1a\x15.skein.api.v1.Message\x12M\n" +
 	"\x04List\x12!.skein.api.v1.ListMessagesRequest\x1a\".skein.api.v1.ListMessagesResponse\x12D\n" +
-	"\tSubscribe\x12\x1e.skein.api.v1.SubscribeRequest\x1a\x15.skein.api.v1.Message0\x012P\n" +
+	"\tSubscribe\x12\x1e.skein.api.v1.SubscribeRequest\x1a\x15.skein.api.v1.Message0\x012\xa0\x01\n" +
 	"\x05Peers\x12G\n" +
-	"\x04List\x12\x1e.skein.api.v1.ListPeersRequest\x1a\x1f.skein.api.v1.ListPeersResponse2S\n" +
+	"\x04List\x12\x1e.skein.api.v1.ListPeersRequest\x1a\x1f.skein.api.v1.ListPeersResponse\x12N\n" +
+	"\aConnect\x12 .skein.api.v1.ConnectPeerRequest\x1a!.skein.api.v1.ConnectPeerResponse2S\n" +
 	"\x04Sync\x12K\n" +
 	"\x06Status\x12\x1f.skein.api.v1.SyncStatusRequest\x1a .skein.api.v1.SyncStatusResponse2\x8b\x02\n" +
 	"\x0fReplicationNode\x12V\n" +
@@ -2592,7 +2685,7 @@ func file_api_proto_rawDescGZIP() []byte {
 	return file_api_proto_rawDescData
 }
 
-var file_api_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_api_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_api_proto_goTypes = []any{
 	(*GetAccountRequest)(nil),        // 0: skein.api.v1.GetAccountRequest
 	(*AccountInfo)(nil),              // 1: skein.api.v1.AccountInfo
@@ -2625,20 +2718,22 @@ var file_api_proto_goTypes = []any{
 	(*ListMessagesRequest)(nil),      // 28: skein.api.v1.ListMessagesRequest
 	(*ListMessagesResponse)(nil),     // 29: skein.api.v1.ListMessagesResponse
 	(*SubscribeRequest)(nil),         // 30: skein.api.v1.SubscribeRequest
-	(*ListPeersRequest)(nil),         // 31: skein.api.v1.ListPeersRequest
-	(*Peer)(nil),                     // 32: skein.api.v1.Peer
-	(*ListPeersResponse)(nil),        // 33: skein.api.v1.ListPeersResponse
-	(*SyncStatusRequest)(nil),        // 34: skein.api.v1.SyncStatusRequest
-	(*LogSync)(nil),                  // 35: skein.api.v1.LogSync
-	(*GroupSync)(nil),                // 36: skein.api.v1.GroupSync
-	(*SyncStatusResponse)(nil),       // 37: skein.api.v1.SyncStatusResponse
-	(*RemoveReplicaRequest)(nil),     // 38: skein.api.v1.RemoveReplicaRequest
-	(*RemoveReplicaResponse)(nil),    // 39: skein.api.v1.RemoveReplicaResponse
-	(*ReplicationTokenRequest)(nil),  // 40: skein.api.v1.ReplicationTokenRequest
-	(*ReplicationTokenResponse)(nil), // 41: skein.api.v1.ReplicationTokenResponse
-	(*ListReplicasRequest)(nil),      // 42: skein.api.v1.ListReplicasRequest
-	(*Replica)(nil),                  // 43: skein.api.v1.Replica
-	(*ListReplicasResponse)(nil),     // 44: skein.api.v1.ListReplicasResponse
+	(*ConnectPeerRequest)(nil),       // 31: skein.api.v1.ConnectPeerRequest
+	(*ConnectPeerResponse)(nil),      // 32: skein.api.v1.ConnectPeerResponse
+	(*ListPeersRequest)(nil),         // 33: skein.api.v1.ListPeersRequest
+	(*Peer)(nil),                     // 34: skein.api.v1.Peer
+	(*ListPeersResponse)(nil),        // 35: skein.api.v1.ListPeersResponse
+	(*SyncStatusRequest)(nil),        // 36: skein.api.v1.SyncStatusRequest
+	(*LogSync)(nil),                  // 37: skein.api.v1.LogSync
+	(*GroupSync)(nil),                // 38: skein.api.v1.GroupSync
+	(*SyncStatusResponse)(nil),       // 39: skein.api.v1.SyncStatusResponse
+	(*RemoveReplicaRequest)(nil),     // 40: skein.api.v1.RemoveReplicaRequest
+	(*RemoveReplicaResponse)(nil),    // 41: skein.api.v1.RemoveReplicaResponse
+	(*ReplicationTokenRequest)(nil),  // 42: skein.api.v1.ReplicationTokenRequest
+	(*ReplicationTokenResponse)(nil), // 43: skein.api.v1.ReplicationTokenResponse
+	(*ListReplicasRequest)(nil),      // 44: skein.api.v1.ListReplicasRequest
+	(*Replica)(nil),                  // 45: skein.api.v1.Replica
+	(*ListReplicasResponse)(nil),     // 46: skein.api.v1.ListReplicasResponse
 }
 var file_api_proto_depIdxs = []int32{
 	12, // 0: skein.api.v1.AddContactResponse.group:type_name -> skein.api.v1.GroupInfo
@@ -2647,60 +2742,63 @@ var file_api_proto_depIdxs = []int32{
 	18, // 3: skein.api.v1.MembersResponse.members:type_name -> skein.api.v1.Member
 	12, // 4: skein.api.v1.ListGroupsResponse.groups:type_name -> skein.api.v1.GroupInfo
 	26, // 5: skein.api.v1.ListMessagesResponse.messages:type_name -> skein.api.v1.Message
-	32, // 6: skein.api.v1.ListPeersResponse.peers:type_name -> skein.api.v1.Peer
-	35, // 7: skein.api.v1.GroupSync.logs:type_name -> skein.api.v1.LogSync
-	36, // 8: skein.api.v1.SyncStatusResponse.groups:type_name -> skein.api.v1.GroupSync
-	36, // 9: skein.api.v1.Replica.sync:type_name -> skein.api.v1.GroupSync
-	43, // 10: skein.api.v1.ListReplicasResponse.replicas:type_name -> skein.api.v1.Replica
-	0,  // 11: skein.api.v1.Account.Get:input_type -> skein.api.v1.GetAccountRequest
-	2,  // 12: skein.api.v1.Contacts.Share:input_type -> skein.api.v1.ShareContactRequest
-	4,  // 13: skein.api.v1.Contacts.Add:input_type -> skein.api.v1.AddContactRequest
-	6,  // 14: skein.api.v1.Contacts.Accept:input_type -> skein.api.v1.AcceptContactRequest
-	8,  // 15: skein.api.v1.Contacts.List:input_type -> skein.api.v1.ListContactsRequest
-	13, // 16: skein.api.v1.Groups.Create:input_type -> skein.api.v1.CreateGroupRequest
-	14, // 17: skein.api.v1.Groups.Invite:input_type -> skein.api.v1.InviteRequest
-	16, // 18: skein.api.v1.Groups.Join:input_type -> skein.api.v1.JoinGroupRequest
-	17, // 19: skein.api.v1.Groups.Members:input_type -> skein.api.v1.MembersRequest
-	20, // 20: skein.api.v1.Groups.RemoveMember:input_type -> skein.api.v1.RemoveMemberRequest
-	21, // 21: skein.api.v1.Groups.Leave:input_type -> skein.api.v1.LeaveGroupRequest
-	23, // 22: skein.api.v1.Groups.List:input_type -> skein.api.v1.ListGroupsRequest
-	25, // 23: skein.api.v1.Groups.Get:input_type -> skein.api.v1.GetGroupRequest
-	10, // 24: skein.api.v1.Groups.Replicate:input_type -> skein.api.v1.ReplicateGroupRequest
-	27, // 25: skein.api.v1.Messages.Send:input_type -> skein.api.v1.SendRequest
-	28, // 26: skein.api.v1.Messages.List:input_type -> skein.api.v1.ListMessagesRequest
-	30, // 27: skein.api.v1.Messages.Subscribe:input_type -> skein.api.v1.SubscribeRequest
-	31, // 28: skein.api.v1.Peers.List:input_type -> skein.api.v1.ListPeersRequest
-	34, // 29: skein.api.v1.Sync.Status:input_type -> skein.api.v1.SyncStatusRequest
-	40, // 30: skein.api.v1.ReplicationNode.Token:input_type -> skein.api.v1.ReplicationTokenRequest
-	42, // 31: skein.api.v1.ReplicationNode.List:input_type -> skein.api.v1.ListReplicasRequest
-	38, // 32: skein.api.v1.ReplicationNode.Remove:input_type -> skein.api.v1.RemoveReplicaRequest
-	1,  // 33: skein.api.v1.Account.Get:output_type -> skein.api.v1.AccountInfo
-	3,  // 34: skein.api.v1.Contacts.Share:output_type -> skein.api.v1.ShareContactResponse
-	5,  // 35: skein.api.v1.Contacts.Add:output_type -> skein.api.v1.AddContactResponse
-	7,  // 36: skein.api.v1.Contacts.Accept:output_type -> skein.api.v1.AcceptContactResponse
-	9,  // 37: skein.api.v1.Contacts.List:output_type -> skein.api.v1.ListContactsResponse
-	12, // 38: skein.api.v1.Groups.Create:output_type -> skein.api.v1.GroupInfo
-	15, // 39: skein.api.v1.Groups.Invite:output_type -> skein.api.v1.InviteResponse
-	12, // 40: skein.api.v1.Groups.Join:output_type -> skein.api.v1.GroupInfo
-	19, // 41: skein.api.v1.Groups.Members:output_type -> skein.api.v1.MembersResponse
-	12, // 42: skein.api.v1.Groups.RemoveMember:output_type -> skein.api.v1.GroupInfo
-	22, // 43: skein.api.v1.Groups.Leave:output_type -> skein.api.v1.LeaveGroupResponse
-	24, // 44: skein.api.v1.Groups.List:output_type -> skein.api.v1.ListGroupsResponse
-	12, // 45: skein.api.v1.Groups.Get:output_type -> skein.api.v1.GroupInfo
-	11, // 46: skein.api.v1.Groups.Replicate:output_type -> skein.api.v1.ReplicateGroupResponse
-	26, // 47: skein.api.v1.Messages.Send:output_type -> skein.api.v1.Message
-	29, // 48: skein.api.v1.Messages.List:output_type -> skein.api.v1.ListMessagesResponse
-	26, // 49: skein.api.v1.Messages.Subscribe:output_type -> skein.api.v1.Message
-	33, // 50: skein.api.v1.Peers.List:output_type -> skein.api.v1.ListPeersResponse
-	37, // 51: skein.api.v1.Sync.Status:output_type -> skein.api.v1.SyncStatusResponse
-	41, // 52: skein.api.v1.ReplicationNode.Token:output_type -> skein.api.v1.ReplicationTokenResponse
-	44, // 53: skein.api.v1.ReplicationNode.List:output_type -> skein.api.v1.ListReplicasResponse
-	39, // 54: skein.api.v1.ReplicationNode.Remove:output_type -> skein.api.v1.RemoveReplicaResponse
-	33, // [33:55] is the sub-list for method output_type
-	11, // [11:33] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	34, // 6: skein.api.v1.ConnectPeerResponse.peer:type_name -> skein.api.v1.Peer
+	34, // 7: skein.api.v1.ListPeersResponse.peers:type_name -> skein.api.v1.Peer
+	37, // 8: skein.api.v1.GroupSync.logs:type_name -> skein.api.v1.LogSync
+	38, // 9: skein.api.v1.SyncStatusResponse.groups:type_name -> skein.api.v1.GroupSync
+	38, // 10: skein.api.v1.Replica.sync:type_name -> skein.api.v1.GroupSync
+	45, // 11: skein.api.v1.ListReplicasResponse.replicas:type_name -> skein.api.v1.Replica
+	0,  // 12: skein.api.v1.Account.Get:input_type -> skein.api.v1.GetAccountRequest
+	2,  // 13: skein.api.v1.Contacts.Share:input_type -> skein.api.v1.ShareContactRequest
+	4,  // 14: skein.api.v1.Contacts.Add:input_type -> skein.api.v1.AddContactRequest
+	6,  // 15: skein.api.v1.Contacts.Accept:input_type -> skein.api.v1.AcceptContactRequest
+	8,  // 16: skein.api.v1.Contacts.List:input_type -> skein.api.v1.ListContactsRequest
+	13, // 17: skein.api.v1.Groups.Create:input_type -> skein.api.v1.CreateGroupRequest
+	14, // 18: skein.api.v1.Groups.Invite:input_type -> skein.api.v1.InviteRequest
+	16, // 19: skein.api.v1.Groups.Join:input_type -> skein.api.v1.JoinGroupRequest
+	17, // 20: skein.api.v1.Groups.Members:input_type -> skein.api.v1.MembersRequest
+	20, // 21: skein.api.v1.Groups.RemoveMember:input_type -> skein.api.v1.RemoveMemberRequest
+	21, // 22: skein.api.v1.Groups.Leave:input_type -> skein.api.v1.LeaveGroupRequest
+	23, // 23: skein.api.v1.Groups.List:input_type -> skein.api.v1.ListGroupsRequest
+	25, // 24: skein.api.v1.Groups.Get:input_type -> skein.api.v1.GetGroupRequest
+	10, // 25: skein.api.v1.Groups.Replicate:input_type -> skein.api.v1.ReplicateGroupRequest
+	27, // 26: skein.api.v1.Messages.Send:input_type -> skein.api.v1.SendRequest
+	28, // 27: skein.api.v1.Messages.List:input_type -> skein.api.v1.ListMessagesRequest
+	30, // 28: skein.api.v1.Messages.Subscribe:input_type -> skein.api.v1.SubscribeRequest
+	33, // 29: skein.api.v1.Peers.List:input_type -> skein.api.v1.ListPeersRequest
+	31, // 30: skein.api.v1.Peers.Connect:input_type -> skein.api.v1.ConnectPeerRequest
+	36, // 31: skein.api.v1.Sync.Status:input_type -> skein.api.v1.SyncStatusRequest
+	42, // 32: skein.api.v1.ReplicationNode.Token:input_type -> skein.api.v1.ReplicationTokenRequest
+	44, // 33: skein.api.v1.ReplicationNode.List:input_type -> skein.api.v1.ListReplicasRequest
+	40, // 34: skein.api.v1.ReplicationNode.Remove:input_type -> skein.api.v1.RemoveReplicaRequest
+	1,  // 35: skein.api.v1.Account.Get:output_type -> skein.api.v1.AccountInfo
+	3,  // 36: skein.api.v1.Contacts.Share:output_type -> skein.api.v1.ShareContactResponse
+	5,  // 37: skein.api.v1.Contacts.Add:output_type -> skein.api.v1.AddContactResponse
+	7,  // 38: skein.api.v1.Contacts.Accept:output_type -> skein.api.v1.AcceptContactResponse
+	9,  // 39: skein.api.v1.Contacts.List:output_type -> skein.api.v1.ListContactsResponse
+	12, // 40: skein.api.v1.Groups.Create:output_type -> skein.api.v1.GroupInfo
+	15, // 41: skein.api.v1.Groups.Invite:output_type -> skein.api.v1.InviteResponse
+	12, // 42: skein.api.v1.Groups.Join:output_type -> skein.api.v1.GroupInfo
+	19, // 43: skein.api.v1.Groups.Members:output_type -> skein.api.v1.MembersResponse
+	12, // 44: skein.api.v1.Groups.RemoveMember:output_type -> skein.api.v1.GroupInfo
+	22, // 45: skein.api.v1.Groups.Leave:output_type -> skein.api.v1.LeaveGroupResponse
+	24, // 46: skein.api.v1.Groups.List:output_type -> skein.api.v1.ListGroupsResponse
+	12, // 47: skein.api.v1.Groups.Get:output_type -> skein.api.v1.GroupInfo
+	11, // 48: skein.api.v1.Groups.Replicate:output_type -> skein.api.v1.ReplicateGroupResponse
+	26, // 49: skein.api.v1.Messages.Send:output_type -> skein.api.v1.Message
+	29, // 50: skein.api.v1.Messages.List:output_type -> skein.api.v1.ListMessagesResponse
+	26, // 51: skein.api.v1.Messages.Subscribe:output_type -> skein.api.v1.Message
+	35, // 52: skein.api.v1.Peers.List:output_type -> skein.api.v1.ListPeersResponse
+	32, // 53: skein.api.v1.Peers.Connect:output_type -> skein.api.v1.ConnectPeerResponse
+	39, // 54: skein.api.v1.Sync.Status:output_type -> skein.api.v1.SyncStatusResponse
+	43, // 55: skein.api.v1.ReplicationNode.Token:output_type -> skein.api.v1.ReplicationTokenResponse
+	46, // 56: skein.api.v1.ReplicationNode.List:output_type -> skein.api.v1.ListReplicasResponse
+	41, // 57: skein.api.v1.ReplicationNode.Remove:output_type -> skein.api.v1.RemoveReplicaResponse
+	35, // [35:58] is the sub-list for method output_type
+	12, // [12:35] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_api_proto_init() }
@@ -2714,7 +2812,7 @@ func file_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_proto_rawDesc), len(file_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   45,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   7,
 		},

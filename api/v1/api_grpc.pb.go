@@ -976,7 +976,8 @@ var Messages_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Peers_List_FullMethodName = "/skein.api.v1.Peers/List"
+	Peers_List_FullMethodName    = "/skein.api.v1.Peers/List"
+	Peers_Connect_FullMethodName = "/skein.api.v1.Peers/Connect"
 )
 
 // PeersClient is the client API for Peers service.
@@ -984,6 +985,13 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type PeersClient interface {
 	List(ctx context.Context, in *ListPeersRequest, opts ...grpc.CallOption) (*ListPeersResponse, error)
+	// Connect dials a peer named by a multiaddr ending in /p2p/<peer id>
+	// (what `skein id` prints). Once connected, the network keeps it
+	// connected and, with plugins/ipfs, dials it again after a restart.
+	// INVALID_ARGUMENT for an address without a peer id or naming this
+	// node; NOT_FOUND when the peer cannot be reached (not UNAVAILABLE,
+	// which clients read as the node itself being gone).
+	Connect(ctx context.Context, in *ConnectPeerRequest, opts ...grpc.CallOption) (*ConnectPeerResponse, error)
 }
 
 type peersClient struct {
@@ -1004,11 +1012,28 @@ func (c *peersClient) List(ctx context.Context, in *ListPeersRequest, opts ...gr
 	return out, nil
 }
 
+func (c *peersClient) Connect(ctx context.Context, in *ConnectPeerRequest, opts ...grpc.CallOption) (*ConnectPeerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConnectPeerResponse)
+	err := c.cc.Invoke(ctx, Peers_Connect_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeersServer is the server API for Peers service.
 // All implementations must embed UnimplementedPeersServer
 // for forward compatibility.
 type PeersServer interface {
 	List(context.Context, *ListPeersRequest) (*ListPeersResponse, error)
+	// Connect dials a peer named by a multiaddr ending in /p2p/<peer id>
+	// (what `skein id` prints). Once connected, the network keeps it
+	// connected and, with plugins/ipfs, dials it again after a restart.
+	// INVALID_ARGUMENT for an address without a peer id or naming this
+	// node; NOT_FOUND when the peer cannot be reached (not UNAVAILABLE,
+	// which clients read as the node itself being gone).
+	Connect(context.Context, *ConnectPeerRequest) (*ConnectPeerResponse, error)
 	mustEmbedUnimplementedPeersServer()
 }
 
@@ -1021,6 +1046,9 @@ type UnimplementedPeersServer struct{}
 
 func (UnimplementedPeersServer) List(context.Context, *ListPeersRequest) (*ListPeersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method List not implemented")
+}
+func (UnimplementedPeersServer) Connect(context.Context, *ConnectPeerRequest) (*ConnectPeerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Connect not implemented")
 }
 func (UnimplementedPeersServer) mustEmbedUnimplementedPeersServer() {}
 func (UnimplementedPeersServer) testEmbeddedByValue()               {}
@@ -1061,6 +1089,24 @@ func _Peers_List_Handler(srv interface{}, ctx context.Context, dec func(interfac
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peers_Connect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConnectPeerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeersServer).Connect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peers_Connect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeersServer).Connect(ctx, req.(*ConnectPeerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peers_ServiceDesc is the grpc.ServiceDesc for Peers service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1071,6 +1117,10 @@ var Peers_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "List",
 			Handler:    _Peers_List_Handler,
+		},
+		{
+			MethodName: "Connect",
+			Handler:    _Peers_Connect_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -705,6 +705,38 @@ func (c *cli) peersCommand() *cobra.Command {
 		},
 	}
 	f.add(cmd, true)
+	cmd.AddCommand(c.peersConnectCommand())
+	return cmd
+}
+
+func (c *cli) peersConnectCommand() *cobra.Command {
+	var f clientFlags
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "connect <multiaddr/p2p/peer-id>",
+		Short: "Connect to a peer (kept connected, and dialled again after a restart)",
+		Long: `connect dials a peer given as a multiaddr ending in /p2p/<peer id>, as
+skein id prints it on that node. Once connected, the node keeps the peer
+connected and dials it again after a restart (its data directory remembers it).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withClient(cmd, &f, func(ctx context.Context, cl *client.Client) error {
+				ctx, cancel := context.WithTimeout(ctx, timeout)
+				defer cancel()
+				r, err := cl.Peers.Connect(ctx, &apiv1.ConnectPeerRequest{Addr: args[0]})
+				if err != nil {
+					return rpcError("peers connect", err)
+				}
+				if f.json {
+					return c.writeJSON(map[string]any{"id": r.GetPeer().GetId(), "addrs": nonNil(r.GetPeer().GetAddrs())})
+				}
+				fmt.Fprintf(c.stdout, "connected to %s\n", r.GetPeer().GetId())
+				return nil
+			})
+		},
+	}
+	f.add(cmd, true)
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "give up dialling after this long")
 	return cmd
 }
 

@@ -216,6 +216,9 @@ func TestClientCommands(t *testing.T) {
 	if out := mustRun(t, "", "peers", "--socket", sa); !strings.HasPrefix(out, "b") {
 		t.Fatalf("peers: %q", out)
 	}
+	if out := mustRun(t, "", "peers", "connect", "/simnet/b/p2p/b", "--socket", sa); out != "connected to b\n" {
+		t.Fatalf("peers connect: %q", out)
+	}
 	var st []map[string]any
 	if err := json.Unmarshal([]byte(mustRun(t, "", "sync", "status", "--json", "--socket", sa)), &st); err != nil || len(st) != 1 {
 		t.Fatalf("sync status = %v, %v", st, err)
@@ -250,6 +253,9 @@ func TestClientCommands(t *testing.T) {
 		{"bad token", []string{"group", "join", "garbage", "--socket", sb, "--timeout", "1s"}, "group join: invalid argument"},
 		{"follow with limit", []string{"messages", "team", "--follow", "--limit", "1", "--socket", sa}, "cannot be combined"},
 		{"empty stdin", []string{"send", "team", "-", "--socket", sa}, "send: empty message"},
+		{"connect without a peer id", []string{"peers", "connect", "/ip4/127.0.0.1/tcp/4001", "--socket", sa}, "peers connect: invalid argument: \"/ip4/127.0.0.1/tcp/4001\" is not a multiaddr ending in /p2p/<peer id>"},
+		{"connect to itself", []string{"peers", "connect", "/simnet/a/p2p/a", "--socket", sa}, "peers connect: invalid argument: a is this node"},
+		{"connect to nobody", []string{"peers", "connect", "/simnet/zed/p2p/zed", "--socket", sa}, "peers connect: connect to zed: peer unreachable"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -99,6 +99,9 @@ func toStatus(err error) error {
 		code = codes.PermissionDenied
 	case errors.Is(err, messenger.ErrTooManyGroups):
 		code = codes.ResourceExhausted
+	case errors.Is(err, messenger.ErrUnreachable):
+		// Not UNAVAILABLE: clients read that as the node itself gone.
+		code = codes.NotFound
 	}
 	return status.Error(code, err.Error())
 }
@@ -362,6 +365,14 @@ func (s peersServer) List(ctx context.Context, _ *apiv1.ListPeersRequest) (*apiv
 		out.Peers = append(out.Peers, &apiv1.Peer{Id: p.ID, Addrs: p.Addrs})
 	}
 	return out, nil
+}
+
+func (s peersServer) Connect(ctx context.Context, r *apiv1.ConnectPeerRequest) (*apiv1.ConnectPeerResponse, error) {
+	p, err := s.m.Connect(ctx, r.GetAddr())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &apiv1.ConnectPeerResponse{Peer: &apiv1.Peer{Id: p.ID, Addrs: p.Addrs}}, nil
 }
 
 // ---- sync ----

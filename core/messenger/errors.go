@@ -14,6 +14,8 @@ var (
 	// ErrInvalidArgument: a request is malformed (empty body, bad name,
 	// bad cid).
 	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrUnreachable: a peer could not be connected to.
+	ErrUnreachable = errors.New("peer unreachable")
 	// ErrClosed: the messenger is closed.
 	ErrClosed = errors.New("messenger closed")
 )

@@ -718,6 +718,29 @@ func (m *Messenger) Peers(ctx context.Context) ([]sdk.PeerInfo, error) {
 	return m.cfg.Network.Peers(ctx)
 }
 
+// Connect dials the peer addr names: a multiaddr ending in /p2p/<peer id>,
+// or a bare /p2p/<peer id> for the network to find. An address without a
+// peer id, or naming this node, is ErrInvalidArgument; a peer that cannot
+// be reached is ErrUnreachable.
+func (m *Messenger) Connect(ctx context.Context, addr string) (sdk.PeerInfo, error) {
+	addr = strings.TrimSpace(addr)
+	i := strings.LastIndex(addr, "/p2p/")
+	if i < 0 || i+len("/p2p/") == len(addr) || strings.Contains(addr[i+len("/p2p/"):], "/") {
+		return sdk.PeerInfo{}, fmt.Errorf("%w: %q is not a multiaddr ending in /p2p/<peer id> (skein id prints them)", ErrInvalidArgument, addr)
+	}
+	info := sdk.PeerInfo{ID: addr[i+len("/p2p/"):]}
+	if i > 0 {
+		info.Addrs = []string{addr[:i]}
+	}
+	if info.ID == m.cfg.Network.PeerID() {
+		return sdk.PeerInfo{}, fmt.Errorf("%w: %s is this node", ErrInvalidArgument, info.ID)
+	}
+	if err := m.cfg.Network.Connect(ctx, info); err != nil {
+		return sdk.PeerInfo{}, fmt.Errorf("connect to %s: %w: %w", info.ID, ErrUnreachable, err)
+	}
+	return info, nil
+}
+
 // SyncStatus reports the sync state of the group ref names, or of every
 // group when ref is "".
 func (m *Messenger) SyncStatus(ctx context.Context, ref string) ([]SyncStatus, error) {
