@@ -144,7 +144,7 @@ type Group struct {
 	// written yet: retried with the next round and by SaveKeys, which
 	// saves no key while any is left (see storeDelivered).
 	unstored []*Message
-	stats       map[crypto.PublicKey]*writerStats
+	stats    map[crypto.PublicKey]*writerStats
 
 	kv       log.KV   // where delivered messages are kept, sealed
 	localKey [32]byte // seals them; saved with the keys
