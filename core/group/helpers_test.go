@@ -78,6 +78,31 @@ func (n *net) create(t testing.TB, names ...string) []*replica {
 	return rs
 }
 
+// pair makes a group of alice (its creator, storing in stA) and bob
+// (storing in stB), synced.
+func (n *net) pair(t testing.TB, stA, stB Storage) (a, b *replica) {
+	t.Helper()
+	ctx := ctxT(t)
+	alice, bob := newIdentity(t), newIdentity(t)
+	ga, err := Create(ctx, alice, stA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ga.Close() })
+	inv, err := ga.Invite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gb, err := Join(ctx, bob, inv, stB, "alice", ga.Heads())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gb.Close() })
+	a, b = &replica{"alice", alice, ga}, &replica{"bob", bob, gb}
+	syncAll(t, a, b)
+	return a, b
+}
+
 // pull makes to receive from's heads and fails on any rejection.
 func pull(t testing.TB, to, from *replica) {
 	t.Helper()

@@ -24,20 +24,9 @@ func testKeystore(t testing.TB) *crypto.Keystore {
 func TestSaveKeysAndOpen(t *testing.T) {
 	n := newNet()
 	ctx := ctxT(t)
-	alice, bob := newIdentity(t), newIdentity(t)
-	kvA, kvB := log.NewMemKV(), log.NewMemKV()
-	stA, stB := Storage{Blocks: n.blocks, KV: kvA}, Storage{Blocks: n.blocks, KV: kvB}
-	ga, err := Create(ctx, alice, stA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, _ := ga.Invite(ctx)
-	gb, err := Join(ctx, bob, inv, stB, "alice", ga.Heads())
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := &replica{"alice", alice, ga}, &replica{"bob", bob, gb}
-	syncAll(t, a, b)
+	stA, stB := n.storage(), n.storage()
+	a, b := n.pair(t, stA, stB)
+	alice, bob, ga, gb := a.id, b.id, a.g, b.g
 	send(t, a, "one")
 	send(t, b, "two")
 	syncAll(t, a, b)
@@ -161,21 +150,10 @@ func TestReceivedCopyBeforeKeys(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			n := newNet()
 			ctx := ctxT(t)
-			alice, bob := newIdentity(t), newIdentity(t)
 			kvB := &failingKV{MemKV: log.NewMemKV()}
 			stB := Storage{Blocks: n.blocks, KV: kvB}
-			ga, err := Create(ctx, alice, n.storage())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ga.Close()
-			inv, _ := ga.Invite(ctx)
-			gb, err := Join(ctx, bob, inv, stB, "alice", ga.Heads())
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, b := &replica{"alice", alice, ga}, &replica{"bob", bob, gb}
-			syncAll(t, a, b)
+			a, b := n.pair(t, n.storage(), stB)
+			bob, ga, gb := b.id, a.g, b.g
 			ks := testKeystore(t)
 			if err := gb.SaveKeys(ks); err != nil {
 				t.Fatal(err)

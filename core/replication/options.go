@@ -84,6 +84,13 @@ func positiveDuration(name string, d time.Duration) error {
 	return nil
 }
 
+func nonNegativeDuration(name string, d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("replication option: %s must not be negative, got %v", name, d)
+	}
+	return nil
+}
+
 // WithAntiEntropyInterval sets the anti-entropy period (default
 // DefaultAntiEntropyInterval).
 func WithAntiEntropyInterval(d time.Duration) Option {
@@ -164,13 +171,7 @@ func WithLogger(l *slog.Logger) Option {
 // back, then one per pace; appends during a pause are announced together.
 // A lone append is announced at once.
 func WithAnnouncePace(d time.Duration) Option {
-	return func(o *options) error {
-		if d < 0 {
-			return fmt.Errorf("replication option: announce pace must not be negative, got %v", d)
-		}
-		o.pace = d
-		return nil
-	}
+	return func(o *options) error { o.pace = d; return nonNegativeDuration("announce pace", d) }
 }
 
 // WithPubsubValidated says whether the network validates every pubsub
@@ -212,11 +213,5 @@ func WithBulkFetch(entries, bytes int) Option {
 // connects. A network without content routing (no DHT) makes every round
 // fail quietly (logged at debug, shown in Status).
 func WithRendezvousInterval(d time.Duration) Option {
-	return func(o *options) error {
-		if d < 0 {
-			return fmt.Errorf("replication option: rendezvous interval must not be negative, got %v", d)
-		}
-		o.rendezvous = d
-		return nil
-	}
+	return func(o *options) error { o.rendezvous = d; return nonNegativeDuration("rendezvous interval", d) }
 }
