@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,8 @@ const (
 	// rendezvousParallelDials the dials of them at once.
 	rendezvousMaxPeers      = 20
 	rendezvousParallelDials = 4
+	// rendezvousParallelRounds bounds the rounds (of all topics) at once.
+	rendezvousParallelRounds = 8
 )
 
 // RendezvousCID returns the rendezvous CID of topic for the period holding
@@ -83,7 +86,13 @@ func rendezvousCIDs(topic string, now time.Time) (provide, lookup []cid.Cid) {
 func (r *Replicator) rendezvous(ctx context.Context, topic string) {
 	retry := rendezvousMinRetry
 	for {
+		select {
+		case r.rendezvousSlots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		found, err := r.rendezvousRound(ctx, topic)
+		<-r.rendezvousSlots
 		if ctx.Err() != nil {
 			return
 		}
@@ -97,6 +106,9 @@ func (r *Replicator) rendezvous(ctx context.Context, topic string) {
 		if err != nil {
 			r.logger.Debug("rendezvous", "topic", shortTopic(topic), "err", err, "retry_in", wait)
 		}
+		// Up to a fifth more, so that the rounds of many topics started
+		// together spread out.
+		wait += rand.N(wait/5 + 1)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

@@ -3,12 +3,15 @@ package replication_test
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/skein-p2p/skein/core/log"
 	"github.com/skein-p2p/skein/core/replication"
 	"github.com/skein-p2p/skein/plugins/simnet"
+	"github.com/skein-p2p/skein/sdk"
 )
 
 // Two replicas of a topic with no connection and no address of each other
@@ -99,5 +102,75 @@ func TestRendezvousCID(t *testing.T) {
 				t.Fatalf("cid %s: want CIDv1 raw", c1)
 			}
 		})
+	}
+}
+
+// gatedLookups is a network whose provider lookups wait for a gate and
+// count how many wait at once.
+type gatedLookups struct {
+	*simnet.Node
+	gate    chan struct{}
+	mu      sync.Mutex
+	waiting int
+	most    int
+	entered chan struct{}
+}
+
+func (g *gatedLookups) FindProviders(ctx context.Context, raw []byte) (<-chan sdk.PeerInfo, error) {
+	g.mu.Lock()
+	g.waiting++
+	g.most = max(g.most, g.waiting)
+	g.mu.Unlock()
+	g.entered <- struct{}{}
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+	}
+	g.mu.Lock()
+	g.waiting--
+	g.mu.Unlock()
+	return g.Node.FindProviders(ctx, raw)
+}
+
+// A node replicating many topics runs a bounded number of rendezvous
+// rounds at once (here 30 topics, at most 8 lookups under way), not one
+// per topic all together.
+func TestRendezvousRoundsAreBounded(t *testing.T) {
+	sn := simnet.New()
+	t.Cleanup(func() { _ = sn.Close() })
+	nd, err := sn.AddNode("many")
+	if err != nil {
+		t.Fatal(err)
+	}
+	net := &gatedLookups{Node: nd, gate: make(chan struct{}), entered: make(chan struct{}, 64)}
+	r, err := replication.New(net, replication.WithRendezvousInterval(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	const topics = 30
+	for i := range topics {
+		l, err := log.Open(context.Background(), testLogID, r.BlockStore(), log.NewMemKV(), log.NewKeySigner(newKey(t)), log.AllowWriters())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Close() })
+		if _, err := r.Add(fmt.Appendf(nil, "the secret of group number %04d", i), "messages", l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every topic's first round gets its lookup, a gated one at a time.
+	for range topics {
+		<-net.entered
+		net.gate <- struct{}{}
+	}
+	net.mu.Lock()
+	most := net.most
+	net.mu.Unlock()
+	if most > 8 {
+		t.Fatalf("%d rendezvous lookups under way at once, want at most 8", most)
 	}
 }

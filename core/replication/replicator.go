@@ -51,6 +51,10 @@ type Replicator struct {
 	blocked    map[string]BlockedPeer
 	exchanging map[string]bool
 	bulkOff    map[string]time.Time // peers not asked for bulk fetches until then
+	// rendezvousSlots bounds the rendezvous rounds running at once
+	// (all topics): a node replicating thousands of groups does not start
+	// thousands of DHT lookups at once.
+	rendezvousSlots chan struct{}
 	wg         sync.WaitGroup
 }
 
@@ -76,7 +80,7 @@ func New(net sdk.Network, opts ...Option) (*Replicator, error) {
 	r := &Replicator{net: net, opts: o, logger: o.logger.With("component", "replication"),
 		blocks: NewBlockStore(net, o.parallelism), logs: map[LogID]*replica{},
 		topics: map[string]*topicSub{}, blocked: map[string]BlockedPeer{}, exchanging: map[string]bool{},
-		bulkOff: map[string]time.Time{}}
+		bulkOff: map[string]time.Time{}, rendezvousSlots: make(chan struct{}, rendezvousParallelRounds)}
 	r.notify, _ = net.(sdk.PeerNotifier)
 	r.direct, _ = net.(sdk.DirectMessenger)
 	r.blocker, _ = net.(sdk.PeerBlocker)
