@@ -55,7 +55,7 @@ type Replicator struct {
 	// (all topics): a node replicating thousands of groups does not start
 	// thousands of DHT lookups at once.
 	rendezvousSlots chan struct{}
-	wg         sync.WaitGroup
+	wg              sync.WaitGroup
 }
 
 type topicSub struct {
