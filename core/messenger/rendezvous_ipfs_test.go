@@ -119,12 +119,22 @@ func TestMembersMeetAtTheRendezvousOverIPFS(t *testing.T) {
 			if err != nil {
 				t.Fatalf("join through the rendezvous: %v", err)
 			}
-			st, err := b.SyncStatus(ctx, "g")
-			if err != nil {
-				t.Fatal(err)
+			// Whichever looked up after the other had provided found it
+			// (the joiner, unless its first lookup came before the
+			// inviter's record reached the DHT node).
+			var found uint64
+			for i, m := range ms {
+				st, err := m.SyncStatus(ctx, "g")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st[0].Rendezvous.Last.IsZero() {
+					t.Fatalf("member %d ran no rendezvous round: %+v", i, st[0].Rendezvous)
+				}
+				found += st[0].Rendezvous.Found
 			}
-			if r := st[0].Rendezvous; r.Found != 1 || r.Last.IsZero() || r.Error != "" {
-				t.Fatalf("b's rendezvous status = %+v, want the inviter found", r)
+			if found < 1 {
+				t.Fatal("the members met, but neither's rendezvous status says it found the other")
 			}
 			oneEach(t, ms, gi.ID.String())
 		})
