@@ -49,10 +49,6 @@ func (r *Replicator) RetryMissing(ctx context.Context, id LogID) error {
 	if err != nil {
 		return fmt.Errorf("retry log %s: list peers: %w", id, err)
 	}
-	live := make(map[string]bool, len(peers))
-	for _, p := range peers {
-		live[p.ID] = true
-	}
-	rep.retryMissing(live)
+	rep.retryMissing(peerSet(peers))
 	return nil
 }

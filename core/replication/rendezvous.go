@@ -124,12 +124,8 @@ func (r *Replicator) rendezvous(ctx context.Context, topic string) {
 // peers it connected to.
 func (r *Replicator) rendezvousRound(ctx context.Context, topic string) (int, error) {
 	provide, lookup := rendezvousCIDs(topic, time.Now())
-	connected := map[string]bool{r.self: true}
-	if peers, err := r.net.Peers(ctx); err == nil {
-		for _, p := range peers {
-			connected[p.ID] = true
-		}
-	}
+	connected := r.livePeers(ctx)
+	connected[r.self] = true
 	var found atomic.Int64
 	var errs []error
 	for _, c := range lookup {
@@ -199,14 +195,7 @@ func (r *Replicator) connectFound(ctx context.Context, info sdk.PeerInfo) bool {
 // topicPeerConnected reports whether a connected peer has named heads of
 // a log of topic (it replicates the topic too).
 func (r *Replicator) topicPeerConnected(ctx context.Context, topic string) bool {
-	peers, err := r.net.Peers(ctx)
-	if err != nil {
-		return false
-	}
-	live := map[string]bool{}
-	for _, p := range peers {
-		live[p.ID] = true
-	}
+	live := r.livePeers(ctx)
 	for _, rep := range r.replicas() {
 		if rep.topic != topic {
 			continue

@@ -388,12 +388,25 @@ func (r *Replicator) exchangeLater(peer string) {
 }
 
 // connected reports whether the network lists peer as connected.
-func (r *Replicator) connected(peer string) bool {
-	peers, err := r.net.Peers(r.ctx)
+func (r *Replicator) connected(peer string) bool { return r.livePeers(r.ctx)[peer] }
+
+// livePeers returns the IDs of the peers the network lists as connected
+// (none if it cannot list them).
+func (r *Replicator) livePeers(ctx context.Context) map[string]bool {
+	peers, err := r.net.Peers(ctx)
 	if err != nil {
-		return false
+		return map[string]bool{}
 	}
-	return slices.ContainsFunc(peers, func(p sdk.PeerInfo) bool { return p.ID == peer })
+	return peerSet(peers)
+}
+
+// peerSet returns the IDs of peers as a set.
+func peerSet(peers []sdk.PeerInfo) map[string]bool {
+	set := make(map[string]bool, len(peers))
+	for _, p := range peers {
+		set[p.ID] = true
+	}
+	return set
 }
 
 // exchangeAsync starts a head exchange with peer unless one is running.
@@ -552,10 +565,7 @@ func (r *Replicator) antiEntropy(ctx context.Context) {
 	if err != nil {
 		r.logger.Debug("anti-entropy: list peers", "err", err)
 	}
-	live := map[string]bool{}
-	for _, p := range peers {
-		live[p.ID] = true
-	}
+	live := peerSet(peers)
 	for _, rep := range r.replicas() {
 		rep.digest(ctx)
 		rep.retryMissing(live)

@@ -69,10 +69,7 @@ func loadWantedPeers(path string) ([]peer.AddrInfo, []error) {
 			}
 			info.Addrs = append(info.Addrs, m)
 		}
-		if len(info.Addrs) > redialMaxAddrs {
-			info.Addrs = info.Addrs[:redialMaxAddrs]
-		}
-		out = append(out, info)
+		out = append(out, info) // want bounds the addresses
 	}
 	return out, errs
 }

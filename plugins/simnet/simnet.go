@@ -260,17 +260,7 @@ func (n *Network) rngLocked(from, to string) *rand.Rand {
 
 // liveLocked reports whether a and b can talk now.
 func (n *Network) liveLocked(a, b string) bool {
-	if a == b {
-		return false
-	}
-	na, nb := n.nodes[a], n.nodes[b]
-	if na == nil || nb == nil || !na.isUp() || !nb.isUp() || !n.conns[mkpair(a, b)] {
-		return false
-	}
-	if n.side[a] != n.side[b] {
-		return false
-	}
-	return !na.blocks(b) && !nb.blocks(a)
+	return n.conns[mkpair(a, b)] && n.routableLocked(a, b)
 }
 
 type peerEventFor struct {
