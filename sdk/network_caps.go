@@ -41,3 +41,69 @@ type DirectMessenger interface {
 type PeerBlocker interface {
 	BlockPeer(ctx context.Context, peer string, reason string, d time.Duration) error
 }
+
+// TopicGate is an optional Network capability: closed pubsub topics, for
+// groups whose traffic only peers that proved membership may see.
+//
+// The mesh of a closed topic holds only peers this node admitted; the
+// network sends the topic's messages (published or forwarded, and gossip
+// about them) only to admitted peers, and drops what other peers send on it
+// without passing it to a validator or a subscriber. As far as the network
+// can, it does not tell a peer that is not admitted that this node
+// subscribes to the topic. Admission is per connection: it ends when the
+// peer's last connection to this node closes, and the node must admit the
+// peer again after it reconnects and proves itself again.
+type TopicGate interface {
+	// CloseTopic makes topic closed. Call it before Subscribe or Publish on
+	// the topic; it is idempotent, and a topic stays closed until the
+	// network stops.
+	CloseTopic(ctx context.Context, topic string) error
+	// AdmitPeer admits peer to the closed topic (admit true) until its last
+	// connection closes, or evicts it at once (admit false). Admitting a
+	// peer that is not connected is an error wrapping ErrNotFound.
+	AdmitPeer(ctx context.Context, topic, peer string, admit bool) error
+}
+
+// Verdict is what a TopicValidator says of one pubsub message.
+type Verdict int
+
+// Verdicts.
+const (
+	// VerdictAccept: deliver the message and forward it.
+	VerdictAccept Verdict = iota + 1
+	// VerdictIgnore: drop it, do not forward it, no penalty for the sender
+	// (e.g. it names what cannot be checked yet).
+	VerdictIgnore
+	// VerdictReject: drop it, do not forward it, and count it against the
+	// peer that handed it over (it is provably bad).
+	VerdictReject
+)
+
+// MessageValidator judges one pubsub message from peer from (the peer that
+// handed it over, not necessarily its author). It runs concurrently and
+// must be quick: the network holds the message until it answers, and takes
+// no answer by ctx's end as VerdictIgnore.
+type MessageValidator func(ctx context.Context, from string, data []byte) Verdict
+
+// TopicValidator is an optional Network capability: the node judges every
+// message of a topic before the network delivers it or forwards it.
+type TopicValidator interface {
+	// ValidateTopic registers v for topic, replacing any earlier one; nil
+	// removes it. Every message received on topic passes v before it is
+	// delivered to a subscriber or forwarded to any peer; a message this
+	// node published itself is not passed to v.
+	ValidateTopic(topic string, v MessageValidator) error
+}
+
+// PeerScorer is an optional Network capability: the node's own judgement
+// of a peer feeds the network's peer scoring (gossipsub's
+// application-specific score), so a peer whose claims turn out false is
+// first pruned from meshes and then cut off, while one that served what it
+// announced keeps its place.
+type PeerScorer interface {
+	// ScorePeer adds delta to peer's application score: negative for what
+	// turned out bad (a head nobody served, an entry rejected), positive
+	// for what turned out good. The network bounds and decays the score
+	// and decides what a low score costs the peer; reason is for its log.
+	ScorePeer(ctx context.Context, peer string, delta float64, reason string) error
+}
