@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -339,7 +340,13 @@ type socketPlane struct {
 }
 
 func newSocketPlane(s *transportServer) (*socketPlane, error) {
-	base := os.TempDir()
+	// Inside the directory the host made for this plugin's sockets when
+	// it gave one (go-plugin's host does, and removes it when the process
+	// is gone, even after a crash or a kill), else the temp directory.
+	base := os.Getenv(plugin.EnvUnixSocketDir)
+	if base == "" || len(base) > 60 {
+		base = os.TempDir()
+	}
 	if len(base) > 60 { // sun_path holds ~107 bytes
 		base = "/tmp"
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -210,6 +211,8 @@ func (s *memStore) Start(context.Context) error {
 	s.started = true
 	s.mu.Unlock()
 	fmt.Fprintln(os.Stderr, "memstore started")
+	// A structured record through the sdk's logger (TestPluginLogRecords).
+	slog.Warn("memstore warning", "free", "1%", slog.Group("disk", "dev", "sda", "ok", false))
 	return nil
 }
 
