@@ -24,9 +24,6 @@ import (
 	"github.com/skein-p2p/skein/core/crypto"
 )
 
-// maxSendBytes bounds a message read from stdin.
-const maxSendBytes = 1 << 20
-
 // clientFlags are the flags every client command has.
 type clientFlags struct {
 	socket    string
@@ -443,12 +440,12 @@ func (c *cli) sendCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var body []byte
 			if len(args) == 1 || len(args) == 2 && args[1] == "-" {
-				b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), maxSendBytes+1))
+				// One byte over the limit (and the newline dropped below) is
+				// enough for the node to refuse it with the limit and the
+				// group named: the limit is checked there, for every client.
+				b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), apiv1.MaxMessageBytes+2))
 				if err != nil {
 					return fmt.Errorf("send: read stdin: %w", err)
-				}
-				if len(b) > maxSendBytes {
-					return fmt.Errorf("send: message on stdin is larger than %d bytes", maxSendBytes)
 				}
 				body = []byte(strings.TrimSuffix(string(b), "\n"))
 			} else {

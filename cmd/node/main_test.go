@@ -601,3 +601,70 @@ func TestPresetsCheck(t *testing.T) {
 		t.Fatalf("presets: %v", presetNames())
 	}
 }
+
+// TestRunRefusesUninitialised: `skein run` on a directory skein init never
+// prepared says to run it, naming the directory, whatever the environment
+// holds, and starts nothing.
+func TestRunRefusesUninitialised(t *testing.T) {
+	base := t.TempDir()
+	noKeys := filepath.Join(base, "nokeys")
+	if err := os.MkdirAll(noKeys, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := writeFile(t, base, "hand.yaml", "node:\n  data_dir: "+noKeys+"\nplugins:\n  network:\n    id: network.ipfs\n")
+	tests := []struct {
+		name string
+		dir  string
+		args []string
+		env  []string
+		want string
+	}{
+		{name: "empty directory", dir: filepath.Join(base, "empty"), want: "has no config (skein.yaml)"},
+		{name: "env for the missing file's plugins", dir: filepath.Join(base, "env"),
+			env:  []string{"SKEIN_PLUGINS__NETWORK__CONFIG__LISTEN=[/ip4/127.0.0.1/tcp/0]"},
+			want: "has no config (skein.yaml)"},
+		{name: "config but no keystore", dir: noKeys, args: []string{"--config", cfgFile}, want: "has no keystore"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := skein(t, testEnv(t, tc.env...), append([]string{"run", "--data-dir", tc.dir}, tc.args...)...)
+			want := "skein: data directory " + tc.dir + " " + tc.want + ": it was never initialised; run `skein init --data-dir " + tc.dir + "` first"
+			if r.code != 1 || !strings.HasPrefix(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 {
+				t.Fatalf("exit %d, stderr:\n%s\nwant one line starting %q", r.code, r.stderr, want)
+			}
+			if _, err := os.Stat(filepath.Join(tc.dir, "store")); err == nil {
+				t.Errorf("a plugin ran in %s", tc.dir)
+			}
+		})
+	}
+}
+
+// TestDataDirInUse: a second `skein run`, `plugins verify` or `plugins
+// describe` on the data directory of a running node says in one line that
+// the node there runs, with its pid.
+func TestDataDirInUse(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node")
+	env := testEnv(t)
+	if r := skein(t, env, "init", "--data-dir", dir); r.code != 0 {
+		t.Fatalf("init: %s", r.stderr)
+	}
+	n := startKill9Node(t, env, dir)
+	want := fmt.Sprintf("skein: the node at %s is running (pid %d): stop it first, or use another --data-dir\n", dir, n.cmd.Process.Pid)
+	for _, args := range [][]string{
+		{"run", "--data-dir", dir},
+		{"plugins", "verify", "--data-dir", dir},
+		{"plugins", "describe", "store", "--data-dir", dir},
+	} {
+		t.Run(args[0]+" "+args[1], func(t *testing.T) {
+			r := skein(t, append(slices.Clone(env), "SKEIN_PLUGINS__NETWORK__CONFIG__LISTEN=[/ip4/127.0.0.1/tcp/0]"), args...)
+			if r.code != 1 || r.stderr != want {
+				t.Fatalf("exit %d, stderr:\n%s\nwant:\n%s", r.code, r.stderr, want)
+			}
+		})
+	}
+	n.stop(t)
+	// Stopped, the directory is free again.
+	if r := skein(t, env, "plugins", "verify", "--data-dir", dir, "--json"); strings.Contains(r.stderr, "is running") {
+		t.Fatalf("verify after the node stopped: %s", r.stderr)
+	}
+}

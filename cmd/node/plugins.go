@@ -117,6 +117,11 @@ the config keys it takes, and stops it.`,
 			if _, ok := cfg.Plugins[name]; !ok {
 				return fmt.Errorf("no plugin named %q in the config (configured: %s)", name, strings.Join(sortedNames(cfg), ", "))
 			}
+			release, err := node.LockDataDir(cfg.Node.DataDir)
+			if err != nil {
+				return err // a node runs there: its plugins hold their data
+			}
+			defer release()
 			logger := c.configLogger(cfg)
 			res, err := c.probe(cmd.Context(), cfg, logger, name)
 			if err != nil {
@@ -224,14 +229,19 @@ func (c *cli) pluginsVerifyCommand() *cobra.Command {
 		Short: "Check every enabled plugin: checksum, handshake, Describe, Configure, health",
 		Long: `verify checks each enabled plugin's binary against its sha256, launches it as
 the config says (handshake, Describe, Configure, Start), asks its status, and
-stops it. It exits 1 if any plugin fails. A plugin that holds a lock on its
-data (store.pebble) fails while a node using the same data directory runs.`,
+stops it. It exits 1 if any plugin fails. It refuses a data directory a
+running node holds (its plugins hold their data), naming that node's pid.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, _, err := c.load(cmd)
 			if err != nil {
 				return err
 			}
+			release, err := node.LockDataDir(cfg.Node.DataDir)
+			if err != nil {
+				return err // a node runs there: its plugins hold their data
+			}
+			defer release()
 			logger := c.configLogger(cfg)
 			failed := 0
 			results := []verifyResult{}

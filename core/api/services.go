@@ -121,6 +121,15 @@ func message(gid crypto.PublicKey, m *group.Message) *apiv1.Message {
 	}
 }
 
+// groupName names a group as `skein group list` shows it: its local name,
+// else the start of its id.
+func groupName(gi messenger.GroupInfo) string {
+	if gi.Name != "" {
+		return "group " + gi.Name
+	}
+	return "group " + gi.ID.String()[:12]
+}
+
 func parseCID(what, s string) (cid.Cid, error) {
 	if s == "" {
 		return cid.Undef, nil
@@ -269,6 +278,11 @@ func (s messagesServer) Send(ctx context.Context, r *apiv1.SendRequest) (*apiv1.
 	gi, err := s.m.Resolve(r.GetGroup())
 	if err != nil {
 		return nil, toStatus(err)
+	}
+	if len(r.GetBody()) > apiv1.MaxMessageBytes {
+		// No size in the text: a client may send only the first
+		// MaxMessageBytes+1 bytes of what it was given.
+		return nil, status.Errorf(codes.InvalidArgument, "message to %s is larger than %d bytes (960 KiB), the most one message may hold", groupName(gi), apiv1.MaxMessageBytes)
 	}
 	msg, err := s.m.Send(ctx, gi.ID.String(), r.GetBody())
 	if err != nil {
