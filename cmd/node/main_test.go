@@ -114,6 +114,8 @@ func TestConfigCheck(t *testing.T) {
 	badSum := writeFile(t, dir, "badsum.yaml", "plugins:\n  store:\n    path: /bin/sh\n    sha256: xyz\n")
 	pluginCfg := writeFile(t, dir, "plugincfg.yaml", "plugins:\n  store:\n    config:\n      path: /tmp/x\n      cache_size: lots\n")
 	notYAML := writeFile(t, dir, "notyaml.yaml", "node: [\n")
+	// A problem of the node's and one in a plugin's own config: both at once.
+	both := writeFile(t, dir, "both.yaml", "node:\n  log: {level: loud}\nplugins:\n  store:\n    config:\n      path: /tmp/x\n      cache_size: lots\n")
 
 	tests := []struct {
 		name       string
@@ -132,6 +134,9 @@ func TestConfigCheck(t *testing.T) {
 			wantStderr: []string{"config " + badSum + ": plugins.store.sha256: not a sha256 hex digest"}},
 		{name: "plugin Configure diagnostics", args: []string{"--config", pluginCfg}, wantCode: 1,
 			wantStderr: []string{"config " + pluginCfg + ": plugins.store.config.cache_size: must be a size"}},
+		{name: "node and plugin problems at once", args: []string{"--config", both}, wantCode: 1,
+			wantStderr: []string{"invalid configuration (2 problems)", "config " + both + `: node.log.level: "loud" is not a level`,
+				"config " + both + ": plugins.store.config.cache_size: must be a size"}},
 		{name: "environment wrong type", env: []string{"SKEIN_PLUGINS__STORE__ENABLED=perhaps"}, wantCode: 1,
 			wantStderr: []string{"config env SKEIN_PLUGINS__STORE__ENABLED: plugins.store.enabled: expected true or false"}},
 		{name: "flag wrong value", args: []string{"--log-format", "xml"}, wantCode: 1,
@@ -666,5 +671,83 @@ func TestDataDirInUse(t *testing.T) {
 	// Stopped, the directory is free again.
 	if r := skein(t, env, "plugins", "verify", "--data-dir", dir, "--json"); strings.Contains(r.stderr, "is running") {
 		t.Fatalf("verify after the node stopped: %s", r.stderr)
+	}
+}
+
+var pipeBin struct {
+	once      sync.Once
+	path, sum string
+	err       error
+}
+
+// transportPipe builds examples/transport-pipe (protocol x-unix-pipe) once
+// and returns its path and sha256.
+func transportPipe(t testing.TB) (string, string) {
+	t.Helper()
+	pipeBin.once.Do(func() {
+		dir, err := os.MkdirTemp("", "skein-cli-pipe-")
+		if err != nil {
+			pipeBin.err = err
+			return
+		}
+		pipeBin.path = filepath.Join(dir, "transport-pipe")
+		if out, err := exec.Command("go", "build", "-o", pipeBin.path, "../../examples/transport-pipe").CombinedOutput(); err != nil {
+			pipeBin.err = fmt.Errorf("build transport-pipe: %v\n%s", err, out)
+			return
+		}
+		pipeBin.sum, pipeBin.err = pluginhost.FileSHA256(pipeBin.path)
+	})
+	if pipeBin.err != nil {
+		t.Fatal(pipeBin.err)
+	}
+	return pipeBin.path, pipeBin.sum
+}
+
+// TestVerifyChecksWhatRunChecks: a transport plugin the network is not
+// configured to take fails plugins verify (skein run would refuse to
+// start) with what to add; configured, it verifies.
+func TestVerifyChecksWhatRunChecks(t *testing.T) {
+	pipe, sum := transportPipe(t)
+	dir := t.TempDir()
+	config := func(name, transports string) string {
+		return writeFile(t, dir, name, `node:
+  data_dir: `+name+`.data
+plugins:
+  network:
+    id: network.ipfs
+    config:
+      listen: [/ip4/127.0.0.1/tcp/0]
+      dht_mode: "off"
+`+transports+`
+  pipe:
+    id: transport.pipe
+    path: `+pipe+`
+    sha256: "`+sum+`"
+`)
+	}
+	tests := []struct {
+		name     string
+		config   string
+		wantCode int
+		wantErr  string
+	}{
+		{"protocol not configured", config("missing", ""), 1, `transport protocol not configured: add "x-unix-pipe" under the network plugin's config key transports`},
+		{"protocol configured", config("configured", "      transports: {x-unix-pipe: []}"), 0, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := skein(t, testEnv(t), "plugins", "verify", "--json", "--config", tc.config)
+			if r.code != tc.wantCode {
+				t.Fatalf("exit %d, want %d\n%s\n%s", r.code, tc.wantCode, r.stdout, r.stderr)
+			}
+			var rs []verifyResult
+			if err := json.Unmarshal([]byte(r.stdout), &rs); err != nil {
+				t.Fatalf("not JSON: %v\n%s", err, r.stdout)
+			}
+			i := slices.IndexFunc(rs, func(r verifyResult) bool { return r.Name == "pipe" })
+			if i < 0 || rs[i].OK != (tc.wantErr == "") || !strings.Contains(rs[i].Error, tc.wantErr) {
+				t.Fatalf("pipe = %+v, want error %q", rs, tc.wantErr)
+			}
+		})
 	}
 }

@@ -180,32 +180,42 @@ type probeResult struct {
 
 // probe launches the plugin name as configured, asks its status, and stops it.
 func (c *cli) probe(ctx context.Context, cfg *config.Config, logger *slog.Logger, name string) (*probeResult, error) {
+	host := pluginhost.New(logger)
+	defer stopHost(cfg, logger, host)
+	res, _, err := launchProbe(ctx, cfg, logger, host, name)
+	return res, err
+}
+
+// launchProbe launches the plugin name on host as configured and asks its
+// status; the plugin keeps running.
+func launchProbe(ctx context.Context, cfg *config.Config, logger *slog.Logger, host *pluginhost.Host, name string) (*probeResult, *pluginhost.Plugin, error) {
 	n, err := node.New(cfg, node.WithLogger(logger))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	spec, err := n.Spec(name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	host := pluginhost.New(logger)
-	defer func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout)
-		defer cancel()
-		if err := host.Stop(stopCtx); err != nil {
-			logger.Warn("stop plugin", "plugin", name, "error", err)
-		}
-	}()
 	t0 := time.Now()
 	p, err := host.Launch(ctx, spec)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	res := &probeResult{desc: p.Description(), mode: spec.Mode.String(), pid: p.PID(), took: time.Since(t0)}
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	res.status, res.statErr = p.Status(sctx)
-	return res, nil
+	return res, p, nil
+}
+
+// stopHost stops every plugin of host within node.shutdown_timeout.
+func stopHost(cfg *config.Config, logger *slog.Logger, host *pluginhost.Host) {
+	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout)
+	defer cancel()
+	if err := host.Stop(stopCtx); err != nil {
+		logger.Warn("stop plugins", "error", err)
+	}
 }
 
 // verifyResult is one plugin's verdict in `plugins verify`.
@@ -226,10 +236,11 @@ func (c *cli) pluginsVerifyCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Check every enabled plugin: checksum, handshake, Describe, Configure, health",
-		Long: `verify checks each enabled plugin's binary against its sha256, launches it as
-the config says (handshake, Describe, Configure, Start), asks its status, and
-stops it. It exits 1 if any plugin fails. It refuses a data directory a
+		Short: "Check every enabled plugin: checksum, handshake, Describe, Configure, health, attachment",
+		Long: `verify checks each enabled plugin's binary against its sha256, launches them
+all as the config says and as skein run does (handshake, Describe, Configure,
+Start), asks each its status, attaches every transport plugin to every
+network plugin, and stops them. It exits 1 if any plugin fails. It refuses a data directory a
 running node holds (its plugins hold their data), naming that node's pid.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -243,8 +254,12 @@ running node holds (its plugins hold their data), naming that node's pid.`,
 			}
 			defer release()
 			logger := c.configLogger(cfg)
-			failed := 0
+			// All together, as skein run starts them: then every transport
+			// is attached to every network, as run does.
+			host := pluginhost.New(logger)
+			defer stopHost(cfg, logger, host)
 			results := []verifyResult{}
+			var networks, transports []*pluginhost.Plugin
 			checkWarnings, checkErr := node.CheckPlugins(cmd.Context(), cfg)
 			for _, w := range checkWarnings {
 				logger.Warn("plugin config", "problem", w.String())
@@ -254,7 +269,7 @@ running node holds (its plugins hold their data), naming that node's pid.`,
 				r := verifyResult{Name: name, ID: p.ID, Mode: string(p.Mode)}
 				if msg := problemsFor(checkErr, name); msg != "" {
 					r.Error = msg
-				} else if res, err := c.probe(cmd.Context(), cfg, logger, name); err != nil {
+				} else if res, pl, err := launchProbe(cmd.Context(), cfg, logger, host, name); err != nil {
 					r.Error = err.Error()
 				} else {
 					r.Version, r.PID, r.StartTime = res.desc.Version, res.pid, res.took
@@ -266,11 +281,30 @@ running node holds (its plugins hold their data), naming that node's pid.`,
 					if !r.OK && r.Error == "" {
 						r.Error = "unhealthy: " + r.Message
 					}
+					if slices.Contains(res.desc.Kinds, sdk.KindNetwork) {
+						networks = append(networks, pl)
+					}
+					if slices.Contains(res.desc.Kinds, sdk.KindTransport) {
+						transports = append(transports, pl)
+					}
 				}
+				results = append(results, r)
+			}
+			attachCtx, stopAttach := context.WithCancel(cmd.Context())
+			defer stopAttach()
+			for _, tp := range transports {
+				for _, np := range networks {
+					if err := pluginhost.KeepTransportAttached(attachCtx, np, tp); err != nil {
+						i := slices.IndexFunc(results, func(r verifyResult) bool { return r.Name == tp.Name() })
+						results[i].OK, results[i].Error = false, err.Error()
+					}
+				}
+			}
+			failed := 0
+			for _, r := range results {
 				if !r.OK {
 					failed++
 				}
-				results = append(results, r)
 			}
 			if asJSON {
 				if err := c.writeJSON(results); err != nil {
