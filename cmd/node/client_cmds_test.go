@@ -136,6 +136,10 @@ func TestClientCommands(t *testing.T) {
 	if out := mustRun(t, "", "id", "--socket", sa); !strings.Contains(out, ma.Identity().AccountKey().Fingerprint()) {
 		t.Fatalf("id text lacks the fingerprint:\n%s", out)
 	}
+	// What peers connect takes, one per line, nothing else.
+	if out, want := mustRun(t, "", "id", "--addrs", "--socket", sa), "/simnet/a/p2p/a\n"; out != want {
+		t.Fatalf("id --addrs = %q, want %q", out, want)
+	}
 	if out := mustRun(t, "", "group", "create", "team", "--socket", sa); !strings.Contains(out, "created group team") {
 		t.Fatalf("group create: %s", out)
 	}

@@ -108,10 +108,17 @@ Exit status 0 when valid, 1 with the problems otherwise.`,
 func (c *cli) configDefaultsCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "defaults",
-		Short: "Print the embedded defaults: every key, commented (config.example.yaml)",
-		Args:  cobra.NoArgs,
+		Short: "Print every key, commented, with its default: the node's and the network plugin's (config.example.yaml)",
+		Long: `defaults prints the node's embedded defaults followed by the network plugin
+entry skein init writes, with every key of the plugin's own config and its
+default: every key a config file may hold. config.example.yaml is this.`,
+		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			_, err := c.stdout.Write(config.DefaultYAML())
+			b, err := exampleConfig()
+			if err != nil {
+				return err
+			}
+			_, err = c.stdout.Write(b)
 			return err
 		},
 	}

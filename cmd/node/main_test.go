@@ -751,3 +751,82 @@ plugins:
 		})
 	}
 }
+
+// TestExampleHasEveryNetworkKey: config.example.yaml lists every key of
+// the network plugin's own config with its default, and with every one of
+// them uncommented it is a valid config (skein config check), so the
+// defaults it shows are values the plugin takes.
+func TestExampleHasEveryNetworkKey(t *testing.T) {
+	example, err := os.ReadFile("../../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := pluginhost.Lookup("network.ipfs")
+	d, err := f().Describe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.ConfigSchema) == 0 {
+		t.Fatal("the network plugin describes no config keys")
+	}
+	keys := map[string]bool{}
+	for _, k := range d.ConfigSchema {
+		keys[k.Key] = true
+	}
+	var uncommented []string
+	keyLine := regexp.MustCompile(`^      # ([a-z_]+): `)
+	for _, line := range strings.Split(string(example), "\n") {
+		if m := keyLine.FindStringSubmatch(line); m != nil && keys[m[1]] {
+			line = "      " + strings.TrimPrefix(line, "      # ")
+		}
+		uncommented = append(uncommented, line)
+	}
+	all := strings.Join(uncommented, "\n")
+	for _, k := range d.ConfigSchema {
+		if !regexp.MustCompile(`(?m)^      ` + k.Key + `: `).MatchString(all) {
+			t.Errorf("config.example.yaml has no plugins.network.config.%s", k.Key)
+		}
+	}
+	dir := t.TempDir()
+	file := writeFile(t, dir, "all.yaml", strings.Replace(all, "  data_dir: ~/.skein\n", "  data_dir: "+dir+"/data\n", 1))
+	if r := skein(t, testEnv(t), "config", "check", "--config", file); r.code != 0 {
+		t.Fatalf("the example with every key set does not check: %s%s", r.stdout, r.stderr)
+	}
+}
+
+// TestInitPort: init --port writes listen addresses on that port (any:
+// port 0, free ports), and refuses what is not a port.
+func TestInitPort(t *testing.T) {
+	tests := []struct {
+		port string
+		want string // the listen line written, or the error
+		code int
+	}{
+		{"4101", "      listen: [/ip4/0.0.0.0/tcp/4101, /ip4/0.0.0.0/udp/4101/quic-v1, /ip4/0.0.0.0/tcp/4102/ws]\n", 0},
+		{"any", "      listen: [/ip4/0.0.0.0/tcp/0, /ip4/0.0.0.0/udp/0/quic-v1, /ip4/0.0.0.0/tcp/0/ws]\n", 0},
+		{"65535", "--port \"65535\": want a port 1-65534", 1},
+		{"http", "--port \"http\": want a port", 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.port, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "node")
+			r := skein(t, testEnv(t), "init", "--data-dir", dir, "--port", tc.port)
+			if r.code != tc.code {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			if tc.code != 0 {
+				if !strings.Contains(r.stderr, tc.want) {
+					t.Fatalf("stderr %q lacks %q", r.stderr, tc.want)
+				}
+				return
+			}
+			b, err := os.ReadFile(filepath.Join(dir, "skein.yaml"))
+			if err != nil || !strings.Contains(string(b), tc.want) {
+				t.Fatalf("config lacks %q (%v):\n%s", tc.want, err, b)
+			}
+			if r := skein(t, testEnv(t), "config", "check", "--data-dir", dir); r.code != 0 {
+				t.Fatalf("config check: %s", r.stderr)
+			}
+		})
+	}
+}
