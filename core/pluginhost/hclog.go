@@ -64,9 +64,32 @@ func (h *slogHCLog) Log(level hclog.Level, msg string, args ...any) {
 	if h.stderr {
 		// A plugin's own record, parsed by go-plugin, which appends the
 		// plugin's timestamp: the node's record has its own time.
-		args = withoutTrailingTimestamp(args)
+		h.l.Log(ctx, lvl, strings.TrimSpace(msg), liftArgs(pluginArgs(withoutTrailingTimestamp(args)))...)
+		return
 	}
 	h.l.Log(ctx, lvl, strings.TrimSpace(msg), liftArgs(normaliseArgs(args))...)
+}
+
+// pluginArgs is normaliseArgs for the fields of a plugin's own record: its
+// "plugin" field (by convention the plugin's ID) becomes "plugin_id", so it
+// neither repeats nor shadows the node's plugin=<name>.
+func pluginArgs(args []any) []any {
+	out := make([]any, 0, len(args))
+	for i := 0; i < len(args); i += 2 {
+		if i+1 == len(args) {
+			out = append(out, "extra", args[i])
+			break
+		}
+		k, ok := args[i].(string)
+		if !ok {
+			k = "key"
+		}
+		if k == "plugin" {
+			k = "plugin_id"
+		}
+		out = append(out, k, args[i+1])
+	}
+	return out
 }
 
 // withoutTrailingTimestamp drops the "timestamp" pair go-plugin appends to
@@ -166,7 +189,7 @@ func logLine(l *slog.Logger, stream string, level slog.Level, line string) {
 	ctx := context.Background()
 	if rec, ok := parseJSONRecord(line); ok {
 		if l.Enabled(ctx, rec.level) {
-			l.Log(ctx, rec.level, rec.msg, liftArgs(normaliseArgs(rec.args))...)
+			l.Log(ctx, rec.level, rec.msg, liftArgs(pluginArgs(rec.args))...)
 		}
 		return
 	}

@@ -267,6 +267,9 @@ func initialise(ctx context.Context, spec Spec, in *instance) ([]sdk.Diagnostic,
 				}
 				return fmt.Errorf("plugin %s: %s: %w (%s): %v", spec.Name, name, ErrPluginCrashed, status, err)
 			}
+			if strings.HasPrefix(err.Error(), name+": ") { // the remote plugin named the call
+				return fmt.Errorf("plugin %s: %w", spec.Name, err)
+			}
 			return fmt.Errorf("plugin %s: %s: %w", spec.Name, name, err)
 		}
 		return nil

@@ -108,8 +108,8 @@ func TestHCLogAdapter(t *testing.T) {
 			l.Named("bin").Debug(`{"@timestamp":"2026-01-01T00:00:00.123456789Z","@level":"warn","@message":"disk low","free":"1%","disk":{"dev":"sda"}}`)
 		}, slog.LevelWarn, "disk low", map[string]string{"free": "1%", "disk": "[dev=sda]"}},
 		{"record parsed by go-plugin", func(l hclog.Logger) {
-			l.Named("bin").Error("boom", "disk", map[string]any{"dev": "sda"}, "timestamp", "2026-01-01T00:00:00.000Z")
-		}, slog.LevelError, "boom", map[string]string{"disk": "[dev=sda]"}},
+			l.Named("bin").Error("boom", "plugin", "network.ipfs", "disk", map[string]any{"dev": "sda"}, "timestamp", "2026-01-01T00:00:00.000Z")
+		}, slog.LevelError, "boom", map[string]string{"disk": "[dev=sda]", "plugin_id": "network.ipfs"}},
 		{"with", func(l hclog.Logger) { l.With("a", "b").Warn("w") }, slog.LevelWarn, "w", map[string]string{"a": "b"}},
 		{"dangling arg", func(l hclog.Logger) { l.Info("x", "lonely") }, slog.LevelInfo, "x", map[string]string{"extra": "lonely"}},
 	}

@@ -28,7 +28,7 @@ func Main(m *testing.M, plugins map[string]func() sdk.Plugin) {
 			fmt.Fprintf(os.Stderr, "plugintest: no plugin %q registered in Main\n", name)
 			os.Exit(2)
 		}
-		sdk.Serve(newPlugin())
+		sdk.ServeFunc(newPlugin)
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
