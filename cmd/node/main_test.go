@@ -320,16 +320,31 @@ func TestPluginsListAndDescribe(t *testing.T) {
 	cfg := writeFile(t, dir, "skein.yaml", "node:\n  data_dir: data\nplugins:\n  scratch:\n    id: store.memory\n    mode: linked\n")
 	env := testEnv(t)
 	r := skein(t, env, "plugins", "list", "--json", "--config", cfg)
-	var entries []pluginEntry
-	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &entries) != nil {
+	var list listResult
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &list) != nil {
 		t.Fatalf("plugins list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	want := []pluginEntry{
 		{Name: "scratch", ID: "store.memory", Enabled: true, Mode: "linked", Binary: "built in"},
 		{Name: "store", ID: "store.pebble", Enabled: true, Mode: "process", Binary: "built in"},
 	}
-	if !slices.Equal(entries, want) {
-		t.Errorf("entries = %+v, want %+v", entries, want)
+	if !slices.Equal(list.Configured, want) {
+		t.Errorf("configured = %+v, want %+v", list.Configured, want)
+	}
+	// What is available, as caddy list-modules shows it: every built-in
+	// with its kinds, configured or not.
+	builtIn := map[string]string{}
+	for _, b := range list.BuiltIn {
+		builtIn[b.ID] = joinKinds(b.Kinds)
+	}
+	for id, kinds := range map[string]string{"network.ipfs": "network", "store.pebble": "store", "store.memory": "store"} {
+		if builtIn[id] != kinds {
+			t.Errorf("built in %s: kinds %q, want %q (all %+v)", id, builtIn[id], kinds, list.BuiltIn)
+		}
+	}
+	r = skein(t, env, "plugins", "list", "--config", cfg)
+	if r.code != 0 || !regexp.MustCompile(`(?m)^network\.ipfs +network +\S+$`).MatchString(r.stdout) || !strings.Contains(r.stdout, "BUILT IN") {
+		t.Errorf("plugins list text lacks the built-ins:\n%s", r.stdout)
 	}
 
 	r = skein(t, env, "plugins", "describe", "store", "--json", "--config", cfg)
@@ -828,5 +843,44 @@ func TestInitPort(t *testing.T) {
 				t.Fatalf("config check: %s", r.stderr)
 			}
 		})
+	}
+}
+
+// TestPluginsStatus: plugins status shows the running node's plugins, from
+// its client API, with their process, state and what they report.
+func TestPluginsStatus(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node")
+	env := testEnv(t)
+	if r := skein(t, env, "init", "--data-dir", dir); r.code != 0 {
+		t.Fatalf("init: %s", r.stderr)
+	}
+	n := startKill9Node(t, env, dir)
+	defer n.stop(t)
+	r := skein(t, env, "plugins", "status", "--json", "--data-dir", dir)
+	var ps []struct {
+		Name    string            `json:"name"`
+		ID      string            `json:"id"`
+		Kinds   []string          `json:"kinds"`
+		Mode    string            `json:"mode"`
+		PID     int               `json:"pid"`
+		State   string            `json:"state"`
+		Healthy bool              `json:"healthy"`
+		Message string            `json:"message"`
+		Details map[string]string `json:"details"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &ps) != nil {
+		t.Fatalf("plugins status --json: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if len(ps) != 2 {
+		t.Fatalf("plugins = %+v, want network and store", ps)
+	}
+	for _, p := range ps {
+		if p.PID <= 0 || p.State != "running" || !p.Healthy || p.Mode != "process" || len(p.Kinds) != 1 {
+			t.Errorf("plugin %+v: want running out of process, healthy", p)
+		}
+	}
+	r = skein(t, env, "plugins", "status", "--data-dir", dir)
+	if r.code != 0 || !regexp.MustCompile(`(?m)^network: network\.ipfs \S+, process pid \d+, running, healthy`).MatchString(r.stdout) {
+		t.Errorf("plugins status text:\n%s%s", r.stdout, r.stderr)
 	}
 }

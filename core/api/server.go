@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	apiv1 "github.com/skein-p2p/skein/api/v1"
 	"github.com/skein-p2p/skein/core/messenger"
 )
 
@@ -48,6 +49,9 @@ type Config struct {
 	Token string
 	// Logger; nil: discard.
 	Logger *slog.Logger
+	// Plugins reports the node's plugins for Node.Plugins (skein run
+	// passes core/node's health report); nil: the call is UNIMPLEMENTED.
+	Plugins func(ctx context.Context) []*apiv1.PluginStatus
 }
 
 // Server serves the client API.
@@ -92,10 +96,10 @@ func Listen(m *messenger.Messenger, cfg Config) (*Server, error) {
 		s.tcp = tl
 		auth := bearer{want: sha256.Sum256([]byte(cfg.Token))}
 		s.remote = grpc.NewServer(grpc.UnaryInterceptor(auth.unary), grpc.StreamInterceptor(auth.stream))
-		register(s.remote, m)
+		register(s.remote, m, cfg.Plugins)
 	}
 	s.local = grpc.NewServer()
-	register(s.local, m)
+	register(s.local, m, cfg.Plugins)
 	return s, nil
 }
 

@@ -56,10 +56,15 @@ type (
 		apiv1.UnimplementedReplicationNodeServer
 		*service
 	}
+	nodeServer struct {
+		apiv1.UnimplementedNodeServer
+		plugins func(context.Context) []*apiv1.PluginStatus
+	}
 )
 
-func register(s *grpc.Server, m *messenger.Messenger) {
+func register(s *grpc.Server, m *messenger.Messenger, plugins func(context.Context) []*apiv1.PluginStatus) {
 	svc := &service{m: m}
+	apiv1.RegisterNodeServer(s, nodeServer{plugins: plugins})
 	apiv1.RegisterAccountServer(s, accountServer{service: svc})
 	apiv1.RegisterContactsServer(s, contactsServer{service: svc})
 	apiv1.RegisterGroupsServer(s, groupsServer{service: svc})
@@ -139,6 +144,15 @@ func parseCID(what, s string) (cid.Cid, error) {
 		return cid.Undef, status.Errorf(codes.InvalidArgument, "%s: %q is not a cid: %v", what, s, err)
 	}
 	return c, nil
+}
+
+// ---- node ----
+
+func (s nodeServer) Plugins(ctx context.Context, _ *apiv1.PluginsRequest) (*apiv1.PluginsResponse, error) {
+	if s.plugins == nil {
+		return nil, status.Error(codes.Unimplemented, "this node does not report its plugins")
+	}
+	return &apiv1.PluginsResponse{Plugins: s.plugins(ctx)}, nil
 }
 
 // ---- account ----
