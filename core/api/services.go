@@ -477,8 +477,12 @@ func (s replicationNodeServer) List(context.Context, *apiv1.ListReplicasRequest)
 				kind = "multi"
 			}
 		}
+		regs := make([]*apiv1.Registration, len(r.Registrations))
+		for i, g := range r.Registrations {
+			regs[i] = &apiv1.Registration{Peer: g.Peer, At: g.At.UnixNano()}
+		}
 		out.Replicas = append(out.Replicas, &apiv1.Replica{Group: r.ID.String(), Kind: kind, RegisteredBy: r.RegisteredBy,
-			RegisteredAt: r.Registered.UnixNano(), Sync: groupSync(r.Sync)})
+			RegisteredAt: r.Registered.UnixNano(), Sync: groupSync(r.Sync), Registrations: regs})
 	}
 	return out, nil
 }
