@@ -444,7 +444,11 @@ func (sp *socketPlane) close() {
 func relay(host *net.UnixConn, c net.Conn) {
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
-		_, err := io.Copy(dst, src)
+		// Through Read and Write only: io.Copy would use a WriterTo or
+		// ReaderFrom, which a wrapper type embedding *net.TCPConn
+		// inherits from it, and move the bytes past the wrapper's own
+		// Read and Write (its framing, its obfuscation) unseen.
+		_, err := io.CopyBuffer(writerOnly{dst}, readerOnly{src}, make([]byte, 32<<10))
 		if err != nil {
 			// A broken direction ends the connection both ways.
 			_ = host.Close()
@@ -461,3 +465,9 @@ func relay(host *net.UnixConn, c net.Conn) {
 	_ = host.Close()
 	_ = c.Close()
 }
+
+// readerOnly and writerOnly hide every method but Read and Write.
+type (
+	readerOnly struct{ io.Reader }
+	writerOnly struct{ io.Writer }
+)
