@@ -58,6 +58,10 @@ func TestReplicatedJoinFetchesWithoutTheGroupLock(t *testing.T) {
 			n := newNet()
 			rs := n.create(t, "alice", "bob")
 			alice, bob := rs[0], rs[1]
+			// Alice's first message shares her chain (a metadata entry);
+			// bob has it before the join of her second.
+			send(t, alice, "first")
+			syncAll(t, alice, bob)
 			send(t, alice, "while bob's join waits")
 			if _, err := alice.g.Invite(ctx); err != nil { // a metadata entry
 				t.Fatal(err)
