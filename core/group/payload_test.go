@@ -5,8 +5,8 @@ import (
 	"errors"
 	"maps"
 	"os"
-	"slices"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
