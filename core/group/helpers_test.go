@@ -17,7 +17,7 @@ import (
 // net is a test network: one shared in-memory block store, so a replica
 // fetches what another appended by calling Receive with its heads.
 type net struct {
-	blocks *log.MemBlockStore
+	blocks log.BlockStore
 }
 
 func newNet() *net { return &net{blocks: log.NewMemBlockStore()} }

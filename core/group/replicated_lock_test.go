@@ -16,7 +16,7 @@ import (
 // stands for a slow network, or blocks nobody serves until the
 // replicator's stall timeout.
 type stallingGetter struct {
-	blocks  *log.MemBlockStore
+	blocks  log.BlockStore
 	asked   chan struct{} // closed at the first GetMany
 	release chan struct{}
 }
