@@ -121,12 +121,7 @@ func (g *Group) addItems(batch []*metaItem) []Rejection {
 	for _, it := range batch {
 		g.admitted.add(it)
 	}
-	p := len(g.items)
-	for _, it := range batch {
-		i, _ := slices.BinarySearchFunc(g.items, it, compareItems)
-		g.items = slices.Insert(g.items, i, it)
-		p = min(p, i)
-	}
+	p := g.insert(batch)
 	// The entries pass 0 undoes or applies are those that may change the
 	// filter.
 	var touched []*metaItem
@@ -185,6 +180,31 @@ func (g *Group) addItems(batch []*metaItem) []Rejection {
 		g.forward(g.s2, 1, p, g.filter)
 	}
 	return g.settle(from)
+}
+
+// insert merges the sorted batch into the items and returns the position
+// of the first.
+func (g *Group) insert(batch []*metaItem) int {
+	p, _ := slices.BinarySearchFunc(g.items, batch[0], compareItems)
+	if len(batch) < 16 {
+		for _, it := range batch {
+			i, _ := slices.BinarySearchFunc(g.items, it, compareItems)
+			g.items = slices.Insert(g.items, i, it)
+		}
+		return p
+	}
+	merged := make([]*metaItem, 0, len(g.items)+len(batch))
+	merged = append(merged, g.items[:p]...)
+	old, i := g.items[p:], 0
+	for _, it := range batch {
+		for i < len(old) && compareItems(old[i], it) < 0 {
+			merged = append(merged, old[i])
+			i++
+		}
+		merged = append(merged, it)
+	}
+	g.items = append(merged, old[i:]...)
+	return p
 }
 
 // settle makes the final state current after the items from position
