@@ -34,18 +34,18 @@ func (a *admission) add(it *metaItem) {
 	if it.err != nil {
 		return
 	}
-	switch p := it.p; p.Type {
+	switch it.typ {
 	case MetaGroupCreated:
 		if !a.created {
-			a.created, a.kind = true, p.Kind
+			a.created, a.kind = true, it.p.Kind
 		}
-		for _, acct := range p.Accounts {
+		for _, acct := range it.p.Accounts {
 			a.accounts[acct] = true
 		}
 	case MetaDeviceAdded:
 		a.devices[it.writer] = true
 	case MetaInvitationCreated:
-		a.invites[p.InviteKey] = true
+		a.invites[it.key] = true
 	}
 }
 
@@ -66,7 +66,7 @@ func (a metaAccess) CanWrite(_ context.Context, e *log.Entry) error {
 	if it.err != nil {
 		return it.err
 	}
-	p, adm, pend := it.p, g.admitted, g.pending
+	adm, pend := g.admitted, g.pending
 	w := it.writer
 	// Removals do not bar entries here: whether an entry by a removed
 	// device was written before the removal or concurrently with it is not
@@ -74,7 +74,7 @@ func (a metaAccess) CanWrite(_ context.Context, e *log.Entry) error {
 	// deterministic, on the whole log in total order: the state (fold.go)
 	// ignores what a removed device wrote after its removal, and
 	// openMessage refuses its messages past the cutoffs.
-	switch p.Type {
+	switch it.typ {
 	case MetaGroupCreated:
 		pend.add(it)
 	case MetaDeviceAdded:
@@ -88,17 +88,17 @@ func (a metaAccess) CanWrite(_ context.Context, e *log.Entry) error {
 				kind = pend.kind
 			}
 		}
-		acct := p.Cert.Account
+		acct := it.cert.Account
 		if kind != KindMulti && !adm.accounts[acct] && !pend.accounts[acct] {
 			return fmt.Errorf("%w: account %s may not join this %s group", ErrNotCertified, acct.Fingerprint(), kind)
 		}
-		if p.AuthType == AuthInvitation && !adm.invites[p.InviteKey] && !pend.invites[p.InviteKey] {
-			return fmt.Errorf("%w: invitation key %s", ErrInvitationUnknown, p.InviteKey.Fingerprint())
+		if it.authType == AuthInvitation && !adm.invites[it.key] && !pend.invites[it.key] {
+			return fmt.Errorf("%w: invitation key %s", ErrInvitationUnknown, it.key.Fingerprint())
 		}
 		pend.add(it)
 	default:
 		if !adm.devices[w] && !pend.devices[w] {
-			return fmt.Errorf("%w: %s written by device %s, which was never added", ErrNotMember, p.Type, w.Fingerprint())
+			return fmt.Errorf("%w: %s written by device %s, which was never added", ErrNotMember, it.typ, w.Fingerprint())
 		}
 		pend.add(it)
 	}

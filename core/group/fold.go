@@ -41,7 +41,7 @@ type filter map[crypto.PublicKey]uint64
 // exempt: it is the removal itself (apply refuses a second one, its writer
 // being no longer active).
 func (f filter) pastCutoff(it *metaItem) error {
-	if it.err == nil && it.p.Type == MetaMemberLeft {
+	if it.err == nil && it.typ == MetaMemberLeft {
 		return nil
 	}
 	cut, ok := f[it.writer]
@@ -98,14 +98,14 @@ func (g *Group) forward(st *metaState, pass, p int, f filter) {
 // affectsFilter reports whether applying or undoing it may change the
 // filter (given the removed accounts of pass 0's state after the change).
 func affectsFilter(st *metaState, it *metaItem, s *step) bool {
-	if s.flags == 0 || it.p == nil {
+	if s.flags == 0 {
 		return false
 	}
-	switch it.p.Type {
+	switch it.typ {
 	case MetaRekey, MetaMemberLeft:
 		return true
 	case MetaDeviceAdded:
-		return s.flags&setDevice != 0 && st.isRemoved(it.p.Cert.Account)
+		return s.flags&setDevice != 0 && st.isRemoved(it.cert.Account)
 	}
 	return false
 }
@@ -232,10 +232,10 @@ func (g *Group) settle(from int) []Rejection {
 		}
 		// An epoch secret shared with this device, in an epoch it is a
 		// member of, joins the secrets it holds (and saves).
-		if it.secret != nil && s.flags&applied != 0 {
+		if it.mine != nil && it.mine.secret != nil && s.flags&applied != 0 {
 			if ep := st.epochs[it.p.NewEpoch]; ep != nil && ep.creator == it && st.member(ep.id, me) {
 				if _, ok := g.secrets[ep.id]; !ok {
-					k := *it.secret
+					k := *it.mine.secret
 					g.secrets[ep.id] = &k
 				}
 			}

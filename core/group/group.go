@@ -1199,21 +1199,22 @@ func (g *Group) Metadata() []AppMetadata {
 	defer g.mu.Unlock()
 	out := make([]AppMetadata, 0, len(g.state.app))
 	for _, it := range g.state.app {
-		am := AppMetadata{Writer: it.writer, Epoch: it.p.Epoch, CID: it.cid}
-		if s := g.secrets[am.Epoch]; it.app == nil && s != nil {
+		am := AppMetadata{Writer: it.writer, Epoch: it.epoch, CID: it.cid}
+		mine := it.opened()
+		if s := g.secrets[am.Epoch]; mine.app == nil && s != nil {
 			k := metaKey(g.id, s)
 			data, err := crypto.Open(&k, it.p.Sealed, appMetadataAD(g.id, am.Epoch, it.writer))
 			clear(k[:])
-			it.app = &openedApp{data: data, err: err}
+			mine.app = &openedApp{data: data, err: err}
 			if err != nil {
 				g.logger.Warn("application metadata does not open: left out", "cid", it.cid.String(), "err", err)
 			}
 		}
-		if it.app != nil {
-			if it.app.err != nil {
+		if mine.app != nil {
+			if mine.app.err != nil {
 				continue
 			}
-			am.Data = it.app.data
+			am.Data = mine.app.data
 		}
 		out = append(out, am)
 	}

@@ -186,31 +186,54 @@ func (st *metaState) mergeCutoff(c Cutoff) oldCutoff {
 // metaItem is one metadata entry as the state sees it, decoded once (by
 // decodeItem, outside the group's lock when it comes from a join): its
 // payload opened and decoded, its stand-alone signatures checked, this
-// device's share in it opened. The payload keeps what the state needs:
-// the boxes of shares are dropped once this device's is opened, and the
-// recipients too where nothing reads them (another device's chain-keys).
+// device's share in it opened. It keeps only what the state reads: a
+// group holds one per metadata entry, two per join.
 type metaItem struct {
 	cid    cid.Cid
 	writer crypto.PublicKey
 	time   uint64
-	p      *MetaPayload // nil if err is set
-	err    error        // decode or signature failure: refused wherever it sorts
+	err    error // decode or signature failure: refused wherever it sorts
 
-	chain   *chainShare // this device's chain-keys share, opened
-	secret  *[32]byte   // this device's rekey share, opened
-	openErr error       // this device's share did not open
+	typ   MetaType
+	epoch EpochID
+	// device-added: the certificate, the authorization type and, for an
+	// invitation, its key; invitation-created: the key. (Every join writes
+	// these two; their payloads are not kept.)
+	cert     *crypto.DeviceCertificate
+	authType byte
+	key      crypto.PublicKey
+	// p is the payload of the other types, without the boxes of shares
+	// (this device's is opened) and without the recipients of another
+	// device's chain shares (nothing reads them).
+	p *MetaPayload
+
+	mine *opened // what this device opened of the entry
 
 	// steps[pass] is what applying the entry did in that pass's state
 	// (fold.go): pass 0 applies every entry, pass 1 leaves out the
 	// entries of removed devices past their cutoffs.
 	steps [2]step
+}
 
-	app *openedApp // app-metadata: the data once opened
+// opened is what this device opened of an entry: its share (chain key or
+// epoch secret), or why it did not open; application metadata, once read.
+type opened struct {
+	chain  *chainShare
+	secret *[32]byte
+	err    error
+	app    *openedApp
 }
 
 type openedApp struct {
 	data []byte
 	err  error
+}
+
+func (it *metaItem) opened() *opened {
+	if it.mine == nil {
+		it.mine = &opened{}
+	}
+	return it.mine
 }
 
 // compareItems orders items as the log orders entries: time, then writer,
@@ -233,9 +256,14 @@ type step struct {
 	done  bool
 	flags stepFlags
 	err   error // why the entry was refused (it may still have changed the state: see apply)
-	old   []oldCutoff
-	// acct is the account a member-left removed.
-	acct crypto.PublicKey
+	x     *removal
+}
+
+// removal is what a rekey or member-left that took effect changed beyond
+// what its payload says.
+type removal struct {
+	old  []oldCutoff      // cutoffs before the merges, in merge order
+	acct crypto.PublicKey // member-left: the account it removed
 }
 
 type oldCutoff struct {
@@ -310,7 +338,16 @@ func (g *Group) decodeItem(k *logKeys, e *log.Entry) *metaItem {
 			p.Shares = nil // only this device's own chain shares are counted
 		}
 	}
-	if it.err == nil {
+	if it.err != nil {
+		return it
+	}
+	it.typ, it.epoch = p.Type, p.Epoch
+	switch p.Type {
+	case MetaDeviceAdded:
+		it.cert, it.authType, it.key = p.Cert, p.AuthType, p.InviteKey
+	case MetaInvitationCreated:
+		it.key = p.InviteKey
+	default:
 		it.p = p
 	}
 	return it
@@ -329,23 +366,23 @@ func (g *Group) openShare(it *metaItem, p *MetaPayload) {
 		case MetaChainKeys:
 			pt, err := crypto.OpenFrom(g.me.Device.X25519(), sealed, chainKeyAD(g.id, p.Epoch, it.writer, me))
 			if err != nil || len(pt) != chainShareSize {
-				it.openErr = fmt.Errorf("%w: chain key share from %s", ErrTampered, it.writer.Fingerprint())
+				it.opened().err = fmt.Errorf("%w: chain key share from %s", ErrTampered, it.writer.Fingerprint())
 				return
 			}
 			cs := &chainShare{start: binary.BigEndian.Uint64(pt[:8])}
 			copy(cs.key[:], pt[8:])
 			clear(pt)
-			it.chain = cs
+			it.opened().chain = cs
 		case MetaRekey:
 			pt, err := crypto.OpenFrom(g.me.Device.X25519(), sealed, epochSecretAD(g.id, p.NewEpoch, it.writer, me))
 			if err != nil || len(pt) != 32 {
-				it.openErr = fmt.Errorf("%w: epoch secret share from %s", ErrTampered, it.writer.Fingerprint())
+				it.opened().err = fmt.Errorf("%w: epoch secret share from %s", ErrTampered, it.writer.Fingerprint())
 				return
 			}
 			var k [32]byte
 			copy(k[:], pt)
 			clear(pt)
-			it.secret = &k
+			it.opened().secret = &k
 		}
 		return
 	}
@@ -361,8 +398,11 @@ func (g *Group) apply(st *metaState, it *metaItem) (s step) {
 		s.err = it.err
 		return s
 	}
-	p := it.p
-	w := it.writer
+	p, w := it.p, it.writer
+	mine := it.mine
+	if mine == nil {
+		mine = &opened{}
+	}
 	if a, ok := st.accountOf(w); ok && st.isRemoved(a) {
 		s.err = fmt.Errorf("%w: writer %s wrote after its account was removed", ErrRemoved, w.Fingerprint())
 		return s
@@ -372,11 +412,11 @@ func (g *Group) apply(st *metaState, it *metaItem) (s step) {
 			return fmt.Errorf("%w: %s", ErrUnknownEpoch, epoch)
 		}
 		if !st.active(w) || !st.member(epoch, w) {
-			return fmt.Errorf("%w: writer %s of %s is not a member of epoch %s", ErrNotMember, w.Fingerprint(), p.Type, epoch)
+			return fmt.Errorf("%w: writer %s of %s is not a member of epoch %s", ErrNotMember, w.Fingerprint(), it.typ, epoch)
 		}
 		return nil
 	}
-	switch p.Type {
+	switch it.typ {
 	case MetaGroupCreated:
 		if !st.created {
 			st.created, st.kind, st.accounts = true, p.Kind, p.Accounts
@@ -389,11 +429,11 @@ func (g *Group) apply(st *metaState, it *metaItem) (s step) {
 	case MetaDeviceAdded:
 		s.err = g.applyDeviceAdded(st, it, &s)
 	case MetaInvitationCreated:
-		if s.err = memberOf(p.Epoch); s.err != nil {
+		if s.err = memberOf(it.epoch); s.err != nil {
 			return s
 		}
-		if _, ok := st.invites[p.InviteKey]; !ok {
-			st.invites[p.InviteKey] = &inviteInfo{epoch: p.Epoch}
+		if _, ok := st.invites[it.key]; !ok {
+			st.invites[it.key] = &inviteInfo{epoch: it.epoch}
 			s.flags |= setInvite
 		}
 	case MetaChainKeys:
@@ -411,13 +451,13 @@ func (g *Group) apply(st *metaState, it *metaItem) (s step) {
 			}
 			s.flags |= applied
 		}
-		if it.openErr != nil {
-			s.err = it.openErr
+		if mine.err != nil {
+			s.err = mine.err
 			return s
 		}
 		ref := chainRef{sender: w, epoch: p.Epoch}
-		if _, ok := st.myChains[ref]; !ok && it.chain != nil {
-			st.myChains[ref] = *it.chain
+		if _, ok := st.myChains[ref]; !ok && mine.chain != nil {
+			st.myChains[ref] = *mine.chain
 			s.flags |= setMyChain
 		}
 	case MetaRekey:
@@ -441,7 +481,10 @@ func (g *Group) apply(st *metaState, it *metaItem) (s step) {
 		}
 		for _, c := range p.Cutoffs {
 			if a, ok := st.accountOf(c.Device); ok && containsKey(p.Removed, a) {
-				s.old = append(s.old, st.mergeCutoff(c))
+				if s.x == nil {
+					s.x = &removal{}
+				}
+				s.x.old = append(s.x.old, st.mergeCutoff(c))
 			}
 		}
 		ep := &epochInfo{id: p.NewEpoch, parent: p.Epoch, members: map[devID]bool{}, creator: it}
@@ -454,7 +497,7 @@ func (g *Group) apply(st *metaState, it *metaItem) (s step) {
 		}
 		st.epochs[p.NewEpoch] = ep
 		st.epochOrder = append(st.epochOrder, p.NewEpoch)
-		s.err = it.openErr
+		s.err = mine.err
 	case MetaMemberLeft:
 		if !st.active(w) {
 			s.err = fmt.Errorf("%w: writer %s", ErrNotMember, w.Fingerprint())
@@ -462,11 +505,11 @@ func (g *Group) apply(st *metaState, it *metaItem) (s step) {
 		}
 		own, _ := st.accountOf(w)
 		s.flags |= applied
-		s.acct = own
+		s.x = &removal{acct: own}
 		st.removed[own]++
 		for _, c := range p.Cutoffs {
 			if a, ok := st.accountOf(c.Device); ok && a.Equal(own) {
-				s.old = append(s.old, st.mergeCutoff(c))
+				s.x.old = append(s.x.old, st.mergeCutoff(c))
 			}
 		}
 	case MetaAppMetadata:
@@ -480,32 +523,32 @@ func (g *Group) apply(st *metaState, it *metaItem) (s step) {
 }
 
 func (g *Group) applyDeviceAdded(st *metaState, it *metaItem, s *step) error {
-	p, w := it.p, it.writer
+	w := it.writer
 	if !st.created {
 		return fmt.Errorf("%w: device-added before group-created", ErrNotMember)
 	}
-	acct := p.Cert.Account
+	acct := it.cert.Account
 	if st.isRemoved(acct) {
 		return fmt.Errorf("%w: account %s was removed", ErrRemoved, acct.Fingerprint())
 	}
 	if st.kind != KindMulti && !containsKey(st.accounts, acct) {
 		return fmt.Errorf("%w: account %s may not join this %s group", ErrNotCertified, acct.Fingerprint(), st.kind)
 	}
-	ep := st.epochs[p.Epoch]
+	ep := st.epochs[it.epoch]
 	if ep == nil {
-		return fmt.Errorf("%w: %s", ErrUnknownEpoch, p.Epoch)
+		return fmt.Errorf("%w: %s", ErrUnknownEpoch, it.epoch)
 	}
 	id := devIDOf(w)
 	if c := st.devices[id]; c != nil && c.Device != w {
 		return fmt.Errorf("%w: device %s has the recipient id of device %s", ErrConflict, w.Fingerprint(), c.Device.Fingerprint())
 	}
-	if p.AuthType == AuthInvitation {
-		inv := st.invites[p.InviteKey]
-		if inv == nil || inv.epoch != p.Epoch {
-			return fmt.Errorf("%w: invitation key %s for epoch %s", ErrInvitationUnknown, p.InviteKey.Fingerprint(), p.Epoch)
+	if it.authType == AuthInvitation {
+		inv := st.invites[it.key]
+		if inv == nil || inv.epoch != it.epoch {
+			return fmt.Errorf("%w: invitation key %s for epoch %s", ErrInvitationUnknown, it.key.Fingerprint(), it.epoch)
 		}
-		if p.Epoch != st.latestEpoch() {
-			return fmt.Errorf("%w: invitation key %s was revoked by the rekey to epoch %s", ErrInvitationUnknown, p.InviteKey.Fingerprint(), st.latestEpoch())
+		if it.epoch != st.latestEpoch() {
+			return fmt.Errorf("%w: invitation key %s was revoked by the rekey to epoch %s", ErrInvitationUnknown, it.key.Fingerprint(), st.latestEpoch())
 		}
 		if inv.account != nil && !inv.account.Equal(acct) {
 			return fmt.Errorf("%w: invitation already used by account %s", ErrBadAuthorization, inv.account.Fingerprint())
@@ -517,7 +560,7 @@ func (g *Group) applyDeviceAdded(st *metaState, it *metaItem, s *step) error {
 		}
 	}
 	if st.devices[id] == nil {
-		st.devices[id] = p.Cert
+		st.devices[id] = it.cert
 		s.flags |= setDevice
 	}
 	if !ep.members[id] {
@@ -535,22 +578,22 @@ func (g *Group) undo(st *metaState, it *metaItem, s *step) {
 		return
 	}
 	p := it.p
-	switch p.Type {
+	switch it.typ {
 	case MetaGroupCreated:
 		st.created, st.kind, st.accounts = false, 0, nil
 	case MetaDeviceAdded:
 		id := devIDOf(it.writer)
 		if s.flags&setMember != 0 {
-			delete(st.epochs[p.Epoch].members, id)
+			delete(st.epochs[it.epoch].members, id)
 		}
 		if s.flags&setDevice != 0 {
 			delete(st.devices, id)
 		}
 		if s.flags&boundInvite != 0 {
-			st.invites[p.InviteKey].account = nil
+			st.invites[it.key].account = nil
 		}
 	case MetaInvitationCreated:
-		delete(st.invites, p.InviteKey)
+		delete(st.invites, it.key)
 	case MetaChainKeys:
 		if s.flags&setMyChain != 0 {
 			delete(st.myChains, chainRef{sender: it.writer, epoch: p.Epoch})
@@ -569,13 +612,15 @@ func (g *Group) undo(st *metaState, it *metaItem, s *step) {
 	case MetaRekey:
 		delete(st.epochs, p.NewEpoch)
 		st.epochOrder = st.epochOrder[:len(st.epochOrder)-1]
-		st.restoreCutoffs(s.old)
+		if s.x != nil {
+			st.restoreCutoffs(s.x.old)
+		}
 		for _, a := range p.Removed {
 			st.unremove(a)
 		}
 	case MetaMemberLeft:
-		st.restoreCutoffs(s.old)
-		st.unremove(s.acct)
+		st.restoreCutoffs(s.x.old)
+		st.unremove(s.x.acct)
 	case MetaAppMetadata:
 		st.app = st.app[:len(st.app)-1]
 	}
