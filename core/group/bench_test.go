@@ -116,27 +116,28 @@ func metaSize(b testing.TB, g *Group) (entries, bytes int) {
 	return entries, bytes
 }
 
-// BenchmarkBuildGroup measures building a group of N members by joins (see
-// buildGroup; 10 members then send one message each): time and
+// BenchmarkBuildGroup measures building a group of N members by joins,
+// then K of them sending one message each (see buildGroup): time and
 // allocations for the whole group, the metadata log's entries and bytes
-// (what every member holds), and the heap each member holds afterwards.
-// N=1000 runs with SKEIN_BENCH_LARGE=1 (use -benchtime=1x).
+// (what every member holds), and the heap per member afterwards (the
+// whole process's heap over N: blocks are shared, logs and states are
+// each member's). N=1000 runs with SKEIN_BENCH_LARGE=1 (-benchtime=1x).
 func BenchmarkBuildGroup(b *testing.B) {
-	sizes := []int{10, 100}
+	cases := []struct{ n, senders int }{{10, 10}, {100, 10}, {100, 100}}
 	if os.Getenv("SKEIN_BENCH_LARGE") == "1" {
-		sizes = append(sizes, 1000)
+		cases = append(cases, struct{ n, senders int }{1000, 10})
 	}
-	for _, n := range sizes {
-		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+	for _, c := range cases {
+		b.Run(fmt.Sprintf("N=%d/K=%d", c.n, c.senders), func(b *testing.B) {
 			b.ReportAllocs()
 			var rs []*replica
 			for b.Loop() {
-				rs = buildGroup(b, n, 10)
+				rs = buildGroup(b, c.n, c.senders)
 			}
 			b.StopTimer()
 			for _, r := range rs {
-				if got := len(r.g.Members()); got != n {
-					b.Fatalf("%s sees %d members, want %d", r.name, got, n)
+				if got := len(r.g.Members()); got != c.n {
+					b.Fatalf("%s sees %d members, want %d", r.name, got, c.n)
 				}
 			}
 			entries, size := metaSize(b, rs[0].g)
@@ -145,8 +146,8 @@ func BenchmarkBuildGroup(b *testing.B) {
 			var ms runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&ms)
-			b.ReportMetric(float64(ms.HeapAlloc)/float64(n)/1024, "heap-KiB/member")
-			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N)/float64(n-1), "ms/join")
+			b.ReportMetric(float64(ms.HeapAlloc)/float64(c.n)/1024, "heap-KiB/member")
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N)/float64(c.n-1), "ms/join")
 		})
 	}
 }

@@ -389,7 +389,15 @@ func (g *Group) openShare(it *metaItem, p *MetaPayload) {
 }
 
 // apply applies one metadata entry to st and returns what it changed, and
-// why it refused the entry if it did. A refused entry changes nothing,
+// why it refused the entry if it did. It reads only st and the item (never
+// the clock, the group's secrets or another state), so that applying the
+// same items in the same order gives the same state on every replica.
+//
+// A new entry type (or a new rule) needs three things here: decodeItem
+// keeps what apply reads; apply records every change it makes in the
+// step (a flag, or what it overwrote in removal); undo reverts exactly
+// those changes. TestIncrementalMatchesReplay checks the three against a
+// replay from scratch: add the new entry to its random histories. A refused entry changes nothing,
 // except a chain-keys or rekey entry whose share for this device does not
 // open: it takes effect for everyone else and is reported here.
 func (g *Group) apply(st *metaState, it *metaItem) (s step) {
