@@ -607,7 +607,7 @@ func (g *Group) joinWith(ctx context.Context, from string, heads Heads) error {
 // CompleteJoin is the second half of a join begun with OpenInvitation: once
 // the replicated metadata log holds the group's creation and the
 // invitation, it writes this device's device-added entry, authorized by the
-// invitation key, and shares this device's chain key. Until the entries
+// invitation key. (Its sending chain is shared when it first sends.) Until the entries
 // have arrived it returns an error wrapping ErrWrongGroup (no group-created
 // yet) or ErrInvitationUnknown (the invitation not registered yet): call it
 // again after Changed fires. An invitation revoked by a rekey gives
@@ -668,9 +668,10 @@ func (g *Group) completeJoin(ctx context.Context) error {
 }
 
 // Receive merges a remote replica's heads (announced by peer from): it
-// joins the metadata log, recomputes the membership, joins the message
-// log, opens what it can, and shares this device's chain key with members
-// that lack it. Entries that fail verification or access checks never
+// joins the metadata log, applies what it added to the membership, joins
+// the message log and opens what it can. It writes nothing: this device
+// shares its chain with new members when it next sends. Entries that fail
+// verification or access checks never
 // enter; the error is then a *RejectedError listing each with its reason,
 // and every good entry was still added and processed.
 func (g *Group) Receive(ctx context.Context, from string, heads Heads) error {
@@ -907,6 +908,12 @@ func (g *Group) currentEpoch(ctx context.Context) (EpochID, error) {
 // sends never shares. A device that joined before this one sends reads
 // from that message on. (Sharing on every join cost each member one entry
 // per join: N² entries for N joins.)
+//
+// A chain-keys entry of this device that is not in the state (a rewind
+// made its writer's membership differ, or it was refused) is not counted,
+// so the devices it named get another share: the receiver keeps the first
+// share of a chain in total order, and any share of one chain derives the
+// same message keys from its start index on.
 func (g *Group) shareChain(ctx context.Context, e EpochID) error {
 	st := g.state
 	me := g.me.DeviceKey()
