@@ -104,18 +104,18 @@ type cached struct {
 // stats count what the engine did and refused.
 type stats struct {
 	packetsIn, bytesIn, packetsOut, bytesOut uint64
-	malformed    uint64 // not a multicast DNS message
-	foreign      uint64 // came in on an interface not ours
-	offLink      uint64 // source not on the interface's subnets, or not port 5353
-	selfEcho     uint64 // our own records, looped back
-	spoofedSelf  uint64 // someone else's records naming one of our peer ids
-	addrsRefused uint64 // addresses not dialable from the interface, or malformed
-	overBudget   uint64 // reports held back by max_peers_per_interval
-	overSource   uint64 // new peers refused by max_peers_per_source
-	cacheFull    uint64 // new peers refused by max_cached_peers
-	slowReader   uint64 // reports a FindPeers reader did not take in time
-	reported     uint64 // peers reported to the node
-	sendErrors   uint64
+	malformed                                uint64 // not a multicast DNS message
+	foreign                                  uint64 // came in on an interface not ours
+	offLink                                  uint64 // source not on the interface's subnets, or not port 5353
+	selfEcho                                 uint64 // our own records, looped back
+	spoofedSelf                              uint64 // someone else's records naming one of our peer ids
+	addrsRefused                             uint64 // addresses not dialable from the interface, or malformed
+	overBudget                               uint64 // reports held back by max_peers_per_interval
+	overSource                               uint64 // new peers refused by max_peers_per_source
+	cacheFull                                uint64 // new peers refused by max_cached_peers
+	slowReader                               uint64 // reports a FindPeers reader did not take in time
+	reported                                 uint64 // peers reported to the node
+	sendErrors                               uint64
 }
 
 func newEngine(cfg Config, logger *slog.Logger) *engine {
