@@ -95,6 +95,7 @@ type cached struct {
 	instance string
 	addrs    []string
 	addrKey  string
+	src      netip.Addr // the sender it was last heard from
 	iface    int
 	ttl      uint32
 	expires  time.Time
@@ -326,14 +327,7 @@ func (e *engine) tick() {
 			e.forgetLocked(k)
 		}
 	}
-	for k, c := range e.cache {
-		if e.budget <= 0 {
-			break
-		}
-		if now.Sub(c.lastEmit) >= e.cfg.QueryInterval {
-			e.reportLocked(k, c, now)
-		}
-	}
+	e.reportDueLocked(now)
 	ifaces := e.ifaceList()
 	for label, w := range e.watches {
 		if now.Before(w.next) {
@@ -551,7 +545,7 @@ func (e *engine) handleResponse(pk packet, ifc ifaceInfo, src netip.Addr) {
 			e.stats.spoofedSelf++
 			continue
 		}
-		addrs, refused := ifc.acceptable(a.addrs)
+		addrs, refused := ifc.acceptable(a.addrs, src)
 		e.stats.addrsRefused += uint64(refused + a.badAddrs)
 		if len(addrs) == 0 && len(a.addrs)+a.badAddrs > 0 {
 			continue // nothing we may dial
@@ -580,7 +574,7 @@ func (e *engine) handleResponse(pk packet, ifc ifaceInfo, src netip.Addr) {
 			e.instances[a.instance] = key
 		}
 		ttl := min(a.ttl, recordTTL)
-		c.instance, c.addrs, c.addrKey, c.iface, c.ttl = a.instance, addrs, addrKey, ifc.index, ttl
+		c.instance, c.addrs, c.addrKey, c.src, c.iface, c.ttl = a.instance, addrs, addrKey, src, ifc.index, ttl
 		c.expires = now.Add(time.Duration(ttl) * time.Second)
 		if changed {
 			c.lastEmit = time.Time{}
@@ -599,6 +593,40 @@ func (e *engine) advertisesLocked(id string) bool {
 		}
 	}
 	return false
+}
+
+// reportDueLocked reports the cached peers not reported for a query
+// interval (or never: held back by the budget), as the budget allows,
+// fairly: first those whose sender announced the fewest peers, so that a
+// sender flooding fake peers does not starve a real one.
+func (e *engine) reportDueLocked(now time.Time) {
+	if e.budget <= 0 {
+		return
+	}
+	type due struct {
+		k cacheKey
+		c *cached
+	}
+	var list []due
+	perSender := map[netip.Addr]int{}
+	for k, c := range e.cache {
+		perSender[c.src]++
+		if now.Sub(c.lastEmit) >= e.cfg.QueryInterval {
+			list = append(list, due{k, c})
+		}
+	}
+	slices.SortFunc(list, func(x, y due) int {
+		if d := perSender[x.c.src] - perSender[y.c.src]; d != 0 {
+			return d
+		}
+		return x.c.lastEmit.Compare(y.c.lastEmit)
+	})
+	for _, d := range list {
+		if e.budget <= 0 {
+			return
+		}
+		e.reportLocked(d.k, d.c, now)
+	}
 }
 
 // reportLocked hands a cached peer to the namespace's subscribers if the
@@ -665,7 +693,7 @@ func (e *engine) summaryLocked() {
 		level = slog.LevelWarn
 	}
 	e.logger.Log(context.Background(), level, "refused or held back on the LAN since the last summary",
-		append(refused, "packets_in", s.packetsIn-l.packetsIn, "cached_peers", len(e.cache))...)
+		append(refused, "packets_in", s.packetsIn-l.packetsIn, "reported", s.reported-l.reported, "cached_peers", len(e.cache))...)
 }
 
 // rescan lists the interfaces again: joins new ones (and announces the

@@ -102,7 +102,7 @@ func testQuery(t testing.TB, namespace string, known ...record) []byte {
 }
 
 // TestAnswersOnlyWhatTheLinkCanReach: each interface's answer holds the
-// advertised addresses a host on that link can dial, and nothing else.
+// advertised addresses on that interface's own IPs, and nothing else.
 func TestAnswersOnlyWhatTheLinkCanReach(t *testing.T) {
 	te := newTestEngine(t, DefaultConfig(), eth0, eth1, lo)
 	self := sdk.PeerInfo{ID: "12D3KooWself", Addrs: []string{
@@ -126,7 +126,7 @@ func TestAnswersOnlyWhatTheLinkCanReach(t *testing.T) {
 	want := map[string][]string{
 		"eth0": {"/ip4/10.0.0.1/tcp/4001", "/ip4/10.0.0.1/udp/4001/quic-v1", "/ip6/fd00::1/tcp/4001", "/ip4/10.0.0.1/tcp/4001/p2p-circuit"},
 		"eth1": {"/ip4/192.168.1.1/tcp/4001"},
-		"lo":   {"/ip4/127.0.0.1/tcp/4001", "/ip6/::1/tcp/4001"},
+		"lo":   {"/ip4/127.0.0.1/tcp/4001"},
 	}
 	for iface, addrs := range want {
 		if len(got[iface]) != 1 || got[iface][0].id != self.ID || !slices.Equal(got[iface][0].addrs, addrs) {
@@ -246,13 +246,14 @@ func TestResponses(t *testing.T) {
 		{"a peer", testResponse(t, "ns", "000000000000000a", "peer-a", 120, "/ip4/10.0.0.2/tcp/4001"), src("10.0.0.2"), eth0.index,
 			[]sdk.PeerInfo{{ID: "peer-a", Addrs: []string{"/ip4/10.0.0.2/tcp/4001"}}}},
 		{"the same again: not reported twice", testResponse(t, "ns", "000000000000000a", "peer-a", 120, "/ip4/10.0.0.2/tcp/4001"), src("10.0.0.2"), eth0.index, nil},
-		{"new addresses: reported", testResponse(t, "ns", "000000000000000a", "peer-a", 120, "/ip4/10.0.0.3/tcp/4001"), src("10.0.0.2"), eth0.index,
+		{"new addresses: reported", testResponse(t, "ns", "000000000000000a", "peer-a", 120, "/ip4/10.0.0.3/tcp/4001"), src("10.0.0.3"), eth0.index,
 			[]sdk.PeerInfo{{ID: "peer-a", Addrs: []string{"/ip4/10.0.0.3/tcp/4001"}}}},
 		{"our own looped back", own, src("10.0.0.1"), eth0.index, nil},
 		{"someone else naming our peer id", testResponse(t, "ns", "000000000000000b", "self", 120, "/ip4/10.0.0.66/tcp/4001"), src("10.0.0.66"), eth0.index, nil},
 		{"addresses off the link, loopback and public dropped", testResponse(t, "ns", "000000000000000c", "peer-c", 120,
 			"/ip4/127.0.0.1/tcp/4001", "/ip4/192.168.1.5/tcp/4001", "/ip4/8.8.8.8/tcp/53", "/ip4/10.0.0.5/tcp/4001", "/ip6/fe80::5/tcp/4001"), src("10.0.0.5"), eth0.index,
 			[]sdk.PeerInfo{{ID: "peer-c", Addrs: []string{"/ip4/10.0.0.5/tcp/4001"}}}},
+		{"another host's address on the link: not reported", testResponse(t, "ns", "0000000000000012", "peer-i", 120, "/ip4/10.0.0.21/tcp/4001"), src("10.0.0.20"), eth0.index, nil},
 		{"only addresses we may not dial: not reported", testResponse(t, "ns", "000000000000000d", "peer-d", 120, "/ip4/127.0.0.1/tcp/4001", "/ip4/1.1.1.1/tcp/4001"), src("10.0.0.6"), eth0.index, nil},
 		{"another namespace", testResponse(t, "other", "000000000000000e", "peer-e", 120, "/ip4/10.0.0.7/tcp/4001"), src("10.0.0.7"), eth0.index, nil},
 		{"the other link's peer, with its addresses", testResponse(t, "ns", "000000000000000f", "peer-f", 120, "/ip4/192.168.1.8/tcp/4001", "/ip4/10.0.0.8/tcp/4001"), src("192.168.1.8"), eth1.index,
@@ -302,7 +303,9 @@ func TestResponses(t *testing.T) {
 }
 
 // TestFloodIsBounded: a LAN announcing thousands of peers from one
-// sender, then from many, gets at most the budgets reported and cached.
+// sender, then from a few, then from many, gets at most the budgets
+// reported and cached; a real peer arriving meanwhile is reported first
+// when the budget allows again.
 func TestFloodIsBounded(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MaxPeersPerInterval, cfg.MaxPeersPerSource, cfg.MaxCachedPeers = 32, 8, 100
@@ -311,30 +314,46 @@ func TestFloodIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	flood := func(n int, sources int) int {
+	n := 0
+	flood := func(count, senders, first int) int {
 		reported := 0
-		for i := range n {
-			label := fmt.Sprintf("%016x", i+1)
-			s := src(fmt.Sprintf("10.0.0.%d", 10+i%sources))
-			te.handle(testResponse(t, "ns", label, fmt.Sprintf("fake-%d", i), 120, "/ip4/10.0.0.200/tcp/4001"), eth0.index, s)
+		for i := range count {
+			n++
+			ip := fmt.Sprintf("10.0.0.%d", first+i%senders)
+			te.handle(testResponse(t, "ns", fmt.Sprintf("%016x", n), fmt.Sprintf("fake-%d", n), 120, "/ip4/"+ip+"/tcp/4001"), eth0.index, src(ip))
 			reported += len(collect(ch))
 		}
 		return reported
 	}
-	if got := flood(2000, 1); got != cfg.MaxPeersPerSource {
+	if got := flood(2000, 1, 10); got != cfg.MaxPeersPerSource {
 		t.Fatalf("one sender, 2000 peers: %d reported, want %d (max_peers_per_source)", got, cfg.MaxPeersPerSource)
 	}
-	if got := flood(2000, 200); got != cfg.MaxPeersPerInterval-cfg.MaxPeersPerSource {
-		t.Fatalf("200 senders: %d reported, want the rest of the budget %d", got, cfg.MaxPeersPerInterval-cfg.MaxPeersPerSource)
+	if got := flood(2000, 10, 10); got != cfg.MaxPeersPerInterval-cfg.MaxPeersPerSource {
+		t.Fatalf("ten senders: %d reported, want the rest of the budget %d", got, cfg.MaxPeersPerInterval-cfg.MaxPeersPerSource)
 	}
+	if len(te.cache) != 10*cfg.MaxPeersPerSource {
+		t.Fatalf("%d cached, want %d", len(te.cache), 10*cfg.MaxPeersPerSource)
+	}
+	// A real peer arriving with the budget spent waits for the next
+	// interval, and is then reported before the flood's peers: its sender
+	// announced one peer, the flooding ones eight each.
+	te.handle(testResponse(t, "ns", "00000000000000ff", "real", 120, "/ip4/10.0.0.250/tcp/4001"), eth0.index, src("10.0.0.250"))
+	if got := collect(ch); len(got) != 0 {
+		t.Fatalf("reported %v with the budget spent", got)
+	}
+	te.advance(cfg.QueryInterval)
+	te.tick()
+	got := collect(ch)
+	if len(got) != cfg.MaxPeersPerInterval || got[0].ID != "real" {
+		t.Fatalf("next interval: %d reported, first %+v; want %d, the real peer first", len(got), got[0], cfg.MaxPeersPerInterval)
+	}
+	// Many senders fill the cache to its bound, no further.
+	flood(2000, 200, 20)
 	if len(te.cache) != cfg.MaxCachedPeers {
 		t.Fatalf("%d cached, want max_cached_peers %d", len(te.cache), cfg.MaxCachedPeers)
 	}
-	// The next interval reports what waited, within the budget again.
-	te.advance(cfg.QueryInterval)
-	te.tick()
-	if got := len(collect(ch)); got != cfg.MaxPeersPerInterval {
-		t.Fatalf("next interval: %d reported, want %d", got, cfg.MaxPeersPerInterval)
+	if te.stats.cacheFull == 0 || te.stats.overSource == 0 || te.stats.overBudget == 0 {
+		t.Fatalf("stats %+v: want refusals counted", te.stats)
 	}
 }
 

@@ -57,9 +57,8 @@ func addrIP(a string) (netip.Addr, bool) {
 // dialable reports whether a peer on interface i may be dialled at ip:
 // a unicast address on the interface's subnets (IPv4 link-local
 // included: a LAN without DHCP), not IPv6 link-local (a multiaddr cannot
-// carry the zone libp2p would need), and loopback only on
-// a loopback interface. Anything else would let a LAN neighbour point the
-// node's dials elsewhere (at another network, or at this machine itself).
+// carry the zone libp2p would need), and loopback only on a loopback
+// interface.
 func (i ifaceInfo) dialable(ip netip.Addr) bool {
 	switch {
 	case !ip.IsValid(), ip.IsUnspecified(), ip.IsMulticast(), ip.Is6() && ip.IsLinkLocalUnicast():
@@ -70,25 +69,43 @@ func (i ifaceInfo) dialable(ip netip.Addr) bool {
 	return i.onLink(ip)
 }
 
-// announceable returns the addresses of addrs that a host on interface i
-// can dial: see dialable. In the order given.
+// own reports whether ip is one of the interface's own addresses.
+func (i ifaceInfo) own(ip netip.Addr) bool {
+	ip = ip.Unmap().WithZone("")
+	return slices.ContainsFunc(i.prefixes, func(p netip.Prefix) bool { return p.Addr() == ip })
+}
+
+// announceable returns the addresses of addrs a host on interface i can
+// dial this one at: those on the interface's own IPs (see dialable), in
+// the order given. Never another interface's, never loopback on a
+// non-loopback interface.
 func (i ifaceInfo) announceable(addrs []string) []string {
 	var out []string
 	for _, a := range addrs {
-		if ip, ok := addrIP(a); ok && i.dialable(ip) && wellFormedAddr(a) {
+		if ip, ok := addrIP(a); ok && i.dialable(ip) && i.own(ip) && wellFormedAddr(a) {
 			out = append(out, a)
 		}
 	}
 	return out
 }
 
-// acceptable returns the addresses of a received announcement that may
-// be dialled from interface i, and how many were refused.
-func (i ifaceInfo) acceptable(addrs []string) (out []string, refused int) {
+// acceptable returns the addresses of an announcement that came in on
+// interface i from src that may be dialled, and how many were refused.
+// An address must be on the sender itself: its IP is the packet's source,
+// or, for a packet from an IPv6 link-local source (IPv6 mDNS always is),
+// an IPv6 address on the link. A neighbour can so point this node's dials
+// at itself only: not at another host of the LAN, another network, or
+// this machine.
+func (i ifaceInfo) acceptable(addrs []string, src netip.Addr) (out []string, refused int) {
+	src = src.Unmap().WithZone("")
 	for _, a := range addrs {
-		if ip, ok := addrIP(a); ok && i.dialable(ip) {
+		ip, ok := addrIP(a)
+		switch {
+		case !ok || !i.dialable(ip):
+			refused++
+		case ip == src, src.Is6() && src.IsLinkLocalUnicast() && ip.Is6():
 			out = append(out, a)
-		} else {
+		default:
 			refused++
 		}
 	}
