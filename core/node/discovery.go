@@ -71,10 +71,12 @@ func OnConnected(f func(peerID, discovery string)) DiscoverOption {
 // Discover advertises this node's network peer (its ID and addresses, as
 // the network says; again when they change) under namespace on every
 // discovery given, and dials (network.Connect) every peer any of them
-// finds, until ctx ends. Sightings are de-duplicated: a peer seen again
-// with the same addresses within discoveryRetry (30s) of the last dial is
-// not dialled again, nor while a dial to it is in flight; itself and
-// peers already connected are skipped. Dials are bounded: at most
+// finds, until ctx ends. Sightings are de-duplicated: a peer whose dial
+// failed and that is seen again with the same addresses within
+// discoveryRetry (30s) is not dialled again, nor while a dial to it is in
+// flight; itself and peers already connected are skipped (a connected
+// peer is looked at again, at most every second, when sighted: it may
+// have restarted). Dials are bounded: at most
 // discoveryMaxDialing (8) at once and discoveryDialBudget (32) started
 // per 30 s, the rest dropped until the peer is reported again; failures
 // and drops are logged at most every 30 s. A discovery whose search ends
@@ -225,8 +227,15 @@ func addrKey(addrs []string) string {
 type sighting struct {
 	addrs    string    // sorted addresses, joined
 	at       time.Time // when the last dial ended
+	ok       bool      // the last dial connected (or found it connected)
 	inFlight bool
 }
+
+// discoveryRecheck is how soon a peer whose last dial connected is
+// looked at again when sighted: it may have gone and come back (a
+// restarted node announces itself again), and a connected one costs only
+// a look at the network's peers.
+var discoveryRecheck = time.Second
 
 type dialer struct {
 	network     sdk.Network
@@ -255,7 +264,11 @@ func (d *dialer) found(ctx context.Context, wg *sync.WaitGroup, from string, p s
 	now := time.Now()
 	d.mu.Lock()
 	s, known := d.seen[p.ID]
-	if known && (s.inFlight || (s.addrs == key && now.Sub(s.at) < discoveryRetry)) {
+	wait := discoveryRetry
+	if s.ok {
+		wait = discoveryRecheck
+	}
+	if known && (s.inFlight || (s.addrs == key && now.Sub(s.at) < wait)) {
 		d.mu.Unlock()
 		return
 	}
@@ -272,7 +285,7 @@ func (d *dialer) found(ctx context.Context, wg *sync.WaitGroup, from string, p s
 		dialled, err := d.dial(ctx, p)
 		d.mu.Lock()
 		d.dialing--
-		d.seen[p.ID] = sighting{addrs: key, at: time.Now()}
+		d.seen[p.ID] = sighting{addrs: key, at: time.Now(), ok: err == nil}
 		if err != nil && ctx.Err() == nil {
 			d.failed++
 			if !d.warnLocked(time.Now()) {

@@ -138,12 +138,15 @@ func TestDiscoverRefusesBadArguments(t *testing.T) {
 type fakeNetwork struct {
 	sdk.Network
 	id string
+	// reachable: Connect succeeds at once and the peer is connected.
+	reachable bool
 
 	mu           sync.Mutex
 	addrs        []string
 	connects     int
 	inFlight     int
 	mostInFlight int
+	connected    map[string]bool
 }
 
 func (f *fakeNetwork) PeerID() string { return f.id }
@@ -154,11 +157,27 @@ func (f *fakeNetwork) Addrs() []string {
 	return slices.Clone(f.addrs)
 }
 
-func (f *fakeNetwork) Peers(context.Context) ([]sdk.PeerInfo, error) { return nil, nil }
+func (f *fakeNetwork) Peers(context.Context) ([]sdk.PeerInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []sdk.PeerInfo
+	for id := range f.connected {
+		out = append(out, sdk.PeerInfo{ID: id})
+	}
+	return out, nil
+}
 
-func (f *fakeNetwork) Connect(ctx context.Context, _ sdk.PeerInfo) error {
+func (f *fakeNetwork) Connect(ctx context.Context, p sdk.PeerInfo) error {
 	f.mu.Lock()
 	f.connects++
+	if f.reachable {
+		if f.connected == nil {
+			f.connected = map[string]bool{}
+		}
+		f.connected[p.ID] = true
+		f.mu.Unlock()
+		return nil
+	}
 	f.inFlight++
 	f.mostInFlight = max(f.mostInFlight, f.inFlight)
 	f.mu.Unlock()
@@ -293,3 +312,59 @@ func TestDiscoverRestartsAndReadvertises(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDiscoverRedialsAPeerThatCameBack: a peer whose dial connected is
+// dialled again when sighted after it went away (a node that restarted
+// announces itself again), without waiting discoveryRetry; while it stays
+// connected, sightings dial nothing.
+func TestDiscoverRedialsAPeerThatCameBack(t *testing.T) {
+	setDiscoveryTuning(t, func() { discoveryYield = 0 })
+	saved := discoveryRecheck
+	discoveryRecheck = 0
+	t.Cleanup(func() { discoveryRecheck = saved })
+	nw := &fakeNetwork{id: "m-self", reachable: true, addrs: []string{"/ip4/10.0.0.1/tcp/4001"}}
+	disc := &scriptedDiscovery{finds: make(chan chan sdk.PeerInfo, 1)}
+	found := make(chan sdk.PeerInfo)
+	disc.finds <- found
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dctx, stop := context.WithCancel(ctx)
+	var mu sync.Mutex
+	var connectedAt []string
+	done := make(chan error, 1)
+	go func() {
+		done <- Discover(dctx, nw, map[string]sdk.Discovery{"d": disc}, "ns", slog.New(slog.DiscardHandler),
+			OnConnected(func(id, from string) { mu.Lock(); connectedAt = append(connectedAt, id+" by "+from); mu.Unlock() }))
+	}()
+	peer := sdk.PeerInfo{ID: "a-peer", Addrs: []string{"/ip4/10.0.0.2/tcp/4001"}}
+	sight := func(wantConnects int, what string) {
+		t.Helper()
+		found <- peer
+		waitUntil(t, ctx, what, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			n, _ := nw.counts()
+			return n == wantConnects && len(connectedAt) > 0
+		})
+	}
+	sight(1, "the first sighting dialled")
+	mu.Lock()
+	connectedAt = nil
+	mu.Unlock()
+	sight(1, "a sighting while connected: no dial")
+	nw.mu.Lock()
+	delete(nw.connected, peer.ID)
+	nw.mu.Unlock()
+	mu.Lock()
+	connectedAt = nil
+	mu.Unlock()
+	sight(2, "a sighting after it went away: dialled again")
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if connectedAt[0] != "a-peer by d" {
+		t.Fatalf("OnConnected got %q", connectedAt)
+	}
+}
+

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,32 +26,56 @@ import (
 // The LAN helpers: the test binary re-executed inside a namespace (see
 // TestMain and runHelper).
 
-var mdnsGroup = &net.UDPAddr{IP: net.IPv4(224, 0, 0, 251), Port: 5353}
+var (
+	mdnsGroup  = &net.UDPAddr{IP: net.IPv4(224, 0, 0, 251), Port: 5353}
+	mdnsGroup6 = &net.UDPAddr{IP: net.ParseIP("ff02::fb"), Port: 5353}
+)
 
-// runObserver prints every multicast DNS packet that reaches the
-// namespace, one JSON object a line, until it is killed.
+// runObserver prints every multicast DNS packet, IPv4 and IPv6, that
+// reaches the namespace's eth0, one JSON object a line, until it is
+// killed.
 func runObserver() int {
 	ifi, err := net.InterfaceByName("eth0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "observe:", err)
 		return 1
 	}
-	c, err := net.ListenMulticastUDP("udp4", ifi, mdnsGroup)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "observe:", err)
-		return 1
-	}
-	fmt.Println("observing")
-	buf := make([]byte, 9000)
-	for {
-		n, from, err := c.ReadFromUDP(buf)
+	var conns []*net.UDPConn
+	for _, g := range []struct {
+		network string
+		addr    *net.UDPAddr
+	}{{"udp4", mdnsGroup}, {"udp6", mdnsGroup6}} {
+		c, err := net.ListenMulticastUDP(g.network, ifi, g.addr)
 		if err != nil {
+			if g.network == "udp6" {
+				continue // no IPv6 in the namespace
+			}
 			fmt.Fprintln(os.Stderr, "observe:", err)
 			return 1
 		}
-		line, _ := json.Marshal(map[string]any{"at": time.Now().UnixNano(), "src": from.String(), "data": hex.EncodeToString(buf[:n])})
-		fmt.Println(string(line))
+		conns = append(conns, c)
 	}
+	var mu sync.Mutex
+	fmt.Println("observing")
+	done := make(chan int)
+	for _, c := range conns {
+		go func() {
+			buf := make([]byte, 9000)
+			for {
+				n, from, err := c.ReadFromUDP(buf)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "observe:", err)
+					done <- 1
+					return
+				}
+				line, _ := json.Marshal(map[string]any{"at": time.Now().UnixNano(), "src": from.String(), "data": hex.EncodeToString(buf[:n])})
+				mu.Lock()
+				fmt.Println(string(line))
+				mu.Unlock()
+			}
+		}()
+	}
+	return <-done
 }
 
 // floodConfig is the flooder's job, passed as "rate,seconds,victim,src1 src2 ...".

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -449,6 +450,12 @@ func startObserver(tb testing.TB, h *host) *observer {
 // stop ends the observer and returns what it captured.
 func (o *observer) stop(tb testing.TB) []observed {
 	tb.Helper()
+	return o.stopAt(tb, time.Time{}, time.Now().Add(time.Hour))
+}
+
+// stopAt ends the observer and returns what it captured from from to to.
+func (o *observer) stopAt(tb testing.TB, from, to time.Time) []observed {
+	tb.Helper()
 	_ = o.cmd.Process.Signal(syscall.SIGTERM)
 	_ = o.cmd.Wait()
 	<-o.out.done
@@ -464,6 +471,9 @@ func (o *observer) stop(tb testing.TB) []observed {
 		}
 		if err := json.Unmarshal([]byte(l.text), &rec); err != nil {
 			tb.Fatalf("observer line %q: %v", l.text, err)
+		}
+		if at := time.Unix(0, rec.At); at.Before(from) || !at.Before(to) {
+			continue
 		}
 		out = append(out, observed{src: rec.Src, data: mustHex(tb, rec.Data)})
 	}
@@ -680,4 +690,121 @@ func (w *processWatch) stop() (map[string]int64, map[string]time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return maps.Clone(w.rss), maps.Clone(w.cpu)
+}
+
+// measureEnv set to a number of rounds runs TestLANMeasure: figures, not
+// a check, so not in the default run (it takes about three minutes).
+const measureEnv = "SKEIN_LAN_MEASURE"
+
+// TestLANMeasure measures the lan preset on a bridge: the time from a
+// node's start to its first peer found by mDNS (fresh nodes joining two
+// running ones), from a member's start to the first message delivered to
+// it (one sent while it was down; its network's list of peers to redial
+// removed, so only mDNS finds them), a message's latency from send to
+// another host's `messages --follow`, and the multicast DNS traffic each
+// node sends per minute at rest.
+//
+//	SKEIN_LAN_MEASURE=5 go test -run TestLANMeasure -v ./internal/e2e/netns
+func TestLANMeasure(t *testing.T) {
+	rounds, _ := strconv.Atoi(os.Getenv(measureEnv))
+	if rounds <= 0 {
+		t.Skip("set " + measureEnv + "=<rounds> to measure")
+	}
+	hosts := []string{"a", "b", "obs"}
+	for i := range rounds {
+		hosts = append(hosts, fmt.Sprintf("n%d", i))
+	}
+	topo := newTopology(t, hosts...)
+	obs := startObserver(t, topo.hosts["obs"])
+	a := startLANNode(t, topo.hosts["a"])
+	b := startLANNode(t, topo.hosts["b"])
+	waitMDNSPeers(t, b, []*node{a}, 60*time.Second)
+	createAndInvite(t, a, []*node{b}, nil)
+
+	var firstPeer, firstMessage, latency []time.Duration
+	for i := range rounds {
+		n := startLANNode(t, topo.hosts[fmt.Sprintf("n%d", i)])
+		waitFor(t, n.name+" finds a peer", 60*time.Second, func() error {
+			if len(n.lanPeers(t)) == 0 {
+				return fmt.Errorf("no peer yet")
+			}
+			return nil
+		})
+		firstPeer = append(firstPeer, time.Since(n.launched))
+		n.stop(t)
+	}
+	f := a.follow(t, groupName)
+	for i := range rounds {
+		// b down; a message from a; b back with no peer list of its own.
+		b.stop(t)
+		body := fmt.Sprintf("while b was down #%d", i)
+		sendAll(t, map[*node][]string{a: {body}})
+		if err := os.Remove(filepath.Join(b.dataDir, "network", "wanted-peers.json")); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		b.launch(t)
+		waitFor(t, "b gets "+body, 60*time.Second, func() error {
+			if !slices.Contains(bodies(b.messages(t, groupName)), body) {
+				return fmt.Errorf("not yet")
+			}
+			return nil
+		})
+		firstMessage = append(firstMessage, time.Since(b.launched))
+		live := fmt.Sprintf("live #%d", i)
+		sent := time.Now()
+		sendAll(t, map[*node][]string{b: {live}})
+		f.waitBodies(t, []string{live}, 30*time.Second)
+		latency = append(latency, f.arrivals(t)[live].Sub(sent))
+	}
+	stat := func(ds []time.Duration) string {
+		s := slices.Clone(ds)
+		slices.Sort(s)
+		return fmt.Sprintf("min %s, median %s, max %s (%d runs)", s[0].Round(time.Millisecond), s[len(s)/2].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond), len(s))
+	}
+	t.Logf("start to first peer found by mDNS (two nodes running): %s", stat(firstPeer))
+	t.Logf("member start to the first message delivered to it (sent while it was down; found by mDNS only): %s", stat(firstMessage))
+	t.Logf("message latency, send on one host to messages --follow on another (includes the CLI's process start): %s", stat(latency))
+
+	// At rest: a and b connected, nothing sent. Queries back off to the
+	// query interval within about 31 s; then a minute is counted.
+	settle, window := 45*time.Second, time.Minute
+	quiet := time.Now().Add(settle)
+	waitFor(t, "the LAN settles", settle+time.Second, func() error {
+		if time.Now().Before(quiet) {
+			return fmt.Errorf("settling")
+		}
+		return nil
+	})
+	from := time.Now()
+	end := from.Add(window)
+	waitFor(t, "a minute at rest", window+time.Second, func() error {
+		if time.Now().Before(end) {
+			return fmt.Errorf("counting")
+		}
+		return nil
+	})
+	type count struct{ packets, bytes, wire int }
+	per := map[string]*count{}
+	for _, p := range obs.stopAt(t, from, end) {
+		host := p.src
+		if h, _, err := net.SplitHostPort(p.src); err == nil {
+			host = h
+		}
+		c := per[host]
+		if c == nil {
+			c = &count{}
+			per[host] = c
+		}
+		c.packets++
+		c.bytes += len(p.data)
+		hdr := 14 + 20 + 8 // Ethernet, IPv4, UDP
+		if strings.Contains(host, ":") {
+			hdr = 14 + 40 + 8
+		}
+		c.wire += len(p.data) + hdr
+	}
+	for _, host := range slices.Sorted(maps.Keys(per)) {
+		c := per[host]
+		t.Logf("at rest, %s sent %d mDNS packets in a minute: %d bytes of DNS, %d bytes on the wire", host, c.packets, c.bytes, c.wire)
+	}
 }
