@@ -367,4 +367,3 @@ func TestDiscoverRedialsAPeerThatCameBack(t *testing.T) {
 		t.Fatalf("OnConnected got %q", connectedAt)
 	}
 }
-
