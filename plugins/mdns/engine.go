@@ -550,10 +550,19 @@ func (e *engine) handleResponse(pk packet, ifc ifaceInfo, src netip.Addr) {
 		if len(addrs) == 0 && len(a.addrs)+a.badAddrs > 0 {
 			continue // nothing we may dial
 		}
-		slices.Sort(addrs)
-		addrs = slices.Compact(addrs)
 		key := cacheKey{a.label, a.id}
 		c, known := e.cache[key]
+		if known && c.instance == a.instance {
+			// A packet of one IP family vouches for that family's
+			// addresses only: keep the other family's, heard before.
+			for _, old := range c.addrs {
+				if ip, _ := addrIP(old); ip.Is4() != src.Is4() {
+					addrs = append(addrs, old)
+				}
+			}
+		}
+		slices.Sort(addrs)
+		addrs = slices.Compact(addrs)
 		if !known {
 			if len(e.cache) >= e.cfg.MaxCachedPeers {
 				e.stats.cacheFull++
@@ -766,8 +775,16 @@ func (e *engine) advertise(ctx context.Context, namespace string, self sdk.PeerI
 		return fmt.Errorf("mdns advertise: %w: stopped", sdk.ErrLifecycle)
 	}
 	e.adverts[a.instance] = a
+	reachable := len(self.Addrs) == 0
+	for _, ifc := range e.ifaces {
+		reachable = reachable || len(ifc.announceable(self.Addrs)) > 0
+	}
 	e.wg.Add(1) // under e.mu: stop's Wait comes after closed is set
 	e.mu.Unlock()
+	if !reachable {
+		e.logger.Warn("none of the advertised addresses is on an interface in use: announced nowhere until one is",
+			"addrs", len(self.Addrs), "interfaces", e.cfg.Interfaces)
+	}
 	e.wake()
 	go func() {
 		defer e.wg.Done()

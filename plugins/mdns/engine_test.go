@@ -443,3 +443,29 @@ func TestStopSaysGoodbye(t *testing.T) {
 		t.Fatal("advertise after stop succeeded")
 	}
 }
+
+// TestBothFamilies: a dual-stack peer's IPv4 and IPv6 packets each vouch
+// for their own family's addresses; the peer is reported with both, and
+// not again each time a packet of the other family comes.
+func TestBothFamilies(t *testing.T) {
+	te := newTestEngine(t, DefaultConfig(), eth0)
+	ch, err := te.findPeers(t.Context(), "ns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := []string{"/ip4/10.0.0.2/tcp/4001", "/ip6/fd00::2/tcp/4001"}
+	b := testResponse(t, "ns", "000000000000000a", "peer", 120, addrs...)
+	te.handle(b, eth0.index, src("10.0.0.2"))
+	te.handle(b, eth0.index, src("fe80::2"))
+	got := collect(ch)
+	if len(got) != 2 || !slices.Equal(got[1].Addrs, addrs) {
+		t.Fatalf("reported %+v, want the IPv4 address, then both", got)
+	}
+	for range 3 {
+		te.handle(b, eth0.index, src("10.0.0.2"))
+		te.handle(b, eth0.index, src("fe80::2"))
+	}
+	if got := collect(ch); len(got) != 0 {
+		t.Fatalf("reported again %+v", got)
+	}
+}
