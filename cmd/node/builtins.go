@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/skein-p2p/skein/core/pluginhost"
 	"github.com/skein-p2p/skein/plugins/ipfs"
+	"github.com/skein-p2p/skein/plugins/mdns"
 	"github.com/skein-p2p/skein/plugins/store"
 	"github.com/skein-p2p/skein/plugins/store/memstore"
 	"github.com/skein-p2p/skein/sdk"
@@ -14,4 +15,5 @@ func init() {
 	pluginhost.Register(store.ID, func() sdk.Plugin { return store.New() })
 	pluginhost.Register(memstore.ID, func() sdk.Plugin { return memstore.New() })
 	pluginhost.Register(ipfs.ID, func() sdk.Plugin { return ipfs.New() })
+	pluginhost.Register(mdns.ID, func() sdk.Plugin { return mdns.New() })
 }

@@ -21,6 +21,7 @@ import (
 
 	apiv1 "github.com/skein-p2p/skein/api/v1"
 	"github.com/skein-p2p/skein/core/messenger"
+	"github.com/skein-p2p/skein/core/peersource"
 )
 
 // SocketName is the client API socket's file name in the data directory.
@@ -49,6 +50,9 @@ type Config struct {
 	Token string
 	// Logger; nil: discard.
 	Logger *slog.Logger
+	// PeerSources says how each peer was found (Peers.List), and records
+	// the peers of Peers.Connect as peersource.Manual. nil: none known.
+	PeerSources *peersource.Book
 	// Plugins reports the node's plugins for Node.Plugins (skein run
 	// passes core/node's health report); nil: the call is UNIMPLEMENTED.
 	Plugins func(ctx context.Context) []*apiv1.PluginStatus
@@ -96,10 +100,10 @@ func Listen(m *messenger.Messenger, cfg Config) (*Server, error) {
 		s.tcp = tl
 		auth := bearer{want: sha256.Sum256([]byte(cfg.Token))}
 		s.remote = grpc.NewServer(grpc.UnaryInterceptor(auth.unary), grpc.StreamInterceptor(auth.stream))
-		register(s.remote, m, cfg.Plugins)
+		register(s.remote, m, cfg.PeerSources, cfg.Plugins)
 	}
 	s.local = grpc.NewServer()
-	register(s.local, m, cfg.Plugins)
+	register(s.local, m, cfg.PeerSources, cfg.Plugins)
 	return s, nil
 }
 
