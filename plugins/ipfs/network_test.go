@@ -394,3 +394,39 @@ func TestEntryIsAnOrdinaryIPFSBlock(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// TestAgentVersion: identify tells peers "skein/<version>", never
+// libp2p's default (the main module path and an empty version).
+func TestAgentVersion(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []Option
+		want string
+	}{
+		{"default", nil, DefaultAgentVersion()},
+		{"given", []Option{WithAgentVersion("skein/v1.2.3")}, "skein/v1.2.3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := New(tc.opts...)
+			diags, err := a.Configure(context.Background(), map[string]any{"listen": []any{"/ip4/127.0.0.1/tcp/0"}, "dht_mode": "off", "relay": false})
+			if err != nil || len(diags) > 0 {
+				t.Fatal(diags, err)
+			}
+			if err := a.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = a.Stop(context.Background()) })
+			b := startNetwork(t, nil)
+			connect(t, b, a)
+			var got string
+			waitFor(t, "identify to complete", func() bool {
+				v, err := b.Host().Peerstore().Get(a.Host().ID(), "AgentVersion")
+				got, _ = v.(string)
+				return err == nil
+			})
+			if got != tc.want || !strings.HasPrefix(got, "skein/") || got == "skein/" {
+				t.Fatalf("agent version %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
