@@ -69,7 +69,7 @@ var _ sdk.TopicGate = (*Network)(nil)
 const unsolicitedPenalty = 1
 
 // ErrTopicNotClosed is returned by AdmitPeer for a topic that CloseTopic
-// has not closed.
+// has not closed; the error also wraps sdk.ErrInvalidArgument.
 var ErrTopicNotClosed = errors.New("network.ipfs: topic is not closed")
 
 // topicGate holds the closed topics and who is admitted to them.
@@ -171,7 +171,7 @@ func (g *topicGate) admit(p peer.ID, topic string, conns []network.Conn) ([]*gat
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if !g.closed[topic] {
-		return nil, fmt.Errorf("admit %s to %q: %w", p, topic, ErrTopicNotClosed)
+		return nil, fmt.Errorf("admit %s to %q: %w (%w)", p, topic, ErrTopicNotClosed, sdk.ErrInvalidArgument)
 	}
 	if len(conns) == 0 {
 		return nil, fmt.Errorf("admit %s to %q: not connected: %w", p, topic, sdk.ErrNotFound)

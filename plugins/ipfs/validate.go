@@ -121,6 +121,9 @@ func (n *Network) askValidator(ctx context.Context, v sdk.MessageValidator, topi
 	}()
 	select {
 	case vd := <-verdict:
+		if ctx.Err() != nil {
+			vd = sdk.VerdictIgnore // no answer by the deadline
+		}
 		switch vd {
 		case sdk.VerdictAccept:
 			return pubsub.ValidationAccept
