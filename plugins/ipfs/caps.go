@@ -101,6 +101,9 @@ func (n *Network) HandleRequests(proto string, handler sdk.RequestHandler) error
 		return nil
 	}
 	n.direct.add(pid)
+	n.mu.Lock()
+	sc := n.scoring
+	n.mu.Unlock()
 	h.SetStreamHandler(pid, func(s network.Stream) {
 		defer s.Close()
 		limits := n.directLimits()
@@ -108,7 +111,7 @@ func (n *Network) HandleRequests(proto string, handler sdk.RequestHandler) error
 		_ = s.SetDeadline(deadline)
 		from := s.Conn().RemotePeer()
 		if err := s.Scope().SetService(DirectService); err != nil {
-			n.logger.Debug("direct request refused: resource limit", "peer", from.String(), "protocol", proto, "err", err)
+			n.directFault(sc, from, proto, err)
 			_ = s.Reset()
 			return
 		}
@@ -116,7 +119,7 @@ func (n *Network) HandleRequests(proto string, handler sdk.RequestHandler) error
 		defer fr.release()
 		req, err := fr.read()
 		if err != nil {
-			n.logger.Warn("bad direct request", "peer", from.String(), "protocol", proto, "err", err)
+			n.directFault(sc, from, proto, err)
 			_ = s.Reset()
 			return
 		}
@@ -138,6 +141,35 @@ func (n *Network) HandleRequests(proto string, handler sdk.RequestHandler) error
 		}
 	})
 	return nil
+}
+
+// Penalties of a peer's direct requests that go wrong (application score,
+// see score.go): a frame over MaxDirectMessage or a length prefix that is
+// no uvarint is garbage no honest peer sends; a stall or a request over
+// the resource limits may be a slow link or a busy peer, but a flood of
+// them is not.
+const (
+	malformedFramePenalty = 10
+	directLimitPenalty    = 1
+)
+
+// directFault logs and penalises a direct request that could not be read.
+func (n *Network) directFault(sc *scoring, from peer.ID, proto string, err error) {
+	penalty := malformedFramePenalty
+	var timeout interface{ Timeout() bool }
+	switch {
+	case errors.Is(err, ErrStalled), errors.Is(err, network.ErrResourceLimitExceeded),
+		errors.As(err, &timeout) && timeout.Timeout():
+		penalty = directLimitPenalty
+		n.logger.Debug("direct request dropped", "peer", from.String(), "protocol", proto, "err", err)
+	case errors.Is(err, network.ErrReset), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return // the peer gave up: nothing held against it
+	default:
+		n.logger.Warn("bad direct request; peer penalised", "peer", from.String(), "protocol", proto, "err", err)
+	}
+	if v, low := n.penalise(sc, from, -float64(penalty), "direct request: "+err.Error()); low {
+		n.cutOff(context.Background(), sc, from, v, "bad direct requests")
+	}
 }
 
 // Request implements sdk.DirectMessenger. The stream is accounted like an

@@ -444,7 +444,11 @@ func marshalFrame(rpc *pb.RPC) ([]byte, error) {
 
 // inspectRPC is gossipsub's RPC inspector: it runs on every RPC a peer
 // sends, before anything in it is acted on, and drops the messages on
-// topics this node has not announced to the peer.
+// topics this node has not announced to the peer. Each such message costs
+// the sender unsolicitedPenalty, and so does each message of a peer that
+// goes on publishing while graylisted (gossipsub then ignores its RPCs,
+// so no validator can judge them any more, and its score would only
+// recover): a flooder below the graylist threshold is cut off too.
 func (n *Network) inspectRPC(sc *scoring) func(peer.ID, *pubsub.RPC) error {
 	return func(from peer.ID, rpc *pubsub.RPC) error {
 		if len(rpc.Publish) == 0 {
@@ -458,13 +462,19 @@ func (n *Network) inspectRPC(sc *scoring) func(peer.ID, *pubsub.RPC) error {
 			dropped++
 			return true
 		})
-		if dropped == 0 {
+		penalty, why := dropped, "unsolicited pubsub messages"
+		if dropped > 0 {
+			n.unsolicited.Add(uint64(dropped))
+		}
+		if len(rpc.Publish) > 0 && sc.graylisted(from) {
+			penalty, why = penalty+len(rpc.Publish), "pubsub messages while graylisted"
+		}
+		if penalty == 0 {
 			return nil
 		}
-		n.unsolicited.Add(uint64(dropped))
-		if v, low := n.penalise(sc, from, -float64(dropped*unsolicitedPenalty), "unsolicited pubsub messages"); low {
+		if v, low := n.penalise(sc, from, -float64(penalty*unsolicitedPenalty), why); low {
 			// Not from gossipsub's event loop: BlockPeer closes connections.
-			go n.cutOff(context.Background(), sc, from, v, "unsolicited pubsub messages")
+			go n.cutOff(context.Background(), sc, from, v, why)
 		}
 		return nil
 	}

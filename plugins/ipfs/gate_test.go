@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -395,7 +396,8 @@ func TestStrangerLearnsNothingOfAClosedTopic(t *testing.T) {
 			t.Logf("the stranger received %d RPCs from the member; about the topic: %v", len(stranger.received()), seen)
 			if !tc.closed {
 				// What was leaking: the subscription and the messages.
-				if !slices.Contains(seen, "subscription (subscribe=true)") || !slices.Contains(seen, fmt.Sprintf("message %q", "from a 2")) {
+				sawMessage := slices.ContainsFunc(seen, func(s string) bool { return strings.HasPrefix(s, "message ") })
+				if !slices.Contains(seen, "subscription (subscribe=true)") || !sawMessage {
 					t.Fatalf("open topic: the stranger should see the subscription and the messages, saw %v", seen)
 				}
 				waitFor(t, "the stranger's message delivered on an open topic", func() bool { return aGot.has("from the stranger") })

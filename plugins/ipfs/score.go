@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -132,6 +133,16 @@ func (s *appScores) evictLocked(now time.Time) {
 type scoring struct {
 	cfg    ScoreConfig
 	scores *appScores
+	// last is gossipsub's latest view of every peer's whole score (from
+	// its score inspector, every scoreInspectInterval).
+	last atomic.Pointer[map[peer.ID]float64]
+}
+
+// graylisted reports whether p's whole score was below the graylist
+// threshold at the last inspection.
+func (sc *scoring) graylisted(p peer.ID) bool {
+	m := sc.last.Load()
+	return m != nil && (*m)[p] < sc.cfg.GraylistThreshold
 }
 
 // ScorePeer implements sdk.PeerScorer. delta is added to the peer's
@@ -171,6 +182,7 @@ func (n *Network) penalise(sc *scoring, id peer.ID, delta float64, reason string
 // checkScores is gossipsub's score inspector: it cuts off the connected
 // peers whose whole score is below the disconnect threshold.
 func (n *Network) checkScores(sc *scoring, scores map[peer.ID]float64) {
+	sc.last.Store(&scores)
 	if hook := n.scoreHook; hook != nil {
 		hook(scores)
 	}
