@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -368,6 +369,13 @@ func parseConfig(raw map[string]any) (Config, []sdk.Diagnostic) {
 				return
 			}
 			*dst = n
+		case string: // from an environment variable, or quoted in YAML
+			f, err := strconv.ParseFloat(strings.TrimSpace(n), 64)
+			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+				bad(key, "want a number, got %q", n)
+				return
+			}
+			*dst = f
 		default:
 			bad(key, "want a number, got %T", v)
 		}
