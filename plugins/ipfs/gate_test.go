@@ -2,6 +2,7 @@ package ipfs
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -770,3 +771,62 @@ func BenchmarkGatedStreamWrite(b *testing.B) {
 		})
 	}
 }
+
+// recordStream is a network.Stream that keeps what is written to it.
+type recordStream struct {
+	network.Stream
+	buf []byte
+}
+
+func (r *recordStream) Write(b []byte) (int, error) { r.buf = append(r.buf, b...); return len(b), nil }
+func (r *recordStream) Reset() error                { return nil }
+
+// FuzzGatedStreamWrite: whatever gossipsub writes, in whatever pieces,
+// what reaches a peer not admitted to the closed topic is whole frames
+// that never name it.
+func FuzzGatedStreamWrite(f *testing.F) {
+	for _, rpc := range []*pb.RPC{
+		{Subscriptions: []*pb.RPC_SubOpts{subOpts(closedTopic, true), subOpts(openTopic, true)}},
+		{Publish: []*pb.Message{{Topic: proto.String(closedTopic), Data: []byte("secret")}, {Topic: proto.String(openTopic), Data: []byte("x")}}},
+		{Control: &pb.ControlMessage{
+			Ihave: []*pb.ControlIHave{{TopicID: proto.String(closedTopic), MessageIDs: []string{"a"}}},
+			Graft: []*pb.ControlGraft{{TopicID: proto.String(closedTopic)}, {TopicID: proto.String(openTopic)}},
+			Prune: []*pb.ControlPrune{{TopicID: proto.String(closedTopic)}},
+		}},
+	} {
+		b, err := marshalFrame(rpc)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, uint16(len(b)/2))
+	}
+	f.Add([]byte{0x80}, uint16(0))
+	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
+		g := newTopicGate()
+		g.close(closedTopic)
+		out := &recordStream{}
+		s := &gatedStream{Stream: out, g: g, peer: "stranger", logger: discardLogger{}, withheld: map[string]*pb.RPC_SubOpts{}}
+		at := min(int(cut), len(data))
+		if _, err := s.Write(data[:at]); err == nil {
+			_, _ = s.Write(data[at:])
+		}
+		for rest := out.buf; len(rest) > 0; {
+			size, k := binary.Uvarint(rest)
+			if k <= 0 || uint64(len(rest)-k) < size {
+				t.Fatalf("a partial frame reached the peer: % x", rest)
+			}
+			var rpc pb.RPC
+			if err := proto.Unmarshal(rest[k:k+int(size)], &rpc); err != nil {
+				t.Fatalf("an undecodable frame reached the peer: %v", err)
+			}
+			if m := mentions([]*pb.RPC{&rpc}, closedTopic, nil); len(m) > 0 {
+				t.Fatalf("the closed topic reached a peer not admitted: %v", m)
+			}
+			rest = rest[k+int(size):]
+		}
+	})
+}
+
+type discardLogger struct{}
+
+func (discardLogger) Error(string, ...any) {}
