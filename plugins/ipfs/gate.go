@@ -59,7 +59,10 @@ var _ sdk.TopicGate = (*Network)(nil)
 // closes (a network.Notifiee sees each connection close). Evicting an
 // admitted peer (AdmitPeer false) resets its pubsub streams both ways, so
 // gossipsub forgets its mesh links and both sides start over from a hello
-// that no longer names the topic.
+// that no longer names the topic. Gossipsub reopens its stream to a peer
+// still connected at most 4 times in 10 minutes (its dead-peer backoff):
+// a peer evicted more often than that, and still connected, gets no
+// pubsub traffic from this node until it reconnects.
 
 // unsolicitedPenalty is the application score a peer loses for each
 // pubsub message on a topic this node has not announced to it (a closed
