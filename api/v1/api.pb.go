@@ -1776,9 +1776,15 @@ func (*ListPeersRequest) Descriptor() ([]byte, []int) {
 }
 
 type Peer struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Addrs         []string               `protobuf:"bytes,2,rep,name=addrs,proto3" json:"addrs,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Addrs []string               `protobuf:"bytes,2,rep,name=addrs,proto3" json:"addrs,omitempty"`
+	// How this node came to know the peer, first way first: the name of a
+	// discovery plugin ("mdns" for discovery.mdns), "dht" (a group's
+	// rendezvous), "bootstrap" (the network's bootstrap list) or "manual"
+	// (Connect). Empty: the peer dialled this node, or the network
+	// connected it by itself. Recorded since the node started. List only.
+	FoundBy       []string `protobuf:"bytes,3,rep,name=found_by,json=foundBy,proto3" json:"found_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1823,6 +1829,13 @@ func (x *Peer) GetId() string {
 func (x *Peer) GetAddrs() []string {
 	if x != nil {
 		return x.Addrs
+	}
+	return nil
+}
+
+func (x *Peer) GetFoundBy() []string {
+	if x != nil {
+		return x.FoundBy
 	}
 	return nil
 }
@@ -2597,10 +2610,11 @@ const file_api_proto_rawDesc = "" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\"=\n" +
 	"\x13ConnectPeerResponse\x12&\n" +
 	"\x04peer\x18\x01 \x01(\v2\x12.skein.api.v1.PeerR\x04peer\"\x12\n" +
-	"\x10ListPeersRequest\",\n" +
+	"\x10ListPeersRequest\"G\n" +
 	"\x04Peer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
-	"\x05addrs\x18\x02 \x03(\tR\x05addrs\"=\n" +
+	"\x05addrs\x18\x02 \x03(\tR\x05addrs\x12\x19\n" +
+	"\bfound_by\x18\x03 \x03(\tR\afoundBy\"=\n" +
 	"\x11ListPeersResponse\x12(\n" +
 	"\x05peers\x18\x01 \x03(\v2\x12.skein.api.v1.PeerR\x05peers\")\n" +
 	"\x11SyncStatusRequest\x12\x14\n" +

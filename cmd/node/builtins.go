@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/skein-p2p/skein/core/pluginhost"
 	"github.com/skein-p2p/skein/plugins/ipfs"
+	"github.com/skein-p2p/skein/plugins/mdns"
 	"github.com/skein-p2p/skein/plugins/store"
 	"github.com/skein-p2p/skein/plugins/store/memstore"
 	"github.com/skein-p2p/skein/sdk"
@@ -15,4 +16,5 @@ func init() {
 	pluginhost.Register(memstore.ID, func() sdk.Plugin { return memstore.New() })
 	// libp2p's identify tells every peer "skein/<version>".
 	pluginhost.Register(ipfs.ID, func() sdk.Plugin { return ipfs.New(ipfs.WithAgentVersion("skein/" + currentVersion().Version)) })
+	pluginhost.Register(mdns.ID, func() sdk.Plugin { return mdns.New() })
 }

@@ -679,8 +679,13 @@ func (c *cli) peersCommand() *cobra.Command {
 	var f clientFlags
 	cmd := &cobra.Command{
 		Use:   "peers",
-		Short: "List the peers the node is connected to",
-		Args:  cobra.NoArgs,
+		Short: "List the peers the node is connected to, and how each was found",
+		Long: `peers lists the connected peers: id, how the node came to know each
+(found by: mdns or another discovery plugin, dht for a group's
+rendezvous, bootstrap, manual for peers connect; "-" when the peer
+dialled this node or the network connected it by itself), and addresses.
+Sources are recorded since the node started.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return c.withClient(cmd, &f, func(ctx context.Context, cl *client.Client) error {
 				r, err := cl.Peers.List(ctx, &apiv1.ListPeersRequest{})
@@ -690,7 +695,7 @@ func (c *cli) peersCommand() *cobra.Command {
 				if f.json {
 					out := []map[string]any{}
 					for _, p := range r.GetPeers() {
-						out = append(out, map[string]any{"id": p.GetId(), "addrs": p.GetAddrs()})
+						out = append(out, map[string]any{"id": p.GetId(), "addrs": p.GetAddrs(), "found_by": nonNil(p.GetFoundBy())})
 					}
 					return c.writeJSON(out)
 				}
@@ -698,7 +703,11 @@ func (c *cli) peersCommand() *cobra.Command {
 					fmt.Fprintln(c.stdout, "no connected peers")
 				}
 				for _, p := range r.GetPeers() {
-					fmt.Fprintf(c.stdout, "%s  %s\n", p.GetId(), strings.Join(p.GetAddrs(), " "))
+					found := strings.Join(p.GetFoundBy(), ",")
+					if found == "" {
+						found = "-"
+					}
+					fmt.Fprintf(c.stdout, "%s  %-9s  %s\n", p.GetId(), found, strings.Join(p.GetAddrs(), " "))
 				}
 				return nil
 			})

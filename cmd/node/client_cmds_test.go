@@ -15,6 +15,7 @@ import (
 	"github.com/skein-p2p/skein/core/api"
 	"github.com/skein-p2p/skein/core/crypto"
 	"github.com/skein-p2p/skein/core/messenger"
+	"github.com/skein-p2p/skein/core/peersource"
 	"github.com/skein-p2p/skein/plugins/simnet"
 	"github.com/skein-p2p/skein/plugins/store/memstore"
 )
@@ -54,7 +55,7 @@ func clientNode(tb testing.TB, sn *simnet.Network, name string) (socket string, 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv, err := api.Listen(m, api.Config{Socket: api.SocketPath(dir)})
+	srv, err := api.Listen(m, api.Config{Socket: api.SocketPath(dir), PeerSources: peersource.NewBook(0)})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -218,6 +219,17 @@ func TestClientCommands(t *testing.T) {
 	}
 	if out := mustRun(t, "", "peers", "connect", "/simnet/b/p2p/b", "--socket", sa); out != "connected to b\n" {
 		t.Fatalf("peers connect: %q", out)
+	}
+	// How each peer was found: b through peers connect.
+	if out := mustRun(t, "", "peers", "--socket", sa); !strings.HasPrefix(out, "b  manual ") {
+		t.Fatalf("peers after connect: %q", out)
+	}
+	var peers []struct {
+		ID      string   `json:"id"`
+		FoundBy []string `json:"found_by"`
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, "", "peers", "--json", "--socket", sa)), &peers); err != nil || len(peers) != 1 || strings.Join(peers[0].FoundBy, ",") != "manual" {
+		t.Fatalf("peers --json = %+v, %v", peers, err)
 	}
 	var st []map[string]any
 	if err := json.Unmarshal([]byte(mustRun(t, "", "sync", "status", "--json", "--socket", sa)), &st); err != nil || len(st) != 1 {

@@ -17,6 +17,7 @@ import (
 	"github.com/skein-p2p/skein/core/crypto"
 	"github.com/skein-p2p/skein/core/messenger"
 	"github.com/skein-p2p/skein/core/node"
+	"github.com/skein-p2p/skein/core/peersource"
 	"github.com/skein-p2p/skein/core/replication"
 	"github.com/skein-p2p/skein/sdk"
 )
@@ -37,7 +38,7 @@ type messengerService struct {
 // api.socket (default <data_dir>/skein.sock, mode 0600) and, when api.tcp is
 // set, on TCP with the token in api.token_file. `skein run` calls it after
 // the node started and stops it (Stop) before stopping the node.
-func startMessenger(ctx context.Context, cfg *config.Config, n *node.Node, logger *slog.Logger, passphrase []byte) (*messengerService, error) {
+func startMessenger(ctx context.Context, cfg *config.Config, n *node.Node, logger *slog.Logger, passphrase []byte, sources *peersource.Book) (*messengerService, error) {
 	storeName, netName := pluginOfKind(cfg, "store."), pluginOfKind(cfg, "network.")
 	if storeName == "" || netName == "" {
 		return nil, fmt.Errorf("messenger: the config needs an enabled store plugin and an enabled network plugin (have store %q, network %q)", storeName, netName)
@@ -68,16 +69,18 @@ func startMessenger(ctx context.Context, cfg *config.Config, n *node.Node, logge
 		}
 		return nil, fmt.Errorf("messenger: %w", err)
 	}
-	return serveMessenger(ctx, cfg, ks, st, network, logger)
+	return serveMessenger(ctx, cfg, ks, st, network, logger, sources)
 }
 
-// serveMessenger starts the messenger and the API over the given parts.
-func serveMessenger(ctx context.Context, cfg *config.Config, ks *crypto.Keystore, st sdk.Store, network sdk.Network, logger *slog.Logger) (*messengerService, error) {
+// serveMessenger starts the messenger and the API over the given parts;
+// sources (may be nil) records how peers were found and serves it.
+func serveMessenger(ctx context.Context, cfg *config.Config, ks *crypto.Keystore, st sdk.Store, network sdk.Network, logger *slog.Logger, sources *peersource.Book) (*messengerService, error) {
 	mcfg := messenger.Config{Keystore: ks, Store: st, Network: network, Logger: logger.With("component", "messenger")}
 	if d := cfg.Replication.AntiEntropyInterval; d > 0 { // 0: a config built by hand; the replicator's default
 		mcfg.Replication = append(mcfg.Replication, replication.WithAntiEntropyInterval(d))
 	}
-	mcfg.Replication = append(mcfg.Replication, replication.WithRendezvousInterval(cfg.Replication.RendezvousInterval))
+	mcfg.Replication = append(mcfg.Replication, replication.WithRendezvousInterval(cfg.Replication.RendezvousInterval),
+		replication.WithRendezvousConnected(func(id string) { sources.Record(id, peersource.DHT) }))
 	if cfg.Replication.Serve {
 		secret, err := replicationSecret(cfg.Replication.SecretFile)
 		if err != nil {
@@ -91,7 +94,7 @@ func serveMessenger(ctx context.Context, cfg *config.Config, ks *crypto.Keystore
 		ks.Close()
 		return nil, err
 	}
-	acfg := api.Config{Socket: cfg.API.Socket, TCP: cfg.API.TCP, Logger: logger.With("component", "api")}
+	acfg := api.Config{Socket: cfg.API.Socket, TCP: cfg.API.TCP, Logger: logger.With("component", "api"), PeerSources: sources}
 	if acfg.Socket == "" {
 		acfg.Socket = api.SocketPath(cfg.Node.DataDir)
 	}

@@ -69,7 +69,7 @@ func (c *cli) startDemoNode(ctx context.Context, name, dir string, level string)
 	if err := n.Start(ctx); err != nil {
 		return nil, fmt.Errorf("demo %s: %w", name, err)
 	}
-	svc, err := startMessenger(ctx, cfg, n, logger, nil)
+	svc, err := startMessenger(ctx, cfg, n, logger, nil, nil)
 	if err != nil {
 		stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout)
 		defer cancel()

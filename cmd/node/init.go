@@ -58,7 +58,11 @@ directory that already holds a config or a keystore.
 
 --preset replication writes the replication-node preset instead of the
 defaults (cmd/node/presets/replication.yaml): an always-on node that stores
-and serves the groups members register with it, and reads none of them.`,
+and serves the groups members register with it, and reads none of them.
+--preset lan writes a node for a LAN without Internet (presets/lan.yaml):
+it finds the other nodes on its links by mDNS and contacts nobody else.
+--preset public-ipfs joins the public IPFS network (its bootstrap peers
+and DHT).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Only the data dir matters here: no file (there is none yet).

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/skein-p2p/skein/core/config"
 	"github.com/skein-p2p/skein/core/node"
+	"github.com/skein-p2p/skein/core/peersource"
 )
 
 func (c *cli) runCommand() *cobra.Command {
@@ -57,14 +60,16 @@ with --passphrase-file FILE (its first line); keep that file private.`,
 				}
 				return err
 			}
+			sources := peersource.NewBook(0)
+			recordBootstrap(cfg, sources)
 			go func() {
-				if err := n.RunDiscovery(ctx, node.DiscoveryNamespace); err != nil {
+				if err := n.RunDiscovery(ctx, node.DiscoveryNamespace, node.OnConnected(sources.Record)); err != nil {
 					logger.Warn("discovery", "err", err)
 				}
 			}()
 			var ms *messengerService
 			if pluginOfKind(cfg, "network.") != "" {
-				if ms, err = startMessenger(ctx, cfg, n, logger, passphrase); err != nil {
+				if ms, err = startMessenger(ctx, cfg, n, logger, passphrase, sources); err != nil {
 					stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout)
 					defer cancel()
 					return errors.Join(err, n.Stop(stopCtx))
@@ -96,4 +101,31 @@ with --passphrase-file FILE (its first line); keep that file private.`,
 	}
 	cmd.Flags().StringVar(&passphraseFile, "passphrase-file", "", "open a keystore sealed by a passphrase with the first line of this file")
 	return cmd
+}
+
+// recordBootstrap notes the peers of every network plugin's bootstrap
+// list (multiaddrs ending in /p2p/<id>) as found by bootstrap.
+func recordBootstrap(cfg *config.Config, sources *peersource.Book) {
+	for _, name := range cfg.PluginNames() {
+		p := cfg.Plugins[name]
+		if !strings.HasPrefix(p.ID, "network.") {
+			continue
+		}
+		var list []string
+		switch l := p.Config["bootstrap"].(type) {
+		case []string:
+			list = l
+		case []any:
+			for _, v := range l {
+				if s, ok := v.(string); ok {
+					list = append(list, s)
+				}
+			}
+		}
+		for _, s := range list {
+			if i := strings.LastIndex(s, "/p2p/"); i >= 0 && !strings.Contains(s[i+len("/p2p/"):], "/") {
+				sources.Record(s[i+len("/p2p/"):], peersource.Bootstrap)
+			}
+		}
+	}
 }

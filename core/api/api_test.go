@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/skein-p2p/skein/core/api"
 	"github.com/skein-p2p/skein/core/crypto"
 	"github.com/skein-p2p/skein/core/messenger"
+	"github.com/skein-p2p/skein/core/peersource"
 	"github.com/skein-p2p/skein/plugins/simnet"
 	"github.com/skein-p2p/skein/plugins/store/memstore"
 )
@@ -404,5 +406,42 @@ func TestSubscribeReplayThenLive(t *testing.T) {
 				t.Fatalf("live %v, %v; want %q", m, err, tc.extra)
 			}
 		})
+	}
+}
+
+// TestPeersFoundBy: Peers.List says how each peer was found, and a peer
+// connected through Peers.Connect is recorded as manual.
+func TestPeersFoundBy(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	sn := simnet.New()
+	defer sn.Close()
+	ma := newMessenger(t, sn, "a")
+	newMessenger(t, sn, "b")
+	newMessenger(t, sn, "c")
+	book := peersource.NewBook(0)
+	book.Record("b", "mdns")
+	_, dir := serve(t, ma, api.Config{PeerSources: book})
+	ca, err := client.Dial(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	for _, id := range []string{"b", "c"} {
+		if _, err := ca.Peers.Connect(ctx, &apiv1.ConnectPeerRequest{Addr: "/p2p/" + id}); err != nil {
+			t.Fatalf("connect %s: %v", id, err)
+		}
+	}
+	r, err := ca.Peers.List(ctx, &apiv1.ListPeersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, p := range r.GetPeers() {
+		got[p.GetId()] = p.GetFoundBy()
+	}
+	want := map[string][]string{"b": {"mdns", peersource.Manual}, "c": {peersource.Manual}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("found by %v, want %v", got, want)
 	}
 }

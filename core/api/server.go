@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/skein-p2p/skein/core/messenger"
+	"github.com/skein-p2p/skein/core/peersource"
 )
 
 // SocketName is the client API socket's file name in the data directory.
@@ -48,6 +49,9 @@ type Config struct {
 	Token string
 	// Logger; nil: discard.
 	Logger *slog.Logger
+	// PeerSources says how each peer was found (Peers.List), and records
+	// the peers of Peers.Connect as peersource.Manual. nil: none known.
+	PeerSources *peersource.Book
 }
 
 // Server serves the client API.
@@ -92,10 +96,10 @@ func Listen(m *messenger.Messenger, cfg Config) (*Server, error) {
 		s.tcp = tl
 		auth := bearer{want: sha256.Sum256([]byte(cfg.Token))}
 		s.remote = grpc.NewServer(grpc.UnaryInterceptor(auth.unary), grpc.StreamInterceptor(auth.stream))
-		register(s.remote, m)
+		register(s.remote, m, cfg.PeerSources)
 	}
 	s.local = grpc.NewServer()
-	register(s.local, m)
+	register(s.local, m, cfg.PeerSources)
 	return s, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/skein-p2p/skein/core/crypto"
 	"github.com/skein-p2p/skein/core/group"
 	"github.com/skein-p2p/skein/core/messenger"
+	"github.com/skein-p2p/skein/core/peersource"
 )
 
 // SubscribedHeader is the response header Messages.Subscribe sends once
@@ -23,7 +24,8 @@ const SubscribedHeader = "skein-subscribed"
 
 // service implements every api/v1 service over one messenger.
 type service struct {
-	m *messenger.Messenger
+	m       *messenger.Messenger
+	sources *peersource.Book // nil: no sources known
 }
 
 // One type per service: several have methods of the same name.
@@ -58,8 +60,8 @@ type (
 	}
 )
 
-func register(s *grpc.Server, m *messenger.Messenger) {
-	svc := &service{m: m}
+func register(s *grpc.Server, m *messenger.Messenger, sources *peersource.Book) {
+	svc := &service{m: m, sources: sources}
 	apiv1.RegisterAccountServer(s, accountServer{service: svc})
 	apiv1.RegisterContactsServer(s, contactsServer{service: svc})
 	apiv1.RegisterGroupsServer(s, groupsServer{service: svc})
@@ -362,7 +364,7 @@ func (s peersServer) List(ctx context.Context, _ *apiv1.ListPeersRequest) (*apiv
 	}
 	out := &apiv1.ListPeersResponse{}
 	for _, p := range ps {
-		out.Peers = append(out.Peers, &apiv1.Peer{Id: p.ID, Addrs: p.Addrs})
+		out.Peers = append(out.Peers, &apiv1.Peer{Id: p.ID, Addrs: p.Addrs, FoundBy: s.sources.Sources(p.ID)})
 	}
 	return out, nil
 }
@@ -372,6 +374,7 @@ func (s peersServer) Connect(ctx context.Context, r *apiv1.ConnectPeerRequest) (
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	s.sources.Record(p.ID, peersource.Manual)
 	return &apiv1.ConnectPeerResponse{Peer: &apiv1.Peer{Id: p.ID, Addrs: p.Addrs}}, nil
 }
 

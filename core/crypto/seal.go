@@ -223,3 +223,53 @@ func DeriveKey(secret, salt []byte, info string) ([KeySize]byte, error) {
 	clear(okm)
 	return k, nil
 }
+
+// MultiSealer seals to many devices with one ephemeral X25519 key, so a
+// message to n recipients carries the 32-byte ephemeral public key once
+// instead of n times. Each box is exactly the output of SealTo with that
+// ephemeral key, without its 32-byte prefix: recipient R opens box with
+// OpenFrom(R, ephemeral || box, ad). Keys and nonces stay distinct per
+// recipient because HKDF's salt binds the recipient's public key; reusing
+// the ephemeral key across recipients is the randomness re-use of
+// multi-recipient Diffie-Hellman encryption (Bellare, Boldyreva, Staddon,
+// PKC 2003), secure for this construction. Use one MultiSealer per message
+// and Destroy it after.
+type MultiSealer struct {
+	eph *ecdh.PrivateKey
+}
+
+// NewMultiSealer draws a fresh ephemeral key.
+func NewMultiSealer() (*MultiSealer, error) {
+	eph, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("seal to many: %w", err)
+	}
+	return &MultiSealer{eph: eph}, nil
+}
+
+// Ephemeral returns the ephemeral public key to send beside the boxes.
+func (m *MultiSealer) Ephemeral() X25519PublicKey {
+	return X25519PublicKey(m.eph.PublicKey().Bytes())
+}
+
+// SealTo seals plaintext to recipient, binding ad, and returns the box
+// (ciphertext || tag, len(plaintext) + TagSize bytes). A low-order
+// recipient key is an error wrapping ErrMalformed; the sealer stays usable
+// for the other recipients.
+func (m *MultiSealer) SealTo(recipient X25519PublicKey, plaintext, ad []byte) ([]byte, error) {
+	if m.eph == nil {
+		return nil, fmt.Errorf("seal to %s: %w: sealer destroyed", recipient.Fingerprint(), ErrInvalidOption)
+	}
+	rpub, err := ecdh.X25519().NewPublicKey(recipient[:])
+	if err != nil {
+		return nil, fmt.Errorf("seal to %s: %w: recipient key", recipient.Fingerprint(), ErrMalformed)
+	}
+	out, err := sealToWith(m.eph, rpub, recipient, plaintext, ad)
+	if err != nil {
+		return nil, err
+	}
+	return out[X25519KeySize:], nil
+}
+
+// Destroy forgets the ephemeral private key.
+func (m *MultiSealer) Destroy() { m.eph = nil }

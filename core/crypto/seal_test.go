@@ -162,3 +162,54 @@ func TestRandomKey(t *testing.T) {
 		t.Fatal("RandomKey repeats or is zero")
 	}
 }
+
+// A MultiSealer's boxes are SealTo boxes under one ephemeral key: each
+// recipient opens its own with OpenFrom, and no other.
+func TestMultiSealer(t *testing.T) {
+	var keys []*X25519PrivateKey
+	for range 3 {
+		k, err := GenerateX25519Key()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	m, err := NewMultiSealer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eph := m.Ephemeral()
+	pt := []byte("one chain key for everyone")
+	var boxes [][]byte
+	for i, k := range keys {
+		box, err := m.SealTo(k.Public(), pt, []byte{byte(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(box) != len(pt)+TagSize {
+			t.Fatalf("box of %d bytes, want %d", len(box), len(pt)+TagSize)
+		}
+		boxes = append(boxes, box)
+	}
+	for i, k := range keys {
+		for j, box := range boxes {
+			got, err := OpenFrom(k, append(eph[:], box...), []byte{byte(j)})
+			switch {
+			case i == j && (err != nil || !bytes.Equal(got, pt)):
+				t.Fatalf("recipient %d opens its box: %q, %v", i, got, err)
+			case i != j && !errors.Is(err, ErrDecrypt):
+				t.Fatalf("recipient %d opens box %d: %v, want ErrDecrypt", i, j, err)
+			}
+		}
+	}
+	if _, err := m.SealTo(X25519PublicKey{}, pt, nil); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("low-order recipient: %v, want ErrMalformed", err)
+	}
+	if _, err := m.SealTo(keys[0].Public(), pt, nil); err != nil {
+		t.Fatalf("the sealer is unusable after a bad recipient: %v", err)
+	}
+	m.Destroy()
+	if _, err := m.SealTo(keys[0].Public(), pt, nil); !errors.Is(err, ErrInvalidOption) {
+		t.Fatalf("destroyed sealer: %v", err)
+	}
+}

@@ -8,20 +8,45 @@ import (
 	"github.com/skein-p2p/skein/core/log"
 )
 
-// pendingState records what the metadata access check approved during the
-// current Join, before the state is rebuilt: core/log calls CanWrite in
-// causal order, so an entry by a device added earlier in the same Join
-// finds that device here.
-type pendingState struct {
+// admission is what metadata entries admitted into the log establish for
+// the admission of later ones, whatever the membership state makes of them
+// (the state may refuse an admitted entry, e.g. a device-added whose
+// invitation another account used first). It only grows. Admission looks
+// here, never at the state: every entry's causal past is in the log before
+// it, so whether an entry enters a replica's log depends on that past
+// only, not on what else the replica received first. (A check against the
+// state made a replica that received an entry in one join admit what a
+// replica that received it in two refused, splitting their logs.)
+type admission struct {
 	created  bool
 	kind     Kind
-	accounts []crypto.PublicKey
-	devices  map[crypto.PublicKey]*crypto.DeviceCertificate
-	invites  map[crypto.PublicKey]bool
+	accounts map[crypto.PublicKey]bool // named by a group-created
+	devices  map[crypto.PublicKey]bool // with a device-added
+	invites  map[crypto.PublicKey]bool // registered by an invitation-created
 }
 
-func newPending() *pendingState {
-	return &pendingState{devices: map[crypto.PublicKey]*crypto.DeviceCertificate{}, invites: map[crypto.PublicKey]bool{}}
+func newAdmission() *admission {
+	return &admission{accounts: map[crypto.PublicKey]bool{}, devices: map[crypto.PublicKey]bool{}, invites: map[crypto.PublicKey]bool{}}
+}
+
+// add records what an admitted entry establishes.
+func (a *admission) add(it *metaItem) {
+	if it.err != nil {
+		return
+	}
+	switch it.typ {
+	case MetaGroupCreated:
+		if !a.created {
+			a.created, a.kind = true, it.p.Kind
+		}
+		for _, acct := range it.p.Accounts {
+			a.accounts[acct] = true
+		}
+	case MetaDeviceAdded:
+		a.devices[it.writer] = true
+	case MetaInvitationCreated:
+		a.invites[it.key] = true
+	}
 }
 
 // metaAccess is the metadata log's write-access check (docs/protocol.md (Groups),
@@ -31,53 +56,51 @@ type metaAccess struct{ g *Group }
 
 var _ log.AccessController = metaAccess{}
 
+// CanWrite checks e against what the log admitted before (g.admitted) and
+// what this join approved so far (g.pending: core/log calls CanWrite in
+// causal order, so an entry by a device added earlier in the same join
+// finds that device there).
 func (a metaAccess) CanWrite(_ context.Context, e *log.Entry) error {
 	g := a.g
-	d := g.verifyMeta(e)
-	if d.err != nil {
-		return d.err
+	it := g.itemFor(e)
+	if it.err != nil {
+		return it.err
 	}
-	p, st, pend := d.payload, g.state, g.pending
-	w := pub(e.Writer)
-	// Admission into the log must depend only on what is certain once the
-	// entry's causal past is in the log, never on what else this replica
-	// happened to receive first: an entry one replica admitted and others
-	// refused would make every later entry linking to it (by any writer)
-	// refused by those others, for good. So a removal does not bar entries
-	// here: whether an entry by a removed device was written before the
-	// removal or concurrently with it is not decidable from the local
-	// state. Removal is enforced where it is deterministic, on the whole
-	// log in total order: rebuild (apply) ignores what a removed device
-	// wrote after its removal, and openMessage refuses its messages past
-	// the cutoffs.
-	switch p.Type {
+	adm, pend := g.admitted, g.pending
+	w := it.writer
+	// Removals do not bar entries here: whether an entry by a removed
+	// device was written before the removal or concurrently with it is not
+	// decidable from the local state. Removal is enforced where it is
+	// deterministic, on the whole log in total order: the state (fold.go)
+	// ignores what a removed device wrote after its removal, and
+	// openMessage refuses its messages past the cutoffs.
+	switch it.typ {
 	case MetaGroupCreated:
-		if !pend.created {
-			pend.created, pend.accounts, pend.kind = true, p.Accounts, p.Kind
-		}
+		pend.add(it)
 	case MetaDeviceAdded:
-		if !st.created && !pend.created {
+		if !adm.created && !pend.created {
 			return fmt.Errorf("%w: device-added before any group-created", ErrNotMember)
 		}
-		acct := p.Cert.Account
-		accounts, kind := st.accounts, st.kind
-		if !st.created {
-			accounts, kind = pend.accounts, pend.kind
+		kind := g.knownKind
+		if kind == 0 {
+			kind = adm.kind
+			if !adm.created {
+				kind = pend.kind
+			}
 		}
-		if kind != KindMulti && !containsKey(accounts, acct) {
+		acct := it.cert.Account
+		if kind != KindMulti && !adm.accounts[acct] && !pend.accounts[acct] {
 			return fmt.Errorf("%w: account %s may not join this %s group", ErrNotCertified, acct.Fingerprint(), kind)
 		}
-		if p.AuthType == AuthInvitation && st.invites[p.InviteKey] == nil && !pend.invites[p.InviteKey] {
-			return fmt.Errorf("%w: invitation key %s", ErrInvitationUnknown, p.InviteKey.Fingerprint())
+		if it.authType == AuthInvitation && !adm.invites[it.key] && !pend.invites[it.key] {
+			return fmt.Errorf("%w: invitation key %s", ErrInvitationUnknown, it.key.Fingerprint())
 		}
-		pend.devices[w] = p.Cert
+		pend.add(it)
 	default:
-		if st.devices[w] == nil && pend.devices[w] == nil {
-			return fmt.Errorf("%w: %s written by device %s, which was never added", ErrNotMember, p.Type, w.Fingerprint())
+		if !adm.devices[w] && !pend.devices[w] {
+			return fmt.Errorf("%w: %s written by device %s, which was never added", ErrNotMember, it.typ, w.Fingerprint())
 		}
-		if p.Type == MetaInvitationCreated {
-			pend.invites[p.InviteKey] = true
-		}
+		pend.add(it)
 	}
 	return nil
 }
@@ -99,6 +122,7 @@ func (a msgAccess) CanWrite(_ context.Context, e *log.Entry) error {
 // checkedMessage caches what checkMessage found about one message entry.
 type checkedMessage struct {
 	env    *Envelope
+	epoch  EpochID
 	header *Header // nil when the epoch secret is not held
 }
 
@@ -121,15 +145,18 @@ func (g *Group) checkMessageEntry(e *log.Entry, cutoffs bool) (*checkedMessage, 
 	}
 	st := g.state
 	w := pub(e.Writer)
-	ep := st.epochs[env.Epoch]
-	if ep == nil {
-		return nil, fmt.Errorf("%w: %s (%w)", ErrUnknownEpoch, env.Epoch, log.ErrNotYetAllowed)
+	epoch, err := openEpoch(g.keys, g.id, w, env)
+	if err != nil {
+		return nil, err
 	}
-	if !ep.members[w] {
-		return nil, fmt.Errorf("%w: writer %s is not a member of epoch %s (%w)", ErrNotMember, w.Fingerprint(), env.Epoch, log.ErrNotYetAllowed)
+	if st.epochs[epoch] == nil {
+		return nil, fmt.Errorf("%w: %s (%w)", ErrUnknownEpoch, epoch, log.ErrNotYetAllowed)
+	}
+	if !st.member(epoch, w) {
+		return nil, fmt.Errorf("%w: writer %s is not a member of epoch %s (%w)", ErrNotMember, w.Fingerprint(), epoch, log.ErrNotYetAllowed)
 	}
 	acct, _ := st.accountOf(w)
-	removed := cutoffs && st.removed[acct]
+	removed := cutoffs && st.isRemoved(acct)
 	var cs *cutoffState
 	if removed {
 		cs = st.cutoffs[w]
@@ -137,15 +164,12 @@ func (g *Group) checkMessageEntry(e *log.Entry, cutoffs bool) (*checkedMessage, 
 			return nil, fmt.Errorf("%w: message by device %s at time %d, after its account was removed", ErrRemoved, w.Fingerprint(), e.Time)
 		}
 	}
-	cm := &checkedMessage{env: env}
-	secret := ep.secret
-	if secret == nil {
-		secret = g.secrets[env.Epoch]
-	}
+	cm := &checkedMessage{env: env, epoch: epoch}
+	secret := g.secrets[epoch]
 	if secret == nil {
 		return cm, nil
 	}
-	hb, err := crypto.Open(g.headerKey(env.Epoch, secret), env.Header, headerAD(g.id, env.Epoch, w))
+	hb, err := crypto.Open(g.headerKey(epoch, secret), env.Header, headerAD(g.id, epoch, w))
 	if err != nil {
 		return nil, fmt.Errorf("%w: header of a message by %s: %v", ErrTampered, w.Fingerprint(), err)
 	}
@@ -156,8 +180,8 @@ func (g *Group) checkMessageEntry(e *log.Entry, cutoffs bool) (*checkedMessage, 
 	if !h.Sender.Equal(w) {
 		return nil, fmt.Errorf("%w: header names sender %s, entry written by %s", ErrTampered, h.Sender.Fingerprint(), w.Fingerprint())
 	}
-	if removed && h.Index >= cs.limits[env.Epoch] {
-		return nil, fmt.Errorf("%w: message index %d by device %s in epoch %s is past the cutoff %d", ErrRemoved, h.Index, w.Fingerprint(), env.Epoch, cs.limits[env.Epoch])
+	if removed && h.Index >= cs.limits[epoch] {
+		return nil, fmt.Errorf("%w: message index %d by device %s in epoch %s is past the cutoff %d", ErrRemoved, h.Index, w.Fingerprint(), epoch, cs.limits[epoch])
 	}
 	cm.header = h
 	return cm, nil

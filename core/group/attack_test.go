@@ -24,7 +24,11 @@ func forgeEnvelope(t testing.TB, g *Group, sender crypto.PublicKey, e EpochID, i
 	if err != nil {
 		t.Fatal(err)
 	}
-	return mustMarshal(t, &Envelope{Epoch: e, Header: sh, Body: sb})
+	se, err := sealEpoch(g.keys, g.id, sender, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mustMarshal(t, &Envelope{SealedEpoch: se, Header: sh, Body: sb})
 }
 
 func TestAttackWriterNotMember(t *testing.T) {
@@ -35,6 +39,10 @@ func TestAttackWriterNotMember(t *testing.T) {
 
 	t.Run("message", func(t *testing.T) {
 		good := send(t, b, "good message")
+		// Alice has bob's chain (shared in the metadata log before he sent).
+		if err := a.g.Receive(ctxT(t), "bob", Heads{Meta: b.g.Heads().Meta}); err != nil {
+			t.Fatal(err)
+		}
 		w := newRawWriter(t, n, "mallory", MessagesLogID(a.g.ID()), mallory.Device)
 		w.follow(t, b.g.Heads().Messages)
 		// Mallory knows the epoch secret (say, from a leaked invitation) but
@@ -54,7 +62,7 @@ func TestAttackWriterNotMember(t *testing.T) {
 		w := newRawWriter(t, n, "mallory", MetaLogID(a.g.ID()), mallory.Device)
 		w.follow(t, a.g.Heads().Meta)
 		ik, _ := crypto.GenerateSigningKey()
-		w.append(t, mustMarshal(t, &MetaPayload{Type: MetaInvitationCreated, Epoch: GenesisEpoch, InviteKey: ik.Public()}))
+		w.appendMeta(t, a.g, &MetaPayload{Type: MetaInvitationCreated, Epoch: GenesisEpoch, InviteKey: ik.Public()})
 		err := a.g.Receive(ctxT(t), "mallory", Heads{Meta: w.l.Heads()})
 		expectRejected(t, err, ErrNotMember)
 		if a.g.state.invites[ik.Public()] != nil {
@@ -174,6 +182,11 @@ func TestAttackTampered(t *testing.T) {
 	n := newNet()
 	rs := n.create(t, "alice", "bob", "carol")
 	a, b, c := rs[0], rs[1], rs[2]
+	// Bob's and carol's first messages share their chains; the forged ones
+	// continue bob's, and alice has carol's for the good ones.
+	send(t, b, "bob's first")
+	send(t, c, "carol's first")
+	syncAll(t, a, b, c)
 	cases := []struct {
 		name   string
 		mutate func(env *Envelope, carolsEnv []byte) []byte
@@ -188,12 +201,36 @@ func TestAttackTampered(t *testing.T) {
 			return mustMarshal(t, env)
 		}, ErrTampered},
 		{"header and body of another sender", func(_ *Envelope, carols []byte) []byte {
-			return carols
+			return carols // its epoch is sealed for carol's entries
+		}, ErrMalformedPayload},
+		{"header of another sender", func(env *Envelope, carols []byte) []byte {
+			ce, err := DecodeEnvelope(carols)
+			if err != nil {
+				t.Fatal(err)
+			}
+			env.Header = ce.Header
+			return mustMarshal(t, env)
 		}, ErrTampered},
 		{"epoch changed", func(env *Envelope, _ []byte) []byte {
-			env.Epoch[0] ^= 1
+			se, err := sealEpoch(b.g.keys, b.g.id, b.id.DeviceKey(), EpochID{1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			env.SealedEpoch = se
 			return mustMarshal(t, env)
 		}, ErrUnknownEpoch},
+		{"sealed epoch bit flipped", func(env *Envelope, _ []byte) []byte {
+			env.SealedEpoch[30] ^= 1
+			return mustMarshal(t, env)
+		}, ErrMalformedPayload},
+		{"epoch sealed for another writer", func(env *Envelope, _ []byte) []byte {
+			se, err := sealEpoch(b.g.keys, b.g.id, c.id.DeviceKey(), GenesisEpoch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			env.SealedEpoch = se
+			return mustMarshal(t, env)
+		}, ErrMalformedPayload},
 		{"truncated envelope", func(env *Envelope, _ []byte) []byte {
 			b := mustMarshal(t, env)
 			return b[:len(b)-3]
@@ -265,8 +302,8 @@ func TestAttackDeviceNotCertified(t *testing.T) {
 			sig, _ := ik.Sign(domainDeviceAdded, deviceAddedMessage(a.g.ID(), inv.Epoch, AuthInvitation, ik.Public(), cert))
 			w := newRawWriter(t, n, "eve", MetaLogID(a.g.ID()), dev)
 			w.follow(t, a.g.Heads().Meta)
-			w.append(t, mustMarshal(t, &MetaPayload{Type: MetaDeviceAdded, Epoch: inv.Epoch, Cert: cert,
-				AuthType: AuthInvitation, InviteKey: ik.Public(), AuthSig: sig}))
+			w.appendMeta(t, a.g, &MetaPayload{Type: MetaDeviceAdded, Epoch: inv.Epoch, Cert: cert,
+				AuthType: AuthInvitation, InviteKey: ik.Public(), AuthSig: sig})
 			err = a.g.Receive(ctx, "eve", Heads{Meta: w.l.Heads()})
 			expectRejected(t, err, tc.want)
 			if len(a.g.Members()) != 1 {
@@ -303,8 +340,8 @@ func TestAttackInvitationForAnotherGroup(t *testing.T) {
 		sig, _ := ik.Sign(domainDeviceAdded, deviceAddedMessage(g1.g.ID(), GenesisEpoch, AuthInvitation, ik.Public(), bob.Cert))
 		w := newRawWriter(t, n, "bob", MetaLogID(g1.g.ID()), bob.Device)
 		w.follow(t, g1.g.Heads().Meta)
-		w.append(t, mustMarshal(t, &MetaPayload{Type: MetaDeviceAdded, Epoch: GenesisEpoch, Cert: bob.Cert,
-			AuthType: AuthInvitation, InviteKey: ik.Public(), AuthSig: sig}))
+		w.appendMeta(t, g1.g, &MetaPayload{Type: MetaDeviceAdded, Epoch: GenesisEpoch, Cert: bob.Cert,
+			AuthType: AuthInvitation, InviteKey: ik.Public(), AuthSig: sig})
 		err := g1.g.Receive(ctx, "bob", Heads{Meta: w.l.Heads()})
 		expectRejected(t, err, ErrInvitationUnknown)
 		if len(g1.g.Members()) != 1 {
@@ -454,8 +491,8 @@ func TestInvitationRevokedByRekey(t *testing.T) {
 	sig, _ := ik.Sign(domainDeviceAdded, deviceAddedMessage(a.g.ID(), inv.Epoch, AuthInvitation, ik.Public(), eve.Cert))
 	w := newRawWriter(t, n, "eve", MetaLogID(a.g.ID()), eve.Device)
 	w.follow(t, a.g.Heads().Meta)
-	w.append(t, mustMarshal(t, &MetaPayload{Type: MetaDeviceAdded, Epoch: inv.Epoch, Cert: eve.Cert,
-		AuthType: AuthInvitation, InviteKey: ik.Public(), AuthSig: sig}))
+	w.appendMeta(t, a.g, &MetaPayload{Type: MetaDeviceAdded, Epoch: inv.Epoch, Cert: eve.Cert,
+		AuthType: AuthInvitation, InviteKey: ik.Public(), AuthSig: sig})
 	err = a.g.Receive(ctx, "eve", Heads{Meta: w.l.Heads()})
 	expectRejected(t, err, ErrInvitationUnknown)
 	for _, m := range a.g.Members() {
@@ -500,12 +537,8 @@ func TestMessageBeforeItsMembershipIsNotYetAllowed(t *testing.T) {
 	rs := n.create(t, "alice", "bob")
 	a := rs[0]
 	m := send(t, a, "sent before the replica knows the group")
-	rep, err := Replicate(ctxT(t), a.g.ID(), n.storage())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rep.Close()
-	err = rep.Receive(ctxT(t), "alice", Heads{Messages: a.g.Heads().Messages})
+	rep := replicate(t, a.g, n.storage())
+	err := rep.Receive(ctxT(t), "alice", Heads{Messages: a.g.Heads().Messages})
 	re := expectRejected(t, err, log.ErrNotYetAllowed)
 	if !errors.Is(re.Rejections[0].Err, log.ErrNotAllowed) {
 		t.Fatalf("rejection %v does not wrap log.ErrNotAllowed", re.Rejections[0].Err)

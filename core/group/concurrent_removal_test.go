@@ -111,7 +111,7 @@ func TestBackdatedEntryOfRemovedMemberTakesNoEffect(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w.append(t, mustMarshal(t, &MetaPayload{Type: MetaInvitationCreated, Epoch: GenesisEpoch, InviteKey: ik.Public()}))
+			w.appendMeta(t, a.g, &MetaPayload{Type: MetaInvitationCreated, Epoch: GenesisEpoch, InviteKey: ik.Public()})
 			if tc.bobFirst {
 				_ = b.g.Receive(ctx, "carol", Heads{Meta: w.l.Heads()})
 				_ = b.g.Receive(ctx, "alice", a.g.Heads())

@@ -15,13 +15,19 @@
 // created, chain keys shared to each member device (sealed to that
 // device's X25519 key), rekeys (member removed: a new epoch with a fresh
 // secret sealed to the remaining devices only), member left, and
-// application metadata. The message log holds envelopes: the epoch in
-// clear, a header (sender device, ratchet index) sealed under a key derived
-// from the epoch secret, and the body sealed with the sender device's
-// ratchet message key. A replication node that holds no secret can still
-// check write access on both logs and store and serve them; it reads no
-// message. docs/protocol.md (Groups) specifies every format and rule;
-// docs/threat-model.md says what each adversary learns.
+// application metadata. The message log holds envelopes: the epoch, a
+// header (sender device, ratchet index) sealed under a key derived from the
+// epoch secret, and the body sealed with the sender device's ratchet
+// message key. Every metadata payload and every envelope's epoch is sealed
+// under a key derived from the group's replication key, so the blocks,
+// which any CID holder can fetch, name no account; a replication node,
+// which holds that key and no other, checks write access on both logs and
+// stores and serves them, and reads no message. A member shares its
+// sending chain with the devices that lack it just before it sends (one
+// entry for all of them), so N joins cost O(N) metadata entries. The
+// membership is applied incrementally (fold.go). docs/protocol.md (Groups)
+// specifies every format and rule; docs/threat-model.md says what each
+// adversary learns.
 //
 // Usage sketch (replicas exchange heads; in a node the network plugin
 // announces them and moves the blocks):
@@ -42,9 +48,9 @@
 //	for m := range g2.Subscribe(ctx) { ... }
 //	err = g.RemoveMember(ctx, account)           // new epoch without that account
 //
-// A replication node calls Replicate with only the group's public key: it
-// runs the same write-access checks, stores and serves both logs, and
-// opens nothing.
+// A replication node calls Replicate with the group's public key and
+// replication key: it runs the same write-access checks, stores and serves
+// both logs, and reads no message.
 //
 // Persistence: SaveKeys writes the group's keys and ratchet states to a
 // crypto.Keystore (sealed at rest); delivered messages are kept sealed in

@@ -68,7 +68,8 @@ var (
 	// already delivered; the later one in processing order is dropped.
 	ErrReplay = errors.New("replayed message")
 	// ErrUnreadable: a valid message this device has no key for, e.g. sent
-	// before it joined, or its chain key was never shared with it.
+	// before it joined (its sender shared its chain with this device from a
+	// later message on).
 	ErrUnreadable = errors.New("message not readable by this device")
 	// ErrConflict: a metadata entry contradicts an earlier one in the total
 	// order (a second, different group-created, a reused epoch id).

@@ -123,16 +123,36 @@ type Group struct {
 	closed   bool
 	left     bool
 	replica  bool         // a replication node: verifies and stores, holds no secret
-	replKey  *[32]byte    // the replication key; nil on a replication node
+	replKey  *[32]byte    // the replication key
+	keys     *logKeys     // derived from replKey: seal metadata payloads and envelope epochs
 	joining  *pendingJoin // set between OpenInvitation and CompleteJoin
 	changed  chan struct{}
+	// knownKind is the kind the group was opened with (0 on a replication
+	// node, which learns it from the log into kind).
+	knownKind Kind
 
-	state     *metaState
-	pending   *pendingState
-	secrets   map[EpochID]*[32]byte
-	hkCache   map[EpochID]*[32]byte // header keys derived from secrets
-	metaCache map[string]*decodedMeta
-	reported  map[string]bool
+	// The membership (fold.go): the decoded metadata entries in total
+	// order, the states of both passes at their end, and the filter pass 0
+	// defines. state is the final one (s2, or s1 while nothing is removed).
+	items       []*metaItem
+	s1, s2      *metaState
+	filter      filter
+	state       *metaState
+	metaVersion uint64 // counts state updates
+	// inflight holds the decoded entries of a join being committed, or of
+	// an append, for the access check.
+	inflight map[string]*metaItem
+	// admitted is what the admitted metadata entries establish for the
+	// admission of others; pending, what the join being committed
+	// approved so far (access.go).
+	admitted *admission
+	pending  *admission
+	secrets  map[EpochID]*[32]byte
+	hkCache  map[EpochID]*[32]byte // header keys derived from secrets
+	reported map[string]bool
+	// sharedAt is, per epoch, the metaVersion at which this device last
+	// made sure every member had its sending chain.
+	sharedAt map[EpochID]uint64
 
 	sendChains  map[EpochID]*crypto.SendingChain
 	recvChains  map[chainRef]*crypto.ReceivingChain
@@ -188,12 +208,14 @@ func openGroup(ctx context.Context, id *Identity, kind Kind, groupPub crypto.Pub
 		id: groupPub, kind: kind, groupKey: groupKey, me: id,
 		logger:    cfg.logger.With("group", groupPub.Fingerprint()),
 		window:    cfg.window,
-		state:     newMetaState(),
-		pending:   newPending(),
+		knownKind: kind,
+		s1:        newMetaState(),
+		admitted:  newAdmission(),
+		pending:   newAdmission(),
 		secrets:   map[EpochID]*[32]byte{},
 		hkCache:   map[EpochID]*[32]byte{},
-		metaCache: map[string]*decodedMeta{},
 		reported:  map[string]bool{},
+		sharedAt:  map[EpochID]uint64{},
 
 		sendChains:  map[EpochID]*crypto.SendingChain{},
 		recvChains:  map[chainRef]*crypto.ReceivingChain{},
@@ -207,6 +229,7 @@ func openGroup(ctx context.Context, id *Identity, kind Kind, groupPub crypto.Pub
 		kv:          st.KV,
 		localKey:    crypto.RandomKey(),
 	}
+	g.state = g.s1
 	hexID := hex.EncodeToString(groupPub[:])
 	signer := id.signer()
 	var err error
@@ -282,13 +305,15 @@ func (g *Group) found(ctx context.Context, accounts []crypto.PublicKey, secret [
 		if err != nil {
 			return err
 		}
-		g.replKey = &k
+		if err := g.setReplicationKey(k); err != nil {
+			return err
+		}
 	}
 	if _, err := g.rebuild(ctx); err != nil {
 		return err
 	}
 	me := g.me.DeviceKey()
-	if g.state.devices[me] == nil {
+	if g.state.device(me) == nil {
 		sig, err := g.groupKey.Sign(domainGroupCreated, groupCreatedMessage(g.id, g.kind, accounts, me))
 		if err != nil {
 			return err
@@ -304,24 +329,34 @@ func (g *Group) found(ctx context.Context, accounts []crypto.PublicKey, secret [
 			return err
 		}
 	}
-	return g.shareChain(ctx)
+	return nil
 }
 
-// appendMeta appends a metadata entry and rebuilds the state.
-func (g *Group) appendMeta(ctx context.Context, p *MetaPayload) error {
-	b, err := p.MarshalBinary()
+// setReplicationKey sets the group's replication key and the keys derived
+// from it; g.mu is held (or the group is not shared yet).
+func (g *Group) setReplicationKey(k [32]byte) error {
+	keys, err := deriveLogKeys(g.id, &k)
 	if err != nil {
 		return err
 	}
-	g.pending = newPending()
-	e, err := g.meta.Append(ctx, b)
+	g.replKey, g.keys = &k, keys
+	return nil
+}
+
+// appendMeta seals and appends a metadata entry and applies it.
+func (g *Group) appendMeta(ctx context.Context, p *MetaPayload) error {
+	b, err := sealMeta(g.keys, g.id, g.me.DeviceKey(), p)
 	if err != nil {
 		return fmt.Errorf("append %s: %w", p.Type, err)
 	}
-	rs, err := g.rebuild(ctx)
+	g.pending = newAdmission()
+	g.inflight = nil
+	e, err := g.meta.Append(ctx, b)
 	if err != nil {
-		return err
+		g.inflight = nil
+		return fmt.Errorf("append %s: %w", p.Type, err)
 	}
+	rs := g.addItems(g.takeItems([]*log.Entry{e}))
 	// The access check passed, but the entry can still be refused when
 	// applied in total order (e.g. an invitation another account used).
 	for _, r := range rs {
@@ -354,12 +389,14 @@ func (g *Group) Kind() Kind {
 }
 
 // Replicate opens a group's logs as a replication node: it knows only the
-// group's public key, checks every entry with the same write-access rules
-// as the members (signatures, certificates, membership, epochs; removals
-// take effect in the membership state, not at admission), stores and
-// serves what passes, and can open nothing. Use Receive and Heads; Send, Invite and the rest fail with
-// ErrNotMember.
-func Replicate(ctx context.Context, group crypto.PublicKey, st Storage, opts ...Option) (*Group, error) {
+// group's public key and its replication key (which opens the metadata
+// payloads and the envelopes' epochs, and nothing that reads a message),
+// checks every entry with the same write-access rules as the members
+// (signatures, certificates, membership, epochs; removals take effect in
+// the membership state, not at admission), stores and serves what passes,
+// and reads no message. Use Receive and Heads; Send, Invite and the rest
+// fail with ErrNotMember.
+func Replicate(ctx context.Context, group crypto.PublicKey, replicationKey [32]byte, st Storage, opts ...Option) (*Group, error) {
 	// The logs need a signer; a throwaway device that is never added.
 	id, err := NewIdentity()
 	if err != nil {
@@ -371,7 +408,9 @@ func Replicate(ctx context.Context, group crypto.PublicKey, st Storage, opts ...
 	}
 	g.mu.Lock()
 	g.replica = true
-	_, err = g.rebuild(ctx)
+	if err = g.setReplicationKey(replicationKey); err == nil {
+		_, err = g.rebuild(ctx)
+	}
 	g.mu.Unlock()
 	if err != nil {
 		g.Close()
@@ -398,9 +437,9 @@ func (g *Group) Members() []Member {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	byAcct := map[crypto.PublicKey][]crypto.PublicKey{}
-	for d, c := range g.state.devices {
-		if !g.state.removed[c.Account] {
-			byAcct[c.Account] = append(byAcct[c.Account], d)
+	for _, c := range g.state.devices {
+		if !g.state.isRemoved(c.Account) {
+			byAcct[c.Account] = append(byAcct[c.Account], c.Device)
 		}
 	}
 	out := make([]Member, 0, len(byAcct))
@@ -525,9 +564,11 @@ func OpenInvitation(ctx context.Context, id *Identity, inv *Invitation, st Stora
 func (g *Group) prepareJoin(ctx context.Context, inv *Invitation, ik *crypto.SigningKey) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	secret, rk := inv.Secret, inv.ReplicationKey
+	secret := inv.Secret
 	g.secrets[inv.Epoch] = &secret
-	g.replKey = &rk
+	if err := g.setReplicationKey(inv.ReplicationKey); err != nil {
+		return err
+	}
 	g.joining = &pendingJoin{inv: inv, ik: ik}
 	// The storage may already hold entries of this group's logs: an earlier
 	// join that stopped short (the heads lacked the invitation, or a fetch
@@ -566,7 +607,7 @@ func (g *Group) joinWith(ctx context.Context, from string, heads Heads) error {
 // CompleteJoin is the second half of a join begun with OpenInvitation: once
 // the replicated metadata log holds the group's creation and the
 // invitation, it writes this device's device-added entry, authorized by the
-// invitation key, and shares this device's chain key. Until the entries
+// invitation key. (Its sending chain is shared when it first sends.) Until the entries
 // have arrived it returns an error wrapping ErrWrongGroup (no group-created
 // yet) or ErrInvitationUnknown (the invitation not registered yet): call it
 // again after Changed fires. An invitation revoked by a rekey gives
@@ -592,9 +633,9 @@ func (g *Group) completeJoin(ctx context.Context) error {
 	if !g.state.created {
 		return fmt.Errorf("%w: the metadata log received holds no group-created for this group", ErrWrongGroup)
 	}
-	if g.state.devices[g.me.DeviceKey()] != nil {
-		g.joining = nil
-		return g.shareChain(ctx) // already a member (rejoin of this device)
+	if g.state.device(g.me.DeviceKey()) != nil {
+		g.joining = nil // already a member (rejoin of this device)
+		return nil
 	}
 	p := &MetaPayload{Type: MetaDeviceAdded, Epoch: inv.Epoch, Cert: g.me.Cert}
 	signer := ik
@@ -623,13 +664,14 @@ func (g *Group) completeJoin(ctx context.Context) error {
 		return err
 	}
 	g.joining = nil
-	return g.shareChain(ctx)
+	return nil
 }
 
 // Receive merges a remote replica's heads (announced by peer from): it
-// joins the metadata log, recomputes the membership, joins the message
-// log, opens what it can, and shares this device's chain key with members
-// that lack it. Entries that fail verification or access checks never
+// joins the metadata log, applies what it added to the membership, joins
+// the message log and opens what it can. It writes nothing: this device
+// shares its chain with new members when it next sends. Entries that fail
+// verification or access checks never
 // enter; the error is then a *RejectedError listing each with its reason,
 // and every good entry was still added and processed.
 func (g *Group) Receive(ctx context.Context, from string, heads Heads) error {
@@ -658,17 +700,11 @@ func (g *Group) receive(ctx context.Context, from string, heads Heads) error {
 		return nil
 	}
 	if len(heads.Meta) > 0 {
-		res, err := g.joinMeta(ctx, heads.Meta, from, nil)
+		res, rs, err := g.joinMeta(ctx, heads.Meta, from, nil)
 		if err := collect("meta", res, err); err != nil {
 			return err
 		}
-		if len(res.Added) > 0 {
-			rs, err := g.applyMeta(ctx, from)
-			if err != nil {
-				return err
-			}
-			rejected = append(rejected, rs...)
-		}
+		rejected = append(rejected, rs...)
 	}
 	var added []*log.Entry
 	if len(heads.Messages) > 0 {
@@ -777,12 +813,12 @@ func (g *Group) openMessage(e *log.Entry) (msg *Message, wait bool, err error) {
 	if cm.header == nil {
 		// No secret for this epoch. Only the latest epoch can still be
 		// shared with this device (rekeys seal to current devices only).
-		if env := cm.env; env.Epoch != g.state.latestEpoch() || g.state.epochs[env.Epoch].members[g.me.DeviceKey()] {
-			return nil, false, fmt.Errorf("%w: no secret for epoch %s", ErrUnreadable, env.Epoch)
+		if cm.epoch != g.state.latestEpoch() || g.state.member(cm.epoch, g.me.DeviceKey()) {
+			return nil, false, fmt.Errorf("%w: no secret for epoch %s", ErrUnreadable, cm.epoch)
 		}
 		return nil, true, nil
 	}
-	h, env := cm.header, cm.env
+	h, env, epoch := cm.header, cm.env, cm.epoch
 	w := h.Sender
 	s := g.stats[w]
 	if s == nil {
@@ -790,17 +826,17 @@ func (g *Group) openMessage(e *log.Entry) (msg *Message, wait bool, err error) {
 		g.stats[w] = s
 	}
 	s.maxTime = max(s.maxTime, e.Time)
-	s.limits[env.Epoch] = max(s.limits[env.Epoch], h.Index+1)
+	s.limits[epoch] = max(s.limits[epoch], h.Index+1)
 
-	ref := msgRef{sender: w, epoch: env.Epoch, index: h.Index}
+	ref := msgRef{sender: w, epoch: epoch, index: h.Index}
 	k := e.CID().KeyString()
 	if prior, ok := g.seen[ref]; ok && prior != k {
-		return nil, false, fmt.Errorf("%w: sender %s epoch %s index %d already delivered", ErrReplay, w.Fingerprint(), env.Epoch, h.Index)
+		return nil, false, fmt.Errorf("%w: sender %s epoch %s index %d already delivered", ErrReplay, w.Fingerprint(), epoch, h.Index)
 	}
 	if w.Equal(g.me.DeviceKey()) {
 		return nil, false, fmt.Errorf("%w: own message %d whose key this device no longer has", ErrUnreadable, h.Index)
 	}
-	cref := chainRef{sender: w, epoch: env.Epoch}
+	cref := chainRef{sender: w, epoch: epoch}
 	rc := g.recvChains[cref]
 	if rc == nil {
 		share, ok := g.state.myChains[cref]
@@ -821,13 +857,13 @@ func (g *Group) openMessage(e *log.Entry) (msg *Message, wait bool, err error) {
 		return nil, false, fmt.Errorf("%w: %v", ErrUnreadable, err)
 	}
 	g.seen[ref] = k
-	body, err := crypto.Open(&mk, env.Body, bodyAD(g.id, env.Epoch, w, h.Index))
+	body, err := crypto.Open(&mk, env.Body, bodyAD(g.id, epoch, w, h.Index))
 	clear(mk[:])
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: body of message %d by %s: %v", ErrTampered, h.Index, w.Fingerprint(), err)
 	}
 	acct, _ := g.state.accountOf(w)
-	return &Message{CID: e.CID(), Sender: w, Account: acct, Epoch: env.Epoch, Index: h.Index,
+	return &Message{CID: e.CID(), Sender: w, Account: acct, Epoch: epoch, Index: h.Index,
 		SentAt: time.UnixMilli(h.SentAt), Time: e.Time, Body: body}, false, nil
 }
 
@@ -841,7 +877,7 @@ func (g *Group) usable() error {
 	if g.left {
 		return fmt.Errorf("%w: this device left the group", ErrRemoved)
 	}
-	if a := g.me.AccountKey(); g.state.removed[a] {
+	if a := g.me.AccountKey(); g.state.isRemoved(a) {
 		return fmt.Errorf("%w: this account was removed from the group", ErrRemoved)
 	}
 	return nil
@@ -853,7 +889,7 @@ func (g *Group) currentEpoch(ctx context.Context) (EpochID, error) {
 	st := g.state
 	e := st.latestEpoch()
 	me := g.me.DeviceKey()
-	if !st.epochs[e].members[me] || g.secrets[e] == nil {
+	if !st.member(e, me) || g.secrets[e] == nil {
 		return e, fmt.Errorf("%w: this device is not in epoch %s", ErrNotMember, e)
 	}
 	if st.tainted(e) {
@@ -865,50 +901,100 @@ func (g *Group) currentEpoch(ctx context.Context) (EpochID, error) {
 	return e, nil
 }
 
-// shareChain makes sure this device has a sending chain in the latest
-// epoch and that every active member device of it has the chain key.
-func (g *Group) shareChain(ctx context.Context) error {
+// shareChain makes sure every active member device of epoch e holds this
+// device's sending chain of e, before it sends in e. Shares are lazy and
+// batched: one chain-keys entry (or one per maxShares devices) covers every
+// device that lacks the chain, whenever they joined; a device that never
+// sends never shares. A device that joined before this one sends reads
+// from that message on. (Sharing on every join cost each member one entry
+// per join: N² entries for N joins.)
+//
+// A chain-keys entry of this device that is not in the state (a rewind
+// made its writer's membership differ, or it was refused) is not counted,
+// so the devices it named get another share: the receiver keeps the first
+// share of a chain in total order, and any share of one chain derives the
+// same message keys from its start index on.
+func (g *Group) shareChain(ctx context.Context, e EpochID) error {
 	st := g.state
-	e := st.latestEpoch()
 	me := g.me.DeviceKey()
-	ep := st.epochs[e]
-	if !ep.members[me] || !st.active(me) || g.left {
-		return nil
-	}
 	chain := g.sendChains[e]
 	if chain == nil {
+		if len(st.shared[e]) > 0 {
+			// This device shared a chain of e that it no longer has (keys
+			// not saved before a crash): members would read its messages
+			// with the old chain. A fresh epoch gets a fresh chain.
+			if err := g.rekey(ctx, nil); err != nil {
+				return err
+			}
+			return errChainLost
+		}
 		chain = crypto.NewSendingChain(crypto.RandomKey(), 0)
 		g.sendChains[e] = chain
+	} else if g.sharedAt[e] == g.metaVersion {
+		return nil // no metadata entry since every member had it
 	}
-	done := st.chainShared[chainRef{sender: me, epoch: e}]
-	var recipients []crypto.PublicKey
-	for d := range ep.members {
-		if !d.Equal(me) && st.active(d) && !done[d] {
-			recipients = append(recipients, d)
+	done := st.shared[e]
+	var recipients []*crypto.DeviceCertificate
+	for d := range st.epochs[e].members {
+		c := st.devices[d]
+		if c != nil && c.Device != me && !st.isRemoved(c.Account) && done[d] == 0 {
+			recipients = append(recipients, c)
 		}
 	}
-	if len(recipients) == 0 {
-		return nil
-	}
-	slices.SortFunc(recipients, compareKeys)
+	slices.SortFunc(recipients, func(a, b *crypto.DeviceCertificate) int { return compareKeys(a.Device, b.Device) })
 	next, ck := chain.Share()
 	defer clear(ck[:])
 	pt := append(u64(next), ck[:]...)
 	defer clear(pt)
-	p := &MetaPayload{Type: MetaChainKeys, Epoch: e}
-	for _, r := range recipients {
-		sealed, err := crypto.SealTo(st.devices[r].DeviceX25519, pt, chainKeyAD(g.id, e, me, r))
+	for len(recipients) > 0 {
+		batch := recipients[:min(len(recipients), maxShares)]
+		recipients = recipients[len(batch):]
+		p, err := sealShares(MetaChainKeys, e, batch, pt, func(r crypto.PublicKey) []byte { return chainKeyAD(g.id, e, me, r) }, g.logger)
 		if err != nil {
 			return err
 		}
-		p.Shares = append(p.Shares, Share{Recipient: r, Sealed: sealed})
+		if len(p.Shares) == 0 {
+			continue
+		}
+		if err := g.appendMeta(ctx, p); err != nil {
+			return err
+		}
 	}
-	return g.appendMeta(ctx, p)
+	g.sharedAt[e] = g.metaVersion
+	return nil
+}
+
+// errChainLost makes Send start over in the epoch shareChain's rekey made.
+var errChainLost = errors.New("sending chain lost: rekeyed")
+
+// sealShares seals pt to each recipient device with one ephemeral key. A
+// device whose agreement key cannot receive (a low-order point in its
+// certificate) is skipped and logged: it could never open a share, and it
+// must not stop the others from getting theirs.
+func sealShares(t MetaType, e EpochID, recipients []*crypto.DeviceCertificate, pt []byte,
+	ad func(crypto.PublicKey) []byte, logger *slog.Logger) (*MetaPayload, error) {
+	ms, err := crypto.NewMultiSealer()
+	if err != nil {
+		return nil, err
+	}
+	defer ms.Destroy()
+	p := &MetaPayload{Type: t, Epoch: e, Ephemeral: ms.Ephemeral(), Shares: make([]Share, 0, len(recipients))}
+	for _, r := range recipients {
+		box, err := ms.SealTo(r.DeviceX25519, pt, ad(r.Device))
+		if err != nil {
+			logger.Warn("member device cannot receive shares: skipped", "device", r.Device.Fingerprint(), "err", err)
+			continue
+		}
+		p.Shares = append(p.Shares, Share{Recipient: RecipientOf(r.Device), Box: box})
+	}
+	return p, nil
 }
 
 // Send seals body with this device's ratchet in the current epoch and
 // appends it to the message log. If the current epoch's secret reached a
-// device that has since been removed, Send first rekeys.
+// device that has since been removed, Send first rekeys; if members lack
+// this device's sending chain (they joined since it last sent), it first
+// shares the chain with them.
 func (g *Group) Send(ctx context.Context, body []byte) (*Message, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -916,10 +1002,14 @@ func (g *Group) Send(ctx context.Context, body []byte) (*Message, error) {
 		return nil, fmt.Errorf("send to group %s: %w", g.id.Fingerprint(), err)
 	}
 	e, err := g.currentEpoch(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("send to group %s: %w", g.id.Fingerprint(), err)
+	if err == nil {
+		if err = g.shareChain(ctx, e); errors.Is(err, errChainLost) {
+			if e, err = g.currentEpoch(ctx); err == nil {
+				err = g.shareChain(ctx, e)
+			}
+		}
 	}
-	if err := g.shareChain(ctx); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("send to group %s: %w", g.id.Fingerprint(), err)
 	}
 	me := g.me.DeviceKey()
@@ -935,7 +1025,11 @@ func (g *Group) Send(ctx context.Context, body []byte) (*Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	env, _ := (&Envelope{Epoch: e, Header: sealedH, Body: sealedB}).MarshalBinary()
+	sealedE, err := sealEpoch(g.keys, g.id, me, e)
+	if err != nil {
+		return nil, err
+	}
+	env, _ := (&Envelope{SealedEpoch: sealedE, Header: sealedH, Body: sealedB}).MarshalBinary()
 	// The readable local copy is written in the same batch as the entry's
 	// index: both are durable when Send returns, or neither is.
 	var msg *Message
@@ -970,12 +1064,12 @@ func (g *Group) Send(ctx context.Context, body []byte) (*Message, error) {
 // given accounts: their latest entry times and ratchet indices.
 func (g *Group) cutoffsFor(accounts []crypto.PublicKey) []Cutoff {
 	var out []Cutoff
-	for d, c := range g.state.devices {
+	for _, c := range g.state.devices {
 		if !containsKey(accounts, c.Account) {
 			continue
 		}
-		co := Cutoff{Device: d, MetaTime: g.state.maxMetaTime[d]}
-		if s := g.stats[d]; s != nil {
+		co := Cutoff{Device: c.Device, MetaTime: g.lastMetaTime(c.Device)}
+		if s := g.stats[c.Device]; s != nil {
 			co.MsgTime = s.maxTime
 			for e, l := range s.limits {
 				co.Limits = append(co.Limits, EpochLimit{Epoch: e, Limit: l})
@@ -988,42 +1082,55 @@ func (g *Group) cutoffsFor(accounts []crypto.PublicKey) []Cutoff {
 	return out
 }
 
+// lastMetaTime returns the time of device d's last metadata entry this
+// replica holds (that decodes): searched from the end, as a removal
+// happens rarely and a member's last entry is usually recent.
+func (g *Group) lastMetaTime(d crypto.PublicKey) uint64 {
+	for i := len(g.items) - 1; i >= 0; i-- {
+		if it := g.items[i]; it.writer == d && it.err == nil {
+			return it.time
+		}
+	}
+	return 0
+}
+
 // rekey starts a new epoch: a fresh secret sealed to every active device
 // (after removing the given accounts), with cutoffs for the removed
-// accounts' devices.
+// accounts' devices. Members share their sending chains of the new epoch
+// when they next send.
 func (g *Group) rekey(ctx context.Context, removed []crypto.PublicKey) error {
 	st := g.state
 	parent := st.latestEpoch()
 	me := g.me.DeviceKey()
-	if !st.epochs[parent].members[me] {
+	if !st.member(parent, me) {
 		return fmt.Errorf("%w: this device is not in epoch %s", ErrNotMember, parent)
 	}
 	var id EpochID
 	if _, err := rand.Read(id[:]); err != nil {
 		return err
 	}
+	var recipients []*crypto.DeviceCertificate
+	for _, c := range st.devices {
+		if !st.isRemoved(c.Account) && !containsKey(removed, c.Account) {
+			recipients = append(recipients, c)
+		}
+	}
+	if len(recipients) > maxShares {
+		return fmt.Errorf("%w: %d member devices, a rekey reaches at most %d", ErrConflict, len(recipients), maxShares)
+	}
+	slices.SortFunc(recipients, func(a, b *crypto.DeviceCertificate) int { return compareKeys(a.Device, b.Device) })
 	secret := crypto.RandomKey()
-	p := &MetaPayload{Type: MetaRekey, Epoch: parent, NewEpoch: id, Removed: removed, Cutoffs: g.cutoffsFor(removed)}
-	var recipients []crypto.PublicKey
-	for d, c := range st.devices {
-		if !st.removed[c.Account] && !containsKey(removed, c.Account) {
-			recipients = append(recipients, d)
-		}
+	p, err := sealShares(MetaRekey, parent, recipients, secret[:], func(r crypto.PublicKey) []byte { return epochSecretAD(g.id, id, me, r) }, g.logger)
+	if err != nil {
+		return err
 	}
-	slices.SortFunc(recipients, compareKeys)
-	for _, r := range recipients {
-		sealed, err := crypto.SealTo(st.devices[r].DeviceX25519, secret[:], epochSecretAD(g.id, id, me, r))
-		if err != nil {
-			return err
-		}
-		p.Shares = append(p.Shares, Share{Recipient: r, Sealed: sealed})
-	}
+	p.NewEpoch, p.Removed, p.Cutoffs = id, removed, g.cutoffsFor(removed)
 	g.secrets[id] = &secret
 	if err := g.appendMeta(ctx, p); err != nil {
 		delete(g.secrets, id)
 		return err
 	}
-	return g.shareChain(ctx)
+	return nil
 }
 
 // RemoveMember removes an account (all its devices) from the group: a new
@@ -1041,7 +1148,7 @@ func (g *Group) RemoveMember(ctx context.Context, account crypto.PublicKey) erro
 	}
 	found := false
 	for _, c := range g.state.devices {
-		if c.Account.Equal(account) && !g.state.removed[account] {
+		if c.Account.Equal(account) && !g.state.isRemoved(account) {
 			found = true
 		}
 	}
@@ -1090,11 +1197,35 @@ func (g *Group) PutMetadata(ctx context.Context, data []byte) error {
 	return g.appendMeta(ctx, &MetaPayload{Type: MetaAppMetadata, Epoch: e, Sealed: sealed})
 }
 
-// Metadata returns the application metadata records, in log order.
+// Metadata returns the application metadata records, in log order. Data
+// is nil for a record of an epoch whose secret this device lacks; a record
+// whose data does not open under its epoch's key (its writer sealed
+// garbage) is left out and logged.
 func (g *Group) Metadata() []AppMetadata {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return slices.Clone(g.state.app)
+	out := make([]AppMetadata, 0, len(g.state.app))
+	for _, it := range g.state.app {
+		am := AppMetadata{Writer: it.writer, Epoch: it.epoch, CID: it.cid}
+		mine := it.opened()
+		if s := g.secrets[am.Epoch]; mine.app == nil && s != nil {
+			k := metaKey(g.id, s)
+			data, err := crypto.Open(&k, it.p.Sealed, appMetadataAD(g.id, am.Epoch, it.writer))
+			clear(k[:])
+			mine.app = &openedApp{data: data, err: err}
+			if err != nil {
+				g.logger.Warn("application metadata does not open: left out", "cid", it.cid.String(), "err", err)
+			}
+		}
+		if mine.app != nil {
+			if mine.app.err != nil {
+				continue
+			}
+			am.Data = mine.app.data
+		}
+		out = append(out, am)
+	}
+	return out
 }
 
 // ListOption selects the range and direction of Messages.

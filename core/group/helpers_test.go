@@ -17,7 +17,7 @@ import (
 // net is a test network: one shared in-memory block store, so a replica
 // fetches what another appended by calling Receive with its heads.
 type net struct {
-	blocks *log.MemBlockStore
+	blocks log.BlockStore
 }
 
 func newNet() *net { return &net{blocks: log.NewMemBlockStore()} }
@@ -157,6 +157,7 @@ func (allowAll) CanWrite(context.Context, *log.Entry) error { return nil }
 // group log: it bypasses every check of the group layer.
 type rawWriter struct {
 	name string
+	dev  crypto.PublicKey
 	l    *log.Log
 }
 
@@ -168,7 +169,7 @@ func newRawWriter(t testing.TB, n *net, name, logID string, dev *crypto.DeviceKe
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	return &rawWriter{name: name, l: l}
+	return &rawWriter{name: name, dev: dev.Signing().Public(), l: l}
 }
 
 // follow brings the raw log up to the heads of a replica's log.
@@ -188,6 +189,12 @@ func (w *rawWriter) append(t testing.TB, payload []byte) *log.Entry {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// appendMeta appends p, sealed as g's group seals metadata.
+func (w *rawWriter) appendMeta(t testing.TB, g *Group, p *MetaPayload) *log.Entry {
+	t.Helper()
+	return w.append(t, sealedMeta(t, g, w.dev, p))
 }
 
 // expectRejected checks that err is a *RejectedError naming cid with a
@@ -211,6 +218,33 @@ func mustMarshal(t testing.TB, p interface{ MarshalBinary() ([]byte, error) }) [
 		t.Fatal(err)
 	}
 	return b
+}
+
+// sealedMeta is the payload a writer's metadata entry of g's group carries
+// for p: sealed as the group seals it (whoever holds the replication key,
+// e.g. from an invitation, can build one).
+func sealedMeta(t testing.TB, g *Group, writer crypto.PublicKey, p *MetaPayload) []byte {
+	t.Helper()
+	b, err := sealMeta(g.keys, g.id, writer, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// replicate opens a replication node's replica of g's group.
+func replicate(t testing.TB, g *Group, st Storage) *Group {
+	t.Helper()
+	key, err := g.ReplicationKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Replicate(ctxT(t), g.ID(), key, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }
 
 func fp(k crypto.PublicKey) string { return fmt.Sprintf("%s", k.Fingerprint()) }

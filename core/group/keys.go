@@ -14,6 +14,10 @@ const (
 	domainDeviceAdded  = "skein/v1/group/device-added"
 
 	labelHeaderKey    = "skein/v1/group/header-key"
+	labelMetaSealKey  = "skein/v1/group/meta-seal-key"
+	labelEnvelopeKey  = "skein/v1/group/envelope-key"
+	adMeta            = "skein/v1/group/meta\x00"
+	adEnvelopeEpoch   = "skein/v1/group/envelope-epoch\x00"
 	labelMetaKey      = "skein/v1/group/meta-key"
 	labelContactSeed  = "skein/v1/group/contact-seed"
 	labelContactSec   = "skein/v1/group/contact-secret"
@@ -141,4 +145,88 @@ func accountGroupKeys(account *crypto.SigningKey) (seed, secret [32]byte, err er
 	}
 	secret, err = crypto.DeriveKey(s, pub[:], labelAccountSec)
 	return seed, secret, err
+}
+
+// logKeys are the keys the group derives from its replication key to seal
+// what its log entries carry: the metadata payloads and the envelopes'
+// epochs. Members and replication nodes hold them; whoever holds only the
+// blocks does not.
+type logKeys struct {
+	meta     [32]byte
+	envelope [32]byte
+}
+
+func deriveLogKeys(group crypto.PublicKey, replKey *[32]byte) (*logKeys, error) {
+	var k logKeys
+	var err error
+	if k.meta, err = crypto.DeriveKey(replKey[:], group[:], labelMetaSealKey); err != nil {
+		return nil, err
+	}
+	if k.envelope, err = crypto.DeriveKey(replKey[:], group[:], labelEnvelopeKey); err != nil {
+		return nil, err
+	}
+	return &k, nil
+}
+
+func metaAD(group crypto.PublicKey, writer crypto.PublicKey) []byte {
+	return cat([]byte(adMeta), group[:], []byte(MetaLogID(group)), writer[:])
+}
+
+// sealMeta seals a metadata payload's plaintext for writer's entry:
+// version || Seal(metaKey, inner, ad).
+func sealMeta(k *logKeys, group, writer crypto.PublicKey, p *MetaPayload) ([]byte, error) {
+	inner, err := p.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	defer clear(inner)
+	sealed, err := crypto.Seal(&k.meta, inner, metaAD(group, writer))
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{payloadVersion}, sealed...), nil
+}
+
+// openMeta opens and decodes the payload of a metadata entry by writer.
+// Errors wrap ErrMalformedPayload: a payload that does not open was sealed
+// for another group, by another writer, or altered.
+func openMeta(k *logKeys, group, writer crypto.PublicKey, b []byte) (*MetaPayload, error) {
+	switch {
+	case len(b) == 0:
+		return nil, fmt.Errorf("%w: empty metadata payload", ErrMalformedPayload)
+	case b[0] != payloadVersion:
+		return nil, fmt.Errorf("%w: metadata payload version %d, want %d", ErrMalformedPayload, b[0], payloadVersion)
+	}
+	inner, err := crypto.Open(&k.meta, b[1:], metaAD(group, writer))
+	if err != nil {
+		return nil, fmt.Errorf("%w: metadata payload does not open under this group's key: %v", ErrMalformedPayload, err)
+	}
+	defer clear(inner)
+	return DecodeMetaPayload(inner)
+}
+
+func envelopeEpochAD(group, writer crypto.PublicKey) []byte {
+	return cat([]byte(adEnvelopeEpoch), group[:], []byte(MessagesLogID(group)), writer[:])
+}
+
+// sealEpoch seals the epoch of writer's message entry.
+func sealEpoch(k *logKeys, group, writer crypto.PublicKey, e EpochID) ([sealedEpochSize]byte, error) {
+	var out [sealedEpochSize]byte
+	sealed, err := crypto.Seal(&k.envelope, e[:], envelopeEpochAD(group, writer))
+	if err != nil {
+		return out, err
+	}
+	copy(out[:], sealed)
+	return out, nil
+}
+
+// openEpoch opens an envelope's epoch (errors wrap ErrMalformedPayload).
+func openEpoch(k *logKeys, group, writer crypto.PublicKey, env *Envelope) (EpochID, error) {
+	var e EpochID
+	pt, err := crypto.Open(&k.envelope, env.SealedEpoch[:], envelopeEpochAD(group, writer))
+	if err != nil || len(pt) != EpochIDSize {
+		return e, fmt.Errorf("%w: the envelope's epoch does not open under this group's key", ErrMalformedPayload)
+	}
+	copy(e[:], pt)
+	return e, nil
 }

@@ -6,8 +6,12 @@ import (
 	"github.com/skein-p2p/skein/core/crypto"
 )
 
-// payloadVersion is the first byte of every metadata payload and envelope.
-const payloadVersion = 1
+// payloadVersion is the first byte of every metadata payload, envelope
+// and header. Version 2 seals metadata payloads and the envelope's epoch
+// under keys derived from the replication key, and shares chain keys and
+// epoch secrets with one ephemeral key per entry and 8-byte recipient ids.
+// Version 1 (clear metadata) is not read: nothing was deployed with it.
+const payloadVersion = 2
 
 // Decoder limits: a payload asking for more is malformed.
 const (
@@ -17,6 +21,15 @@ const (
 	maxCutoffs  = 4096 // devices with cutoffs in one entry
 	maxEpochCut = 1024 // epochs in one device cutoff
 	maxSealed   = 1 << 20
+)
+
+// Sizes of the boxes in shares: a chain-keys share holds u64(start index)
+// || chain key, a rekey share the epoch secret; each plus the AEAD tag.
+const (
+	chainShareSize  = 8 + 32
+	chainBoxSize    = chainShareSize + crypto.TagSize
+	secretBoxSize   = 32 + crypto.TagSize
+	sealedEpochSize = EpochIDSize + crypto.SealOverhead
 )
 
 // MetaType is the type of a metadata log entry.
@@ -60,11 +73,24 @@ const (
 	AuthInvitation byte = 2
 )
 
-// Share is one secret sealed to one member device (crypto.SealTo to the
-// device's X25519 key from its certificate).
+// RecipientIDSize is the length of a RecipientID.
+const RecipientIDSize = 8
+
+// RecipientID names a member device in a share: the first 8 bytes of its
+// Ed25519 key. The membership state refuses a device whose id another
+// device of the group already has (finding one takes about 2^64 work), so
+// an id names one device.
+type RecipientID [RecipientIDSize]byte
+
+// RecipientOf returns the recipient id of a device key.
+func RecipientOf(device crypto.PublicKey) RecipientID { return RecipientID(device[:RecipientIDSize]) }
+
+// Share is one secret sealed to one member device: the box a
+// crypto.MultiSealer made for the device's X25519 key (from its
+// certificate) under the entry's ephemeral key.
 type Share struct {
-	Recipient crypto.PublicKey // device Ed25519 key
-	Sealed    []byte
+	Recipient RecipientID
+	Box       []byte
 }
 
 // EpochLimit bounds the ratchet indices accepted from a removed device in
@@ -85,11 +111,12 @@ type Cutoff struct {
 	Limits   []EpochLimit
 }
 
-// MetaPayload is the decoded payload of a metadata log entry. Type says
-// which of the type-specific fields are meaningful. Everything except
-// Sealed contents is readable by anyone holding the entry (a replication
-// node can check write access); secrets are sealed to devices or under the
-// epoch key.
+// MetaPayload is the plaintext of a metadata log entry's payload. Type
+// says which of the type-specific fields are meaningful. The entry carries
+// it sealed under the group's metadata key, derived from the replication
+// key (sealMeta): a member or a replication node opens it and checks write
+// access; whoever holds only the block reads nothing of it. Secrets inside
+// are sealed again, to devices (shares) or under an epoch key (Sealed).
 type MetaPayload struct {
 	Type MetaType
 	// Epoch is the epoch the entry belongs to: the epoch a device joins,
@@ -105,8 +132,10 @@ type MetaPayload struct {
 	AuthType  byte
 	InviteKey crypto.PublicKey // AuthInvitation only
 	AuthSig   []byte
-	// chain-keys and rekey (the new epoch secret)
-	Shares []Share
+	// chain-keys and rekey (the new epoch secret): the ephemeral X25519 key
+	// of every box (absent when there is no share) and the boxes
+	Ephemeral crypto.X25519PublicKey
+	Shares    []Share
 	// rekey
 	NewEpoch EpochID
 	Removed  []crypto.PublicKey
@@ -116,10 +145,10 @@ type MetaPayload struct {
 	Sealed []byte
 }
 
-// MarshalBinary encodes the payload (layout in docs/protocol.md).
+// MarshalBinary encodes the payload's plaintext, type || epoch || body
+// (layout in docs/protocol.md); sealMeta seals it for the log.
 func (p *MetaPayload) MarshalBinary() ([]byte, error) {
 	w := wireWriter{}
-	w.byte1(payloadVersion)
 	w.byte1(byte(p.Type))
 	w.raw(p.Epoch[:])
 	switch p.Type {
@@ -147,7 +176,12 @@ func (p *MetaPayload) MarshalBinary() ([]byte, error) {
 	case MetaInvitationCreated:
 		w.raw(p.InviteKey[:])
 	case MetaChainKeys:
-		writeShares(&w, p.Shares)
+		if len(p.Shares) == 0 {
+			return nil, fmt.Errorf("encode %s: no share", p.Type)
+		}
+		if err := writeShares(&w, p, chainBoxSize); err != nil {
+			return nil, err
+		}
 	case MetaRekey:
 		w.raw(p.NewEpoch[:])
 		w.uvarint(uint64(len(p.Removed)))
@@ -155,7 +189,9 @@ func (p *MetaPayload) MarshalBinary() ([]byte, error) {
 			w.raw(a[:])
 		}
 		writeCutoffs(&w, p.Cutoffs)
-		writeShares(&w, p.Shares)
+		if err := writeShares(&w, p, secretBoxSize); err != nil {
+			return nil, err
+		}
 	case MetaMemberLeft:
 		writeCutoffs(&w, p.Cutoffs)
 	case MetaAppMetadata:
@@ -166,12 +202,25 @@ func (p *MetaPayload) MarshalBinary() ([]byte, error) {
 	return w.b, nil
 }
 
-func writeShares(w *wireWriter, s []Share) {
-	w.uvarint(uint64(len(s)))
-	for _, sh := range s {
-		w.raw(sh.Recipient[:])
-		w.bytes(sh.Sealed)
+// writeShares writes uvarint(n) || [ephemeral(32) if n > 0] ||
+// n × (recipient(8) || box(boxSize)).
+func writeShares(w *wireWriter, p *MetaPayload, boxSize int) error {
+	if len(p.Shares) > maxShares {
+		return fmt.Errorf("encode %s: %d shares, limit %d", p.Type, len(p.Shares), maxShares)
 	}
+	w.uvarint(uint64(len(p.Shares)))
+	if len(p.Shares) == 0 {
+		return nil
+	}
+	w.raw(p.Ephemeral[:])
+	for _, sh := range p.Shares {
+		if len(sh.Box) != boxSize {
+			return fmt.Errorf("encode %s: share box of %d bytes, want %d", p.Type, len(sh.Box), boxSize)
+		}
+		w.raw(sh.Recipient[:])
+		w.raw(sh.Box)
+	}
+	return nil
 }
 
 func writeCutoffs(w *wireWriter, cs []Cutoff) {
@@ -188,16 +237,14 @@ func writeCutoffs(w *wireWriter, cs []Cutoff) {
 	}
 }
 
-// DecodeMetaPayload decodes a metadata payload strictly: unknown version or
-// type, a count over its limit, a truncated field or trailing bytes is an
-// error wrapping ErrMalformedPayload. It checks structure only; signatures
-// are checked when the entry is applied.
+// DecodeMetaPayload decodes a metadata payload's plaintext (what
+// MarshalBinary writes and openMeta opens) strictly: unknown type, a count
+// over its limit, a truncated field or trailing bytes is an error wrapping
+// ErrMalformedPayload. It checks structure only; signatures are checked
+// when the entry is decoded for the state (decodeItem).
 func DecodeMetaPayload(b []byte) (*MetaPayload, error) {
 	r := wireReader{b: b, what: "metadata payload"}
 	p := &MetaPayload{}
-	if v := r.byte1("version"); r.err == nil && v != payloadVersion {
-		r.fail("version", "unsupported version %d", v)
-	}
 	p.Type = MetaType(r.byte1("type"))
 	r.fixed("epoch", p.Epoch[:])
 	if r.err == nil {
@@ -243,7 +290,7 @@ func DecodeMetaPayload(b []byte) (*MetaPayload, error) {
 		case MetaInvitationCreated:
 			r.fixed("invite key", p.InviteKey[:])
 		case MetaChainKeys:
-			p.Shares = readShares(&r)
+			readShares(&r, p, chainBoxSize)
 			if r.err == nil && len(p.Shares) == 0 {
 				r.fail("shares", "no share")
 			}
@@ -256,7 +303,7 @@ func DecodeMetaPayload(b []byte) (*MetaPayload, error) {
 				p.Removed = append(p.Removed, a)
 			}
 			p.Cutoffs = readCutoffs(&r)
-			p.Shares = readShares(&r)
+			readShares(&r, p, secretBoxSize)
 			if r.err == nil && p.NewEpoch == GenesisEpoch {
 				r.fail("new epoch", "the genesis epoch id")
 			}
@@ -275,16 +322,23 @@ func DecodeMetaPayload(b []byte) (*MetaPayload, error) {
 	return p, nil
 }
 
-func readShares(r *wireReader) []Share {
+func readShares(r *wireReader, p *MetaPayload, boxSize int) {
 	n := r.count("shares", maxShares)
-	var out []Share
-	for i := 0; i < n && r.err == nil; i++ {
-		var s Share
-		r.fixed("share recipient", s.Recipient[:])
-		s.Sealed = r.bytes("share", 1024)
-		out = append(out, s)
+	if n == 0 || r.err != nil {
+		return
 	}
-	return out
+	r.fixed("ephemeral key", p.Ephemeral[:])
+	if r.err == nil && len(r.b)-r.off < n*(RecipientIDSize+boxSize) {
+		// Checked before allocating: the count costs the sender its bytes.
+		r.fail("shares", "truncated: %d shares need %d bytes, %d left", n, n*(RecipientIDSize+boxSize), len(r.b)-r.off)
+		return
+	}
+	p.Shares = make([]Share, n)
+	for i := range p.Shares {
+		r.fixed("share recipient", p.Shares[i].Recipient[:])
+		p.Shares[i].Box = make([]byte, boxSize)
+		r.fixed("share box", p.Shares[i].Box)
+	}
 }
 
 func readCutoffs(r *wireReader) []Cutoff {
@@ -307,35 +361,37 @@ func readCutoffs(r *wireReader) []Cutoff {
 	return out
 }
 
-// Envelope is the payload of a message log entry: the epoch in clear (it
-// selects the key; a replica learns nothing from it that the public
-// metadata log does not show), the sealed header and the sealed body.
+// Envelope is the payload of a message log entry: the epoch, sealed under
+// the group's envelope key (derived from the replication key: a member or
+// a replication node opens it to find the epoch's members; whoever holds
+// only the block learns nothing of it), the sealed header and the sealed
+// body.
 type Envelope struct {
-	Epoch  EpochID
-	Header []byte // sealed under the epoch's header key
-	Body   []byte // sealed under the sender's ratchet message key
+	SealedEpoch [sealedEpochSize]byte // sealEpoch's output
+	Header      []byte                // sealed under the epoch's header key
+	Body        []byte                // sealed under the sender's ratchet message key
 }
 
 // MarshalBinary encodes the envelope:
-// version(1) || epoch(16) || uvarint len || header || uvarint len || body.
+// version(1) || sealedEpoch(56) || uvarint len || header || uvarint len || body.
 func (e *Envelope) MarshalBinary() ([]byte, error) {
-	w := wireWriter{b: make([]byte, 0, 1+EpochIDSize+4+len(e.Header)+len(e.Body))}
+	w := wireWriter{b: make([]byte, 0, 1+sealedEpochSize+4+len(e.Header)+len(e.Body))}
 	w.byte1(payloadVersion)
-	w.raw(e.Epoch[:])
+	w.raw(e.SealedEpoch[:])
 	w.bytes(e.Header)
 	w.bytes(e.Body)
 	return w.b, nil
 }
 
 // DecodeEnvelope decodes an envelope strictly (errors wrap
-// ErrMalformedPayload).
+// ErrMalformedPayload). Opening the epoch is openEpoch's.
 func DecodeEnvelope(b []byte) (*Envelope, error) {
 	r := wireReader{b: b, what: "envelope"}
 	e := &Envelope{}
 	if v := r.byte1("version"); r.err == nil && v != payloadVersion {
 		r.fail("version", "unsupported version %d", v)
 	}
-	r.fixed("epoch", e.Epoch[:])
+	r.fixed("sealed epoch", e.SealedEpoch[:])
 	e.Header = r.bytes("header", 1024)
 	e.Body = r.bytes("body", maxSealed)
 	r.end()

@@ -3,8 +3,10 @@ package group
 import (
 	"bytes"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -17,14 +19,18 @@ func samplePayloads(t testing.TB) map[string]*MetaPayload {
 	dev, _ := crypto.GenerateDeviceKey()
 	cert, _ := crypto.IssueDeviceCertificate(acct, dev.Public(), time.Unix(1700000000, 0))
 	k := func() crypto.PublicKey { s, _ := crypto.GenerateSigningKey(); return s.Public() }
+	r := func() RecipientID { return RecipientOf(k()) }
+	box := func(n int) []byte { return bytes.Repeat([]byte{5}, n) }
+	eph := crypto.X25519PublicKey(bytes.Repeat([]byte{9}, 32))
 	sig := bytes.Repeat([]byte{7}, crypto.SignatureSize)
 	return map[string]*MetaPayload{
 		"group-created":    {Type: MetaGroupCreated, Kind: KindContact, Accounts: []crypto.PublicKey{k(), k()}, GroupSig: sig},
 		"device-added key": {Type: MetaDeviceAdded, Epoch: EpochID{1}, Cert: cert, AuthType: AuthGroupKey, AuthSig: sig},
 		"device-added inv": {Type: MetaDeviceAdded, Cert: cert, AuthType: AuthInvitation, InviteKey: k(), AuthSig: sig},
 		"invitation":       {Type: MetaInvitationCreated, InviteKey: k()},
-		"chain-keys":       {Type: MetaChainKeys, Shares: []Share{{Recipient: k(), Sealed: []byte("sealed-1")}, {Recipient: k(), Sealed: []byte("s2")}}},
-		"rekey":            {Type: MetaRekey, NewEpoch: EpochID{9, 9}, Removed: []crypto.PublicKey{k()}, Cutoffs: []Cutoff{{Device: k(), MetaTime: 5, MsgTime: 300, Limits: []EpochLimit{{Epoch: EpochID{}, Limit: 12}}}}, Shares: []Share{{Recipient: k(), Sealed: []byte("x")}}},
+		"chain-keys":       {Type: MetaChainKeys, Ephemeral: eph, Shares: []Share{{Recipient: r(), Box: box(chainBoxSize)}, {Recipient: r(), Box: box(chainBoxSize)}}},
+		"rekey":            {Type: MetaRekey, NewEpoch: EpochID{9, 9}, Removed: []crypto.PublicKey{k()}, Cutoffs: []Cutoff{{Device: k(), MetaTime: 5, MsgTime: 300, Limits: []EpochLimit{{Epoch: EpochID{}, Limit: 12}}}}, Ephemeral: eph, Shares: []Share{{Recipient: r(), Box: box(secretBoxSize)}}},
+		"rekey no share":   {Type: MetaRekey, NewEpoch: EpochID{7}},
 		"member-left":      {Type: MetaMemberLeft, Cutoffs: []Cutoff{{Device: k(), MsgTime: 1}}},
 		"app-metadata":     {Type: MetaAppMetadata, Sealed: []byte("opaque")},
 	}
@@ -51,12 +57,17 @@ func TestMetaPayloadRoundTrip(t *testing.T) {
 			}
 		})
 	}
+	chain := append([]byte{byte(MetaChainKeys)}, make([]byte, 16)...)
 	for name, b := range map[string][]byte{
-		"empty":              nil,
-		"version 2":          {2, 1},
-		"unknown type":       append([]byte{1, 99}, make([]byte, 16)...),
-		"huge share count":   append(append([]byte{1, byte(MetaChainKeys)}, make([]byte, 16)...), 0xff, 0xff, 0xff, 0x7f),
-		"non-minimal varint": append(append([]byte{1, byte(MetaChainKeys)}, make([]byte, 16)...), 0x81, 0x00),
+		"empty":                      nil,
+		"type 0":                     {0},
+		"unknown type":               append([]byte{99}, make([]byte, 16)...),
+		"huge share count":           append(slices.Clone(chain), 0xff, 0xff, 0xff, 0x7f),
+		"non-minimal varint":         append(slices.Clone(chain), 0x81, 0x00),
+		"no share":                   append(slices.Clone(chain), 0),
+		"shares beyond the bytes":    append(append(slices.Clone(chain), 200), make([]byte, 32+64)...),
+		"share box one byte short":   append(append(slices.Clone(chain), 1), make([]byte, 32+8+chainBoxSize-1)...),
+		"rekey to the genesis epoch": append(append([]byte{byte(MetaRekey)}, make([]byte, 16+16)...), 0, 0, 0),
 	} {
 		t.Run("bad "+name, func(t *testing.T) {
 			if _, err := DecodeMetaPayload(b); !errors.Is(err, ErrMalformedPayload) {
@@ -67,13 +78,13 @@ func TestMetaPayloadRoundTrip(t *testing.T) {
 }
 
 func TestEnvelopeRoundTrip(t *testing.T) {
-	e := &Envelope{Epoch: EpochID{3}, Header: []byte("header"), Body: bytes.Repeat([]byte{1}, 300)}
+	e := &Envelope{SealedEpoch: [sealedEpochSize]byte{3}, Header: []byte("header"), Body: bytes.Repeat([]byte{1}, 300)}
 	b := mustMarshal(t, e)
 	got, err := DecodeEnvelope(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Epoch != e.Epoch || !bytes.Equal(got.Header, e.Header) || !bytes.Equal(got.Body, e.Body) {
+	if got.SealedEpoch != e.SealedEpoch || !bytes.Equal(got.Header, e.Header) || !bytes.Equal(got.Body, e.Body) {
 		t.Fatalf("round trip: %+v", got)
 	}
 	for name, bad := range map[string][]byte{
@@ -83,6 +94,56 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		"empty":     nil,
 	} {
 		if _, err := DecodeEnvelope(bad); !errors.Is(err, ErrMalformedPayload) {
+			t.Errorf("%s: %v, want ErrMalformedPayload", name, err)
+		}
+	}
+}
+
+// fuzzSealing is the fixed group, writer and keys FuzzOpenMetaPayload
+// opens under (its seeds are sealed with them).
+func fuzzSealing(t testing.TB) (*logKeys, crypto.PublicKey, crypto.PublicKey) {
+	t.Helper()
+	group, writer := crypto.PublicKey{1}, crypto.PublicKey{2}
+	keys, err := deriveLogKeys(group, &[32]byte{3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys, group, writer
+}
+
+// A metadata payload opens only under its group's key, for its writer,
+// and a version other than 2 is refused (version 1 was in clear).
+func TestSealedMetaPayload(t *testing.T) {
+	keys, group, writer := fuzzSealing(t)
+	p := samplePayloads(t)["invitation"]
+	sealed, err := sealMeta(keys, group, writer, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := openMeta(keys, group, writer, sealed)
+	if err != nil || got.InviteKey != p.InviteKey {
+		t.Fatalf("open: %+v, %v", got, err)
+	}
+	plain := mustMarshal(t, p)
+	if bytes.Contains(sealed, p.InviteKey[:]) || bytes.Contains(sealed, plain[1:]) {
+		t.Fatal("the sealed payload shows its content")
+	}
+	otherKeys, err := deriveLogKeys(group, &[32]byte{4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := bytes.Clone(sealed)
+	flipped[len(flipped)-1] ^= 1
+	for name, open := range map[string]func() (*MetaPayload, error){
+		"another replication key": func() (*MetaPayload, error) { return openMeta(otherKeys, group, writer, sealed) },
+		"another group":           func() (*MetaPayload, error) { return openMeta(keys, crypto.PublicKey{9}, writer, sealed) },
+		"another writer":          func() (*MetaPayload, error) { return openMeta(keys, group, crypto.PublicKey{9}, sealed) },
+		"a bit flipped":           func() (*MetaPayload, error) { return openMeta(keys, group, writer, flipped) },
+		"version 1 in clear":      func() (*MetaPayload, error) { return openMeta(keys, group, writer, append([]byte{1}, plain...)) },
+		"truncated":               func() (*MetaPayload, error) { return openMeta(keys, group, writer, sealed[:20]) },
+		"empty":                   func() (*MetaPayload, error) { return openMeta(keys, group, writer, nil) },
+	} {
+		if _, err := open(); !errors.Is(err, ErrMalformedPayload) {
 			t.Errorf("%s: %v, want ErrMalformedPayload", name, err)
 		}
 	}
@@ -115,11 +176,22 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		}
 	}
 	i := 0
-	for _, p := range samplePayloads(t) {
+	keys, group, writer := fuzzSealing(t)
+	for _, name := range slices.Sorted(maps.Keys(samplePayloads(t))) {
+		p := samplePayloads(t)[name]
 		i++
 		write("FuzzDecodeMetaPayload", "seed-"+string(rune('a'+i)), mustMarshal(t, p))
+		sealed, err := sealMeta(keys, group, writer, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write("FuzzOpenMetaPayload", "seed-"+string(rune('a'+i)), sealed)
 	}
-	write("FuzzDecodeEnvelope", "seed-a", mustMarshal(t, &Envelope{Epoch: EpochID{1}, Header: []byte("h"), Body: []byte("body")}))
+	se, err := sealEpoch(keys, group, writer, EpochID{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("FuzzDecodeEnvelope", "seed-a", mustMarshal(t, &Envelope{SealedEpoch: se, Header: []byte("h"), Body: []byte("body")}))
 	write("FuzzDecodeEnvelope", "seed-b", mustMarshal(t, &Envelope{}))
 	inv := testInvitation(t)
 	writeString("FuzzParseInvitation", "seed-a", inv.Token())

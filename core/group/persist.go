@@ -194,8 +194,9 @@ func Open(ctx context.Context, id *Identity, ks *crypto.Keystore, group crypto.P
 	}
 	g.mu.Lock()
 	g.localKey, g.secrets, g.sendChains, g.recvChains, g.left = localKey, secrets, send, recv, left
-	g.replKey = replKey
-	err = g.restore(ctx)
+	if err = g.setReplicationKey(*replKey); err == nil {
+		err = g.restore(ctx)
+	}
 	g.mu.Unlock()
 	if err != nil {
 		g.Close()

@@ -187,3 +187,37 @@ func TestReceivedCopyBeforeKeys(t *testing.T) {
 		})
 	}
 }
+
+// A device whose keys were saved before it first sent, and that crashed
+// after sending (its chain-keys entry is in the log, its chain is not in
+// the keystore), rekeys before it sends again: its members hold the lost
+// chain, and a new one under the same epoch would never open for them.
+func TestLostSendingChainRekeys(t *testing.T) {
+	n := newNet()
+	ctx := ctxT(t)
+	stA, stB := n.storage(), n.storage()
+	a, b := n.pair(t, stA, stB)
+	ks := testKeystore(t)
+	if err := a.g.SaveKeys(ks); err != nil { // no sending chain yet
+		t.Fatal(err)
+	}
+	send(t, a, "before the crash")
+	syncAll(t, a, b)
+	epoch := a.g.Epoch()
+	a.g.Close() // the crash: the chain that sent the message was never saved
+
+	ga, err := Open(ctx, a.id, ks, b.g.ID(), stA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ga.Close()
+	a = &replica{"alice", a.id, ga}
+	sent := send(t, a, "after the crash")
+	if sent.Epoch == epoch || ga.Epoch() == epoch {
+		t.Fatalf("alice sent in epoch %s again, with a chain nobody holds", epoch)
+	}
+	pull(t, b, a)
+	if got := bodies(t, b.g); !slices.Equal(got, []string{"before the crash", "after the crash"}) {
+		t.Fatalf("bob has %q", got)
+	}
+}

@@ -16,11 +16,7 @@ func TestReplicationNode(t *testing.T) {
 	ctx := ctxT(t)
 	rs := n.create(t, "alice", "bob")
 	a, b := rs[0], rs[1]
-	g, err := Replicate(ctx, a.g.ID(), n.storage())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	g := replicate(t, a.g, n.storage())
 	repl := &replica{name: "replica", g: g}
 	pull(t, repl, a)
 	if g.Kind() != KindMulti || len(g.Members()) != 2 {
@@ -35,7 +31,7 @@ func TestReplicationNode(t *testing.T) {
 	w := newRawWriter(t, n, "mallory", MessagesLogID(a.g.ID()), mallory.Device)
 	w.follow(t, a.g.Heads().Messages)
 	w.append(t, forgeEnvelope(t, a.g, mallory.DeviceKey(), GenesisEpoch, 0, []byte("spam"), crypto.RandomKey()))
-	err = g.Receive(ctx, "mallory", Heads{Messages: w.l.Heads()})
+	err := g.Receive(ctx, "mallory", Heads{Messages: w.l.Heads()})
 	expectRejected(t, err, ErrNotMember)
 
 	// Bob catches up from the replica alone.

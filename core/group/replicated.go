@@ -23,12 +23,12 @@ func replicationKey(group crypto.PublicKey, genesis *[32]byte) ([32]byte, error)
 
 // ReplicationKey returns the group's replication key: the secret from which
 // a replicator derives the group's pubsub topic and the wire ids of its
-// logs (core/replication.Topic). It is derived from the genesis secret and
-// never changes, so the topic stays the same across rekeys; invitations
-// carry it, and a member gives it to a replication node so that node can
-// find and serve the logs. It opens nothing: no message key, header key or
-// epoch secret derives from it. A replication node's replica has none
-// (ErrNotMember).
+// logs (core/replication.Topic), and the group the keys that seal its
+// metadata payloads and its envelopes' epochs. It is derived from the
+// genesis secret and never changes, so the topic stays the same across
+// rekeys; invitations carry it, and a member gives it to a replication
+// node so that node can find, check and serve the logs. It reads no
+// message: no message key, header key or epoch secret derives from it.
 func (g *Group) ReplicationKey() ([32]byte, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -57,8 +57,8 @@ func (g *Group) signalChanged() {
 // ReplicatedLog is one of a group's two logs as a replicator sees it (it
 // satisfies core/replication.Log): joining it verifies and admits entries
 // exactly as Receive does, then runs the group's processing under the
-// group's lock (membership rebuilt from the metadata log, messages opened
-// and delivered, this device's chain key shared with new members). Entries
+// group's lock (new metadata entries applied to the membership, messages
+// opened and delivered). Entries
 // the group refuses after the log admitted them (a removed member's late
 // entries, a message that does not open) are logged and never delivered;
 // they are not the log's refusals, so JoinResult does not list them.
@@ -102,15 +102,17 @@ func (r *ReplicatedLog) Subscribe(ctx context.Context) <-chan *log.Entry { retur
 // what it added. Its result and error are the log's; a failure of the
 // processing itself (reading the store) is joined to the error.
 //
-// Fetching and checking signatures (log.PrepareJoin) run without the
-// group's lock: a long catch-up, or a fetch of blocks nobody serves (until
-// the replicator's stall timeout), never holds up Send, Messages or the
-// other log's processing. Only validation against the membership, the
-// commit and the processing run under the lock.
+// Fetching and checking signatures (log.PrepareJoin), and for the
+// metadata log opening and decoding the payloads and checking the
+// certificates and authorizations they carry, run without the group's
+// lock: a long catch-up, or a fetch of blocks nobody serves (until the
+// replicator's stall timeout), never holds up Send, Messages or the other
+// log's processing. Only validation against the membership, the commit
+// and applying what it added run under the lock.
 func (r *ReplicatedLog) Join(ctx context.Context, heads []cid.Cid, from string, opts ...log.JoinOption) (log.JoinResult, error) {
 	g := r.g
 	g.mu.Lock()
-	closed := g.closed
+	closed, keys := g.closed, g.keys
 	g.mu.Unlock()
 	if closed {
 		return log.JoinResult{}, ErrClosed
@@ -119,6 +121,10 @@ func (r *ReplicatedLog) Join(ctx context.Context, heads []cid.Cid, from string, 
 	if err != nil {
 		return log.JoinResult{}, err
 	}
+	var decoded map[string]*metaItem
+	if r.meta {
+		decoded = g.decodeEntries(keys, p.Entries())
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
@@ -126,17 +132,12 @@ func (r *ReplicatedLog) Join(ctx context.Context, heads []cid.Cid, from string, 
 	}
 	var res log.JoinResult
 	if r.meta {
-		res, err = g.commitMeta(ctx, p)
+		res, _, err = g.commitMeta(ctx, p, decoded, from)
 	} else {
 		res, err = p.Commit(ctx)
 	}
 	if len(res.Added) == 0 {
 		return res, err
-	}
-	if r.meta {
-		if _, perr := g.applyMeta(ctx, from); perr != nil {
-			return res, errors.Join(err, perr)
-		}
 	}
 	var added []*log.Entry
 	if !r.meta {
@@ -148,50 +149,43 @@ func (r *ReplicatedLog) Join(ctx context.Context, heads []cid.Cid, from string, 
 	return res, err
 }
 
-// joinMeta joins the metadata log; g.mu is held.
-func (g *Group) joinMeta(ctx context.Context, heads []cid.Cid, from string, opts []log.JoinOption) (log.JoinResult, error) {
+// joinMeta joins the metadata log and applies what it added; g.mu is
+// held.
+func (g *Group) joinMeta(ctx context.Context, heads []cid.Cid, from string, opts []log.JoinOption) (log.JoinResult, []Rejection, error) {
 	p, err := g.meta.PrepareJoin(ctx, heads, from, opts...)
 	if err != nil {
-		return log.JoinResult{}, err
+		return log.JoinResult{}, nil, err
 	}
-	return g.commitMeta(ctx, p)
+	return g.commitMeta(ctx, p, g.decodeEntries(g.keys, p.Entries()), from)
 }
 
-// commitMeta commits a prepared join of the metadata log, whose access
-// check records what it approves in g.pending; g.mu is held.
-func (g *Group) commitMeta(ctx context.Context, p *log.PreparedJoin) (log.JoinResult, error) {
-	g.pending = newPending()
-	defer func() { g.pending = newPending() }()
-	return p.Commit(ctx)
-}
-
-// applyMeta rebuilds the membership after metadata entries were added and
-// returns the entries the replay refused, attributed to from; g.mu is held.
-func (g *Group) applyMeta(ctx context.Context, from string) ([]Rejection, error) {
-	rs, err := g.rebuild(ctx)
-	if err != nil {
-		return nil, err
+// commitMeta commits a prepared join of the metadata log, whose entries
+// were decoded beforehand (decoded, by CID), and applies the entries it
+// added to the membership state. The access check records what it
+// approves in g.pending. It returns the log's result and error and the
+// entries the state refused, attributed to from. g.mu is held.
+func (g *Group) commitMeta(ctx context.Context, p *log.PreparedJoin, decoded map[string]*metaItem, from string) (log.JoinResult, []Rejection, error) {
+	g.pending = newAdmission()
+	g.inflight = decoded
+	defer func() { g.pending, g.inflight = newAdmission(), nil }()
+	res, err := p.Commit(ctx)
+	if len(res.Added) == 0 {
+		return res, nil, err
 	}
+	rs := g.addItems(g.takeItems(res.Added))
 	for i := range rs {
 		rs[i].From = from
 	}
-	return rs, nil
+	return res, rs, err
 }
 
-// processAfterJoin opens and delivers the added message entries (and those
-// waiting for keys), then shares this device's chain key with members that
-// lack it and retries what new keys may open; g.mu is held. A replication
-// node does none of it.
-func (g *Group) processAfterJoin(ctx context.Context, added []*log.Entry, from string) ([]Rejection, error) {
+// processAfterJoin opens and delivers the added message entries, and
+// retries those waiting for keys the metadata may have brought; g.mu is
+// held. A replication node does none of it. (This device shares its
+// sending chain with new members when it next sends, not here.)
+func (g *Group) processAfterJoin(_ context.Context, added []*log.Entry, from string) ([]Rejection, error) {
 	if g.replica {
 		return nil, nil
 	}
-	rejected := g.processMessages(added, from)
-	if g.left || g.closed {
-		return rejected, nil
-	}
-	if err := g.shareChain(ctx); err != nil && !errors.Is(err, ErrNotMember) && !errors.Is(err, ErrRemoved) {
-		return rejected, err
-	}
-	return append(rejected, g.processMessages(nil, from)...), nil
+	return g.processMessages(added, from), nil
 }

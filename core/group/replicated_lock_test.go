@@ -16,7 +16,7 @@ import (
 // stands for a slow network, or blocks nobody serves until the
 // replicator's stall timeout.
 type stallingGetter struct {
-	blocks  *log.MemBlockStore
+	blocks  log.BlockStore
 	asked   chan struct{} // closed at the first GetMany
 	release chan struct{}
 }
@@ -58,6 +58,10 @@ func TestReplicatedJoinFetchesWithoutTheGroupLock(t *testing.T) {
 			n := newNet()
 			rs := n.create(t, "alice", "bob")
 			alice, bob := rs[0], rs[1]
+			// Alice's first message shares her chain (a metadata entry);
+			// bob has it before the join of her second.
+			send(t, alice, "first")
+			syncAll(t, alice, bob)
 			send(t, alice, "while bob's join waits")
 			if _, err := alice.g.Invite(ctx); err != nil { // a metadata entry
 				t.Fatal(err)

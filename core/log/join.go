@@ -148,6 +148,20 @@ func (l *Log) PrepareJoin(ctx context.Context, heads []cid.Cid, from string, opt
 	return p, nil
 }
 
+// Entries returns the prepared entries whose block decoded and whose
+// signature verified, in no particular order: what Commit may add. A
+// caller may decode their payloads before taking the lock under which it
+// commits (the access check then finds them decoded).
+func (p *PreparedJoin) Entries() []*Entry {
+	out := make([]*Entry, 0, len(p.nodes))
+	for _, n := range p.nodes {
+		if n.e != nil && n.err == nil {
+			out = append(out, n.e)
+		}
+	}
+	return out
+}
+
 // Commit validates the prepared entries against the log as it is now
 // (entries a concurrent Append or Join added meanwhile are skipped) and
 // adds those that pass, with everything under them, in one atomic commit.

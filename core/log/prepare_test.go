@@ -95,6 +95,17 @@ func TestPrepareJoinReportsRejectionsAtCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Entries lists what may be added: the good entries fetched, not the
+	// forged one.
+	listed := cids(p.Entries())
+	if slices.ContainsFunc(listed, forged.CID().Equals) || len(listed) == 0 {
+		t.Fatalf("Entries lists %v (forged %s)", listed, forged.CID())
+	}
 	res, err := p.Commit(ctx)
 	expectRejected(t, s, res, err, s.chain, map[cid.Cid]error{forged.CID(): ErrBadSignature})
+	for _, c := range listed {
+		if !slices.ContainsFunc(res.Added, func(e *Entry) bool { return e.CID().Equals(c) }) {
+			t.Fatalf("Entries listed %s, which Commit did not add", c)
+		}
+	}
 }

@@ -152,7 +152,7 @@ func (m *Messenger) maxReplicas() int {
 
 // holdReplica opens group gid as a replica and replicates it.
 func (m *Messenger) holdReplica(ctx context.Context, gid crypto.PublicKey, key [32]byte, rec replicaRecord) error {
-	g, err := group.Replicate(ctx, gid, m.st, m.opts()...)
+	g, err := group.Replicate(ctx, gid, key, m.st, m.opts()...)
 	if err != nil {
 		return err
 	}

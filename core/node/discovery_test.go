@@ -3,8 +3,10 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -127,5 +129,241 @@ func TestDiscoverRefusesBadArguments(t *testing.T) {
 				t.Fatalf("err = %v, want sdk.ErrInvalidArgument", err)
 			}
 		})
+	}
+}
+
+// fakeNetwork is the part of a network Discover uses: Connect blocks
+// until its context ends (an address that swallows packets), counting
+// calls and the most at once.
+type fakeNetwork struct {
+	sdk.Network
+	id string
+	// reachable: Connect succeeds at once and the peer is connected.
+	reachable bool
+
+	mu           sync.Mutex
+	addrs        []string
+	connects     int
+	inFlight     int
+	mostInFlight int
+	connected    map[string]bool
+}
+
+func (f *fakeNetwork) PeerID() string { return f.id }
+
+func (f *fakeNetwork) Addrs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.addrs)
+}
+
+func (f *fakeNetwork) Peers(context.Context) ([]sdk.PeerInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []sdk.PeerInfo
+	for id := range f.connected {
+		out = append(out, sdk.PeerInfo{ID: id})
+	}
+	return out, nil
+}
+
+func (f *fakeNetwork) Connect(ctx context.Context, p sdk.PeerInfo) error {
+	f.mu.Lock()
+	f.connects++
+	if f.reachable {
+		if f.connected == nil {
+			f.connected = map[string]bool{}
+		}
+		f.connected[p.ID] = true
+		f.mu.Unlock()
+		return nil
+	}
+	f.inFlight++
+	f.mostInFlight = max(f.mostInFlight, f.inFlight)
+	f.mu.Unlock()
+	<-ctx.Done()
+	f.mu.Lock()
+	f.inFlight--
+	f.mu.Unlock()
+	return ctx.Err()
+}
+
+func (f *fakeNetwork) counts() (connects, most int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.connects, f.mostInFlight
+}
+
+// scriptedDiscovery reports what the test sends on its channel, once per
+// FindPeers call (each call gets the next channel of finds), and records
+// what was advertised.
+type scriptedDiscovery struct {
+	finds chan chan sdk.PeerInfo
+
+	mu         sync.Mutex
+	advertised []sdk.PeerInfo
+	searches   int
+}
+
+func (s *scriptedDiscovery) Advertise(_ context.Context, _ string, self sdk.PeerInfo) error {
+	s.mu.Lock()
+	s.advertised = append(s.advertised, self)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *scriptedDiscovery) FindPeers(ctx context.Context, _ string) (<-chan sdk.PeerInfo, error) {
+	s.mu.Lock()
+	s.searches++
+	s.mu.Unlock()
+	select {
+	case ch := <-s.finds:
+		return ch, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (s *scriptedDiscovery) state() (int, []sdk.PeerInfo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.searches, slices.Clone(s.advertised)
+}
+
+// setDiscoveryTuning sets tuning variables for one test.
+func setDiscoveryTuning(t *testing.T, set func()) {
+	saved := []any{discoveryRetry, discoveryYield, discoveryDialTimeout, discoveryMaxDialing, discoveryDialBudget, discoveryRestartMin, discoveryAddrsEvery}
+	t.Cleanup(func() {
+		discoveryRetry, discoveryYield, discoveryDialTimeout = saved[0].(time.Duration), saved[1].(time.Duration), saved[2].(time.Duration)
+		discoveryMaxDialing, discoveryDialBudget = saved[3].(int), saved[4].(int)
+		discoveryRestartMin, discoveryAddrsEvery = saved[5].(time.Duration), saved[6].(time.Duration)
+	})
+	set()
+}
+
+// TestDiscoverBoundsDialsUnderAFlood: a discovery reporting thousands of
+// distinct peers, all unreachable, makes the node dial at most
+// discoveryMaxDialing at once and discoveryDialBudget per window, and
+// remember at most discoveryMaxSeen.
+func TestDiscoverBoundsDialsUnderAFlood(t *testing.T) {
+	setDiscoveryTuning(t, func() { discoveryYield = 0; discoveryDialTimeout = 50 * time.Millisecond })
+	nw := &fakeNetwork{id: "m-self", addrs: []string{"/ip4/10.0.0.1/tcp/4001"}}
+	disc := &scriptedDiscovery{finds: make(chan chan sdk.PeerInfo, 1)}
+	found := make(chan sdk.PeerInfo)
+	disc.finds <- found
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Discover(ctx, nw, map[string]sdk.Discovery{"flood": disc}, "ns", slog.New(slog.DiscardHandler))
+	}()
+	const flood = 20000
+	start := time.Now()
+	for i := range flood {
+		// "a" < "m-self": this node dials at once, without yielding.
+		found <- sdk.PeerInfo{ID: fmt.Sprintf("a-fake-%06d", i), Addrs: []string{"/ip4/10.0.0.200/tcp/4001"}}
+	}
+	took := time.Since(start)
+	connects, most := nw.counts()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d sightings taken in %s (%.0f/s): %d dials, at most %d at once", flood, took, flood/took.Seconds(), connects, most)
+	if most > discoveryMaxDialing {
+		t.Errorf("%d dials at once, want at most %d", most, discoveryMaxDialing)
+	}
+	if connects > discoveryDialBudget {
+		t.Errorf("%d dials in one window, want at most %d", connects, discoveryDialBudget)
+	}
+	if connects == 0 {
+		t.Error("no dial at all")
+	}
+}
+
+// TestDiscoverRestartsAndReadvertises: a search that ends (a plugin
+// restarted) is started again, and a change of the network's addresses
+// is advertised.
+func TestDiscoverRestartsAndReadvertises(t *testing.T) {
+	setDiscoveryTuning(t, func() { discoveryRestartMin = 10 * time.Millisecond; discoveryAddrsEvery = 20 * time.Millisecond })
+	nw := &fakeNetwork{id: "self", addrs: []string{"/ip4/10.0.0.1/tcp/4001"}}
+	disc := &scriptedDiscovery{finds: make(chan chan sdk.PeerInfo, 4)}
+	first := make(chan sdk.PeerInfo)
+	close(first) // the first search ends at once
+	disc.finds <- first
+	disc.finds <- make(chan sdk.PeerInfo)
+	disc.finds <- make(chan sdk.PeerInfo)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- Discover(dctx, nw, map[string]sdk.Discovery{"d": disc}, "ns", slog.New(slog.DiscardHandler))
+	}()
+	waitUntil(t, ctx, "the search started again", func() bool { n, _ := disc.state(); return n == 2 })
+	nw.mu.Lock()
+	nw.addrs = []string{"/ip4/10.0.0.2/tcp/4001"}
+	nw.mu.Unlock()
+	waitUntil(t, ctx, "the new address advertised", func() bool {
+		_, ads := disc.state()
+		return len(ads) == 3 && slices.Equal(ads[2].Addrs, []string{"/ip4/10.0.0.2/tcp/4001"})
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDiscoverRedialsAPeerThatCameBack: a peer whose dial connected is
+// dialled again when sighted after it went away (a node that restarted
+// announces itself again), without waiting discoveryRetry; while it stays
+// connected, sightings dial nothing.
+func TestDiscoverRedialsAPeerThatCameBack(t *testing.T) {
+	setDiscoveryTuning(t, func() { discoveryYield = 0 })
+	saved := discoveryRecheck
+	discoveryRecheck = 0
+	t.Cleanup(func() { discoveryRecheck = saved })
+	nw := &fakeNetwork{id: "m-self", reachable: true, addrs: []string{"/ip4/10.0.0.1/tcp/4001"}}
+	disc := &scriptedDiscovery{finds: make(chan chan sdk.PeerInfo, 1)}
+	found := make(chan sdk.PeerInfo)
+	disc.finds <- found
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dctx, stop := context.WithCancel(ctx)
+	var mu sync.Mutex
+	var connectedAt []string
+	done := make(chan error, 1)
+	go func() {
+		done <- Discover(dctx, nw, map[string]sdk.Discovery{"d": disc}, "ns", slog.New(slog.DiscardHandler),
+			OnConnected(func(id, from string) { mu.Lock(); connectedAt = append(connectedAt, id+" by "+from); mu.Unlock() }))
+	}()
+	peer := sdk.PeerInfo{ID: "a-peer", Addrs: []string{"/ip4/10.0.0.2/tcp/4001"}}
+	sight := func(wantConnects int, what string) {
+		t.Helper()
+		found <- peer
+		waitUntil(t, ctx, what, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			n, _ := nw.counts()
+			return n == wantConnects && len(connectedAt) > 0
+		})
+	}
+	sight(1, "the first sighting dialled")
+	mu.Lock()
+	connectedAt = nil
+	mu.Unlock()
+	sight(1, "a sighting while connected: no dial")
+	nw.mu.Lock()
+	delete(nw.connected, peer.ID)
+	nw.mu.Unlock()
+	mu.Lock()
+	connectedAt = nil
+	mu.Unlock()
+	sight(2, "a sighting after it went away: dialled again")
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if connectedAt[0] != "a-peer by d" {
+		t.Fatalf("OnConnected got %q", connectedAt)
 	}
 }

@@ -53,6 +53,7 @@ type options struct {
 	bulkEntries    int // 0: no bulk entry fetch
 	bulkBytes      int
 	rendezvous     time.Duration // 0: no rendezvous
+	rendezvousHook func(peerID string)
 	logger         *slog.Logger
 	// pubsubValidated: every honest node's network validates pubsub
 	// messages with ValidateAnnouncement before forwarding them.
@@ -214,4 +215,11 @@ func WithBulkFetch(entries, bytes int) Option {
 // fail quietly (logged at debug, shown in Status).
 func WithRendezvousInterval(d time.Duration) Option {
 	return func(o *options) error { o.rendezvous = d; return nonNegativeDuration("rendezvous interval", d) }
+}
+
+// WithRendezvousConnected calls f with each peer a rendezvous lookup
+// found and connected (how `skein peers` tells peers found through the
+// DHT). f must not block.
+func WithRendezvousConnected(f func(peerID string)) Option {
+	return func(o *options) error { o.rendezvousHook = f; return nil }
 }

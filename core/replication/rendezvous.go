@@ -189,6 +189,9 @@ func (r *Replicator) connectFound(ctx context.Context, info sdk.PeerInfo) bool {
 		return false
 	}
 	r.logger.Info("rendezvous: connected to a peer of a replicated topic", "peer", info.ID)
+	if f := r.opts.rendezvousHook; f != nil {
+		f(info.ID)
+	}
 	return true
 }
 

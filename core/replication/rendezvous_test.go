@@ -27,13 +27,15 @@ func TestRendezvousConnectsPeersOfATopic(t *testing.T) {
 		pubs = append(pubs, k.Public().(ed25519.PublicKey))
 	}
 	var peers []*peerNode
+	var hooked sync.Map // "a found b" -> true, from WithRendezvousConnected
 	for i, name := range []string{"a", "b", "c"} {
 		nd, err := sn.AddNode(name)
 		if err != nil {
 			t.Fatal(err)
 		}
+		hook := replication.WithRendezvousConnected(func(id string) { hooked.Store(name+" found "+id, true) })
 		peers = append(peers, startPeer(t, name, nd, keys[i], log.AllowWriters(pubs...),
-			fastOpts(replication.WithRendezvousInterval(time.Minute))...))
+			fastOpts(replication.WithRendezvousInterval(time.Minute), hook)...))
 	}
 	// A node that replicates another topic is never dialled.
 	other, err := sn.AddNode("other")
@@ -65,6 +67,11 @@ func TestRendezvousConnectsPeersOfATopic(t *testing.T) {
 	ra, rb := a.rep.Status().Logs[0].Rendezvous, b.rep.Status().Logs[0].Rendezvous
 	if ra.Found+rb.Found == 0 || ra.Last.IsZero() || rb.Last.IsZero() || ra.Error != "" || rb.Error != "" {
 		t.Fatalf("rendezvous status: a %+v, b %+v; want rounds without errors that found the other", ra, rb)
+	}
+	if _, ab := hooked.Load("a found b"); !ab {
+		if _, ba := hooked.Load("b found a"); !ba {
+			t.Fatal("WithRendezvousConnected was not called for the peer a rendezvous connected")
+		}
 	}
 	if ps, _ := other.Peers(context.Background()); len(ps) != 0 {
 		t.Fatalf("the node of another topic was connected to %v", ps)

@@ -9,18 +9,40 @@ import (
 	"github.com/skein-p2p/skein/sdk"
 )
 
+// DiscoveryOption adjusts the discovery conformance suite.
+type DiscoveryOption func(*discoveryConfig)
+
+type discoveryConfig struct {
+	addrs [][]string // the addresses of the peers advertised, case by case
+}
+
+// WithAdvertisedAddrs makes every peer the suite advertises carry addrs
+// (which a finder must get back as given), for a discovery that passes
+// on only addresses its medium can reach: a LAN discovery announces no
+// loopback address, say. Default: loopback addresses, and none for one
+// case.
+func WithAdvertisedAddrs(addrs ...string) DiscoveryOption {
+	return func(c *discoveryConfig) {
+		c.addrs = [][]string{addrs, addrs, addrs}
+	}
+}
+
 // TestDiscovery runs the discovery conformance suite. open returns two
 // started discoveries that share a medium (a, b may be the same value):
 // what a advertises, b must find.
-func TestDiscovery(t *testing.T, open func(t testing.TB) (a, b sdk.Discovery)) {
+func TestDiscovery(t *testing.T, open func(t testing.TB) (a, b sdk.Discovery), opts ...DiscoveryOption) {
 	t.Helper()
+	cfg := discoveryConfig{addrs: [][]string{{"/ip4/127.0.0.1/tcp/4001"}, {"/ip4/127.0.0.1/tcp/4002"}, nil}}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	cases := []struct {
 		name string
 		run  func(t *testing.T, a, b sdk.Discovery)
 	}{
 		{"AdvertiseThenFind", func(t *testing.T, a, b sdk.Discovery) {
 			ctx := testCtx(t)
-			self := sdk.PeerInfo{ID: "peer-" + t.Name(), Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}}
+			self := sdk.PeerInfo{ID: "peer-" + t.Name(), Addrs: cfg.addrs[0]}
 			if err := a.Advertise(ctx, "ns-1", self); err != nil {
 				t.Fatalf("advertise: %v", err)
 			}
@@ -34,7 +56,7 @@ func TestDiscovery(t *testing.T, open func(t testing.TB) (a, b sdk.Discovery)) {
 			if err != nil {
 				t.Fatalf("find peers: %v", err)
 			}
-			self := sdk.PeerInfo{ID: "late-" + t.Name(), Addrs: []string{"/ip4/127.0.0.1/tcp/4002"}}
+			self := sdk.PeerInfo{ID: "late-" + t.Name(), Addrs: cfg.addrs[1]}
 			if err := a.Advertise(ctx, "ns-2", self); err != nil {
 				t.Fatalf("advertise: %v", err)
 			}
@@ -57,7 +79,7 @@ func TestDiscovery(t *testing.T, open func(t testing.TB) (a, b sdk.Discovery)) {
 		}},
 		{"NamespacesAreSeparate", func(t *testing.T, a, b sdk.Discovery) {
 			ctx := testCtx(t)
-			self := sdk.PeerInfo{ID: "ns-peer-" + t.Name()}
+			self := sdk.PeerInfo{ID: "ns-peer-" + t.Name(), Addrs: cfg.addrs[2]}
 			if err := a.Advertise(ctx, "ns-a", self); err != nil {
 				t.Fatalf("advertise: %v", err)
 			}

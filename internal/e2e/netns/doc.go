@@ -19,13 +19,21 @@
 //     send, messages --json, peers, sync status --json) over the node's unix
 //     socket, which the CLI reaches from outside the namespace.
 //
+// The LAN tests (lan_test.go) run nodes made by `skein init --preset lan`
+// with the config as written: no address or peer anywhere; they find each
+// other by multicast DNS on the namespaces' links, watched by an observer
+// host and, in TestLANFlood, attacked by a flooding one (the test binary
+// re-executed in a namespace, lan_helpers_test.go). Hosts may sit on
+// several bridges (newBridgedTopology).
+//
 // A partition takes a node's bridge port down (`ip link set down` in the
 // bridge namespace): its packets go nowhere, as with a pulled cable.
 //
 // The tests need root, iproute2's `ip` and a kernel that lets root create
 // network namespaces, veth pairs and bridges; without them they skip and say
 // why. No traffic leaves the test's namespaces: they have no route to
-// anything else, and nothing multicasts outside them.
+// anything else, and nothing multicasts outside them (mDNS runs only on
+// the namespaces' own links).
 //
 //	sudo go test ./internal/e2e/netns/ -v
 package netns

@@ -153,6 +153,8 @@ type node struct {
 	// peerID and dialAddr are the network plugin's peer id and its
 	// address on the namespace's link, ending in /p2p/<peer id>.
 	peerID, dialAddr string
+	// launched is when the last launch started the process.
+	launched time.Time
 }
 
 // nodePort is the TCP port every node's network plugin listens on: each
@@ -172,7 +174,7 @@ func startNode(tb testing.TB, h *host, bootstrap ...string) *node {
 // network plugin's config keys) added to the network plugin's config.
 func startNodeWith(tb testing.TB, h *host, netExtra string, bootstrap ...string) *node {
 	tb.Helper()
-	bin := skeinBinary(tb)
+	skeinBinary(tb) // built before n.run uses it
 	n := &node{
 		name:    h.name,
 		host:    h,
@@ -204,22 +206,7 @@ func startNodeWith(tb testing.TB, h *host, netExtra string, bootstrap ...string)
 		tb.Fatal(err)
 	}
 
-	n.cmd = exec.Command("ip", "netns", "exec", h.ns, bin, "run", "--data-dir", n.dataDir)
-	n.cmd.Env = n.env
-	// If the test binary dies, the node goes with it (ip netns exec
-	// execs skein in place, so this is skein's own setting).
-	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stderr, err := n.cmd.StderrPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := n.cmd.Start(); err != nil {
-		tb.Fatalf("%s: start skein run in %s: %v", n.name, h.ns, err)
-	}
-	n.log = newLineLog(stderr)
-	tb.Cleanup(func() { n.stop(tb) })
-	n.log.wait(tb, "client API serving", 60*time.Second)
-	n.log.wait(tb, "node running", 60*time.Second)
+	n.launch(tb)
 
 	var id struct {
 		PeerID string   `json:"peer_id"`
@@ -237,6 +224,30 @@ func startNodeWith(tb testing.TB, h *host, netExtra string, bootstrap ...string)
 	}
 	n.peerID = id.PeerID
 	return n
+}
+
+// launch runs `ip netns exec <ns> skein run` on the node's data
+// directory until the test ends, and returns once the node serves its
+// client API. A stopped node is launched again the same way.
+func (n *node) launch(tb testing.TB) {
+	tb.Helper()
+	n.cmd = exec.Command("ip", "netns", "exec", n.host.ns, skeinBinary(tb), "run", "--data-dir", n.dataDir)
+	n.cmd.Env = n.env
+	// If the test binary dies, the node goes with it (ip netns exec
+	// execs skein in place, so this is skein's own setting).
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stderr, err := n.cmd.StderrPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n.launched = time.Now()
+	if err := n.cmd.Start(); err != nil {
+		tb.Fatalf("%s: start skein run in %s: %v", n.name, n.host.ns, err)
+	}
+	n.log = newLineLog(stderr)
+	tb.Cleanup(func() { n.stop(tb) })
+	n.log.wait(tb, "client API serving", 60*time.Second)
+	n.log.wait(tb, "node running", 60*time.Second)
 }
 
 // stop ends the node with SIGTERM (SIGKILL if it has not stopped 15 s

@@ -287,7 +287,8 @@ const (
 
 // runHelper is the test binary re-executed inside a namespace: listen on
 // the address, print "ready" and accept until killed, or dial it once
-// with a 1 s timeout and exit 0 when connected.
+// with a 1 s timeout and exit 0 when connected; or observe or flood the
+// LAN's multicast DNS (lan_helpers_test.go).
 func runHelper(mode, addr string) int {
 	switch mode {
 	case "listen":
@@ -312,6 +313,10 @@ func runHelper(mode, addr string) int {
 		}
 		c.Close()
 		return 0
+	case "observe":
+		return runObserver()
+	case "flood":
+		return runFlooder(addr)
 	default:
 		fmt.Fprintf(os.Stderr, "%s: unknown mode %q\n", helperEnv, mode)
 		return 2
