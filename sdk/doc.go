@@ -20,17 +20,22 @@
 //
 // Optional capabilities are separate interfaces found by type assertion:
 // StatusReporter for health, PacketTransport for radio-like links, and for
-// a Network PeerNotifier, DirectMessenger, PeerBlocker and
-// TransportAttacher. Serve announces each one the value implements in
-// Describe's capabilities (CapNetworkPeerEvents, CapNetworkDirect,
-// CapNetworkBlockPeer, CapNetworkTransports) and carries it over the wire.
+// a Network PeerNotifier, DirectMessenger, PeerBlocker, TransportAttacher,
+// TopicGate (closed topics), TopicValidator (the host judges each pubsub
+// message) and PeerScorer. Serve announces each one the value implements
+// in Describe's capabilities (CapNetworkPeerEvents, CapNetworkDirect,
+// CapNetworkBlockPeer, CapNetworkTransports, CapNetworkTopicGate,
+// CapNetworkTopicValidator, CapNetworkPeerScorer) and carries it over the
+// wire; a host's validator answers the plugin's validations over one
+// stream per topic.
 // An out-of-process network attaches a transport plugin by its
 // TransportEndpoint: it connects to the transport plugin process itself
 // (DialTransport), so transport bytes never pass through the host.
 //
 // # Testing a plugin
 //
-// Package sdk/plugintest has a conformance suite per kind and runs the same
+// Package sdk/plugintest has a conformance suite per kind (and one for the
+// topic capabilities of a network, TestNetworkTopics) and runs the same
 // suite against the plugin linked in and out of process.
 //
 // # Hosting plugins

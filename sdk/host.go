@@ -81,6 +81,12 @@ const (
 	CapNetworkDirect = "network.direct"
 	// CapNetworkBlockPeer: the network implements PeerBlocker.
 	CapNetworkBlockPeer = "network.block-peer"
+	// CapNetworkTopicGate: the network implements TopicGate.
+	CapNetworkTopicGate = "network.topic-gate"
+	// CapNetworkTopicValidator: the network implements TopicValidator.
+	CapNetworkTopicValidator = "network.topic-validator"
+	// CapNetworkPeerScorer: the network implements PeerScorer.
+	CapNetworkPeerScorer = "network.peer-scorer"
 )
 
 // Errors a host sees at the boundary.
@@ -92,7 +98,8 @@ var (
 	// not declare in Describe.
 	ErrKindNotServed = errors.New("plugin does not serve this kind")
 	// ErrCapabilityNotServed is returned by an optional capability method
-	// (PeerEvents, HandleRequests, Request, BlockPeer) of a remote or
+	// (PeerEvents, HandleRequests, Request, BlockPeer, CloseTopic,
+	// AdmitPeer, ValidateTopic, ScorePeer) of a remote or
 	// host-proxied network whose plugin does not announce the capability.
 	// A caller falls back as it would when a type assertion fails.
 	ErrCapabilityNotServed = errors.New("capability not served by the plugin")

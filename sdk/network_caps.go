@@ -60,7 +60,10 @@ type TopicGate interface {
 	CloseTopic(ctx context.Context, topic string) error
 	// AdmitPeer admits peer to the closed topic (admit true) until its last
 	// connection closes, or evicts it at once (admit false). Admitting a
-	// peer that is not connected is an error wrapping ErrNotFound.
+	// peer that is not connected is an error wrapping ErrNotFound;
+	// admitting one to a topic that is not closed, an error wrapping
+	// ErrInvalidArgument. Evicting a peer that is not admitted does
+	// nothing.
 	AdmitPeer(ctx context.Context, topic, peer string, admit bool) error
 }
 
@@ -105,5 +108,12 @@ type PeerScorer interface {
 	// turned out bad (a head nobody served, an entry rejected), positive
 	// for what turned out good. The network bounds and decays the score
 	// and decides what a low score costs the peer; reason is for its log.
+	// A peer that is not connected is scored too (it may come back).
+	//
+	// Scale, by convention: -10 is one clear fault, as much as one message
+	// a validator rejects costs the peer that handed it over. network.ipfs
+	// by default prunes a peer from meshes below 0, ignores its pubsub
+	// traffic below -80 and cuts it off below -160, and bounds the
+	// application score to [-1000, 10], halved every minute.
 	ScorePeer(ctx context.Context, peer string, delta float64, reason string) error
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -22,22 +23,98 @@ import (
 //     protocol and returns that handler's answer;
 //   - Request to a blocked peer fails;
 //   - Connect and BlockPeer emit peer events.
+//
+// And the topic capabilities, with only "12D3KooWremote" connected; a
+// Request whose protocol is a topic asks the state: peer "closed",
+// "admitted" (the remote peer), "score" (its score), "validate" (runs the
+// topic's validator on the request as the remote peer's message, with a
+// 500 ms deadline, and answers the verdict's number, or "none").
 type capNetwork struct {
 	*memNetwork
-	cmu      sync.Mutex
-	handlers map[string]sdk.RequestHandler
-	blocked  map[string]string // peer -> reason
-	watchers []chan sdk.PeerEvent
+	cmu        sync.Mutex
+	handlers   map[string]sdk.RequestHandler
+	blocked    map[string]string // peer -> reason
+	watchers   []chan sdk.PeerEvent
+	closed     map[string]bool
+	admitted   map[string]bool
+	validators map[string]sdk.MessageValidator
+	score      float64
 }
 
 var (
 	_ sdk.PeerNotifier    = (*capNetwork)(nil)
 	_ sdk.DirectMessenger = (*capNetwork)(nil)
 	_ sdk.PeerBlocker     = (*capNetwork)(nil)
+	_ sdk.TopicGate       = (*capNetwork)(nil)
+	_ sdk.TopicValidator  = (*capNetwork)(nil)
+	_ sdk.PeerScorer      = (*capNetwork)(nil)
 )
 
+const remotePeer = "12D3KooWremote"
+
 func newCapNetwork() *capNetwork {
-	return &capNetwork{memNetwork: newMemNetwork(), handlers: map[string]sdk.RequestHandler{}, blocked: map[string]string{}}
+	return &capNetwork{
+		memNetwork: newMemNetwork(), handlers: map[string]sdk.RequestHandler{}, blocked: map[string]string{},
+		closed: map[string]bool{}, admitted: map[string]bool{}, validators: map[string]sdk.MessageValidator{},
+	}
+}
+
+func (n *capNetwork) CloseTopic(_ context.Context, topic string) error {
+	n.cmu.Lock()
+	defer n.cmu.Unlock()
+	n.closed[topic] = true
+	return nil
+}
+
+func (n *capNetwork) AdmitPeer(_ context.Context, topic, peer string, admit bool) error {
+	n.cmu.Lock()
+	defer n.cmu.Unlock()
+	if peer != remotePeer {
+		return fmt.Errorf("peer %s: %w", peer, sdk.ErrNotFound)
+	}
+	n.admitted[topic] = admit
+	return nil
+}
+
+func (n *capNetwork) ValidateTopic(topic string, v sdk.MessageValidator) error {
+	n.cmu.Lock()
+	defer n.cmu.Unlock()
+	if v == nil {
+		delete(n.validators, topic)
+	} else {
+		n.validators[topic] = v
+	}
+	return nil
+}
+
+func (n *capNetwork) ScorePeer(_ context.Context, peer string, delta float64, _ string) error {
+	n.cmu.Lock()
+	defer n.cmu.Unlock()
+	n.score += delta
+	return nil
+}
+
+// topicState answers the state requests (see capNetwork).
+func (n *capNetwork) topicState(ctx context.Context, what, topic string, req []byte) ([]byte, bool) {
+	n.cmu.Lock()
+	closed, admitted, v, score := n.closed[topic], n.admitted[topic], n.validators[topic], n.score
+	n.cmu.Unlock()
+	switch what {
+	case "closed":
+		return []byte(fmt.Sprint(closed)), true
+	case "admitted":
+		return []byte(fmt.Sprint(admitted)), true
+	case "score":
+		return []byte(fmt.Sprint(score)), true
+	case "validate":
+		if v == nil {
+			return []byte("none"), true
+		}
+		ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		return []byte(fmt.Sprint(int(v(ctx, remotePeer, req)))), true
+	}
+	return nil, false
 }
 
 func (*capNetwork) Describe(context.Context) (sdk.Description, error) {
@@ -108,6 +185,9 @@ func (n *capNetwork) HandleRequests(protocol string, h sdk.RequestHandler) error
 }
 
 func (n *capNetwork) Request(ctx context.Context, peer, protocol string, request []byte) ([]byte, error) {
+	if b, ok := n.topicState(ctx, peer, protocol, request); ok {
+		return b, nil
+	}
 	n.cmu.Lock()
 	reason, blocked := n.blocked[peer]
 	h := n.handlers[protocol]
@@ -344,6 +424,12 @@ func TestNetworkWithoutCapabilitiesSaysSo(t *testing.T) {
 		}},
 		{"request", func() error { _, err := n.(sdk.DirectMessenger).Request(ctx, "p", "/p", nil); return err }},
 		{"block peer", func() error { return n.(sdk.PeerBlocker).BlockPeer(ctx, "p", "r", time.Second) }},
+		{"close topic", func() error { return n.(sdk.TopicGate).CloseTopic(ctx, "t") }},
+		{"admit peer", func() error { return n.(sdk.TopicGate).AdmitPeer(ctx, "t", "p", true) }},
+		{"validate topic", func() error {
+			return n.(sdk.TopicValidator).ValidateTopic("t", func(context.Context, string, []byte) sdk.Verdict { return sdk.VerdictAccept })
+		}},
+		{"score peer", func() error { return n.(sdk.PeerScorer).ScorePeer(ctx, "p", -1, "r") }},
 	}
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
@@ -388,4 +474,134 @@ func BenchmarkDirectRequest(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestTopicCapabilitiesAcrossTheWire: CloseTopic, AdmitPeer and ScorePeer
+// reach the plugin, and its network's validator runs the host's
+// MessageValidator, whose verdicts (or their absence) come back.
+func TestTopicCapabilitiesAcrossTheWire(t *testing.T) {
+	rp := plugintest.StartProcess(t, "capnetwork")
+	desc, _ := rp.Description()
+	for _, c := range []string{sdk.CapNetworkTopicGate, sdk.CapNetworkTopicValidator, sdk.CapNetworkPeerScorer} {
+		if !slices.Contains(desc.Capabilities, c) {
+			t.Fatalf("capabilities %v lack %q", desc.Capabilities, c)
+		}
+	}
+	n, _ := rp.Network()
+	dm, tg, tv, ps := n.(sdk.DirectMessenger), n.(sdk.TopicGate), n.(sdk.TopicValidator), n.(sdk.PeerScorer)
+	ctx := ctxT(t)
+	const topic = "skein/test/topic"
+	ask := func(what, data string) string {
+		t.Helper()
+		got, err := dm.Request(ctx, what, topic, []byte(data))
+		if err != nil {
+			t.Fatalf("ask %s: %v", what, err)
+		}
+		return string(got)
+	}
+
+	if err := tg.CloseTopic(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	if got := ask("closed", ""); got != "true" {
+		t.Fatalf("closed = %s", got)
+	}
+	if err := tg.AdmitPeer(ctx, topic, "12D3KooWother", true); !errors.Is(err, sdk.ErrNotFound) {
+		t.Fatalf("admit a peer not connected: err = %v, want ErrNotFound", err)
+	}
+	if err := tg.AdmitPeer(ctx, topic, remotePeer, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := ask("admitted", ""); got != "true" {
+		t.Fatalf("admitted = %s", got)
+	}
+	for _, bad := range []func() error{
+		func() error { return tg.CloseTopic(ctx, "") },
+		func() error { return tg.AdmitPeer(ctx, topic, "", true) },
+		func() error { return ps.ScorePeer(ctx, remotePeer, math.NaN(), "r") },
+		func() error { return tv.ValidateTopic("", nil) },
+	} {
+		if err := bad(); !errors.Is(err, sdk.ErrInvalidArgument) {
+			t.Fatalf("err = %v, want ErrInvalidArgument", err)
+		}
+	}
+	if err := ps.ScorePeer(ctx, remotePeer, -1.5, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if got := ask("score", ""); got != "-1.5" {
+		t.Fatalf("score = %s", got)
+	}
+
+	var froms sync.Map
+	if err := tv.ValidateTopic(topic, func(ctx context.Context, from string, data []byte) sdk.Verdict {
+		froms.Store(string(data), from)
+		switch string(data) {
+		case "accept":
+			return sdk.VerdictAccept
+		case "reject":
+			return sdk.VerdictReject
+		case "slow":
+			<-ctx.Done() // past the plugin's deadline: no answer in time
+			return sdk.VerdictAccept
+		case "panic":
+			panic("validator panics")
+		case "unknown":
+			return sdk.Verdict(42)
+		}
+		return sdk.VerdictIgnore
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ data, want string }{
+		{"accept", "1"}, {"ignore", "2"}, {"reject", "3"}, {"slow", "2"}, {"panic", "2"}, {"unknown", "2"},
+	} {
+		if got := ask("validate", tc.data); got != tc.want {
+			t.Fatalf("%s: verdict %s, want %s", tc.data, got, tc.want)
+		}
+	}
+	if from, _ := froms.Load("accept"); from != remotePeer {
+		t.Fatalf("the host's validator saw the message from %v, want %s", from, remotePeer)
+	}
+
+	t.Run("concurrent validations", func(t *testing.T) {
+		var wg sync.WaitGroup
+		errs := make(chan error, 32)
+		for i := range 32 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				data, want := "accept", "1"
+				if i%2 == 1 {
+					data, want = "reject", "3"
+				}
+				got, err := dm.Request(ctx, "validate", topic, []byte(data))
+				if err == nil && string(got) != want {
+					err = fmt.Errorf("%s: verdict %s, want %s", data, got, want)
+				}
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+
+	t.Run("replaced, then removed", func(t *testing.T) {
+		if err := tv.ValidateTopic(topic, func(context.Context, string, []byte) sdk.Verdict { return sdk.VerdictReject }); err != nil {
+			t.Fatal(err)
+		}
+		if got := ask("validate", "accept"); got != "3" {
+			t.Fatalf("replaced validator: verdict %s, want 3", got)
+		}
+		if err := tv.ValidateTopic(topic, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := ask("validate", "accept"); got != "none" {
+			t.Fatalf("removed validator: %s, want none", got)
+		}
+	})
 }

@@ -26,7 +26,8 @@ type RemotePlugin struct {
 	desc  *Description
 	tinfo *wirev1.TransportInfo
 
-	direct *directRegistry // handler streams of the network's DirectMessenger
+	direct     *directRegistry    // handler streams of the network's DirectMessenger
+	validators *validatorRegistry // validator streams of its TopicValidator
 }
 
 var (
@@ -35,7 +36,7 @@ var (
 )
 
 func newRemotePlugin(c *grpcClient, cfg remoteConfig) *RemotePlugin {
-	return &RemotePlugin{c: c, cfg: cfg, direct: newDirectRegistry(c.ctx)}
+	return &RemotePlugin{c: c, cfg: cfg, direct: newDirectRegistry(c.ctx), validators: newValidatorRegistry(c.ctx)}
 }
 
 // Done is closed when the plugin process has exited.
@@ -181,10 +182,13 @@ func (r *RemotePlugin) Discovery() (Discovery, bool) {
 
 // Network returns the plugin's network if Describe declared it. The value
 // always has the methods of the optional capabilities PeerNotifier,
-// DirectMessenger and PeerBlocker; each fails with ErrCapabilityNotServed
-// unless the plugin announced it (CapNetworkPeerEvents, CapNetworkDirect,
-// CapNetworkBlockPeer). Handlers registered with HandleRequests belong to
-// the plugin, whichever Network value registered them.
+// DirectMessenger, PeerBlocker, TopicGate, TopicValidator and PeerScorer;
+// each fails with ErrCapabilityNotServed unless the plugin announced it
+// (CapNetworkPeerEvents, CapNetworkDirect, CapNetworkBlockPeer,
+// CapNetworkTopicGate, CapNetworkTopicValidator, CapNetworkPeerScorer).
+// Handlers registered with HandleRequests and validators registered with
+// ValidateTopic belong to the plugin, whichever Network value registered
+// them.
 func (r *RemotePlugin) Network() (Network, bool) {
 	r.mu.Lock()
 	desc := r.desc
@@ -193,13 +197,17 @@ func (r *RemotePlugin) Network() (Network, bool) {
 		return nil, false
 	}
 	return &remoteNetwork{
-		c:      r.c.network(),
-		direct: r.direct,
+		c:          r.c.network(),
+		direct:     r.direct,
+		validators: r.validators,
 		caps: networkCaps{
-			peerEvents: slices.Contains(desc.Capabilities, CapNetworkPeerEvents),
-			direct:     slices.Contains(desc.Capabilities, CapNetworkDirect),
-			blockPeer:  slices.Contains(desc.Capabilities, CapNetworkBlockPeer),
-			transports: slices.Contains(desc.Capabilities, CapNetworkTransports),
+			peerEvents:     slices.Contains(desc.Capabilities, CapNetworkPeerEvents),
+			direct:         slices.Contains(desc.Capabilities, CapNetworkDirect),
+			blockPeer:      slices.Contains(desc.Capabilities, CapNetworkBlockPeer),
+			transports:     slices.Contains(desc.Capabilities, CapNetworkTransports),
+			topicGate:      slices.Contains(desc.Capabilities, CapNetworkTopicGate),
+			topicValidator: slices.Contains(desc.Capabilities, CapNetworkTopicValidator),
+			peerScorer:     slices.Contains(desc.Capabilities, CapNetworkPeerScorer),
 		},
 	}, true
 }

@@ -23,9 +23,10 @@ const infoTimeout = 5 * time.Second
 
 // remoteNetwork is a Network in a plugin process.
 type remoteNetwork struct {
-	c      wirev1.NetworkClient
-	caps   networkCaps
-	direct *directRegistry
+	c          wirev1.NetworkClient
+	caps       networkCaps
+	direct     *directRegistry
+	validators *validatorRegistry
 
 	mu sync.Mutex
 	// last is the last Info answer, used when the plugin cannot be asked.

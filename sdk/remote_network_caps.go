@@ -33,6 +33,8 @@ const registerTimeout = 10 * time.Second
 type networkCaps struct {
 	peerEvents, direct, blockPeer bool
 	transports                    bool // TransportAttacher (transport_attach.go)
+	// TopicGate, TopicValidator, PeerScorer (remote_topics.go)
+	topicGate, topicValidator, peerScorer bool
 }
 
 // capError converts an error of a capability RPC: UNIMPLEMENTED means the

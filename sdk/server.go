@@ -134,6 +134,15 @@ func completeDescription(p Plugin, d Description) (Description, error) {
 		if _, ok := p.(TransportAttacher); ok {
 			add(CapNetworkTransports)
 		}
+		if _, ok := p.(TopicGate); ok {
+			add(CapNetworkTopicGate)
+		}
+		if _, ok := p.(TopicValidator); ok {
+			add(CapNetworkTopicValidator)
+		}
+		if _, ok := p.(PeerScorer); ok {
+			add(CapNetworkPeerScorer)
+		}
 	}
 	d.Capabilities = caps
 	return d, nil

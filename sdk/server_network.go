@@ -17,6 +17,9 @@ type networkServer struct {
 	directMu sync.Mutex
 	direct   map[string]*directStream // the current host stream per protocol
 
+	valMu      sync.Mutex
+	validators map[string]*validatorStream // the current host stream per topic
+
 	attached attachedEndpoints // transport_attach.go
 }
 

@@ -19,7 +19,7 @@ import (
 // The plugin side of the optional network capabilities (network_caps.go).
 
 func newNetworkServer(n Network) *networkServer {
-	return &networkServer{impl: n, direct: map[string]*directStream{}}
+	return &networkServer{impl: n, direct: map[string]*directStream{}, validators: map[string]*validatorStream{}}
 }
 
 func capUnimplemented(name string) error {

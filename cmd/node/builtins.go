@@ -14,6 +14,7 @@ import (
 func init() {
 	pluginhost.Register(store.ID, func() sdk.Plugin { return store.New() })
 	pluginhost.Register(memstore.ID, func() sdk.Plugin { return memstore.New() })
-	pluginhost.Register(ipfs.ID, func() sdk.Plugin { return ipfs.New() })
+	// libp2p's identify tells every peer "skein/<version>".
+	pluginhost.Register(ipfs.ID, func() sdk.Plugin { return ipfs.New(ipfs.WithAgentVersion("skein/" + currentVersion().Version)) })
 	pluginhost.Register(mdns.ID, func() sdk.Plugin { return mdns.New() })
 }

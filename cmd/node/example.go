@@ -82,7 +82,7 @@ func yamlDefault(k sdk.ConfigKey) string {
 	switch k.Type {
 	case "list":
 		return flowList(strings.Fields(strings.Trim(k.Default, "[]")))
-	case "map", "int", "bool", "duration":
+	case "map", "int", "number", "bool", "duration", "size":
 		if k.Default == "" {
 			return `""`
 		}

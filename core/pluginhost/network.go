@@ -25,9 +25,10 @@ type remoteNetwork interface {
 // the caller subscribes again.
 //
 // The proxy also implements the optional sdk.PeerNotifier,
-// sdk.DirectMessenger and sdk.PeerBlocker, failing with
-// sdk.ErrCapabilityNotServed when the running plugin lacks one; see
-// network_caps.go for how each behaves across restarts.
+// sdk.DirectMessenger, sdk.PeerBlocker, sdk.TopicGate, sdk.TopicValidator
+// and sdk.PeerScorer, failing with sdk.ErrCapabilityNotServed when the
+// running plugin lacks one; see network_caps.go for how each behaves
+// across restarts.
 type networkProxy struct{ p *Plugin }
 
 var _ sdk.Network = (*networkProxy)(nil)

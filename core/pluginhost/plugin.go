@@ -64,10 +64,13 @@ type Plugin struct {
 
 	storeProxy *storeProxy
 
-	// directMu serialises changes of direct with their registration on
-	// the running instance, and a restart's re-registration with install.
-	directMu sync.Mutex
-	direct   map[string]sdk.RequestHandler // network handlers by protocol
+	// directMu serialises changes of direct, closedTopics and validators
+	// with their registration on the running instance, and a restart's
+	// re-registration with install.
+	directMu     sync.Mutex
+	direct       map[string]sdk.RequestHandler   // network handlers by protocol
+	closedTopics map[string]bool                 // network topics closed (TopicGate)
+	validators   map[string]sdk.MessageValidator // network validators by topic
 }
 
 func newPlugin(spec Spec, logger *slog.Logger) *Plugin {

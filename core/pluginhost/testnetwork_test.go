@@ -23,11 +23,23 @@ const loopNetworkID = "test.loopnetwork"
 // protocol (which, out of process, is the host's) and returns its answer.
 // A Request to "pid" answers the plugin's process id. BlockPeer records
 // the peer and emits a disconnect event.
+//
+// Topics: only the peer "loop" is connected (AdmitPeer of another fails
+// with sdk.ErrNotFound). A Request with protocol set to a topic asks the
+// plugin's state: peer "closed" answers whether the topic is closed,
+// "admitted" whether loop is admitted to it, "validate" runs the topic's
+// validator on the request as a message from loop and answers its verdict
+// ("1" accept, "2" ignore, "3" reject, "none" without one), "score"
+// answers loop's score.
 type loopNetwork struct {
-	mu       sync.Mutex
-	handlers map[string]sdk.RequestHandler
-	blocked  map[string]bool
-	events   chan sdk.PeerEvent
+	mu         sync.Mutex
+	handlers   map[string]sdk.RequestHandler
+	blocked    map[string]bool
+	events     chan sdk.PeerEvent
+	closed     map[string]bool
+	admitted   map[string]bool
+	validators map[string]sdk.MessageValidator
+	score      float64
 }
 
 var (
@@ -35,10 +47,78 @@ var (
 	_ sdk.DirectMessenger = (*loopNetwork)(nil)
 	_ sdk.PeerNotifier    = (*loopNetwork)(nil)
 	_ sdk.PeerBlocker     = (*loopNetwork)(nil)
+	_ sdk.TopicGate       = (*loopNetwork)(nil)
+	_ sdk.TopicValidator  = (*loopNetwork)(nil)
+	_ sdk.PeerScorer      = (*loopNetwork)(nil)
 )
 
 func newLoopNetwork() *loopNetwork {
-	return &loopNetwork{handlers: map[string]sdk.RequestHandler{}, blocked: map[string]bool{}, events: make(chan sdk.PeerEvent, 16)}
+	return &loopNetwork{
+		handlers: map[string]sdk.RequestHandler{}, blocked: map[string]bool{}, events: make(chan sdk.PeerEvent, 16),
+		closed: map[string]bool{}, admitted: map[string]bool{}, validators: map[string]sdk.MessageValidator{},
+	}
+}
+
+func (n *loopNetwork) CloseTopic(_ context.Context, topic string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.closed[topic] = true
+	return nil
+}
+
+func (n *loopNetwork) AdmitPeer(_ context.Context, topic, peer string, admit bool) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case !n.closed[topic]:
+		return fmt.Errorf("topic %s not closed: %w", topic, sdk.ErrInvalidArgument)
+	case peer != "loop":
+		return fmt.Errorf("peer %s: %w", peer, sdk.ErrNotFound)
+	}
+	n.admitted[topic] = admit
+	return nil
+}
+
+func (n *loopNetwork) ValidateTopic(topic string, v sdk.MessageValidator) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if v == nil {
+		delete(n.validators, topic)
+	} else {
+		n.validators[topic] = v
+	}
+	return nil
+}
+
+func (n *loopNetwork) ScorePeer(_ context.Context, peer string, delta float64, _ string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if peer != "loop" {
+		return fmt.Errorf("peer %s: %w", peer, sdk.ErrNotFound)
+	}
+	n.score += delta
+	return nil
+}
+
+// topicState answers the state requests (see loopNetwork).
+func (n *loopNetwork) topicState(ctx context.Context, what, topic string, req []byte) ([]byte, bool) {
+	n.mu.Lock()
+	closed, admitted, v, score := n.closed[topic], n.admitted[topic], n.validators[topic], n.score
+	n.mu.Unlock()
+	switch what {
+	case "closed":
+		return []byte(strconv.FormatBool(closed)), true
+	case "admitted":
+		return []byte(strconv.FormatBool(admitted)), true
+	case "score":
+		return []byte(strconv.FormatFloat(score, 'f', -1, 64)), true
+	case "validate":
+		if v == nil {
+			return []byte("none"), true
+		}
+		return []byte(strconv.Itoa(int(v(ctx, "loop", req)))), true
+	}
+	return nil, false
 }
 
 func (*loopNetwork) Describe(context.Context) (sdk.Description, error) {
@@ -103,6 +183,9 @@ func (n *loopNetwork) HandleRequests(protocol string, h sdk.RequestHandler) erro
 }
 
 func (n *loopNetwork) Request(ctx context.Context, peer, protocol string, req []byte) ([]byte, error) {
+	if b, ok := n.topicState(ctx, peer, protocol, req); ok {
+		return b, nil
+	}
 	n.mu.Lock()
 	h, blocked := n.handlers[protocol], n.blocked[peer]
 	n.mu.Unlock()
@@ -336,6 +419,10 @@ func TestNetworkCapabilityNotServed(t *testing.T) {
 				{"handle requests", func() error { return nw.(sdk.DirectMessenger).HandleRequests("/p", newHostHandler().handle) }},
 				{"request", func() error { _, err := nw.(sdk.DirectMessenger).Request(ctx, "loop", "/p", nil); return err }},
 				{"block peer", func() error { return nw.(sdk.PeerBlocker).BlockPeer(ctx, "p", "r", time.Second) }},
+				{"close topic", func() error { return nw.(sdk.TopicGate).CloseTopic(ctx, "t") }},
+				{"admit peer", func() error { return nw.(sdk.TopicGate).AdmitPeer(ctx, "t", "loop", true) }},
+				{"validate topic", func() error { return nw.(sdk.TopicValidator).ValidateTopic("t", acceptAll) }},
+				{"score peer", func() error { return nw.(sdk.PeerScorer).ScorePeer(ctx, "loop", -1, "r") }},
 			}
 			for _, c := range calls {
 				if err := c.call(); !errors.Is(err, sdk.ErrCapabilityNotServed) {
@@ -344,4 +431,132 @@ func TestNetworkCapabilityNotServed(t *testing.T) {
 			}
 		})
 	}
+}
+
+func acceptAll(context.Context, string, []byte) sdk.Verdict { return sdk.VerdictAccept }
+
+// verdictBy judges a message by its content: "ok" is accepted, "bad"
+// rejected, "slow" waits for ctx's end, anything else ignored.
+func verdictBy(ctx context.Context, from string, data []byte) sdk.Verdict {
+	if from != "loop" {
+		return sdk.VerdictReject
+	}
+	switch string(data) {
+	case "ok":
+		return sdk.VerdictAccept
+	case "bad":
+		return sdk.VerdictReject
+	case "slow":
+		<-ctx.Done()
+		return sdk.VerdictAccept
+	case "panic":
+		panic("validator panics")
+	}
+	return sdk.VerdictIgnore
+}
+
+func TestTopicCapabilitiesThroughProxy(t *testing.T) {
+	const topic = "skein/test/topic"
+	modes := []struct {
+		name string
+		spec func(t *testing.T) Spec
+	}{
+		{"linked", func(*testing.T) Spec { return Spec{Name: "net", Mode: ModeLinked, ID: loopNetworkID} }},
+		{"process", func(t *testing.T) Spec { return processSpec(t, "net", "loopnetwork") }},
+	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			h, _ := newTestHost(t)
+			p := launch(t, h, m.spec(t))
+			nw, err := p.Network()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dm, tg := nw.(sdk.DirectMessenger), nw.(sdk.TopicGate)
+			ctx := ctxTimeout(t, 20*time.Second)
+			if err := tg.AdmitPeer(ctx, topic, "loop", true); !errors.Is(err, sdk.ErrInvalidArgument) {
+				t.Fatalf("admit to a topic not closed: err = %v", err)
+			}
+			if err := tg.CloseTopic(ctx, topic); err != nil {
+				t.Fatal(err)
+			}
+			requestOK(t, dm, "closed", topic, "", "true")
+			if err := tg.AdmitPeer(ctx, topic, "stranger", true); !errors.Is(err, sdk.ErrNotFound) {
+				t.Fatalf("admit a peer not connected: err = %v, want ErrNotFound", err)
+			}
+			if err := tg.AdmitPeer(ctx, topic, "loop", true); err != nil {
+				t.Fatal(err)
+			}
+			requestOK(t, dm, "admitted", topic, "", "true")
+			if err := tg.AdmitPeer(ctx, topic, "loop", false); err != nil {
+				t.Fatal(err)
+			}
+			requestOK(t, dm, "admitted", topic, "", "false")
+
+			tv := nw.(sdk.TopicValidator)
+			if err := tv.ValidateTopic(topic, verdictBy); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct{ msg, want string }{{"ok", "1"}, {"bad", "3"}, {"other", "2"}, {"panic", "2"}} {
+				requestOK(t, dm, "validate", topic, c.msg, c.want)
+			}
+			if err := tv.ValidateTopic(topic, nil); err != nil {
+				t.Fatal(err)
+			}
+			requestOK(t, dm, "validate", topic, "ok", "none")
+
+			ps := nw.(sdk.PeerScorer)
+			if err := ps.ScorePeer(ctx, "loop", -2.5, "test"); err != nil {
+				t.Fatal(err)
+			}
+			requestOK(t, dm, "score", topic, "", "-2.5")
+			if err := ps.ScorePeer(ctx, "nobody", -1, "test"); !errors.Is(err, sdk.ErrNotFound) {
+				t.Fatalf("score an unknown peer: err = %v", err)
+			}
+		})
+	}
+}
+
+// TestTopicsSurviveRestart SIGKILLs a network plugin: the restarted plugin
+// has the closed topic and the host's validator again before any call
+// reaches it, but no admission (its connections are new) and a fresh
+// score.
+func TestTopicsSurviveRestart(t *testing.T) {
+	const topic = "skein/test/topic"
+	h, _ := newTestHost(t)
+	p := launch(t, h, processSpec(t, "net", "loopnetwork"))
+	nw, err := p.Network()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dm, tg, tv := nw.(sdk.DirectMessenger), nw.(sdk.TopicGate), nw.(sdk.TopicValidator)
+	ctx := ctxTimeout(t, 30*time.Second)
+	if err := tg.CloseTopic(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.AdmitPeer(ctx, topic, "loop", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := tv.ValidateTopic(topic, verdictBy); err != nil {
+		t.Fatal(err)
+	}
+	if err := nw.(sdk.PeerScorer).ScorePeer(ctx, "loop", -5, "test"); err != nil {
+		t.Fatal(err)
+	}
+	requestOK(t, dm, "validate", topic, "bad", "3")
+	oldPID := p.PID()
+	if err := syscall.Kill(oldPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, p, 20*time.Second, "restart", func() bool { return p.restarts == 1 && p.cur != nil })
+	requestOK(t, dm, "closed", topic, "", "true")
+	requestOK(t, dm, "validate", topic, "bad", "3")
+	requestOK(t, dm, "validate", topic, "ok", "1")
+	requestOK(t, dm, "admitted", topic, "", "false")
+	requestOK(t, dm, "score", topic, "", "0")
+	// Removal takes effect on the restarted plugin.
+	if err := tv.ValidateTopic(topic, nil); err != nil {
+		t.Fatal(err)
+	}
+	requestOK(t, dm, "validate", topic, "ok", "none")
 }

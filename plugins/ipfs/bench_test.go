@@ -37,16 +37,22 @@ func (*sendCounter) UndeliverableMessage(*pubsub.Message)                 {}
 // BenchmarkGossipsubFanout measures, for 10 fully connected hosts, how many
 // times one published message is sent in all (sends/msg) and the publish ->
 // last delivery latency, at the default mesh degree and at libp2p's default
-// of 6. Reference: untuned gossipsub sends each message ~59 times here.
+// of 6, once every subscriber's mesh has formed. The publisher does not
+// subscribe and publishes to all nine (flood publishing); the others
+// forward over their meshes. Reference: untuned gossipsub sends each
+// message ~59 times here.
 func BenchmarkGossipsubFanout(b *testing.B) {
 	for _, d := range []int{3, 4, 6} {
 		b.Run(fmt.Sprintf("hosts=10/mesh_d=%d", d), func(b *testing.B) {
 			const hosts = 10
 			counter := &sendCounter{}
 			var nets []*Network
+			var meshes []*meshTracer
 			for range hosts {
 				n := New()
-				n.psOpts = []pubsub.Option{pubsub.WithRawTracer(counter)}
+				mesh := newMeshTracer()
+				meshes = append(meshes, mesh)
+				n.psOpts = []pubsub.Option{pubsub.WithRawTracer(counter), pubsub.WithRawTracer(mesh)}
 				diags, err := n.Configure(context.Background(), map[string]any{
 					"listen": []any{"/ip4/127.0.0.1/tcp/0"}, "dht_mode": "off", "relay": false, "mesh_d": d,
 					"pubsub_validation": PubsubValidationNone, // raw bytes, not announcements
@@ -80,7 +86,20 @@ func BenchmarkGossipsubFanout(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			waitFor(b, "mesh to form", func() bool { return len(t0.ListPeers()) == hosts-1 })
+			waitFor(b, "every host to see the others on the topic", func() bool { return len(t0.ListPeers()) == hosts-1 })
+			// Flood publishing reaches every host before any mesh exists:
+			// measure the steady state, with each subscriber's mesh formed.
+			waitFor(b, "every subscriber's mesh to form", func() bool {
+				for _, m := range meshes[1:] {
+					m.mu.Lock()
+					n := len(m.grafts[topic])
+					m.mu.Unlock()
+					if n < max(1, d-1) {
+						return false
+					}
+				}
+				return true
+			})
 			counter.msgs.Store(0)
 			b.ResetTimer()
 			var total time.Duration

@@ -1,7 +1,6 @@
 package ipfs
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -28,10 +27,6 @@ var (
 
 // MaxDirectMessage bounds one direct request or response.
 const MaxDirectMessage = 4 << 20
-
-// directTimeout bounds one direct request/response exchange on the
-// answering side.
-const directTimeout = 30 * time.Second
 
 // ErrMessageTooLarge is returned for a direct message over MaxDirectMessage.
 var ErrMessageTooLarge = errors.New("network.ipfs: direct message too large")
@@ -79,8 +74,22 @@ func (n *Network) PeerEvents(ctx context.Context) (<-chan sdk.PeerEvent, error) 
 	return out, nil
 }
 
+// directLimits is the config of the direct protocols (a copy, read once
+// per stream).
+func (n *Network) directLimits() DirectConfig {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cfg.Direct
+}
+
 // HandleRequests implements sdk.DirectMessenger: one request and one
 // response per stream, each a uvarint length and that many bytes.
+//
+// Each stream is attached to the resource manager's service DirectService
+// (refused, and reset, over its stream or memory limits), the request's
+// buffer grows and is reserved in the stream's scope only as its bytes
+// arrive, a peer that sends nothing for direct_idle_timeout in the middle
+// of it is cut short, and the whole exchange is bounded by direct_timeout.
 func (n *Network) HandleRequests(proto string, handler sdk.RequestHandler) error {
 	h, _, _, err := n.running()
 	if err != nil {
@@ -91,21 +100,39 @@ func (n *Network) HandleRequests(proto string, handler sdk.RequestHandler) error
 		h.RemoveStreamHandler(pid)
 		return nil
 	}
+	n.direct.add(pid)
+	n.mu.Lock()
+	sc := n.scoring
+	n.mu.Unlock()
 	h.SetStreamHandler(pid, func(s network.Stream) {
 		defer s.Close()
-		_ = s.SetDeadline(time.Now().Add(directTimeout))
+		limits := n.directLimits()
+		deadline := time.Now().Add(limits.Timeout)
+		_ = s.SetDeadline(deadline)
 		from := s.Conn().RemotePeer()
-		req, err := readFrame(bufio.NewReader(s))
-		if err != nil {
-			n.logger.Warn("bad direct request", "peer", from.String(), "protocol", proto, "err", err)
+		if err := s.Scope().SetService(DirectService); err != nil {
+			n.directFault(sc, from, proto, err)
 			_ = s.Reset()
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), directTimeout)
+		fr := &frameReader{s: s, idle: limits.IdleTimeout, deadline: deadline}
+		defer fr.release()
+		req, err := fr.read()
+		if err != nil {
+			n.directFault(sc, from, proto, err)
+			_ = s.Reset()
+			return
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		defer cancel()
 		resp, err := handler(ctx, from.String(), req)
 		if err != nil {
 			n.logger.Debug("direct request refused", "peer", from.String(), "protocol", proto, "err", err)
+			_ = s.Reset()
+			return
+		}
+		if err := fr.reserve(len(resp)); err != nil {
+			n.logger.Debug("direct answer dropped: resource limit", "peer", from.String(), "protocol", proto, "err", err)
 			_ = s.Reset()
 			return
 		}
@@ -116,7 +143,38 @@ func (n *Network) HandleRequests(proto string, handler sdk.RequestHandler) error
 	return nil
 }
 
-// Request implements sdk.DirectMessenger.
+// Penalties of a peer's direct requests that go wrong (application score,
+// see score.go): a frame over MaxDirectMessage or a length prefix that is
+// no uvarint is garbage no honest peer sends; a stall or a request over
+// the resource limits may be a slow link or a busy peer, but a flood of
+// them is not.
+const (
+	malformedFramePenalty = 10
+	directLimitPenalty    = 1
+)
+
+// directFault logs and penalises a direct request that could not be read.
+func (n *Network) directFault(sc *scoring, from peer.ID, proto string, err error) {
+	penalty := malformedFramePenalty
+	var timeout interface{ Timeout() bool }
+	switch {
+	case errors.Is(err, ErrStalled), errors.Is(err, network.ErrResourceLimitExceeded),
+		errors.As(err, &timeout) && timeout.Timeout():
+		penalty = directLimitPenalty
+		n.logger.Debug("direct request dropped", "peer", from.String(), "protocol", proto, "err", err)
+	case errors.Is(err, network.ErrReset), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return // the peer gave up: nothing held against it
+	default:
+		n.logger.Warn("bad direct request; peer penalised", "peer", from.String(), "protocol", proto, "err", err)
+	}
+	if v, low := n.penalise(sc, from, -float64(penalty), "direct request: "+err.Error()); low {
+		n.cutOff(context.Background(), sc, from, v, "bad direct requests")
+	}
+}
+
+// Request implements sdk.DirectMessenger. The stream is accounted like an
+// answering one (HandleRequests), and the answer's buffer grows only as
+// its bytes arrive; an answer that stalls for direct_idle_timeout fails.
 func (n *Network) Request(ctx context.Context, to, proto string, req []byte) ([]byte, error) {
 	h, _, _, err := n.running()
 	if err != nil {
@@ -126,24 +184,41 @@ func (n *Network) Request(ctx context.Context, to, proto string, req []byte) ([]
 	if err != nil {
 		return nil, fmt.Errorf("request %s: bad peer id: %w", proto, err)
 	}
+	if len(req) > MaxDirectMessage {
+		return nil, fmt.Errorf("request %s to %s: %w", proto, to, ErrMessageTooLarge)
+	}
+	n.direct.add(protocol.ID(proto))
 	s, err := h.NewStream(ctx, id, protocol.ID(proto))
 	if err != nil {
 		return nil, fmt.Errorf("request %s to %s: %w", proto, to, err)
 	}
 	defer s.Close()
+	if err := s.Scope().SetService(DirectService); err != nil {
+		_ = s.Reset()
+		return nil, fmt.Errorf("request %s to %s: %w", proto, to, err)
+	}
+	var deadline time.Time
 	if dl, ok := ctx.Deadline(); ok {
+		deadline = dl
 		_ = s.SetDeadline(dl)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
+	fr := &frameReader{s: s, idle: n.directLimits().IdleTimeout, deadline: deadline}
+	defer fr.release()
+	if err := fr.reserve(len(req)); err != nil {
+		_ = s.Reset()
+		return nil, fmt.Errorf("request %s to %s: %w", proto, to, err)
+	}
 	if err := writeFrame(s, req); err != nil {
 		return nil, fmt.Errorf("request %s to %s: %w", proto, to, err)
 	}
 	if err := s.CloseWrite(); err != nil {
 		return nil, fmt.Errorf("request %s to %s: %w", proto, to, err)
 	}
-	resp, err := readFrame(bufio.NewReader(s))
+	resp, err := fr.read()
 	if err != nil {
+		_ = s.Reset()
 		return nil, fmt.Errorf("request %s to %s: %w", proto, to, err)
 	}
 	return resp, nil
@@ -160,21 +235,6 @@ func writeFrame(w io.Writer, b []byte) error {
 	}
 	_, err := w.Write(b)
 	return err
-}
-
-func readFrame(r *bufio.Reader) ([]byte, error) {
-	size, err := binary.ReadUvarint(r)
-	if err != nil {
-		return nil, fmt.Errorf("read length: %w", err)
-	}
-	if size > MaxDirectMessage {
-		return nil, fmt.Errorf("%w: %d bytes", ErrMessageTooLarge, size)
-	}
-	b := make([]byte, size)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, fmt.Errorf("read body: %w", err)
-	}
-	return b, nil
 }
 
 // BlockPeer implements sdk.PeerBlocker: the peer's connections are closed

@@ -1,7 +1,6 @@
 package ipfs
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -155,7 +154,13 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add([]byte{3, 'a', 'b', 'c'})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		b, err := readFrame(bufio.NewReader(bytes.NewReader(data)))
+		reserved := 0
+		b, err := readFrame(bytes.NewReader(data), func(n int) error { reserved += n; return nil })
+		// What is held follows what arrived: at most twice the body read
+		// (the buffer doubles), at least the first growth step.
+		if reserved > max(2*len(data), frameGrowth) {
+			t.Fatalf("reserved %d bytes for %d bytes of input", reserved, len(data))
+		}
 		if err != nil {
 			return
 		}
@@ -165,7 +170,7 @@ func FuzzReadFrame(f *testing.F) {
 		if err := writeFrame(&buf, b); err != nil {
 			t.Fatal(err)
 		}
-		again, err := readFrame(bufio.NewReader(&buf))
+		again, err := readFrame(&buf, func(int) error { return nil })
 		if err != nil || !bytes.Equal(again, b) {
 			t.Fatalf("frame does not round-trip: %v", err)
 		}

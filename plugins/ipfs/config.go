@@ -2,12 +2,15 @@ package ipfs
 
 import (
 	"fmt"
+	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/multiformats/go-multiaddr"
 
+	"github.com/skein-p2p/skein/internal/bytesize"
 	"github.com/skein-p2p/skein/sdk"
 )
 
@@ -58,6 +61,26 @@ type Config struct {
 	// message is validated as a Skein announcement before it is delivered
 	// or forwarded) or PubsubValidationNone (any bytes; generic pubsub).
 	PubsubValidation string
+	// ValidateConcurrency bounds the messages of one topic being validated
+	// at once (the node's validator, see sdk.TopicValidator, and the
+	// built-in one); a message that arrives while all are busy is dropped
+	// unvalidated (not delivered, not forwarded). Default 64.
+	ValidateConcurrency int
+	// ValidateTimeout is how long a message waits for the node's
+	// validator; no answer by then counts as sdk.VerdictIgnore. Default 2s.
+	ValidateTimeout time.Duration
+	// Score holds the peer-scoring thresholds and the application score's
+	// decay (see score.go).
+	Score ScoreConfig
+	// Direct holds the limits of the direct request protocols (head
+	// exchange, entries: sdk.DirectMessenger).
+	Direct DirectConfig
+	// ResourceMemory is the libp2p resource manager's system-wide memory
+	// limit in bytes (every connection, stream and buffer the resource
+	// manager accounts, the direct protocols' frames included). 0: libp2p's
+	// autoscaled default (128 MiB plus an eighth of the machine's memory).
+	// Default 0.
+	ResourceMemory int64
 	// Transports maps the multiaddr protocol name of each transport plugin
 	// the node may attach (its Protocol(), e.g. "x-unix-pipe") to the
 	// transport-specific addresses the host listens on once it is attached
@@ -65,6 +88,82 @@ type Config struct {
 	// attaching a transport whose protocol is not listed here is refused.
 	// Default none.
 	Transports map[string][]string
+}
+
+// ScoreConfig is gossipsub peer scoring (score.go). A peer's score is
+// the sum of its application score (sdk.PeerScorer, and what the network
+// itself holds against it) and, per topic, a penalty for the messages it
+// handed over that failed validation. Thresholds go down in this order:
+// below 0 the peer is pruned from every mesh at the next heartbeat.
+type ScoreConfig struct {
+	// GossipThreshold: below it, no gossip (IHAVE/IWANT) is exchanged with
+	// the peer. Default -20.
+	GossipThreshold float64
+	// PublishThreshold: below it, the peer gets none of this node's own
+	// publications. Default -40.
+	PublishThreshold float64
+	// GraylistThreshold: below it, everything the peer sends over pubsub
+	// is ignored. Default -80.
+	GraylistThreshold float64
+	// DisconnectThreshold: below it, the peer is cut off (its connections
+	// closed, and it cannot connect again either way) for BlockFor.
+	// Default -160.
+	DisconnectThreshold float64
+	// BlockFor is how long a peer that fell below DisconnectThreshold
+	// stays cut off. Default 10m.
+	BlockFor time.Duration
+	// AppHalfLife is the half-life of the application score: a penalty
+	// or credit loses half its weight in this time. Default 1m.
+	AppHalfLife time.Duration
+}
+
+func defaultScoreConfig() ScoreConfig {
+	return ScoreConfig{
+		GossipThreshold:     -20,
+		PublishThreshold:    -40,
+		GraylistThreshold:   -80,
+		DisconnectThreshold: -160,
+		BlockFor:            10 * time.Minute,
+		AppHalfLife:         time.Minute,
+	}
+}
+
+// DirectConfig bounds the direct request protocols (sdk.DirectMessenger:
+// head exchange, entries). Every stream of them is accounted to libp2p's
+// resource manager under the service "skein.direct" and its protocol;
+// the memory of a frame is reserved as its bytes arrive, never for the
+// length a peer claims.
+type DirectConfig struct {
+	// Memory bounds the memory of all direct streams together (service
+	// scope). Default 64 MiB.
+	Memory int64
+	// MemoryPerPeer bounds one peer's direct streams together (service
+	// peer scope); at least MaxDirectMessage, so one largest frame fits.
+	// Default 16 MiB.
+	MemoryPerPeer int64
+	// Streams bounds the inbound streams of one direct protocol, from all
+	// peers together. Default 256.
+	Streams int
+	// StreamsPerPeer bounds the inbound streams of one direct protocol
+	// from one peer. Default 16.
+	StreamsPerPeer int
+	// IdleTimeout: a stream on which no byte arrives for this long while a
+	// frame is awaited is reset (a partial frame then a stall). Default 10s.
+	IdleTimeout time.Duration
+	// Timeout bounds one whole exchange on the answering side: reading the
+	// request, the handler, writing the answer. Default 30s.
+	Timeout time.Duration
+}
+
+func defaultDirectConfig() DirectConfig {
+	return DirectConfig{
+		Memory:         64 << 20,
+		MemoryPerPeer:  16 << 20,
+		Streams:        256,
+		StreamsPerPeer: 16,
+		IdleTimeout:    10 * time.Second,
+		Timeout:        30 * time.Second,
+	}
 }
 
 func defaultConfig() Config {
@@ -86,6 +185,11 @@ func defaultConfig() Config {
 		RedialMaxPeers:   256,
 
 		PubsubValidation: PubsubValidationSkein,
+
+		ValidateConcurrency: 64,
+		ValidateTimeout:     2 * time.Second,
+		Score:               defaultScoreConfig(),
+		Direct:              defaultDirectConfig(),
 	}
 }
 
@@ -106,6 +210,21 @@ func configSchema() []sdk.ConfigKey {
 		{Key: "relay", Type: "bool", Default: fmt.Sprint(d.Relay), Description: "circuit relay v2 client and hole punching"},
 		{Key: "nat_service", Type: "bool", Default: fmt.Sprint(d.NATService), Description: "serve AutoNAT to other peers"},
 		{Key: "mesh_d", Type: "int", Default: fmt.Sprint(d.MeshD), Description: "gossipsub mesh degree"},
+		{Key: "validate_concurrency", Type: "int", Default: fmt.Sprint(d.ValidateConcurrency), Description: "messages of one topic validated at once (the node's validator and the built-in one); a message arriving while all are busy is dropped unvalidated, 1..4096"},
+		{Key: "validate_timeout", Type: "duration", Default: d.ValidateTimeout.String(), Description: "how long a pubsub message waits for the node's validator; no answer by then: ignored (neither delivered nor forwarded, no penalty), 10ms..1m"},
+		{Key: "score_gossip_threshold", Type: "number", Default: fmt.Sprint(d.Score.GossipThreshold), Description: "peer score below which no gossip is exchanged with a peer (below 0 it is already pruned from every mesh); <= 0"},
+		{Key: "score_publish_threshold", Type: "number", Default: fmt.Sprint(d.Score.PublishThreshold), Description: "peer score below which a peer gets none of this node's own publications; <= score_gossip_threshold"},
+		{Key: "score_graylist_threshold", Type: "number", Default: fmt.Sprint(d.Score.GraylistThreshold), Description: "peer score below which everything a peer sends over pubsub is ignored; <= score_publish_threshold"},
+		{Key: "score_disconnect_threshold", Type: "number", Default: fmt.Sprint(d.Score.DisconnectThreshold), Description: "peer score below which a peer is cut off (connections closed, refused either way) for score_block_for; <= score_graylist_threshold"},
+		{Key: "score_block_for", Type: "duration", Default: d.Score.BlockFor.String(), Description: "how long a peer below score_disconnect_threshold stays cut off, 1s..24h"},
+		{Key: "score_app_half_life", Type: "duration", Default: d.Score.AppHalfLife.String(), Description: "half-life of a peer's application score (what the node reported with ScorePeer, and the network's own penalties), 1s..24h"},
+		{Key: "direct_memory", Type: "size", Default: bytesize.Format(d.Direct.Memory), Description: "memory of all direct-protocol streams together (head exchange, entries; libp2p resource manager service skein.direct); frames reserve it as their bytes arrive; a stream over it is reset"},
+		{Key: "direct_memory_per_peer", Type: "size", Default: bytesize.Format(d.Direct.MemoryPerPeer), Description: "memory of one peer's direct-protocol streams together; at least 4MiB (one largest frame), at most direct_memory"},
+		{Key: "direct_streams", Type: "int", Default: fmt.Sprint(d.Direct.Streams), Description: "inbound streams of one direct protocol from all peers together, 1..65536"},
+		{Key: "direct_streams_per_peer", Type: "int", Default: fmt.Sprint(d.Direct.StreamsPerPeer), Description: "inbound streams of one direct protocol from one peer, 1..direct_streams"},
+		{Key: "direct_idle_timeout", Type: "duration", Default: d.Direct.IdleTimeout.String(), Description: "a direct stream on which no byte arrives for this long while a frame is awaited is reset, 100ms..direct_timeout"},
+		{Key: "direct_timeout", Type: "duration", Default: d.Direct.Timeout.String(), Description: "bound on one direct exchange on the answering side (read the request, run the handler, write the answer), 1s..10m"},
+		{Key: "resource_memory", Type: "size", Default: "0", Description: "libp2p resource manager's system-wide memory limit (connections, streams, buffers it accounts, direct frames included); 0: libp2p's autoscaled default (128MiB plus an eighth of the machine's memory); else at least direct_memory"},
 		{Key: "transports", Type: "map", Default: "{}", Description: "multiaddr protocol name of each transport plugin to attach (its Protocol(), e.g. x-unix-pipe) -> list of transport-specific addresses to listen on once attached ([] = dial only); the protocol's multiaddr code is derived from its name (0x300000 + sha256(name)[0:4] mod 0x100000); a transport whose protocol is not listed is not attached"},
 		{Key: "pubsub_validation", Type: "string", Default: d.PubsubValidation, Description: "skein: every pubsub message must be a valid Skein announcement (strict encoding, inline entries hashing to their CID and correctly signed), else it is neither delivered nor forwarded, and a node's own Publish of it fails; none: any bytes (generic pubsub)"},
 	}
@@ -234,6 +353,45 @@ func parseConfig(raw map[string]any) (Config, []sdk.Diagnostic) {
 			bad(key, "want a duration such as 30s or 1m, got %T", v)
 		}
 	}
+	number := func(key string, dst *float64) {
+		v, ok := raw[key]
+		if !ok {
+			return
+		}
+		switch n := v.(type) {
+		case int:
+			*dst = float64(n)
+		case int64:
+			*dst = float64(n)
+		case float64:
+			if math.IsNaN(n) || math.IsInf(n, 0) {
+				bad(key, "want a finite number, got %v", n)
+				return
+			}
+			*dst = n
+		case string: // from an environment variable, or quoted in YAML
+			f, err := strconv.ParseFloat(strings.TrimSpace(n), 64)
+			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+				bad(key, "want a number, got %q", n)
+				return
+			}
+			*dst = f
+		default:
+			bad(key, "want a number, got %T", v)
+		}
+	}
+	size := func(key string, dst *int64) {
+		v, ok := raw[key]
+		if !ok {
+			return
+		}
+		n, err := bytesize.Parse(v)
+		if err != nil {
+			bad(key, "%v", err)
+			return
+		}
+		*dst = n
+	}
 	transports := func(key string, dst *map[string][]string) {
 		v, ok := raw[key]
 		if !ok || v == nil {
@@ -284,6 +442,21 @@ func parseConfig(raw map[string]any) (Config, []sdk.Diagnostic) {
 	boolean("nat_service", &c.NATService)
 	integer("mesh_d", &c.MeshD)
 	str("pubsub_validation", &c.PubsubValidation)
+	integer("validate_concurrency", &c.ValidateConcurrency)
+	duration("validate_timeout", &c.ValidateTimeout)
+	number("score_gossip_threshold", &c.Score.GossipThreshold)
+	number("score_publish_threshold", &c.Score.PublishThreshold)
+	number("score_graylist_threshold", &c.Score.GraylistThreshold)
+	number("score_disconnect_threshold", &c.Score.DisconnectThreshold)
+	duration("score_block_for", &c.Score.BlockFor)
+	duration("score_app_half_life", &c.Score.AppHalfLife)
+	size("direct_memory", &c.Direct.Memory)
+	size("direct_memory_per_peer", &c.Direct.MemoryPerPeer)
+	integer("direct_streams", &c.Direct.Streams)
+	integer("direct_streams_per_peer", &c.Direct.StreamsPerPeer)
+	duration("direct_idle_timeout", &c.Direct.IdleTimeout)
+	duration("direct_timeout", &c.Direct.Timeout)
+	size("resource_memory", &c.ResourceMemory)
 
 	for i, a := range c.ListenAddrs {
 		if _, err := multiaddr.NewMultiaddr(a); err != nil {
@@ -333,7 +506,57 @@ func parseConfig(raw map[string]any) (Config, []sdk.Diagnostic) {
 	default:
 		bad("pubsub_validation", "want %s or %s, got %q", PubsubValidationSkein, PubsubValidationNone, c.PubsubValidation)
 	}
+	checkLimits(c, bad)
 	return c, diags
+}
+
+// checkLimits reports out-of-range validation, scoring and resource
+// settings.
+func checkLimits(c Config, bad func(key, format string, args ...any)) {
+	if c.ValidateConcurrency < 1 || c.ValidateConcurrency > 4096 {
+		bad("validate_concurrency", "want 1..4096, got %d", c.ValidateConcurrency)
+	}
+	if c.ValidateTimeout < 10*time.Millisecond || c.ValidateTimeout > time.Minute {
+		bad("validate_timeout", "want 10ms..1m, got %v", c.ValidateTimeout)
+	}
+	s := c.Score
+	switch {
+	case s.GossipThreshold > 0:
+		bad("score_gossip_threshold", "want <= 0, got %v", s.GossipThreshold)
+	case s.PublishThreshold > s.GossipThreshold:
+		bad("score_publish_threshold", "want <= score_gossip_threshold (%v), got %v", s.GossipThreshold, s.PublishThreshold)
+	case s.GraylistThreshold > s.PublishThreshold:
+		bad("score_graylist_threshold", "want <= score_publish_threshold (%v), got %v", s.PublishThreshold, s.GraylistThreshold)
+	case s.DisconnectThreshold > s.GraylistThreshold:
+		bad("score_disconnect_threshold", "want <= score_graylist_threshold (%v), got %v", s.GraylistThreshold, s.DisconnectThreshold)
+	case s.DisconnectThreshold < appScoreFloor:
+		bad("score_disconnect_threshold", "want >= %v (the lowest application score), got %v", float64(appScoreFloor), s.DisconnectThreshold)
+	}
+	if s.BlockFor < time.Second || s.BlockFor > 24*time.Hour {
+		bad("score_block_for", "want 1s..24h, got %v", s.BlockFor)
+	}
+	if s.AppHalfLife < time.Second || s.AppHalfLife > 24*time.Hour {
+		bad("score_app_half_life", "want 1s..24h, got %v", s.AppHalfLife)
+	}
+	d := c.Direct
+	if d.MemoryPerPeer < MaxDirectMessage {
+		bad("direct_memory_per_peer", "want at least %s (one largest frame), got %s", bytesize.Format(MaxDirectMessage), bytesize.Format(d.MemoryPerPeer))
+	} else if d.Memory < d.MemoryPerPeer {
+		bad("direct_memory", "want at least direct_memory_per_peer (%s), got %s", bytesize.Format(d.MemoryPerPeer), bytesize.Format(d.Memory))
+	}
+	if d.Streams < 1 || d.Streams > 65536 {
+		bad("direct_streams", "want 1..65536, got %d", d.Streams)
+	} else if d.StreamsPerPeer < 1 || d.StreamsPerPeer > d.Streams {
+		bad("direct_streams_per_peer", "want 1..direct_streams (%d), got %d", d.Streams, d.StreamsPerPeer)
+	}
+	if d.Timeout < time.Second || d.Timeout > 10*time.Minute {
+		bad("direct_timeout", "want 1s..10m, got %v", d.Timeout)
+	} else if d.IdleTimeout < 100*time.Millisecond || d.IdleTimeout > d.Timeout {
+		bad("direct_idle_timeout", "want 100ms..direct_timeout (%v), got %v", d.Timeout, d.IdleTimeout)
+	}
+	if c.ResourceMemory != 0 && c.ResourceMemory < d.Memory {
+		bad("resource_memory", "want 0 (libp2p's default) or at least direct_memory (%s), got %s", bytesize.Format(d.Memory), bytesize.Format(c.ResourceMemory))
+	}
 }
 
 // connGrace is how long a new connection is protected from trimming.

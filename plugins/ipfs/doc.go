@@ -44,6 +44,25 @@
 // that the log layer signs and verifies itself, so pubsub's own Ed25519
 // signatures (measured at ~78% of gossipsub's CPU) add nothing but cost.
 //
+// Closed topics (sdk.TopicGate, gate.go): toward a peer not admitted to a
+// closed topic the node behaves as a node that does not subscribe to it.
+// Gossipsub's peer filter keeps the peer out of the topic's mesh and
+// gossip; every RPC written to it passes a filter on gossipsub's outbound
+// streams that strips the topic's subscription, messages, IHAVE, GRAFT and
+// PRUNE (a stripped subscription is sent when the peer is admitted); what
+// it sends on the topic is dropped before gossipsub's seen-cache and
+// validation. Admission ends with the peer's last connection.
+//
+// The node's validator (sdk.TopicValidator) judges every message of a
+// topic before delivery or forwarding, asynchronously (validate_concurrency,
+// validate_timeout). Peer scoring (sdk.PeerScorer, score.go) adds the
+// node's application score to gossipsub's invalid-message penalty; below
+// the configured thresholds a peer is pruned, loses gossip, is graylisted,
+// then cut off. Direct requests (sdk.DirectMessenger, limits.go) grow their
+// frames only as bytes arrive, accounted to libp2p's resource manager
+// (service "skein.direct", limits in config), and a stream that stalls in
+// the middle of a frame is reset.
+//
 // Because a pubsub message's sender (sdk.PubsubMessage.From) is the peer
 // that forwarded it, not its author, every topic the plugin joins has a
 // gossipsub validator (config pubsub_validation, default "skein"):
@@ -54,6 +73,10 @@
 // node never relays bad data, and the peer that hands it over is the one
 // misbehaving: a node over this plugin passes
 // replication.WithPubsubValidated(n.PubsubValidated()). "none" makes the
-// plugin a generic pubsub. Own publications go to every topic peer (flood
-// publishing), so one made before the mesh forms still arrives.
+// plugin a generic pubsub. A topic with a node validator is judged by it
+// instead. Own publications go to every topic peer (flood publishing), so
+// one made before the mesh forms still arrives.
+//
+// libp2p's identify tells peers the agent version "skein/<version>"
+// (WithAgentVersion).
 package ipfs

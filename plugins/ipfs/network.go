@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -98,6 +100,26 @@ type Network struct {
 	// redial keeps wanted peers connected (redial.go); nil when
 	// redial_max_backoff is 0 or before Start.
 	redial *redialer
+	// agent is the libp2p agent version identify tells peers.
+	agent string
+
+	// direct are the protocols of HandleRequests and Request (limits.go).
+	direct *directProtocols
+	// gate holds the closed topics and admissions (gate.go).
+	gate *topicGate
+	// valMu guards validators: the node's validator of each topic
+	// (ValidateTopic).
+	valMu      sync.RWMutex
+	validators map[string]sdk.MessageValidator
+	// scoring is this run's peer scoring (score.go); set by Start.
+	scoring *scoring
+	// scoreHook, when set before Start, sees every score inspection
+	// (tests).
+	scoreHook func(map[peer.ID]float64)
+	// unsolicited counts the pubsub messages dropped because this node had
+	// not announced their topic to the sender; cutOffs the peers cut off
+	// for their score.
+	unsolicited, cutOffs atomic.Uint64
 }
 
 // Option configures a Network.
@@ -108,9 +130,29 @@ func WithLogger(l *slog.Logger) Option {
 	return func(n *Network) { n.logger = l }
 }
 
+// WithAgentVersion sets the agent version libp2p's identify tells every
+// peer (default "skein/" and the version of the main module, or
+// "skein/dev"); cmd/node passes "skein/" and its release version.
+func WithAgentVersion(v string) Option {
+	return func(n *Network) { n.agent = v }
+}
+
+// DefaultAgentVersion is "skein/" and the main module's version from the
+// build information, or "skein/dev" when it has none (a build from a
+// work tree).
+func DefaultAgentVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return "skein/" + bi.Main.Version
+	}
+	return "skein/dev"
+}
+
 // New returns an unconfigured network plugin. It has no side effects.
 func New(opts ...Option) *Network {
-	n := &Network{logger: slog.Default(), cfg: defaultConfig(), topics: map[string]*pubsub.Topic{}, gater: newGater()}
+	n := &Network{
+		logger: slog.Default(), cfg: defaultConfig(), topics: map[string]*pubsub.Topic{}, gater: newGater(),
+		agent: DefaultAgentVersion(), gate: newTopicGate(), direct: newDirectProtocols(), validators: map[string]sdk.MessageValidator{},
+	}
 	for _, o := range opts {
 		o(n)
 	}
@@ -191,7 +233,7 @@ func (n *Network) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("network.ipfs: connection manager: %w", err)
 	}
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.DefaultLimits.AutoScale()))
+	rm, err := rcmgr.NewResourceManager(newLimiter(cfg, n.direct))
 	if err != nil {
 		return fmt.Errorf("network.ipfs: resource manager: %w", err)
 	}
@@ -202,6 +244,7 @@ func (n *Network) Start(ctx context.Context) (err error) {
 	var up transport.Upgrader
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
+		libp2p.UserAgent(n.agent),
 		// Listening comes after, one address at a time (listenEach).
 		libp2p.NoListenAddrs,
 		libp2p.DefaultTransports,
@@ -233,6 +276,7 @@ func (n *Network) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("network.ipfs: start libp2p host: %w", err)
 	}
 	n.host = h
+	h.Network().Notify(gateNotifiee{n.gate})
 	if n.transports, err = addPluginTransports(h, protos, up, rm); err != nil {
 		return err
 	}
@@ -266,23 +310,32 @@ func (n *Network) Start(ctx context.Context) (err error) {
 	params.Dlazy = cfg.MeshD
 	params.Dout = max(0, min(cfg.MeshD/2-1, params.Dlo-1)) // pubsub wants Dout < D/2 and < Dlo
 	params.Dscore = min(params.Dscore, params.Dhi)
+	sc := &scoring{cfg: cfg.Score, scores: newAppScores(cfg.Score.AppHalfLife)}
+	n.scoring = sc
 	psOpts := []pubsub.Option{
 		pubsub.WithGossipSubParams(params),
+		// Closed topics (gate.go): the peer filter keeps peers not
+		// admitted out of a closed topic's mesh and gossip, and the RPC
+		// inspector drops what they send on it before anything else.
+		pubsub.WithPeerFilter(n.gate.allowed),
+		pubsub.WithAppSpecificRpcInspector(n.inspectRPC(sc)),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithMessageIdFn(contentMessageID),
 		pubsub.WithPeerExchange(false),
-		// Flood publishing stays on (the default): a node's own message
-		// goes to every peer on the topic, not only the mesh, so an
-		// announcement published before the mesh forms (up to a heartbeat
-		// after connecting) still reaches its peers.
+		// Flood publishing: a node's own message goes to every peer on the
+		// topic (with a score above the publish threshold), not only the
+		// mesh, so an announcement published before the mesh forms (up to
+		// a heartbeat after connecting) still reaches its peers. Off by
+		// default in go-libp2p-pubsub v0.19; on a closed topic, gate.go
+		// strips it for peers not admitted.
+		pubsub.WithFloodPublish(true),
 	}
-	if cfg.PubsubValidation == PubsubValidationSkein {
-		// A message failing validation costs its forwarder score; every
-		// honest node validates, so only a misbehaving peer pays.
-		psOpts = append(psOpts, peerScoreOption())
-	}
+	// A message failing validation costs its forwarder score, and so does
+	// what the node reports (ScorePeer); every honest node validates, so
+	// only a misbehaving peer pays (score.go).
+	psOpts = append(psOpts, n.peerScoreOptions(sc)...)
 	psOpts = append(psOpts, n.psOpts...)
-	ps, err := pubsub.NewGossipSub(runCtx, h, psOpts...)
+	ps, err := pubsub.NewGossipSub(runCtx, pubsubHost{Host: h, g: n.gate, logger: n.logger}, psOpts...)
 	if err != nil {
 		return fmt.Errorf("network.ipfs: start gossipsub: %w", err)
 	}
@@ -367,6 +420,7 @@ func (n *Network) closeLocked() error {
 	}
 	n.ps = nil
 	n.transports = nil
+	n.gate.reset()
 	if n.host != nil {
 		errs = append(errs, n.host.Close())
 		n.host = nil
@@ -405,6 +459,10 @@ func (n *Network) Status(context.Context) (sdk.Status, error) {
 			"peers":   fmt.Sprint(len(n.host.Network().Peers())),
 			"wanted":  fmt.Sprint(wanted),
 			"redials": fmt.Sprint(redials),
+			// Pubsub messages dropped because their topic was not
+			// announced to the sender, and peers cut off for their score.
+			"unsolicited_dropped": fmt.Sprint(n.unsolicited.Load()),
+			"peers_cut_off":       fmt.Sprint(n.cutOffs.Load()),
 		},
 	}, nil
 }
@@ -555,26 +613,20 @@ func (n *Network) topic(name string) (*pubsub.Topic, error) {
 	if t, ok := n.topics[name]; ok {
 		return t, nil
 	}
-	validate := n.cfg.PubsubValidation == PubsubValidationSkein
-	if validate {
-		// Before Join, so that no message of the topic goes unvalidated.
-		if err := n.ps.RegisterTopicValidator(name, announcementValidator(n.logger)); err != nil {
-			return nil, fmt.Errorf("join topic: register validator: %w", err)
-		}
+	// Before Join, so that no message of the topic goes unvalidated.
+	v := n.topicValidator(n.host.ID(), name, n.cfg.PubsubValidation == PubsubValidationSkein, n.cfg.ValidateTimeout)
+	if err := n.ps.RegisterTopicValidator(name, v, pubsub.WithValidatorConcurrency(n.cfg.ValidateConcurrency)); err != nil {
+		return nil, fmt.Errorf("join topic: register validator: %w", err)
 	}
 	t, err := n.ps.Join(name)
 	if err != nil {
-		if validate {
-			_ = n.ps.UnregisterTopicValidator(name)
-		}
+		_ = n.ps.UnregisterTopicValidator(name)
 		return nil, fmt.Errorf("join topic: %w", err)
 	}
-	if validate {
-		if err := t.SetScoreParams(topicScoreParams()); err != nil {
-			_ = t.Close()
-			_ = n.ps.UnregisterTopicValidator(name)
-			return nil, fmt.Errorf("join topic: score parameters: %w", err)
-		}
+	if err := t.SetScoreParams(topicScoreParams()); err != nil {
+		_ = t.Close()
+		_ = n.ps.UnregisterTopicValidator(name)
+		return nil, fmt.Errorf("join topic: score parameters: %w", err)
 	}
 	n.topics[name] = t
 	return t, nil
@@ -596,14 +648,19 @@ func (n *Network) Subscribe(ctx context.Context, topic string) (<-chan sdk.Pubsu
 	if err != nil {
 		return nil, err
 	}
+	// Counted before gossipsub announces the subscription, so that no
+	// peer's message on it is taken for unsolicited (gate.go).
+	n.gate.subscribe(topic, 1)
 	sub, err := t.Subscribe()
 	if err != nil {
+		n.gate.subscribe(topic, -1)
 		return nil, fmt.Errorf("subscribe %s: %w", topic, err)
 	}
 	self := n.Host().ID()
 	out := make(chan sdk.PubsubMessage, 64)
 	go func() {
 		defer close(out)
+		defer n.gate.subscribe(topic, -1)
 		defer sub.Cancel()
 		for {
 			m, err := sub.Next(ctx)

@@ -157,6 +157,25 @@ func TestConfigureDiagnostics(t *testing.T) {
 		{"redial backoff wrong type", map[string]any{"redial_max_backoff": true}, "redial_max_backoff"},
 		{"redial max peers zero", map[string]any{"redial_max_peers": 0}, "redial_max_peers"},
 		{"redial max peers too many", map[string]any{"redial_max_peers": 5000}, "redial_max_peers"},
+		{"validate concurrency zero", map[string]any{"validate_concurrency": 0}, "validate_concurrency"},
+		{"validate timeout too short", map[string]any{"validate_timeout": "1ms"}, "validate_timeout"},
+		{"gossip threshold positive", map[string]any{"score_gossip_threshold": 5}, "score_gossip_threshold"},
+		{"publish threshold above gossip", map[string]any{"score_publish_threshold": -10}, "score_publish_threshold"},
+		{"graylist threshold above publish", map[string]any{"score_graylist_threshold": -30}, "score_graylist_threshold"},
+		{"disconnect threshold above graylist", map[string]any{"score_disconnect_threshold": -50}, "score_disconnect_threshold"},
+		{"disconnect threshold below the floor", map[string]any{"score_disconnect_threshold": -5000}, "score_disconnect_threshold"},
+		{"threshold not a number", map[string]any{"score_gossip_threshold": "low"}, "score_gossip_threshold"},
+		{"threshold not finite", map[string]any{"score_gossip_threshold": "-Inf"}, "score_gossip_threshold"},
+		{"block for zero", map[string]any{"score_block_for": "0s"}, "score_block_for"},
+		{"half-life not a duration", map[string]any{"score_app_half_life": "a while"}, "score_app_half_life"},
+		{"direct memory per peer below a frame", map[string]any{"direct_memory_per_peer": "1MiB"}, "direct_memory_per_peer"},
+		{"direct memory below per peer", map[string]any{"direct_memory": "8MiB"}, "direct_memory"},
+		{"direct memory not a size", map[string]any{"direct_memory": "lots"}, "direct_memory"},
+		{"direct streams zero", map[string]any{"direct_streams": 0}, "direct_streams"},
+		{"direct streams per peer over total", map[string]any{"direct_streams": 8, "direct_streams_per_peer": 9}, "direct_streams_per_peer"},
+		{"idle timeout over the timeout", map[string]any{"direct_idle_timeout": "1m"}, "direct_idle_timeout"},
+		{"direct timeout too long", map[string]any{"direct_timeout": "1h"}, "direct_timeout"},
+		{"resource memory below direct memory", map[string]any{"resource_memory": "1MiB"}, "resource_memory"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -193,9 +212,18 @@ func TestConfigureDiagnostics(t *testing.T) {
 		diags, err := n.Configure(context.Background(), map[string]any{
 			"listen": []any{"/ip4/127.0.0.1/tcp/0"}, "dht_mode": "server", "conn_low": 1, "conn_high": 2,
 			"redial_max_backoff": "30s", "redial_max_peers": 16,
+			"validate_concurrency": 8, "validate_timeout": "500ms",
+			"score_gossip_threshold": -10, "score_publish_threshold": "-20.5", "score_graylist_threshold": -40, "score_disconnect_threshold": -80,
+			"score_block_for": "1h", "score_app_half_life": "30s",
+			"direct_memory": "128MiB", "direct_memory_per_peer": 8 << 20, "direct_streams": 100, "direct_streams_per_peer": 10,
+			"direct_idle_timeout": "5s", "direct_timeout": "1m", "resource_memory": "1GiB",
 		})
 		if err != nil || len(diags) != 0 {
 			t.Fatalf("diags %v err %v", diags, err)
+		}
+		if c := n.cfg; c.Direct.MemoryPerPeer != 8<<20 || c.Direct.Memory != 128<<20 || c.Score.PublishThreshold != -20.5 ||
+			c.Score.BlockFor != time.Hour || c.ResourceMemory != 1<<30 || c.ValidateConcurrency != 8 {
+			t.Fatalf("config not taken: %+v", c)
 		}
 	})
 }
@@ -392,5 +420,41 @@ func TestEntryIsAnOrdinaryIPFSBlock(t *testing.T) {
 	}
 	if !bytes.Equal(got, blk.Data) || sha256.Sum256(got) != sha256.Sum256(blk.Data) {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// TestAgentVersion: identify tells peers "skein/<version>", never
+// libp2p's default (the main module path and an empty version).
+func TestAgentVersion(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []Option
+		want string
+	}{
+		{"default", nil, DefaultAgentVersion()},
+		{"given", []Option{WithAgentVersion("skein/v1.2.3")}, "skein/v1.2.3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := New(tc.opts...)
+			diags, err := a.Configure(context.Background(), map[string]any{"listen": []any{"/ip4/127.0.0.1/tcp/0"}, "dht_mode": "off", "relay": false})
+			if err != nil || len(diags) > 0 {
+				t.Fatal(diags, err)
+			}
+			if err := a.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = a.Stop(context.Background()) })
+			b := startNetwork(t, nil)
+			connect(t, b, a)
+			var got string
+			waitFor(t, "identify to complete", func() bool {
+				v, err := b.Host().Peerstore().Get(a.Host().ID(), "AgentVersion")
+				got, _ = v.(string)
+				return err == nil
+			})
+			if got != tc.want || !strings.HasPrefix(got, "skein/") || got == "skein/" {
+				t.Fatalf("agent version %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

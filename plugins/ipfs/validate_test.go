@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/skein-p2p/skein/core/log"
@@ -209,11 +208,11 @@ func TestInvalidMessagesCostTheForwarderScore(t *testing.T) {
 	var mu sync.Mutex
 	scores := map[peer.ID]float64{}
 	relay := New()
-	relay.psOpts = []pubsub.Option{pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(func(m map[peer.ID]float64) {
+	relay.scoreHook = func(m map[peer.ID]float64) {
 		mu.Lock()
 		defer mu.Unlock()
 		scores = m
-	}), 50*time.Millisecond)}
+	}
 	diags, err := relay.Configure(context.Background(), map[string]any{
 		"listen": []any{"/ip4/127.0.0.1/tcp/0"}, "dht_mode": "off", "relay": false,
 	})
@@ -258,7 +257,7 @@ func TestInvalidMessagesCostTheForwarderScore(t *testing.T) {
 	waitFor(t, "evil's score to fall below the graylist threshold", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return scores[evilID] < scoreGraylistThreshold
+		return scores[evilID] < defaultScoreConfig().GraylistThreshold
 	})
 	mu.Lock()
 	defer mu.Unlock()

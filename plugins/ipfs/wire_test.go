@@ -26,15 +26,21 @@ func init() {
 
 // startWireNetwork runs this plugin out of process (the test binary
 // re-executed) on loopback and returns its network as the host sees it.
-func startWireNetwork(t *testing.T) sdk.Network {
+func startWireNetwork(t testing.TB, cfg ...map[string]any) sdk.Network {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
+	base := map[string]any{"listen": []any{"/ip4/127.0.0.1/tcp/0"}, "dht_mode": "off", "relay": false}
+	for _, c := range cfg {
+		for k, v := range c {
+			base[k] = v
+		}
+	}
 	rp := plugintest.StartBinary(t, exe,
 		plugintest.WithEnv(wireChildEnv+"=1", "GORACE=atexit_sleep_ms=0"),
-		plugintest.WithConfig(map[string]any{"listen": []any{"/ip4/127.0.0.1/tcp/0"}, "dht_mode": "off", "relay": false}))
+		plugintest.WithConfig(base))
 	n, ok := rp.Network()
 	if !ok {
 		t.Fatal("the ipfs plugin does not serve a network over the wire")
@@ -179,5 +185,22 @@ func TestDirectRequestsAcrossTheWire(t *testing.T) {
 		if err := b.Connect(rctx, sdk.PeerInfo{ID: a.PeerID(), Addrs: a.Addrs()}); err == nil {
 			t.Fatal("b dialled a peer it blocked")
 		}
+	})
+}
+
+// TestTopicCapabilitiesConformance runs plugintest's suite of TopicGate,
+// TopicValidator and PeerScorer on two networks linked in, and on two
+// out of process (every call, and every validation, over the sdk wire).
+func TestTopicCapabilitiesConformance(t *testing.T) {
+	generic := map[string]any{"pubsub_validation": PubsubValidationNone} // the suite publishes raw bytes
+	t.Run("linked", func(t *testing.T) {
+		plugintest.TestNetworkTopics(t, func(t testing.TB) (sdk.Network, sdk.Network) {
+			return startNetwork(t, generic), startNetwork(t, generic)
+		})
+	})
+	t.Run("process", func(t *testing.T) {
+		plugintest.TestNetworkTopics(t, func(t testing.TB) (sdk.Network, sdk.Network) {
+			return startWireNetwork(t, generic), startWireNetwork(t, generic)
+		})
 	})
 }

@@ -2,12 +2,12 @@ package store
 
 import (
 	"fmt"
-	"math"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/skein-p2p/skein/internal/bytesize"
 	"github.com/skein-p2p/skein/sdk"
 )
 
@@ -103,7 +103,7 @@ func ParseConfig(raw map[string]any) (Config, []sdk.Diagnostic) {
 	}
 
 	if v, ok := raw[KeyCacheSize]; ok && v != nil {
-		n, err := parseSize(v)
+		n, err := bytesize.Parse(v)
 		switch {
 		case err != nil:
 			errorf(KeyCacheSize, "%v", err)
@@ -140,75 +140,4 @@ func parseBool(v any) (bool, error) {
 	default:
 		return false, fmt.Errorf("must be a bool, got %s", typeName(v))
 	}
-}
-
-// sizeUnits maps a unit suffix (lower case) to its multiplier.
-var sizeUnits = map[string]int64{
-	"": 1, "b": 1,
-	"k": 1 << 10, "kb": 1000, "kib": 1 << 10,
-	"m": 1 << 20, "mb": 1000 * 1000, "mib": 1 << 20,
-	"g": 1 << 30, "gb": 1000 * 1000 * 1000, "gib": 1 << 30,
-	"t": 1 << 40, "tb": 1000 * 1000 * 1000 * 1000, "tib": 1 << 40,
-}
-
-// parseSize reads a byte count: an integer (any Go integer type, or a whole
-// float64 as JSON and structpb deliver numbers) or a string such as
-// "64MiB", "1.5GB", "1048576".
-func parseSize(v any) (int64, error) {
-	const maxSize = 1 << 50 // 1 PiB: anything larger is a typo
-	var n float64
-	switch x := v.(type) {
-	case int:
-		n = float64(x)
-	case int8:
-		n = float64(x)
-	case int16:
-		n = float64(x)
-	case int32:
-		n = float64(x)
-	case int64:
-		n = float64(x)
-	case uint:
-		n = float64(x)
-	case uint8:
-		n = float64(x)
-	case uint16:
-		n = float64(x)
-	case uint32:
-		n = float64(x)
-	case uint64:
-		n = float64(x)
-	case float32:
-		n = float64(x)
-	case float64:
-		n = x
-	case string:
-		s := strings.TrimSpace(x)
-		i := 0
-		for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.') {
-			i++
-		}
-		num, unit := s[:i], strings.ToLower(strings.TrimSpace(s[i:]))
-		mult, ok := sizeUnits[unit]
-		if num == "" || !ok {
-			return 0, fmt.Errorf("must be a size such as 67108864, \"64MiB\" or \"1GB\", got %q", x)
-		}
-		f, err := strconv.ParseFloat(num, 64)
-		if err != nil {
-			return 0, fmt.Errorf("must be a size such as 67108864, \"64MiB\" or \"1GB\", got %q", x)
-		}
-		n = f * float64(mult)
-	default:
-		return 0, fmt.Errorf("must be a size in bytes or a string such as \"64MiB\", got %s", typeName(v))
-	}
-	if math.IsNaN(n) || n < 0 {
-		return 0, fmt.Errorf("must not be negative, got %v", v)
-	}
-	if n > maxSize {
-		return 0, fmt.Errorf("%v is too large (more than 1PiB)", v)
-	}
-	if n != math.Trunc(n) {
-		return 0, fmt.Errorf("must be a whole number of bytes, got %v", v)
-	}
-	return int64(n), nil
 }

@@ -115,6 +115,13 @@ func StartBinary(t testing.TB, path string, opts ...ProcessOption) *sdk.RemotePl
 	return rp
 }
 
+// StartBinaryWithClient is StartBinary that also returns the go-plugin
+// client, for tests that kill the plugin or read its process id.
+func StartBinaryWithClient(t testing.TB, path string, opts ...ProcessOption) (*sdk.RemotePlugin, *plugin.Client) {
+	t.Helper()
+	return start(t, path, nil, opts)
+}
+
 func start(t testing.TB, path string, env []string, opts []ProcessOption) (*sdk.RemotePlugin, *plugin.Client) {
 	t.Helper()
 	cfg := processConfig{describe: true, start: true, configure: true, logs: io.Discard}

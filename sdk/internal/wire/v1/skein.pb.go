@@ -82,6 +82,58 @@ func (DataPlane) EnumDescriptor() ([]byte, []int) {
 	return file_skein_proto_rawDescGZIP(), []int{0}
 }
 
+type Verdict int32
+
+const (
+	Verdict_VERDICT_UNSPECIFIED Verdict = 0 // taken as ignore
+	Verdict_VERDICT_ACCEPT      Verdict = 1
+	Verdict_VERDICT_IGNORE      Verdict = 2
+	Verdict_VERDICT_REJECT      Verdict = 3
+)
+
+// Enum value maps for Verdict.
+var (
+	Verdict_name = map[int32]string{
+		0: "VERDICT_UNSPECIFIED",
+		1: "VERDICT_ACCEPT",
+		2: "VERDICT_IGNORE",
+		3: "VERDICT_REJECT",
+	}
+	Verdict_value = map[string]int32{
+		"VERDICT_UNSPECIFIED": 0,
+		"VERDICT_ACCEPT":      1,
+		"VERDICT_IGNORE":      2,
+		"VERDICT_REJECT":      3,
+	}
+)
+
+func (x Verdict) Enum() *Verdict {
+	p := new(Verdict)
+	*p = x
+	return p
+}
+
+func (x Verdict) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Verdict) Descriptor() protoreflect.EnumDescriptor {
+	return file_skein_proto_enumTypes[1].Descriptor()
+}
+
+func (Verdict) Type() protoreflect.EnumType {
+	return &file_skein_proto_enumTypes[1]
+}
+
+func (x Verdict) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Verdict.Descriptor instead.
+func (Verdict) EnumDescriptor() ([]byte, []int) {
+	return file_skein_proto_rawDescGZIP(), []int{1}
+}
+
 type Empty struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2870,6 +2922,306 @@ func (x *BlockPeerRequest) GetDurationNanos() int64 {
 	return 0
 }
 
+type TopicRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicRequest) Reset() {
+	*x = TopicRequest{}
+	mi := &file_skein_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicRequest) ProtoMessage() {}
+
+func (x *TopicRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skein_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicRequest.ProtoReflect.Descriptor instead.
+func (*TopicRequest) Descriptor() ([]byte, []int) {
+	return file_skein_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *TopicRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+type AdmitPeerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Peer          string                 `protobuf:"bytes,2,opt,name=peer,proto3" json:"peer,omitempty"`
+	Admit         bool                   `protobuf:"varint,3,opt,name=admit,proto3" json:"admit,omitempty"` // false: evict
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdmitPeerRequest) Reset() {
+	*x = AdmitPeerRequest{}
+	mi := &file_skein_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdmitPeerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdmitPeerRequest) ProtoMessage() {}
+
+func (x *AdmitPeerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skein_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdmitPeerRequest.ProtoReflect.Descriptor instead.
+func (*AdmitPeerRequest) Descriptor() ([]byte, []int) {
+	return file_skein_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *AdmitPeerRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *AdmitPeerRequest) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *AdmitPeerRequest) GetAdmit() bool {
+	if x != nil {
+		return x.Admit
+	}
+	return false
+}
+
+type ValidationRequest struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Registered       bool                   `protobuf:"varint,1,opt,name=registered,proto3" json:"registered,omitempty"` // the first message: the validator is in place
+	Id               uint64                 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	From             string                 `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"` // the peer that handed the message over
+	Data             []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	DeadlineUnixNano int64                  `protobuf:"varint,5,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"` // when the plugin stops waiting; 0 none
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ValidationRequest) Reset() {
+	*x = ValidationRequest{}
+	mi := &file_skein_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidationRequest) ProtoMessage() {}
+
+func (x *ValidationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skein_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidationRequest.ProtoReflect.Descriptor instead.
+func (*ValidationRequest) Descriptor() ([]byte, []int) {
+	return file_skein_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ValidationRequest) GetRegistered() bool {
+	if x != nil {
+		return x.Registered
+	}
+	return false
+}
+
+func (x *ValidationRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ValidationRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *ValidationRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *ValidationRequest) GetDeadlineUnixNano() int64 {
+	if x != nil {
+		return x.DeadlineUnixNano
+	}
+	return 0
+}
+
+type ValidatorVerdict struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"` // first message only
+	Id            uint64                 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	Verdict       Verdict                `protobuf:"varint,3,opt,name=verdict,proto3,enum=skein.plugin.v1.Verdict" json:"verdict,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidatorVerdict) Reset() {
+	*x = ValidatorVerdict{}
+	mi := &file_skein_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidatorVerdict) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidatorVerdict) ProtoMessage() {}
+
+func (x *ValidatorVerdict) ProtoReflect() protoreflect.Message {
+	mi := &file_skein_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidatorVerdict.ProtoReflect.Descriptor instead.
+func (*ValidatorVerdict) Descriptor() ([]byte, []int) {
+	return file_skein_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ValidatorVerdict) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ValidatorVerdict) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ValidatorVerdict) GetVerdict() Verdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return Verdict_VERDICT_UNSPECIFIED
+}
+
+type ScorePeerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Peer          string                 `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	Delta         float64                `protobuf:"fixed64,2,opt,name=delta,proto3" json:"delta,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScorePeerRequest) Reset() {
+	*x = ScorePeerRequest{}
+	mi := &file_skein_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScorePeerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScorePeerRequest) ProtoMessage() {}
+
+func (x *ScorePeerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skein_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScorePeerRequest.ProtoReflect.Descriptor instead.
+func (*ScorePeerRequest) Descriptor() ([]byte, []int) {
+	return file_skein_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ScorePeerRequest) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *ScorePeerRequest) GetDelta() float64 {
+	if x != nil {
+		return x.Delta
+	}
+	return 0
+}
+
+func (x *ScorePeerRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // TransportEndpoint is where a transport plugin process serves the v1 wire
 // (its go-plugin gRPC server).
 type TransportEndpoint struct {
@@ -2884,7 +3236,7 @@ type TransportEndpoint struct {
 
 func (x *TransportEndpoint) Reset() {
 	*x = TransportEndpoint{}
-	mi := &file_skein_proto_msgTypes[51]
+	mi := &file_skein_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2896,7 +3248,7 @@ func (x *TransportEndpoint) String() string {
 func (*TransportEndpoint) ProtoMessage() {}
 
 func (x *TransportEndpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_skein_proto_msgTypes[51]
+	mi := &file_skein_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2909,7 +3261,7 @@ func (x *TransportEndpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransportEndpoint.ProtoReflect.Descriptor instead.
 func (*TransportEndpoint) Descriptor() ([]byte, []int) {
-	return file_skein_proto_rawDescGZIP(), []int{51}
+	return file_skein_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *TransportEndpoint) GetNetwork() string {
@@ -2950,7 +3302,7 @@ type AttachTransportRequest struct {
 
 func (x *AttachTransportRequest) Reset() {
 	*x = AttachTransportRequest{}
-	mi := &file_skein_proto_msgTypes[52]
+	mi := &file_skein_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2962,7 +3314,7 @@ func (x *AttachTransportRequest) String() string {
 func (*AttachTransportRequest) ProtoMessage() {}
 
 func (x *AttachTransportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skein_proto_msgTypes[52]
+	mi := &file_skein_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2975,7 +3327,7 @@ func (x *AttachTransportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachTransportRequest.ProtoReflect.Descriptor instead.
 func (*AttachTransportRequest) Descriptor() ([]byte, []int) {
-	return file_skein_proto_rawDescGZIP(), []int{52}
+	return file_skein_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *AttachTransportRequest) GetName() string {
@@ -3001,7 +3353,7 @@ type DetachTransportRequest struct {
 
 func (x *DetachTransportRequest) Reset() {
 	*x = DetachTransportRequest{}
-	mi := &file_skein_proto_msgTypes[53]
+	mi := &file_skein_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3013,7 +3365,7 @@ func (x *DetachTransportRequest) String() string {
 func (*DetachTransportRequest) ProtoMessage() {}
 
 func (x *DetachTransportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skein_proto_msgTypes[53]
+	mi := &file_skein_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3026,7 +3378,7 @@ func (x *DetachTransportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DetachTransportRequest.ProtoReflect.Descriptor instead.
 func (*DetachTransportRequest) Descriptor() ([]byte, []int) {
-	return file_skein_proto_rawDescGZIP(), []int{53}
+	return file_skein_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *DetachTransportRequest) GetName() string {
@@ -3231,7 +3583,29 @@ const file_skein_proto_rawDesc = "" +
 	"\x10BlockPeerRequest\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12%\n" +
-	"\x0eduration_nanos\x18\x03 \x01(\x03R\rdurationNanos\"\x9e\x01\n" +
+	"\x0eduration_nanos\x18\x03 \x01(\x03R\rdurationNanos\"$\n" +
+	"\fTopicRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\"R\n" +
+	"\x10AdmitPeerRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x12\n" +
+	"\x04peer\x18\x02 \x01(\tR\x04peer\x12\x14\n" +
+	"\x05admit\x18\x03 \x01(\bR\x05admit\"\x99\x01\n" +
+	"\x11ValidationRequest\x12\x1e\n" +
+	"\n" +
+	"registered\x18\x01 \x01(\bR\n" +
+	"registered\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04from\x18\x03 \x01(\tR\x04from\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\x12,\n" +
+	"\x12deadline_unix_nano\x18\x05 \x01(\x03R\x10deadlineUnixNano\"l\n" +
+	"\x10ValidatorVerdict\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\x04R\x02id\x122\n" +
+	"\averdict\x18\x03 \x01(\x0e2\x18.skein.plugin.v1.VerdictR\averdict\"T\n" +
+	"\x10ScorePeerRequest\x12\x12\n" +
+	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x14\n" +
+	"\x05delta\x18\x02 \x01(\x01R\x05delta\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x9e\x01\n" +
 	"\x11TransportEndpoint\x12\x18\n" +
 	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
@@ -3246,7 +3620,12 @@ const file_skein_proto_rawDesc = "" +
 	"\tDataPlane\x12\x1a\n" +
 	"\x16DATA_PLANE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11DATA_PLANE_SOCKET\x10\x01\x12\x15\n" +
-	"\x11DATA_PLANE_STREAM\x10\x022\x9a\x03\n" +
+	"\x11DATA_PLANE_STREAM\x10\x02*^\n" +
+	"\aVerdict\x12\x17\n" +
+	"\x13VERDICT_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eVERDICT_ACCEPT\x10\x01\x12\x12\n" +
+	"\x0eVERDICT_IGNORE\x10\x02\x12\x12\n" +
+	"\x0eVERDICT_REJECT\x10\x032\x9a\x03\n" +
 	"\x06Plugin\x12@\n" +
 	"\bDescribe\x12\x16.skein.plugin.v1.Empty\x1a\x1c.skein.plugin.v1.Description\x12R\n" +
 	"\tConfigure\x12!.skein.plugin.v1.ConfigureRequest\x1a\".skein.plugin.v1.ConfigureResponse\x127\n" +
@@ -3271,7 +3650,7 @@ const file_skein_proto_rawDesc = "" +
 	"\x06Stream\x12\x16.skein.plugin.v1.Chunk\x1a\x16.skein.plugin.v1.Chunk(\x010\x012\xb1\x01\n" +
 	"\tDiscovery\x12Q\n" +
 	"\tAdvertise\x12!.skein.plugin.v1.AdvertiseRequest\x1a\x1f.skein.plugin.v1.AdvertiseEvent0\x01\x12Q\n" +
-	"\tFindPeers\x12!.skein.plugin.v1.FindPeersRequest\x1a\x1f.skein.plugin.v1.FindPeersEvent0\x012\xaf\t\n" +
+	"\tFindPeers\x12!.skein.plugin.v1.FindPeersRequest\x1a\x1f.skein.plugin.v1.FindPeersEvent0\x012\xe0\v\n" +
 	"\aNetwork\x12<\n" +
 	"\x04Info\x12\x16.skein.plugin.v1.Empty\x1a\x1c.skein.plugin.v1.NetworkInfo\x12F\n" +
 	"\tPutBlocks\x12!.skein.plugin.v1.PutBlocksRequest\x1a\x16.skein.plugin.v1.Empty\x12Q\n" +
@@ -3287,7 +3666,12 @@ const file_skein_proto_rawDesc = "" +
 	"PeerEvents\x12\x16.skein.plugin.v1.Empty\x1a!.skein.plugin.v1.PeerEventMessage0\x01\x12J\n" +
 	"\aRequest\x12\x1e.skein.plugin.v1.DirectRequest\x1a\x1f.skein.plugin.v1.DirectResponse\x12V\n" +
 	"\x0eHandleRequests\x12\x1e.skein.plugin.v1.HandlerAnswer\x1a .skein.plugin.v1.IncomingRequest(\x010\x01\x12F\n" +
-	"\tBlockPeer\x12!.skein.plugin.v1.BlockPeerRequest\x1a\x16.skein.plugin.v1.Empty\x12R\n" +
+	"\tBlockPeer\x12!.skein.plugin.v1.BlockPeerRequest\x1a\x16.skein.plugin.v1.Empty\x12C\n" +
+	"\n" +
+	"CloseTopic\x12\x1d.skein.plugin.v1.TopicRequest\x1a\x16.skein.plugin.v1.Empty\x12F\n" +
+	"\tAdmitPeer\x12!.skein.plugin.v1.AdmitPeerRequest\x1a\x16.skein.plugin.v1.Empty\x12Z\n" +
+	"\rValidateTopic\x12!.skein.plugin.v1.ValidatorVerdict\x1a\".skein.plugin.v1.ValidationRequest(\x010\x01\x12F\n" +
+	"\tScorePeer\x12!.skein.plugin.v1.ScorePeerRequest\x1a\x16.skein.plugin.v1.Empty\x12R\n" +
 	"\x0fAttachTransport\x12'.skein.plugin.v1.AttachTransportRequest\x1a\x16.skein.plugin.v1.Empty\x12R\n" +
 	"\x0fDetachTransport\x12'.skein.plugin.v1.DetachTransportRequest\x1a\x16.skein.plugin.v1.EmptyB8Z6github.com/skein-p2p/skein/sdk/internal/wire/v1;wirev1b\x06proto3"
 
@@ -3303,166 +3687,181 @@ func file_skein_proto_rawDescGZIP() []byte {
 	return file_skein_proto_rawDescData
 }
 
-var file_skein_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_skein_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_skein_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_skein_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_skein_proto_goTypes = []any{
 	(DataPlane)(0),                 // 0: skein.plugin.v1.DataPlane
-	(*Empty)(nil),                  // 1: skein.plugin.v1.Empty
-	(*Description)(nil),            // 2: skein.plugin.v1.Description
-	(*ConfigKey)(nil),              // 3: skein.plugin.v1.ConfigKey
-	(*ConfigureRequest)(nil),       // 4: skein.plugin.v1.ConfigureRequest
-	(*ConfigureResponse)(nil),      // 5: skein.plugin.v1.ConfigureResponse
-	(*Diagnostic)(nil),             // 6: skein.plugin.v1.Diagnostic
-	(*StopRequest)(nil),            // 7: skein.plugin.v1.StopRequest
-	(*StatusReport)(nil),           // 8: skein.plugin.v1.StatusReport
-	(*EventsRequest)(nil),          // 9: skein.plugin.v1.EventsRequest
-	(*Event)(nil),                  // 10: skein.plugin.v1.Event
-	(*LogRecord)(nil),              // 11: skein.plugin.v1.LogRecord
-	(*KeyRequest)(nil),             // 12: skein.plugin.v1.KeyRequest
-	(*ValueResponse)(nil),          // 13: skein.plugin.v1.ValueResponse
-	(*PutRequest)(nil),             // 14: skein.plugin.v1.PutRequest
-	(*HasResponse)(nil),            // 15: skein.plugin.v1.HasResponse
-	(*Op)(nil),                     // 16: skein.plugin.v1.Op
-	(*BatchRequest)(nil),           // 17: skein.plugin.v1.BatchRequest
-	(*QueryRequest)(nil),           // 18: skein.plugin.v1.QueryRequest
-	(*KeyValue)(nil),               // 19: skein.plugin.v1.KeyValue
-	(*QueryResponse)(nil),          // 20: skein.plugin.v1.QueryResponse
-	(*PacketProfile)(nil),          // 21: skein.plugin.v1.PacketProfile
-	(*TransportInfo)(nil),          // 22: skein.plugin.v1.TransportInfo
-	(*ListenRequest)(nil),          // 23: skein.plugin.v1.ListenRequest
-	(*ListenResponse)(nil),         // 24: skein.plugin.v1.ListenResponse
-	(*ListenerRef)(nil),            // 25: skein.plugin.v1.ListenerRef
-	(*AcceptRequest)(nil),          // 26: skein.plugin.v1.AcceptRequest
-	(*DialRequest)(nil),            // 27: skein.plugin.v1.DialRequest
-	(*ConnResponse)(nil),           // 28: skein.plugin.v1.ConnResponse
-	(*Chunk)(nil),                  // 29: skein.plugin.v1.Chunk
-	(*PeerInfo)(nil),               // 30: skein.plugin.v1.PeerInfo
-	(*AdvertiseRequest)(nil),       // 31: skein.plugin.v1.AdvertiseRequest
-	(*AdvertiseEvent)(nil),         // 32: skein.plugin.v1.AdvertiseEvent
-	(*FindPeersRequest)(nil),       // 33: skein.plugin.v1.FindPeersRequest
-	(*FindPeersEvent)(nil),         // 34: skein.plugin.v1.FindPeersEvent
-	(*NetworkInfo)(nil),            // 35: skein.plugin.v1.NetworkInfo
-	(*Block)(nil),                  // 36: skein.plugin.v1.Block
-	(*PutBlocksRequest)(nil),       // 37: skein.plugin.v1.PutBlocksRequest
-	(*GetBlocksRequest)(nil),       // 38: skein.plugin.v1.GetBlocksRequest
-	(*GetBlocksEvent)(nil),         // 39: skein.plugin.v1.GetBlocksEvent
-	(*CidRequest)(nil),             // 40: skein.plugin.v1.CidRequest
-	(*PublishRequest)(nil),         // 41: skein.plugin.v1.PublishRequest
-	(*SubscribeRequest)(nil),       // 42: skein.plugin.v1.SubscribeRequest
-	(*PubsubMessage)(nil),          // 43: skein.plugin.v1.PubsubMessage
-	(*SubscribeEvent)(nil),         // 44: skein.plugin.v1.SubscribeEvent
-	(*PeersResponse)(nil),          // 45: skein.plugin.v1.PeersResponse
-	(*PeerEventMessage)(nil),       // 46: skein.plugin.v1.PeerEventMessage
-	(*DirectRequest)(nil),          // 47: skein.plugin.v1.DirectRequest
-	(*DirectResponse)(nil),         // 48: skein.plugin.v1.DirectResponse
-	(*IncomingRequest)(nil),        // 49: skein.plugin.v1.IncomingRequest
-	(*HandlerAnswer)(nil),          // 50: skein.plugin.v1.HandlerAnswer
-	(*BlockPeerRequest)(nil),       // 51: skein.plugin.v1.BlockPeerRequest
-	(*TransportEndpoint)(nil),      // 52: skein.plugin.v1.TransportEndpoint
-	(*AttachTransportRequest)(nil), // 53: skein.plugin.v1.AttachTransportRequest
-	(*DetachTransportRequest)(nil), // 54: skein.plugin.v1.DetachTransportRequest
-	nil,                            // 55: skein.plugin.v1.StatusReport.DetailsEntry
-	nil,                            // 56: skein.plugin.v1.LogRecord.AttrsEntry
+	(Verdict)(0),                   // 1: skein.plugin.v1.Verdict
+	(*Empty)(nil),                  // 2: skein.plugin.v1.Empty
+	(*Description)(nil),            // 3: skein.plugin.v1.Description
+	(*ConfigKey)(nil),              // 4: skein.plugin.v1.ConfigKey
+	(*ConfigureRequest)(nil),       // 5: skein.plugin.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),      // 6: skein.plugin.v1.ConfigureResponse
+	(*Diagnostic)(nil),             // 7: skein.plugin.v1.Diagnostic
+	(*StopRequest)(nil),            // 8: skein.plugin.v1.StopRequest
+	(*StatusReport)(nil),           // 9: skein.plugin.v1.StatusReport
+	(*EventsRequest)(nil),          // 10: skein.plugin.v1.EventsRequest
+	(*Event)(nil),                  // 11: skein.plugin.v1.Event
+	(*LogRecord)(nil),              // 12: skein.plugin.v1.LogRecord
+	(*KeyRequest)(nil),             // 13: skein.plugin.v1.KeyRequest
+	(*ValueResponse)(nil),          // 14: skein.plugin.v1.ValueResponse
+	(*PutRequest)(nil),             // 15: skein.plugin.v1.PutRequest
+	(*HasResponse)(nil),            // 16: skein.plugin.v1.HasResponse
+	(*Op)(nil),                     // 17: skein.plugin.v1.Op
+	(*BatchRequest)(nil),           // 18: skein.plugin.v1.BatchRequest
+	(*QueryRequest)(nil),           // 19: skein.plugin.v1.QueryRequest
+	(*KeyValue)(nil),               // 20: skein.plugin.v1.KeyValue
+	(*QueryResponse)(nil),          // 21: skein.plugin.v1.QueryResponse
+	(*PacketProfile)(nil),          // 22: skein.plugin.v1.PacketProfile
+	(*TransportInfo)(nil),          // 23: skein.plugin.v1.TransportInfo
+	(*ListenRequest)(nil),          // 24: skein.plugin.v1.ListenRequest
+	(*ListenResponse)(nil),         // 25: skein.plugin.v1.ListenResponse
+	(*ListenerRef)(nil),            // 26: skein.plugin.v1.ListenerRef
+	(*AcceptRequest)(nil),          // 27: skein.plugin.v1.AcceptRequest
+	(*DialRequest)(nil),            // 28: skein.plugin.v1.DialRequest
+	(*ConnResponse)(nil),           // 29: skein.plugin.v1.ConnResponse
+	(*Chunk)(nil),                  // 30: skein.plugin.v1.Chunk
+	(*PeerInfo)(nil),               // 31: skein.plugin.v1.PeerInfo
+	(*AdvertiseRequest)(nil),       // 32: skein.plugin.v1.AdvertiseRequest
+	(*AdvertiseEvent)(nil),         // 33: skein.plugin.v1.AdvertiseEvent
+	(*FindPeersRequest)(nil),       // 34: skein.plugin.v1.FindPeersRequest
+	(*FindPeersEvent)(nil),         // 35: skein.plugin.v1.FindPeersEvent
+	(*NetworkInfo)(nil),            // 36: skein.plugin.v1.NetworkInfo
+	(*Block)(nil),                  // 37: skein.plugin.v1.Block
+	(*PutBlocksRequest)(nil),       // 38: skein.plugin.v1.PutBlocksRequest
+	(*GetBlocksRequest)(nil),       // 39: skein.plugin.v1.GetBlocksRequest
+	(*GetBlocksEvent)(nil),         // 40: skein.plugin.v1.GetBlocksEvent
+	(*CidRequest)(nil),             // 41: skein.plugin.v1.CidRequest
+	(*PublishRequest)(nil),         // 42: skein.plugin.v1.PublishRequest
+	(*SubscribeRequest)(nil),       // 43: skein.plugin.v1.SubscribeRequest
+	(*PubsubMessage)(nil),          // 44: skein.plugin.v1.PubsubMessage
+	(*SubscribeEvent)(nil),         // 45: skein.plugin.v1.SubscribeEvent
+	(*PeersResponse)(nil),          // 46: skein.plugin.v1.PeersResponse
+	(*PeerEventMessage)(nil),       // 47: skein.plugin.v1.PeerEventMessage
+	(*DirectRequest)(nil),          // 48: skein.plugin.v1.DirectRequest
+	(*DirectResponse)(nil),         // 49: skein.plugin.v1.DirectResponse
+	(*IncomingRequest)(nil),        // 50: skein.plugin.v1.IncomingRequest
+	(*HandlerAnswer)(nil),          // 51: skein.plugin.v1.HandlerAnswer
+	(*BlockPeerRequest)(nil),       // 52: skein.plugin.v1.BlockPeerRequest
+	(*TopicRequest)(nil),           // 53: skein.plugin.v1.TopicRequest
+	(*AdmitPeerRequest)(nil),       // 54: skein.plugin.v1.AdmitPeerRequest
+	(*ValidationRequest)(nil),      // 55: skein.plugin.v1.ValidationRequest
+	(*ValidatorVerdict)(nil),       // 56: skein.plugin.v1.ValidatorVerdict
+	(*ScorePeerRequest)(nil),       // 57: skein.plugin.v1.ScorePeerRequest
+	(*TransportEndpoint)(nil),      // 58: skein.plugin.v1.TransportEndpoint
+	(*AttachTransportRequest)(nil), // 59: skein.plugin.v1.AttachTransportRequest
+	(*DetachTransportRequest)(nil), // 60: skein.plugin.v1.DetachTransportRequest
+	nil,                            // 61: skein.plugin.v1.StatusReport.DetailsEntry
+	nil,                            // 62: skein.plugin.v1.LogRecord.AttrsEntry
 }
 var file_skein_proto_depIdxs = []int32{
-	3,  // 0: skein.plugin.v1.Description.config_schema:type_name -> skein.plugin.v1.ConfigKey
-	6,  // 1: skein.plugin.v1.ConfigureResponse.diagnostics:type_name -> skein.plugin.v1.Diagnostic
-	55, // 2: skein.plugin.v1.StatusReport.details:type_name -> skein.plugin.v1.StatusReport.DetailsEntry
-	11, // 3: skein.plugin.v1.Event.log:type_name -> skein.plugin.v1.LogRecord
-	8,  // 4: skein.plugin.v1.Event.status:type_name -> skein.plugin.v1.StatusReport
-	56, // 5: skein.plugin.v1.LogRecord.attrs:type_name -> skein.plugin.v1.LogRecord.AttrsEntry
-	16, // 6: skein.plugin.v1.BatchRequest.ops:type_name -> skein.plugin.v1.Op
-	19, // 7: skein.plugin.v1.QueryResponse.items:type_name -> skein.plugin.v1.KeyValue
-	21, // 8: skein.plugin.v1.TransportInfo.packet_profile:type_name -> skein.plugin.v1.PacketProfile
+	4,  // 0: skein.plugin.v1.Description.config_schema:type_name -> skein.plugin.v1.ConfigKey
+	7,  // 1: skein.plugin.v1.ConfigureResponse.diagnostics:type_name -> skein.plugin.v1.Diagnostic
+	61, // 2: skein.plugin.v1.StatusReport.details:type_name -> skein.plugin.v1.StatusReport.DetailsEntry
+	12, // 3: skein.plugin.v1.Event.log:type_name -> skein.plugin.v1.LogRecord
+	9,  // 4: skein.plugin.v1.Event.status:type_name -> skein.plugin.v1.StatusReport
+	62, // 5: skein.plugin.v1.LogRecord.attrs:type_name -> skein.plugin.v1.LogRecord.AttrsEntry
+	17, // 6: skein.plugin.v1.BatchRequest.ops:type_name -> skein.plugin.v1.Op
+	20, // 7: skein.plugin.v1.QueryResponse.items:type_name -> skein.plugin.v1.KeyValue
+	22, // 8: skein.plugin.v1.TransportInfo.packet_profile:type_name -> skein.plugin.v1.PacketProfile
 	0,  // 9: skein.plugin.v1.AcceptRequest.data_plane:type_name -> skein.plugin.v1.DataPlane
 	0,  // 10: skein.plugin.v1.DialRequest.data_plane:type_name -> skein.plugin.v1.DataPlane
-	30, // 11: skein.plugin.v1.AdvertiseRequest.self:type_name -> skein.plugin.v1.PeerInfo
-	30, // 12: skein.plugin.v1.FindPeersEvent.peer:type_name -> skein.plugin.v1.PeerInfo
-	36, // 13: skein.plugin.v1.PutBlocksRequest.blocks:type_name -> skein.plugin.v1.Block
-	36, // 14: skein.plugin.v1.GetBlocksEvent.block:type_name -> skein.plugin.v1.Block
-	43, // 15: skein.plugin.v1.SubscribeEvent.message:type_name -> skein.plugin.v1.PubsubMessage
-	30, // 16: skein.plugin.v1.PeersResponse.peers:type_name -> skein.plugin.v1.PeerInfo
-	0,  // 17: skein.plugin.v1.TransportEndpoint.data_plane:type_name -> skein.plugin.v1.DataPlane
-	52, // 18: skein.plugin.v1.AttachTransportRequest.endpoint:type_name -> skein.plugin.v1.TransportEndpoint
-	1,  // 19: skein.plugin.v1.Plugin.Describe:input_type -> skein.plugin.v1.Empty
-	4,  // 20: skein.plugin.v1.Plugin.Configure:input_type -> skein.plugin.v1.ConfigureRequest
-	1,  // 21: skein.plugin.v1.Plugin.Start:input_type -> skein.plugin.v1.Empty
-	7,  // 22: skein.plugin.v1.Plugin.Stop:input_type -> skein.plugin.v1.StopRequest
-	1,  // 23: skein.plugin.v1.Plugin.Status:input_type -> skein.plugin.v1.Empty
-	9,  // 24: skein.plugin.v1.Plugin.Events:input_type -> skein.plugin.v1.EventsRequest
-	12, // 25: skein.plugin.v1.Store.Get:input_type -> skein.plugin.v1.KeyRequest
-	14, // 26: skein.plugin.v1.Store.Put:input_type -> skein.plugin.v1.PutRequest
-	12, // 27: skein.plugin.v1.Store.Delete:input_type -> skein.plugin.v1.KeyRequest
-	12, // 28: skein.plugin.v1.Store.Has:input_type -> skein.plugin.v1.KeyRequest
-	17, // 29: skein.plugin.v1.Store.Batch:input_type -> skein.plugin.v1.BatchRequest
-	18, // 30: skein.plugin.v1.Store.Query:input_type -> skein.plugin.v1.QueryRequest
-	1,  // 31: skein.plugin.v1.Store.Sync:input_type -> skein.plugin.v1.Empty
-	1,  // 32: skein.plugin.v1.Transport.Info:input_type -> skein.plugin.v1.Empty
-	23, // 33: skein.plugin.v1.Transport.Listen:input_type -> skein.plugin.v1.ListenRequest
-	26, // 34: skein.plugin.v1.Transport.Accept:input_type -> skein.plugin.v1.AcceptRequest
-	25, // 35: skein.plugin.v1.Transport.CloseListener:input_type -> skein.plugin.v1.ListenerRef
-	27, // 36: skein.plugin.v1.Transport.Dial:input_type -> skein.plugin.v1.DialRequest
-	29, // 37: skein.plugin.v1.Transport.Stream:input_type -> skein.plugin.v1.Chunk
-	31, // 38: skein.plugin.v1.Discovery.Advertise:input_type -> skein.plugin.v1.AdvertiseRequest
-	33, // 39: skein.plugin.v1.Discovery.FindPeers:input_type -> skein.plugin.v1.FindPeersRequest
-	1,  // 40: skein.plugin.v1.Network.Info:input_type -> skein.plugin.v1.Empty
-	37, // 41: skein.plugin.v1.Network.PutBlocks:input_type -> skein.plugin.v1.PutBlocksRequest
-	38, // 42: skein.plugin.v1.Network.GetBlocks:input_type -> skein.plugin.v1.GetBlocksRequest
-	40, // 43: skein.plugin.v1.Network.HasBlock:input_type -> skein.plugin.v1.CidRequest
-	41, // 44: skein.plugin.v1.Network.Publish:input_type -> skein.plugin.v1.PublishRequest
-	42, // 45: skein.plugin.v1.Network.Subscribe:input_type -> skein.plugin.v1.SubscribeRequest
-	30, // 46: skein.plugin.v1.Network.Connect:input_type -> skein.plugin.v1.PeerInfo
-	1,  // 47: skein.plugin.v1.Network.Peers:input_type -> skein.plugin.v1.Empty
-	40, // 48: skein.plugin.v1.Network.Provide:input_type -> skein.plugin.v1.CidRequest
-	40, // 49: skein.plugin.v1.Network.FindProviders:input_type -> skein.plugin.v1.CidRequest
-	1,  // 50: skein.plugin.v1.Network.PeerEvents:input_type -> skein.plugin.v1.Empty
-	47, // 51: skein.plugin.v1.Network.Request:input_type -> skein.plugin.v1.DirectRequest
-	50, // 52: skein.plugin.v1.Network.HandleRequests:input_type -> skein.plugin.v1.HandlerAnswer
-	51, // 53: skein.plugin.v1.Network.BlockPeer:input_type -> skein.plugin.v1.BlockPeerRequest
-	53, // 54: skein.plugin.v1.Network.AttachTransport:input_type -> skein.plugin.v1.AttachTransportRequest
-	54, // 55: skein.plugin.v1.Network.DetachTransport:input_type -> skein.plugin.v1.DetachTransportRequest
-	2,  // 56: skein.plugin.v1.Plugin.Describe:output_type -> skein.plugin.v1.Description
-	5,  // 57: skein.plugin.v1.Plugin.Configure:output_type -> skein.plugin.v1.ConfigureResponse
-	1,  // 58: skein.plugin.v1.Plugin.Start:output_type -> skein.plugin.v1.Empty
-	1,  // 59: skein.plugin.v1.Plugin.Stop:output_type -> skein.plugin.v1.Empty
-	8,  // 60: skein.plugin.v1.Plugin.Status:output_type -> skein.plugin.v1.StatusReport
-	10, // 61: skein.plugin.v1.Plugin.Events:output_type -> skein.plugin.v1.Event
-	13, // 62: skein.plugin.v1.Store.Get:output_type -> skein.plugin.v1.ValueResponse
-	1,  // 63: skein.plugin.v1.Store.Put:output_type -> skein.plugin.v1.Empty
-	1,  // 64: skein.plugin.v1.Store.Delete:output_type -> skein.plugin.v1.Empty
-	15, // 65: skein.plugin.v1.Store.Has:output_type -> skein.plugin.v1.HasResponse
-	1,  // 66: skein.plugin.v1.Store.Batch:output_type -> skein.plugin.v1.Empty
-	20, // 67: skein.plugin.v1.Store.Query:output_type -> skein.plugin.v1.QueryResponse
-	1,  // 68: skein.plugin.v1.Store.Sync:output_type -> skein.plugin.v1.Empty
-	22, // 69: skein.plugin.v1.Transport.Info:output_type -> skein.plugin.v1.TransportInfo
-	24, // 70: skein.plugin.v1.Transport.Listen:output_type -> skein.plugin.v1.ListenResponse
-	28, // 71: skein.plugin.v1.Transport.Accept:output_type -> skein.plugin.v1.ConnResponse
-	1,  // 72: skein.plugin.v1.Transport.CloseListener:output_type -> skein.plugin.v1.Empty
-	28, // 73: skein.plugin.v1.Transport.Dial:output_type -> skein.plugin.v1.ConnResponse
-	29, // 74: skein.plugin.v1.Transport.Stream:output_type -> skein.plugin.v1.Chunk
-	32, // 75: skein.plugin.v1.Discovery.Advertise:output_type -> skein.plugin.v1.AdvertiseEvent
-	34, // 76: skein.plugin.v1.Discovery.FindPeers:output_type -> skein.plugin.v1.FindPeersEvent
-	35, // 77: skein.plugin.v1.Network.Info:output_type -> skein.plugin.v1.NetworkInfo
-	1,  // 78: skein.plugin.v1.Network.PutBlocks:output_type -> skein.plugin.v1.Empty
-	39, // 79: skein.plugin.v1.Network.GetBlocks:output_type -> skein.plugin.v1.GetBlocksEvent
-	15, // 80: skein.plugin.v1.Network.HasBlock:output_type -> skein.plugin.v1.HasResponse
-	1,  // 81: skein.plugin.v1.Network.Publish:output_type -> skein.plugin.v1.Empty
-	44, // 82: skein.plugin.v1.Network.Subscribe:output_type -> skein.plugin.v1.SubscribeEvent
-	1,  // 83: skein.plugin.v1.Network.Connect:output_type -> skein.plugin.v1.Empty
-	45, // 84: skein.plugin.v1.Network.Peers:output_type -> skein.plugin.v1.PeersResponse
-	1,  // 85: skein.plugin.v1.Network.Provide:output_type -> skein.plugin.v1.Empty
-	34, // 86: skein.plugin.v1.Network.FindProviders:output_type -> skein.plugin.v1.FindPeersEvent
-	46, // 87: skein.plugin.v1.Network.PeerEvents:output_type -> skein.plugin.v1.PeerEventMessage
-	48, // 88: skein.plugin.v1.Network.Request:output_type -> skein.plugin.v1.DirectResponse
-	49, // 89: skein.plugin.v1.Network.HandleRequests:output_type -> skein.plugin.v1.IncomingRequest
-	1,  // 90: skein.plugin.v1.Network.BlockPeer:output_type -> skein.plugin.v1.Empty
-	1,  // 91: skein.plugin.v1.Network.AttachTransport:output_type -> skein.plugin.v1.Empty
-	1,  // 92: skein.plugin.v1.Network.DetachTransport:output_type -> skein.plugin.v1.Empty
-	56, // [56:93] is the sub-list for method output_type
-	19, // [19:56] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	31, // 11: skein.plugin.v1.AdvertiseRequest.self:type_name -> skein.plugin.v1.PeerInfo
+	31, // 12: skein.plugin.v1.FindPeersEvent.peer:type_name -> skein.plugin.v1.PeerInfo
+	37, // 13: skein.plugin.v1.PutBlocksRequest.blocks:type_name -> skein.plugin.v1.Block
+	37, // 14: skein.plugin.v1.GetBlocksEvent.block:type_name -> skein.plugin.v1.Block
+	44, // 15: skein.plugin.v1.SubscribeEvent.message:type_name -> skein.plugin.v1.PubsubMessage
+	31, // 16: skein.plugin.v1.PeersResponse.peers:type_name -> skein.plugin.v1.PeerInfo
+	1,  // 17: skein.plugin.v1.ValidatorVerdict.verdict:type_name -> skein.plugin.v1.Verdict
+	0,  // 18: skein.plugin.v1.TransportEndpoint.data_plane:type_name -> skein.plugin.v1.DataPlane
+	58, // 19: skein.plugin.v1.AttachTransportRequest.endpoint:type_name -> skein.plugin.v1.TransportEndpoint
+	2,  // 20: skein.plugin.v1.Plugin.Describe:input_type -> skein.plugin.v1.Empty
+	5,  // 21: skein.plugin.v1.Plugin.Configure:input_type -> skein.plugin.v1.ConfigureRequest
+	2,  // 22: skein.plugin.v1.Plugin.Start:input_type -> skein.plugin.v1.Empty
+	8,  // 23: skein.plugin.v1.Plugin.Stop:input_type -> skein.plugin.v1.StopRequest
+	2,  // 24: skein.plugin.v1.Plugin.Status:input_type -> skein.plugin.v1.Empty
+	10, // 25: skein.plugin.v1.Plugin.Events:input_type -> skein.plugin.v1.EventsRequest
+	13, // 26: skein.plugin.v1.Store.Get:input_type -> skein.plugin.v1.KeyRequest
+	15, // 27: skein.plugin.v1.Store.Put:input_type -> skein.plugin.v1.PutRequest
+	13, // 28: skein.plugin.v1.Store.Delete:input_type -> skein.plugin.v1.KeyRequest
+	13, // 29: skein.plugin.v1.Store.Has:input_type -> skein.plugin.v1.KeyRequest
+	18, // 30: skein.plugin.v1.Store.Batch:input_type -> skein.plugin.v1.BatchRequest
+	19, // 31: skein.plugin.v1.Store.Query:input_type -> skein.plugin.v1.QueryRequest
+	2,  // 32: skein.plugin.v1.Store.Sync:input_type -> skein.plugin.v1.Empty
+	2,  // 33: skein.plugin.v1.Transport.Info:input_type -> skein.plugin.v1.Empty
+	24, // 34: skein.plugin.v1.Transport.Listen:input_type -> skein.plugin.v1.ListenRequest
+	27, // 35: skein.plugin.v1.Transport.Accept:input_type -> skein.plugin.v1.AcceptRequest
+	26, // 36: skein.plugin.v1.Transport.CloseListener:input_type -> skein.plugin.v1.ListenerRef
+	28, // 37: skein.plugin.v1.Transport.Dial:input_type -> skein.plugin.v1.DialRequest
+	30, // 38: skein.plugin.v1.Transport.Stream:input_type -> skein.plugin.v1.Chunk
+	32, // 39: skein.plugin.v1.Discovery.Advertise:input_type -> skein.plugin.v1.AdvertiseRequest
+	34, // 40: skein.plugin.v1.Discovery.FindPeers:input_type -> skein.plugin.v1.FindPeersRequest
+	2,  // 41: skein.plugin.v1.Network.Info:input_type -> skein.plugin.v1.Empty
+	38, // 42: skein.plugin.v1.Network.PutBlocks:input_type -> skein.plugin.v1.PutBlocksRequest
+	39, // 43: skein.plugin.v1.Network.GetBlocks:input_type -> skein.plugin.v1.GetBlocksRequest
+	41, // 44: skein.plugin.v1.Network.HasBlock:input_type -> skein.plugin.v1.CidRequest
+	42, // 45: skein.plugin.v1.Network.Publish:input_type -> skein.plugin.v1.PublishRequest
+	43, // 46: skein.plugin.v1.Network.Subscribe:input_type -> skein.plugin.v1.SubscribeRequest
+	31, // 47: skein.plugin.v1.Network.Connect:input_type -> skein.plugin.v1.PeerInfo
+	2,  // 48: skein.plugin.v1.Network.Peers:input_type -> skein.plugin.v1.Empty
+	41, // 49: skein.plugin.v1.Network.Provide:input_type -> skein.plugin.v1.CidRequest
+	41, // 50: skein.plugin.v1.Network.FindProviders:input_type -> skein.plugin.v1.CidRequest
+	2,  // 51: skein.plugin.v1.Network.PeerEvents:input_type -> skein.plugin.v1.Empty
+	48, // 52: skein.plugin.v1.Network.Request:input_type -> skein.plugin.v1.DirectRequest
+	51, // 53: skein.plugin.v1.Network.HandleRequests:input_type -> skein.plugin.v1.HandlerAnswer
+	52, // 54: skein.plugin.v1.Network.BlockPeer:input_type -> skein.plugin.v1.BlockPeerRequest
+	53, // 55: skein.plugin.v1.Network.CloseTopic:input_type -> skein.plugin.v1.TopicRequest
+	54, // 56: skein.plugin.v1.Network.AdmitPeer:input_type -> skein.plugin.v1.AdmitPeerRequest
+	56, // 57: skein.plugin.v1.Network.ValidateTopic:input_type -> skein.plugin.v1.ValidatorVerdict
+	57, // 58: skein.plugin.v1.Network.ScorePeer:input_type -> skein.plugin.v1.ScorePeerRequest
+	59, // 59: skein.plugin.v1.Network.AttachTransport:input_type -> skein.plugin.v1.AttachTransportRequest
+	60, // 60: skein.plugin.v1.Network.DetachTransport:input_type -> skein.plugin.v1.DetachTransportRequest
+	3,  // 61: skein.plugin.v1.Plugin.Describe:output_type -> skein.plugin.v1.Description
+	6,  // 62: skein.plugin.v1.Plugin.Configure:output_type -> skein.plugin.v1.ConfigureResponse
+	2,  // 63: skein.plugin.v1.Plugin.Start:output_type -> skein.plugin.v1.Empty
+	2,  // 64: skein.plugin.v1.Plugin.Stop:output_type -> skein.plugin.v1.Empty
+	9,  // 65: skein.plugin.v1.Plugin.Status:output_type -> skein.plugin.v1.StatusReport
+	11, // 66: skein.plugin.v1.Plugin.Events:output_type -> skein.plugin.v1.Event
+	14, // 67: skein.plugin.v1.Store.Get:output_type -> skein.plugin.v1.ValueResponse
+	2,  // 68: skein.plugin.v1.Store.Put:output_type -> skein.plugin.v1.Empty
+	2,  // 69: skein.plugin.v1.Store.Delete:output_type -> skein.plugin.v1.Empty
+	16, // 70: skein.plugin.v1.Store.Has:output_type -> skein.plugin.v1.HasResponse
+	2,  // 71: skein.plugin.v1.Store.Batch:output_type -> skein.plugin.v1.Empty
+	21, // 72: skein.plugin.v1.Store.Query:output_type -> skein.plugin.v1.QueryResponse
+	2,  // 73: skein.plugin.v1.Store.Sync:output_type -> skein.plugin.v1.Empty
+	23, // 74: skein.plugin.v1.Transport.Info:output_type -> skein.plugin.v1.TransportInfo
+	25, // 75: skein.plugin.v1.Transport.Listen:output_type -> skein.plugin.v1.ListenResponse
+	29, // 76: skein.plugin.v1.Transport.Accept:output_type -> skein.plugin.v1.ConnResponse
+	2,  // 77: skein.plugin.v1.Transport.CloseListener:output_type -> skein.plugin.v1.Empty
+	29, // 78: skein.plugin.v1.Transport.Dial:output_type -> skein.plugin.v1.ConnResponse
+	30, // 79: skein.plugin.v1.Transport.Stream:output_type -> skein.plugin.v1.Chunk
+	33, // 80: skein.plugin.v1.Discovery.Advertise:output_type -> skein.plugin.v1.AdvertiseEvent
+	35, // 81: skein.plugin.v1.Discovery.FindPeers:output_type -> skein.plugin.v1.FindPeersEvent
+	36, // 82: skein.plugin.v1.Network.Info:output_type -> skein.plugin.v1.NetworkInfo
+	2,  // 83: skein.plugin.v1.Network.PutBlocks:output_type -> skein.plugin.v1.Empty
+	40, // 84: skein.plugin.v1.Network.GetBlocks:output_type -> skein.plugin.v1.GetBlocksEvent
+	16, // 85: skein.plugin.v1.Network.HasBlock:output_type -> skein.plugin.v1.HasResponse
+	2,  // 86: skein.plugin.v1.Network.Publish:output_type -> skein.plugin.v1.Empty
+	45, // 87: skein.plugin.v1.Network.Subscribe:output_type -> skein.plugin.v1.SubscribeEvent
+	2,  // 88: skein.plugin.v1.Network.Connect:output_type -> skein.plugin.v1.Empty
+	46, // 89: skein.plugin.v1.Network.Peers:output_type -> skein.plugin.v1.PeersResponse
+	2,  // 90: skein.plugin.v1.Network.Provide:output_type -> skein.plugin.v1.Empty
+	35, // 91: skein.plugin.v1.Network.FindProviders:output_type -> skein.plugin.v1.FindPeersEvent
+	47, // 92: skein.plugin.v1.Network.PeerEvents:output_type -> skein.plugin.v1.PeerEventMessage
+	49, // 93: skein.plugin.v1.Network.Request:output_type -> skein.plugin.v1.DirectResponse
+	50, // 94: skein.plugin.v1.Network.HandleRequests:output_type -> skein.plugin.v1.IncomingRequest
+	2,  // 95: skein.plugin.v1.Network.BlockPeer:output_type -> skein.plugin.v1.Empty
+	2,  // 96: skein.plugin.v1.Network.CloseTopic:output_type -> skein.plugin.v1.Empty
+	2,  // 97: skein.plugin.v1.Network.AdmitPeer:output_type -> skein.plugin.v1.Empty
+	55, // 98: skein.plugin.v1.Network.ValidateTopic:output_type -> skein.plugin.v1.ValidationRequest
+	2,  // 99: skein.plugin.v1.Network.ScorePeer:output_type -> skein.plugin.v1.Empty
+	2,  // 100: skein.plugin.v1.Network.AttachTransport:output_type -> skein.plugin.v1.Empty
+	2,  // 101: skein.plugin.v1.Network.DetachTransport:output_type -> skein.plugin.v1.Empty
+	61, // [61:102] is the sub-list for method output_type
+	20, // [20:61] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_skein_proto_init() }
@@ -3479,8 +3878,8 @@ func file_skein_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skein_proto_rawDesc), len(file_skein_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   56,
+			NumEnums:      2,
+			NumMessages:   61,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

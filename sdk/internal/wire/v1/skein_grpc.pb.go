@@ -1122,6 +1122,10 @@ const (
 	Network_Request_FullMethodName         = "/skein.plugin.v1.Network/Request"
 	Network_HandleRequests_FullMethodName  = "/skein.plugin.v1.Network/HandleRequests"
 	Network_BlockPeer_FullMethodName       = "/skein.plugin.v1.Network/BlockPeer"
+	Network_CloseTopic_FullMethodName      = "/skein.plugin.v1.Network/CloseTopic"
+	Network_AdmitPeer_FullMethodName       = "/skein.plugin.v1.Network/AdmitPeer"
+	Network_ValidateTopic_FullMethodName   = "/skein.plugin.v1.Network/ValidateTopic"
+	Network_ScorePeer_FullMethodName       = "/skein.plugin.v1.Network/ScorePeer"
 	Network_AttachTransport_FullMethodName = "/skein.plugin.v1.Network/AttachTransport"
 	Network_DetachTransport_FullMethodName = "/skein.plugin.v1.Network/DetachTransport"
 )
@@ -1158,6 +1162,25 @@ type NetworkClient interface {
 	// the same protocol replaces it).
 	HandleRequests(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[HandlerAnswer, IncomingRequest], error)
 	BlockPeer(ctx context.Context, in *BlockPeerRequest, opts ...grpc.CallOption) (*Empty, error)
+	// CloseTopic ("network.topic-gate") makes a pubsub topic closed: only
+	// admitted peers see its traffic.
+	CloseTopic(ctx context.Context, in *TopicRequest, opts ...grpc.CallOption) (*Empty, error)
+	// AdmitPeer ("network.topic-gate") admits a connected peer to a closed
+	// topic until its last connection closes, or evicts it. NOT_FOUND: the
+	// peer is not connected.
+	AdmitPeer(ctx context.Context, in *AdmitPeerRequest, opts ...grpc.CallOption) (*Empty, error)
+	// ValidateTopic ("network.topic-validator") carries a topic's messages
+	// to the host's validator. The host opens one stream per topic and
+	// sends a first ValidatorVerdict with only topic set; the plugin
+	// registers a validator for it and answers registered=true. From then
+	// on the plugin sends each message to judge with a fresh id and the
+	// host answers with the same id and a verdict; no answer by the
+	// request's deadline counts as VERDICT_IGNORE. The validator stays
+	// registered until the host ends the stream (or a newer stream for the
+	// same topic replaces it).
+	ValidateTopic(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ValidatorVerdict, ValidationRequest], error)
+	// ScorePeer ("network.peer-scorer") adds to a peer's application score.
+	ScorePeer(ctx context.Context, in *ScorePeerRequest, opts ...grpc.CallOption) (*Empty, error)
 	// AttachTransport ("network.transports") makes the network carry its
 	// connections over a transport served by another plugin process: the
 	// network plugin connects to that process's endpoint itself, so the
@@ -1354,6 +1377,49 @@ func (c *networkClient) BlockPeer(ctx context.Context, in *BlockPeerRequest, opt
 	return out, nil
 }
 
+func (c *networkClient) CloseTopic(ctx context.Context, in *TopicRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Network_CloseTopic_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *networkClient) AdmitPeer(ctx context.Context, in *AdmitPeerRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Network_AdmitPeer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *networkClient) ValidateTopic(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ValidatorVerdict, ValidationRequest], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Network_ServiceDesc.Streams[5], Network_ValidateTopic_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ValidatorVerdict, ValidationRequest]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Network_ValidateTopicClient = grpc.BidiStreamingClient[ValidatorVerdict, ValidationRequest]
+
+func (c *networkClient) ScorePeer(ctx context.Context, in *ScorePeerRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Network_ScorePeer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *networkClient) AttachTransport(ctx context.Context, in *AttachTransportRequest, opts ...grpc.CallOption) (*Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Empty)
@@ -1406,6 +1472,25 @@ type NetworkServer interface {
 	// the same protocol replaces it).
 	HandleRequests(grpc.BidiStreamingServer[HandlerAnswer, IncomingRequest]) error
 	BlockPeer(context.Context, *BlockPeerRequest) (*Empty, error)
+	// CloseTopic ("network.topic-gate") makes a pubsub topic closed: only
+	// admitted peers see its traffic.
+	CloseTopic(context.Context, *TopicRequest) (*Empty, error)
+	// AdmitPeer ("network.topic-gate") admits a connected peer to a closed
+	// topic until its last connection closes, or evicts it. NOT_FOUND: the
+	// peer is not connected.
+	AdmitPeer(context.Context, *AdmitPeerRequest) (*Empty, error)
+	// ValidateTopic ("network.topic-validator") carries a topic's messages
+	// to the host's validator. The host opens one stream per topic and
+	// sends a first ValidatorVerdict with only topic set; the plugin
+	// registers a validator for it and answers registered=true. From then
+	// on the plugin sends each message to judge with a fresh id and the
+	// host answers with the same id and a verdict; no answer by the
+	// request's deadline counts as VERDICT_IGNORE. The validator stays
+	// registered until the host ends the stream (or a newer stream for the
+	// same topic replaces it).
+	ValidateTopic(grpc.BidiStreamingServer[ValidatorVerdict, ValidationRequest]) error
+	// ScorePeer ("network.peer-scorer") adds to a peer's application score.
+	ScorePeer(context.Context, *ScorePeerRequest) (*Empty, error)
 	// AttachTransport ("network.transports") makes the network carry its
 	// connections over a transport served by another plugin process: the
 	// network plugin connects to that process's endpoint itself, so the
@@ -1464,6 +1549,18 @@ func (UnimplementedNetworkServer) HandleRequests(grpc.BidiStreamingServer[Handle
 }
 func (UnimplementedNetworkServer) BlockPeer(context.Context, *BlockPeerRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method BlockPeer not implemented")
+}
+func (UnimplementedNetworkServer) CloseTopic(context.Context, *TopicRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method CloseTopic not implemented")
+}
+func (UnimplementedNetworkServer) AdmitPeer(context.Context, *AdmitPeerRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method AdmitPeer not implemented")
+}
+func (UnimplementedNetworkServer) ValidateTopic(grpc.BidiStreamingServer[ValidatorVerdict, ValidationRequest]) error {
+	return status.Error(codes.Unimplemented, "method ValidateTopic not implemented")
+}
+func (UnimplementedNetworkServer) ScorePeer(context.Context, *ScorePeerRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method ScorePeer not implemented")
 }
 func (UnimplementedNetworkServer) AttachTransport(context.Context, *AttachTransportRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method AttachTransport not implemented")
@@ -1705,6 +1802,67 @@ func _Network_BlockPeer_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Network_CloseTopic_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TopicRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NetworkServer).CloseTopic(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Network_CloseTopic_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NetworkServer).CloseTopic(ctx, req.(*TopicRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Network_AdmitPeer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AdmitPeerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NetworkServer).AdmitPeer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Network_AdmitPeer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NetworkServer).AdmitPeer(ctx, req.(*AdmitPeerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Network_ValidateTopic_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(NetworkServer).ValidateTopic(&grpc.GenericServerStream[ValidatorVerdict, ValidationRequest]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Network_ValidateTopicServer = grpc.BidiStreamingServer[ValidatorVerdict, ValidationRequest]
+
+func _Network_ScorePeer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ScorePeerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NetworkServer).ScorePeer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Network_ScorePeer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NetworkServer).ScorePeer(ctx, req.(*ScorePeerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Network_AttachTransport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AttachTransportRequest)
 	if err := dec(in); err != nil {
@@ -1785,6 +1943,18 @@ var Network_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Network_BlockPeer_Handler,
 		},
 		{
+			MethodName: "CloseTopic",
+			Handler:    _Network_CloseTopic_Handler,
+		},
+		{
+			MethodName: "AdmitPeer",
+			Handler:    _Network_AdmitPeer_Handler,
+		},
+		{
+			MethodName: "ScorePeer",
+			Handler:    _Network_ScorePeer_Handler,
+		},
+		{
 			MethodName: "AttachTransport",
 			Handler:    _Network_AttachTransport_Handler,
 		},
@@ -1817,6 +1987,12 @@ var Network_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "HandleRequests",
 			Handler:       _Network_HandleRequests_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "ValidateTopic",
+			Handler:       _Network_ValidateTopic_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},

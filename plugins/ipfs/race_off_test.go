@@ -1,0 +1,5 @@
+//go:build !race
+
+package ipfs
+
+const raceEnabled = false
