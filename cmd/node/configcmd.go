@@ -108,10 +108,11 @@ Exit status 0 when valid, 1 with the problems otherwise.`,
 func (c *cli) configDefaultsCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "defaults",
-		Short: "Print every key, commented, with its default: the node's and the network plugin's (config.example.yaml)",
+		Short: "Print every key, commented, with its default: the node's and the built-in plugins' (config.example.yaml)",
 		Long: `defaults prints the node's embedded defaults followed by the network plugin
-entry skein init writes, with every key of the plugin's own config and its
-default: every key a config file may hold. config.example.yaml is this.`,
+entry skein init writes and a disabled entry for each other built-in plugin,
+each with every key of the plugin's own config and its default: every key a
+config file may hold. config.example.yaml is this.`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			b, err := exampleConfig()

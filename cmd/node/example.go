@@ -14,19 +14,69 @@ import (
 	"github.com/skein-p2p/skein/sdk"
 )
 
-// config.example.yaml is `skein config defaults`: the node's defaults and
-// the network entry skein init writes, every key of the plugin's own
-// config listed from its schema.
+// config.example.yaml is `skein config defaults`: the node's defaults, the
+// network entry skein init writes and a disabled entry for each other
+// built-in, every key of each plugin's own config listed from its schema.
 //go:generate sh -c "go run . config defaults > ../../config.example.yaml"
 
 // exampleConfig is the node's embedded defaults followed by the network
-// entry: every key a config file may hold.
+// entry and a disabled entry for each other built-in plugin: every key a
+// config file may hold.
 func exampleConfig() ([]byte, error) {
 	entry, err := networkEntry(nil)
 	if err != nil {
 		return nil, err
 	}
-	return append(config.DefaultYAML(), entry...), nil
+	out := append(config.DefaultYAML(), entry...)
+	for _, id := range pluginhost.Registered() {
+		// The store is the defaults' own entry, the network the one above.
+		if strings.HasPrefix(id, "store.") || id == ipfs.ID {
+			continue
+		}
+		e, err := disabledEntry(id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e...)
+	}
+	return out, nil
+}
+
+// disabledEntry is a config entry for the built-in plugin id, disabled,
+// with every key of its own config commented out with its default: the
+// keys to enable it with. Its name is the second part of the ID
+// (discovery.mdns: mdns).
+func disabledEntry(id string) ([]byte, error) {
+	f, _ := pluginhost.Lookup(id)
+	d, err := f().Describe(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("describe %s: %w", id, err)
+	}
+	name := strings.ReplaceAll(id[strings.IndexByte(id, '.')+1:], "-", "_")
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "\n  # The built-in %s plugin (%s), off: enable it and set what differs.\n", id, joinKinds(d.Kinds))
+	fmt.Fprintf(&b, "  %s:\n    enabled: false\n    id: %s\n", name, id)
+	if len(d.ConfigSchema) == 0 {
+		return b.Bytes(), nil
+	}
+	b.WriteString("    config:\n")
+	writeKeys(&b, d.ConfigSchema, nil)
+	return b.Bytes(), nil
+}
+
+// writeKeys writes one commented description and one key per schema key:
+// set (key: value) when set names it, else commented out with its default.
+func writeKeys(b *bytes.Buffer, schema []sdk.ConfigKey, set map[string]string) {
+	for _, k := range schema {
+		for _, line := range wrap(k.Description, 72) {
+			b.WriteString("      # " + line + "\n")
+		}
+		if v, ok := set[k.Key]; ok {
+			fmt.Fprintf(b, "      %s: %s\n", k.Key, v)
+			continue
+		}
+		fmt.Fprintf(b, "      # %s: %s\n", k.Key, yamlDefault(k))
+	}
 }
 
 // networkEntry is the plugins.network entry `skein init` writes and
@@ -63,16 +113,7 @@ func networkEntry(listen []string) ([]byte, error) {
 	if listen != nil {
 		set["listen"] = flowList(listen)
 	}
-	for _, k := range d.ConfigSchema {
-		for _, line := range wrap(k.Description, 72) {
-			b.WriteString("      # " + line + "\n")
-		}
-		if v, ok := set[k.Key]; ok {
-			fmt.Fprintf(&b, "      %s: %s\n", k.Key, v)
-			continue
-		}
-		fmt.Fprintf(&b, "      # %s: %s\n", k.Key, yamlDefault(k))
-	}
+	writeKeys(&b, d.ConfigSchema, set)
 	return b.Bytes(), nil
 }
 
