@@ -48,6 +48,8 @@ type Client struct {
 	Sync     apiv1.SyncClient
 	// ReplicationNode answers on a node run as a replication node.
 	ReplicationNode apiv1.ReplicationNodeClient
+	// Node is the running node itself (its plugins).
+	Node apiv1.NodeClient
 }
 
 // SocketFor returns the socket path for target: target itself when it is a
@@ -123,6 +125,7 @@ func newClient(conn *grpc.ClientConn, target string) *Client {
 		Peers:           apiv1.NewPeersClient(conn),
 		Sync:            apiv1.NewSyncClient(conn),
 		ReplicationNode: apiv1.NewReplicationNodeClient(conn),
+		Node:            apiv1.NewNodeClient(conn),
 	}
 }
 

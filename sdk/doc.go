@@ -13,8 +13,10 @@
 //
 // Serve speaks the v1 wire protocol (gRPC behind HashiCorp go-plugin's
 // handshake) and serves every kind the value implements. Log with log/slog:
-// Serve points slog's default logger at stderr and the host's event stream.
-// Never write to stdout: it carries the handshake.
+// Serve points slog's default logger at stderr and the host's event stream,
+// and the host logs each record at its level with its fields. A plugin that
+// keeps a logger when it is made is served with ServeFunc, which makes it
+// after that. Never write to stdout: it carries the handshake.
 //
 // Optional capabilities are separate interfaces found by type assertion:
 // StatusReporter for health, PacketTransport for radio-like links, and for

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -58,8 +59,9 @@ type remoteError struct {
 }
 
 func (e *remoteError) Error() string {
-	if e.kind != nil && e.msg == e.kind.Error() {
-		return e.op + ": " + e.msg
+	// The plugin's server names the call too ("start: ..."): once is enough.
+	if strings.HasPrefix(e.msg, e.op+": ") {
+		return e.msg
 	}
 	return e.op + ": " + e.msg
 }

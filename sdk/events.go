@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // logEvent is one slog record as the event hub keeps it.
@@ -171,6 +173,12 @@ func hclogReplace(groups []string, a slog.Attr) slog.Attr {
 	switch a.Key {
 	case slog.TimeKey:
 		a.Key = "@timestamp"
+		// go-plugin (v1.8) parses exactly hclog's JSON time format, six
+		// fractional digits; slog's RFC 3339 with nanoseconds makes it
+		// take the whole record for a plain line, level and fields lost.
+		if t, ok := a.Value.Any().(time.Time); ok {
+			a.Value = slog.StringValue(t.Format(hclog.TimeFormatJSON))
+		}
 	case slog.LevelKey:
 		a.Key = "@level"
 		if l, ok := a.Value.Any().(slog.Level); ok {

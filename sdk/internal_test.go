@@ -9,6 +9,9 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
 
 	wirev1 "github.com/skein-p2p/skein/sdk/internal/wire/v1"
 )
@@ -193,4 +196,95 @@ func FuzzSocketHeader(f *testing.F) {
 			t.Fatalf("claimed conn %d with a forged token", id)
 		}
 	})
+}
+
+// xorTransport dials TCP and wraps the connection in a type that embeds
+// *net.TCPConn and changes every byte in Read and Write (as an obfuscating
+// transport would).
+type xorTransport struct {
+	nopTransport
+	addr string
+}
+
+type xorConn struct{ *net.TCPConn }
+
+func (c xorConn) Read(p []byte) (int, error) {
+	n, err := c.TCPConn.Read(p)
+	for i := range p[:n] {
+		p[i] ^= 0x5a
+	}
+	return n, err
+}
+
+func (c xorConn) Write(p []byte) (int, error) {
+	q := make([]byte, len(p))
+	for i := range p {
+		q[i] = p[i] ^ 0x5a
+	}
+	return c.TCPConn.Write(q)
+}
+
+func (x xorTransport) Dial(ctx context.Context, _ string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", x.addr)
+	if err != nil {
+		return nil, err
+	}
+	return xorConn{c.(*net.TCPConn)}, nil
+}
+
+// TestRelayUsesTheConnectionsReadAndWrite: a transport connection of a
+// wrapper type around *net.TCPConn is relayed through its own Read and
+// Write, both ways (not handed over as a descriptor, not copied past it).
+func TestRelayUsesTheConnectionsReadAndWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	t.Setenv(plugin.EnvUnixSocketDir, t.TempDir())
+	s := newTransportServer(xorTransport{addr: ln.Addr().String()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer s.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := s.Dial(ctx, &wirev1.DialRequest{DataPlane: wirev1.DataPlane_DATA_PLANE_SOCKET})
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer remote.Close()
+	host, err := attachSocket(ctx, resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	if _, ok := host.(*net.TCPConn); ok {
+		t.Fatal("the wrapped connection's descriptor was handed over: its Read and Write would be skipped")
+	}
+	xor := func(s string) string {
+		b := []byte(s)
+		for i := range b {
+			b[i] ^= 0x5a
+		}
+		return string(b)
+	}
+	_ = remote.SetDeadline(time.Now().Add(10 * time.Second))
+	_ = host.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := host.Write([]byte("from the host")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len("from the host"))
+	if _, err := io.ReadFull(remote, got); err != nil || string(got) != xor("from the host") {
+		t.Fatalf("the remote end read %q, %v: want the bytes through the wrapper's Write", got, err)
+	}
+	if _, err := remote.Write([]byte(xor("from the remote"))); err != nil {
+		t.Fatal(err)
+	}
+	got = make([]byte, len("from the remote"))
+	if _, err := io.ReadFull(host, got); err != nil || string(got) != "from the remote" {
+		t.Fatalf("the host read %q, %v: want the bytes through the wrapper's Read", got, err)
+	}
 }

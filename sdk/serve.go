@@ -77,6 +77,17 @@ func WithTestConfig(tc *plugin.ServeTestConfig) ServeOption {
 // it prints a SKEIN_PLUGIN_REATTACH=<json> line to stderr for a host to
 // attach to (see ParseReattach) and serves until interrupted.
 func Serve(p Plugin, opts ...ServeOption) {
+	ServeFunc(func() Plugin { return p }, opts...)
+}
+
+// ServeFunc is Serve for the plugin newPlugin makes, called once Serve has
+// set slog's default logger. Use it when the plugin keeps slog.Default()
+// when it is made (New(...) storing a logger): with Serve(New()) such a
+// plugin logs through the default logger of before, whose records reach
+// the host as plain text lines at INFO, their level and fields lost.
+//
+//	func main() { sdk.ServeFunc(func() sdk.Plugin { return mynetwork.New() }) }
+func ServeFunc(newPlugin func() Plugin, opts ...ServeOption) {
 	cfg := serveConfig{
 		logLevel:    slog.LevelInfo,
 		parentPoll:  time.Second,
@@ -87,13 +98,13 @@ func Serve(p Plugin, opts ...ServeOption) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	code := serve(p, cfg)
+	code := serve(newPlugin, cfg)
 	if cfg.test == nil {
 		cfg.exit(code)
 	}
 }
 
-func serve(p Plugin, cfg serveConfig) int {
+func serve(newPlugin func() Plugin, cfg serveConfig) int {
 	// go-plugin replaces os.Stderr with a pipe once serving; keep the real
 	// one for logs.
 	stderr := cfg.stderr
@@ -102,7 +113,7 @@ func serve(p Plugin, cfg serveConfig) int {
 	logger := slog.New(newTeeHandler(inner, hub))
 	slog.SetDefault(logger)
 
-	srv := newPluginServer(p, hub, logger)
+	srv := newPluginServer(newPlugin(), hub, logger)
 	defer srv.shutdown(cfg.stopTimeout)
 
 	sc := &plugin.ServeConfig{

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -339,7 +340,13 @@ type socketPlane struct {
 }
 
 func newSocketPlane(s *transportServer) (*socketPlane, error) {
-	base := os.TempDir()
+	// Inside the directory the host made for this plugin's sockets when
+	// it gave one (go-plugin's host does, and removes it when the process
+	// is gone, even after a crash or a kill), else the temp directory.
+	base := os.Getenv(plugin.EnvUnixSocketDir)
+	if base == "" || len(base) > 60 {
+		base = os.TempDir()
+	}
 	if len(base) > 60 { // sun_path holds ~107 bytes
 		base = "/tmp"
 	}
@@ -437,7 +444,11 @@ func (sp *socketPlane) close() {
 func relay(host *net.UnixConn, c net.Conn) {
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
-		_, err := io.Copy(dst, src)
+		// Through Read and Write only: io.Copy would use a WriterTo or
+		// ReaderFrom, which a wrapper type embedding *net.TCPConn
+		// inherits from it, and move the bytes past the wrapper's own
+		// Read and Write (its framing, its obfuscation) unseen.
+		_, err := io.CopyBuffer(writerOnly{dst}, readerOnly{src}, make([]byte, 32<<10))
 		if err != nil {
 			// A broken direction ends the connection both ways.
 			_ = host.Close()
@@ -454,3 +465,9 @@ func relay(host *net.UnixConn, c net.Conn) {
 	_ = host.Close()
 	_ = c.Close()
 }
+
+// readerOnly and writerOnly hide every method but Read and Write.
+type (
+	readerOnly struct{ io.Reader }
+	writerOnly struct{ io.Writer }
+)

@@ -41,6 +41,16 @@ type TransportAttacher interface {
 	DetachTransport(ctx context.Context, name string) error
 }
 
+// TransportAttachChecker is an optional capability of a TransportAttacher:
+// configured but not started, it says whether AttachTransport would take a
+// transport of the multiaddr protocol (nil) or why not, so that `skein
+// config check` refuses what `skein run` would. The node asks a linked-in
+// instance of a built-in network it configured itself; nothing crosses the
+// wire.
+type TransportAttachChecker interface {
+	CheckAttach(protocol string) error
+}
+
 // TransportEndpoint is where a transport plugin process serves the v1 wire:
 // enough for another process to use its transport directly.
 type TransportEndpoint struct {

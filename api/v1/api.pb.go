@@ -2394,10 +2394,13 @@ type Replica struct {
 	Group string `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
 	// Group kind, from its signed creation entry ("" until it arrived).
 	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
-	// Peer that registered it, and when (Unix nanoseconds).
-	RegisteredBy  string     `protobuf:"bytes,3,opt,name=registered_by,json=registeredBy,proto3" json:"registered_by,omitempty"`
-	RegisteredAt  int64      `protobuf:"varint,4,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
-	Sync          *GroupSync `protobuf:"bytes,5,opt,name=sync,proto3" json:"sync,omitempty"`
+	// Peer that registered it first, and when (Unix nanoseconds).
+	RegisteredBy string     `protobuf:"bytes,3,opt,name=registered_by,json=registeredBy,proto3" json:"registered_by,omitempty"`
+	RegisteredAt int64      `protobuf:"varint,4,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
+	Sync         *GroupSync `protobuf:"bytes,5,opt,name=sync,proto3" json:"sync,omitempty"`
+	// Every peer that registered it (the first one first), each with the
+	// time of its latest registration.
+	Registrations []*Registration `protobuf:"bytes,6,rep,name=registrations,proto3" json:"registrations,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2467,6 +2470,66 @@ func (x *Replica) GetSync() *GroupSync {
 	return nil
 }
 
+func (x *Replica) GetRegistrations() []*Registration {
+	if x != nil {
+		return x.Registrations
+	}
+	return nil
+}
+
+type Registration struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Peer  string                 `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	// Unix nanoseconds.
+	At            int64 `protobuf:"varint,2,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Registration) Reset() {
+	*x = Registration{}
+	mi := &file_api_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Registration) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Registration) ProtoMessage() {}
+
+func (x *Registration) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Registration.ProtoReflect.Descriptor instead.
+func (*Registration) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *Registration) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *Registration) GetAt() int64 {
+	if x != nil {
+		return x.At
+	}
+	return 0
+}
+
 type ListReplicasResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Replicas      []*Replica             `protobuf:"bytes,1,rep,name=replicas,proto3" json:"replicas,omitempty"`
@@ -2476,7 +2539,7 @@ type ListReplicasResponse struct {
 
 func (x *ListReplicasResponse) Reset() {
 	*x = ListReplicasResponse{}
-	mi := &file_api_proto_msgTypes[46]
+	mi := &file_api_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2488,7 +2551,7 @@ func (x *ListReplicasResponse) String() string {
 func (*ListReplicasResponse) ProtoMessage() {}
 
 func (x *ListReplicasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[46]
+	mi := &file_api_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2501,12 +2564,242 @@ func (x *ListReplicasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReplicasResponse.ProtoReflect.Descriptor instead.
 func (*ListReplicasResponse) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{46}
+	return file_api_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListReplicasResponse) GetReplicas() []*Replica {
 	if x != nil {
 		return x.Replicas
+	}
+	return nil
+}
+
+type PluginsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PluginsRequest) Reset() {
+	*x = PluginsRequest{}
+	mi := &file_api_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PluginsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PluginsRequest) ProtoMessage() {}
+
+func (x *PluginsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PluginsRequest.ProtoReflect.Descriptor instead.
+func (*PluginsRequest) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{48}
+}
+
+type PluginStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The plugin's name in the config (plugins.<name>) and its ID.
+	Name    string   `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Id      string   `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Version string   `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	Kinds   []string `protobuf:"bytes,4,rep,name=kinds,proto3" json:"kinds,omitempty"`
+	// process, linked or reattach.
+	Mode string `protobuf:"bytes,5,opt,name=mode,proto3" json:"mode,omitempty"`
+	// The plugin process (0 when linked in or down).
+	Pid int32 `protobuf:"varint,6,opt,name=pid,proto3" json:"pid,omitempty"`
+	// starting, running, restarting, stopping or stopped.
+	State string `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"`
+	// Restarts after crashes.
+	Restarts int32 `protobuf:"varint,8,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	// How long its first start took (launch, handshake, Describe, Configure,
+	// Start), in nanoseconds.
+	StartTimeNanos int64 `protobuf:"varint,9,opt,name=start_time_nanos,json=startTimeNanos,proto3" json:"start_time_nanos,omitempty"`
+	// What the plugin's Status said (a plugin that cannot report is healthy
+	// while it runs), or why it did not answer.
+	Healthy bool              `protobuf:"varint,10,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	Message string            `protobuf:"bytes,11,opt,name=message,proto3" json:"message,omitempty"`
+	Details map[string]string `protobuf:"bytes,12,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The last crash or failed restart, if any.
+	LastError     string `protobuf:"bytes,13,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PluginStatus) Reset() {
+	*x = PluginStatus{}
+	mi := &file_api_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PluginStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PluginStatus) ProtoMessage() {}
+
+func (x *PluginStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PluginStatus.ProtoReflect.Descriptor instead.
+func (*PluginStatus) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *PluginStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PluginStatus) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PluginStatus) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *PluginStatus) GetKinds() []string {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+func (x *PluginStatus) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *PluginStatus) GetPid() int32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *PluginStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *PluginStatus) GetRestarts() int32 {
+	if x != nil {
+		return x.Restarts
+	}
+	return 0
+}
+
+func (x *PluginStatus) GetStartTimeNanos() int64 {
+	if x != nil {
+		return x.StartTimeNanos
+	}
+	return 0
+}
+
+func (x *PluginStatus) GetHealthy() bool {
+	if x != nil {
+		return x.Healthy
+	}
+	return false
+}
+
+func (x *PluginStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *PluginStatus) GetDetails() map[string]string {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
+func (x *PluginStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+type PluginsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Plugins       []*PluginStatus        `protobuf:"bytes,1,rep,name=plugins,proto3" json:"plugins,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PluginsResponse) Reset() {
+	*x = PluginsResponse{}
+	mi := &file_api_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PluginsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PluginsResponse) ProtoMessage() {}
+
+func (x *PluginsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PluginsResponse.ProtoReflect.Descriptor instead.
+func (*PluginsResponse) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *PluginsResponse) GetPlugins() []*PluginStatus {
+	if x != nil {
+		return x.Plugins
 	}
 	return nil
 }
@@ -2647,15 +2940,41 @@ const file_api_proto_rawDesc = "" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x12\n" +
 	"\x04peer\x18\x02 \x01(\tR\x04peer\x12\x14\n" +
 	"\x05addrs\x18\x03 \x03(\tR\x05addrs\"\x15\n" +
-	"\x13ListReplicasRequest\"\xaa\x01\n" +
+	"\x13ListReplicasRequest\"\xec\x01\n" +
 	"\aReplica\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12#\n" +
 	"\rregistered_by\x18\x03 \x01(\tR\fregisteredBy\x12#\n" +
 	"\rregistered_at\x18\x04 \x01(\x03R\fregisteredAt\x12+\n" +
-	"\x04sync\x18\x05 \x01(\v2\x17.skein.api.v1.GroupSyncR\x04sync\"I\n" +
+	"\x04sync\x18\x05 \x01(\v2\x17.skein.api.v1.GroupSyncR\x04sync\x12@\n" +
+	"\rregistrations\x18\x06 \x03(\v2\x1a.skein.api.v1.RegistrationR\rregistrations\"2\n" +
+	"\fRegistration\x12\x12\n" +
+	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x0e\n" +
+	"\x02at\x18\x02 \x01(\x03R\x02at\"I\n" +
 	"\x14ListReplicasResponse\x121\n" +
-	"\breplicas\x18\x01 \x03(\v2\x15.skein.api.v1.ReplicaR\breplicas2L\n" +
+	"\breplicas\x18\x01 \x03(\v2\x15.skein.api.v1.ReplicaR\breplicas\"\x10\n" +
+	"\x0ePluginsRequest\"\xb6\x03\n" +
+	"\fPluginStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\x12\x14\n" +
+	"\x05kinds\x18\x04 \x03(\tR\x05kinds\x12\x12\n" +
+	"\x04mode\x18\x05 \x01(\tR\x04mode\x12\x10\n" +
+	"\x03pid\x18\x06 \x01(\x05R\x03pid\x12\x14\n" +
+	"\x05state\x18\a \x01(\tR\x05state\x12\x1a\n" +
+	"\brestarts\x18\b \x01(\x05R\brestarts\x12(\n" +
+	"\x10start_time_nanos\x18\t \x01(\x03R\x0estartTimeNanos\x12\x18\n" +
+	"\ahealthy\x18\n" +
+	" \x01(\bR\ahealthy\x12\x18\n" +
+	"\amessage\x18\v \x01(\tR\amessage\x12A\n" +
+	"\adetails\x18\f \x03(\v2'.skein.api.v1.PluginStatus.DetailsEntryR\adetails\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\r \x01(\tR\tlastError\x1a:\n" +
+	"\fDetailsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"G\n" +
+	"\x0fPluginsResponse\x124\n" +
+	"\aplugins\x18\x01 \x03(\v2\x1a.skein.api.v1.PluginStatusR\aplugins2L\n" +
 	"\aAccount\x12A\n" +
 	"\x03Get\x12\x1f.skein.api.v1.GetAccountRequest\x1a\x19.skein.api.v1.AccountInfo2\xc6\x02\n" +
 	"\bContacts\x12N\n" +
@@ -2685,7 +3004,9 @@ const file_api_proto_rawDesc = "" +
 	"\x0fReplicationNode\x12V\n" +
 	"\x05Token\x12%.skein.api.v1.ReplicationTokenRequest\x1a&.skein.api.v1.ReplicationTokenResponse\x12M\n" +
 	"\x04List\x12!.skein.api.v1.ListReplicasRequest\x1a\".skein.api.v1.ListReplicasResponse\x12Q\n" +
-	"\x06Remove\x12\".skein.api.v1.RemoveReplicaRequest\x1a#.skein.api.v1.RemoveReplicaResponseB)Z'github.com/skein-p2p/skein/api/v1;apiv1b\x06proto3"
+	"\x06Remove\x12\".skein.api.v1.RemoveReplicaRequest\x1a#.skein.api.v1.RemoveReplicaResponse2N\n" +
+	"\x04Node\x12F\n" +
+	"\aPlugins\x12\x1c.skein.api.v1.PluginsRequest\x1a\x1d.skein.api.v1.PluginsResponseB)Z'github.com/skein-p2p/skein/api/v1;apiv1b\x06proto3"
 
 var (
 	file_api_proto_rawDescOnce sync.Once
@@ -2699,7 +3020,7 @@ func file_api_proto_rawDescGZIP() []byte {
 	return file_api_proto_rawDescData
 }
 
-var file_api_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_api_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_api_proto_goTypes = []any{
 	(*GetAccountRequest)(nil),        // 0: skein.api.v1.GetAccountRequest
 	(*AccountInfo)(nil),              // 1: skein.api.v1.AccountInfo
@@ -2747,7 +3068,12 @@ var file_api_proto_goTypes = []any{
 	(*ReplicationTokenResponse)(nil), // 43: skein.api.v1.ReplicationTokenResponse
 	(*ListReplicasRequest)(nil),      // 44: skein.api.v1.ListReplicasRequest
 	(*Replica)(nil),                  // 45: skein.api.v1.Replica
-	(*ListReplicasResponse)(nil),     // 46: skein.api.v1.ListReplicasResponse
+	(*Registration)(nil),             // 46: skein.api.v1.Registration
+	(*ListReplicasResponse)(nil),     // 47: skein.api.v1.ListReplicasResponse
+	(*PluginsRequest)(nil),           // 48: skein.api.v1.PluginsRequest
+	(*PluginStatus)(nil),             // 49: skein.api.v1.PluginStatus
+	(*PluginsResponse)(nil),          // 50: skein.api.v1.PluginsResponse
+	nil,                              // 51: skein.api.v1.PluginStatus.DetailsEntry
 }
 var file_api_proto_depIdxs = []int32{
 	12, // 0: skein.api.v1.AddContactResponse.group:type_name -> skein.api.v1.GroupInfo
@@ -2761,58 +3087,63 @@ var file_api_proto_depIdxs = []int32{
 	37, // 8: skein.api.v1.GroupSync.logs:type_name -> skein.api.v1.LogSync
 	38, // 9: skein.api.v1.SyncStatusResponse.groups:type_name -> skein.api.v1.GroupSync
 	38, // 10: skein.api.v1.Replica.sync:type_name -> skein.api.v1.GroupSync
-	45, // 11: skein.api.v1.ListReplicasResponse.replicas:type_name -> skein.api.v1.Replica
-	0,  // 12: skein.api.v1.Account.Get:input_type -> skein.api.v1.GetAccountRequest
-	2,  // 13: skein.api.v1.Contacts.Share:input_type -> skein.api.v1.ShareContactRequest
-	4,  // 14: skein.api.v1.Contacts.Add:input_type -> skein.api.v1.AddContactRequest
-	6,  // 15: skein.api.v1.Contacts.Accept:input_type -> skein.api.v1.AcceptContactRequest
-	8,  // 16: skein.api.v1.Contacts.List:input_type -> skein.api.v1.ListContactsRequest
-	13, // 17: skein.api.v1.Groups.Create:input_type -> skein.api.v1.CreateGroupRequest
-	14, // 18: skein.api.v1.Groups.Invite:input_type -> skein.api.v1.InviteRequest
-	16, // 19: skein.api.v1.Groups.Join:input_type -> skein.api.v1.JoinGroupRequest
-	17, // 20: skein.api.v1.Groups.Members:input_type -> skein.api.v1.MembersRequest
-	20, // 21: skein.api.v1.Groups.RemoveMember:input_type -> skein.api.v1.RemoveMemberRequest
-	21, // 22: skein.api.v1.Groups.Leave:input_type -> skein.api.v1.LeaveGroupRequest
-	23, // 23: skein.api.v1.Groups.List:input_type -> skein.api.v1.ListGroupsRequest
-	25, // 24: skein.api.v1.Groups.Get:input_type -> skein.api.v1.GetGroupRequest
-	10, // 25: skein.api.v1.Groups.Replicate:input_type -> skein.api.v1.ReplicateGroupRequest
-	27, // 26: skein.api.v1.Messages.Send:input_type -> skein.api.v1.SendRequest
-	28, // 27: skein.api.v1.Messages.List:input_type -> skein.api.v1.ListMessagesRequest
-	30, // 28: skein.api.v1.Messages.Subscribe:input_type -> skein.api.v1.SubscribeRequest
-	33, // 29: skein.api.v1.Peers.List:input_type -> skein.api.v1.ListPeersRequest
-	31, // 30: skein.api.v1.Peers.Connect:input_type -> skein.api.v1.ConnectPeerRequest
-	36, // 31: skein.api.v1.Sync.Status:input_type -> skein.api.v1.SyncStatusRequest
-	42, // 32: skein.api.v1.ReplicationNode.Token:input_type -> skein.api.v1.ReplicationTokenRequest
-	44, // 33: skein.api.v1.ReplicationNode.List:input_type -> skein.api.v1.ListReplicasRequest
-	40, // 34: skein.api.v1.ReplicationNode.Remove:input_type -> skein.api.v1.RemoveReplicaRequest
-	1,  // 35: skein.api.v1.Account.Get:output_type -> skein.api.v1.AccountInfo
-	3,  // 36: skein.api.v1.Contacts.Share:output_type -> skein.api.v1.ShareContactResponse
-	5,  // 37: skein.api.v1.Contacts.Add:output_type -> skein.api.v1.AddContactResponse
-	7,  // 38: skein.api.v1.Contacts.Accept:output_type -> skein.api.v1.AcceptContactResponse
-	9,  // 39: skein.api.v1.Contacts.List:output_type -> skein.api.v1.ListContactsResponse
-	12, // 40: skein.api.v1.Groups.Create:output_type -> skein.api.v1.GroupInfo
-	15, // 41: skein.api.v1.Groups.Invite:output_type -> skein.api.v1.InviteResponse
-	12, // 42: skein.api.v1.Groups.Join:output_type -> skein.api.v1.GroupInfo
-	19, // 43: skein.api.v1.Groups.Members:output_type -> skein.api.v1.MembersResponse
-	12, // 44: skein.api.v1.Groups.RemoveMember:output_type -> skein.api.v1.GroupInfo
-	22, // 45: skein.api.v1.Groups.Leave:output_type -> skein.api.v1.LeaveGroupResponse
-	24, // 46: skein.api.v1.Groups.List:output_type -> skein.api.v1.ListGroupsResponse
-	12, // 47: skein.api.v1.Groups.Get:output_type -> skein.api.v1.GroupInfo
-	11, // 48: skein.api.v1.Groups.Replicate:output_type -> skein.api.v1.ReplicateGroupResponse
-	26, // 49: skein.api.v1.Messages.Send:output_type -> skein.api.v1.Message
-	29, // 50: skein.api.v1.Messages.List:output_type -> skein.api.v1.ListMessagesResponse
-	26, // 51: skein.api.v1.Messages.Subscribe:output_type -> skein.api.v1.Message
-	35, // 52: skein.api.v1.Peers.List:output_type -> skein.api.v1.ListPeersResponse
-	32, // 53: skein.api.v1.Peers.Connect:output_type -> skein.api.v1.ConnectPeerResponse
-	39, // 54: skein.api.v1.Sync.Status:output_type -> skein.api.v1.SyncStatusResponse
-	43, // 55: skein.api.v1.ReplicationNode.Token:output_type -> skein.api.v1.ReplicationTokenResponse
-	46, // 56: skein.api.v1.ReplicationNode.List:output_type -> skein.api.v1.ListReplicasResponse
-	41, // 57: skein.api.v1.ReplicationNode.Remove:output_type -> skein.api.v1.RemoveReplicaResponse
-	35, // [35:58] is the sub-list for method output_type
-	12, // [12:35] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	46, // 11: skein.api.v1.Replica.registrations:type_name -> skein.api.v1.Registration
+	45, // 12: skein.api.v1.ListReplicasResponse.replicas:type_name -> skein.api.v1.Replica
+	51, // 13: skein.api.v1.PluginStatus.details:type_name -> skein.api.v1.PluginStatus.DetailsEntry
+	49, // 14: skein.api.v1.PluginsResponse.plugins:type_name -> skein.api.v1.PluginStatus
+	0,  // 15: skein.api.v1.Account.Get:input_type -> skein.api.v1.GetAccountRequest
+	2,  // 16: skein.api.v1.Contacts.Share:input_type -> skein.api.v1.ShareContactRequest
+	4,  // 17: skein.api.v1.Contacts.Add:input_type -> skein.api.v1.AddContactRequest
+	6,  // 18: skein.api.v1.Contacts.Accept:input_type -> skein.api.v1.AcceptContactRequest
+	8,  // 19: skein.api.v1.Contacts.List:input_type -> skein.api.v1.ListContactsRequest
+	13, // 20: skein.api.v1.Groups.Create:input_type -> skein.api.v1.CreateGroupRequest
+	14, // 21: skein.api.v1.Groups.Invite:input_type -> skein.api.v1.InviteRequest
+	16, // 22: skein.api.v1.Groups.Join:input_type -> skein.api.v1.JoinGroupRequest
+	17, // 23: skein.api.v1.Groups.Members:input_type -> skein.api.v1.MembersRequest
+	20, // 24: skein.api.v1.Groups.RemoveMember:input_type -> skein.api.v1.RemoveMemberRequest
+	21, // 25: skein.api.v1.Groups.Leave:input_type -> skein.api.v1.LeaveGroupRequest
+	23, // 26: skein.api.v1.Groups.List:input_type -> skein.api.v1.ListGroupsRequest
+	25, // 27: skein.api.v1.Groups.Get:input_type -> skein.api.v1.GetGroupRequest
+	10, // 28: skein.api.v1.Groups.Replicate:input_type -> skein.api.v1.ReplicateGroupRequest
+	27, // 29: skein.api.v1.Messages.Send:input_type -> skein.api.v1.SendRequest
+	28, // 30: skein.api.v1.Messages.List:input_type -> skein.api.v1.ListMessagesRequest
+	30, // 31: skein.api.v1.Messages.Subscribe:input_type -> skein.api.v1.SubscribeRequest
+	33, // 32: skein.api.v1.Peers.List:input_type -> skein.api.v1.ListPeersRequest
+	31, // 33: skein.api.v1.Peers.Connect:input_type -> skein.api.v1.ConnectPeerRequest
+	36, // 34: skein.api.v1.Sync.Status:input_type -> skein.api.v1.SyncStatusRequest
+	42, // 35: skein.api.v1.ReplicationNode.Token:input_type -> skein.api.v1.ReplicationTokenRequest
+	44, // 36: skein.api.v1.ReplicationNode.List:input_type -> skein.api.v1.ListReplicasRequest
+	40, // 37: skein.api.v1.ReplicationNode.Remove:input_type -> skein.api.v1.RemoveReplicaRequest
+	48, // 38: skein.api.v1.Node.Plugins:input_type -> skein.api.v1.PluginsRequest
+	1,  // 39: skein.api.v1.Account.Get:output_type -> skein.api.v1.AccountInfo
+	3,  // 40: skein.api.v1.Contacts.Share:output_type -> skein.api.v1.ShareContactResponse
+	5,  // 41: skein.api.v1.Contacts.Add:output_type -> skein.api.v1.AddContactResponse
+	7,  // 42: skein.api.v1.Contacts.Accept:output_type -> skein.api.v1.AcceptContactResponse
+	9,  // 43: skein.api.v1.Contacts.List:output_type -> skein.api.v1.ListContactsResponse
+	12, // 44: skein.api.v1.Groups.Create:output_type -> skein.api.v1.GroupInfo
+	15, // 45: skein.api.v1.Groups.Invite:output_type -> skein.api.v1.InviteResponse
+	12, // 46: skein.api.v1.Groups.Join:output_type -> skein.api.v1.GroupInfo
+	19, // 47: skein.api.v1.Groups.Members:output_type -> skein.api.v1.MembersResponse
+	12, // 48: skein.api.v1.Groups.RemoveMember:output_type -> skein.api.v1.GroupInfo
+	22, // 49: skein.api.v1.Groups.Leave:output_type -> skein.api.v1.LeaveGroupResponse
+	24, // 50: skein.api.v1.Groups.List:output_type -> skein.api.v1.ListGroupsResponse
+	12, // 51: skein.api.v1.Groups.Get:output_type -> skein.api.v1.GroupInfo
+	11, // 52: skein.api.v1.Groups.Replicate:output_type -> skein.api.v1.ReplicateGroupResponse
+	26, // 53: skein.api.v1.Messages.Send:output_type -> skein.api.v1.Message
+	29, // 54: skein.api.v1.Messages.List:output_type -> skein.api.v1.ListMessagesResponse
+	26, // 55: skein.api.v1.Messages.Subscribe:output_type -> skein.api.v1.Message
+	35, // 56: skein.api.v1.Peers.List:output_type -> skein.api.v1.ListPeersResponse
+	32, // 57: skein.api.v1.Peers.Connect:output_type -> skein.api.v1.ConnectPeerResponse
+	39, // 58: skein.api.v1.Sync.Status:output_type -> skein.api.v1.SyncStatusResponse
+	43, // 59: skein.api.v1.ReplicationNode.Token:output_type -> skein.api.v1.ReplicationTokenResponse
+	47, // 60: skein.api.v1.ReplicationNode.List:output_type -> skein.api.v1.ListReplicasResponse
+	41, // 61: skein.api.v1.ReplicationNode.Remove:output_type -> skein.api.v1.RemoveReplicaResponse
+	50, // 62: skein.api.v1.Node.Plugins:output_type -> skein.api.v1.PluginsResponse
+	39, // [39:63] is the sub-list for method output_type
+	15, // [15:39] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_api_proto_init() }
@@ -2826,9 +3157,9 @@ func file_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_proto_rawDesc), len(file_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   47,
+			NumMessages:   52,
 			NumExtensions: 0,
-			NumServices:   7,
+			NumServices:   8,
 		},
 		GoTypes:           file_api_proto_goTypes,
 		DependencyIndexes: file_api_proto_depIdxs,

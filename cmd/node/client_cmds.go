@@ -24,9 +24,6 @@ import (
 	"github.com/skein-p2p/skein/core/crypto"
 )
 
-// maxSendBytes bounds a message read from stdin.
-const maxSendBytes = 1 << 20
-
 // clientFlags are the flags every client command has.
 type clientFlags struct {
 	socket    string
@@ -159,15 +156,33 @@ func (c *cli) withClient(cmd *cobra.Command, f *clientFlags, fn func(ctx context
 
 func (c *cli) idCommand() *cobra.Command {
 	var f clientFlags
+	var addrs bool
 	cmd := &cobra.Command{
 		Use:   "id",
 		Short: "Show this node's account, device and network peer id",
-		Args:  cobra.NoArgs,
+		Long: `id shows this node's account and device keys and fingerprints, its network
+peer id and the addresses it listens on. --addrs prints only the addresses,
+one per line, each ending in /p2p/<peer id>: what another node gives to
+skein peers connect, e.g.
+  skein peers connect --data-dir ~/.skein-bob "$(skein id --addrs | head -1)"`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return c.withClient(cmd, &f, func(ctx context.Context, cl *client.Client) error {
 				a, err := cl.Account.Get(ctx, &apiv1.GetAccountRequest{})
 				if err != nil {
 					return rpcError("id", err)
+				}
+				if addrs {
+					if len(a.GetAddrs()) == 0 {
+						return errors.New("id: the node listens on no address: no other node can dial it")
+					}
+					for _, addr := range a.GetAddrs() {
+						if !strings.Contains(addr, "/p2p/") { // a network that leaves it out
+							addr += "/p2p/" + a.GetPeerId()
+						}
+						fmt.Fprintln(c.stdout, addr)
+					}
+					return nil
 				}
 				if f.json {
 					return c.writeJSON(map[string]any{
@@ -186,6 +201,7 @@ func (c *cli) idCommand() *cobra.Command {
 		},
 	}
 	f.add(cmd, true)
+	cmd.Flags().BoolVar(&addrs, "addrs", false, "print only the node's dialable addresses (multiaddr/p2p/<peer id>), one per line")
 	return cmd
 }
 
@@ -443,12 +459,12 @@ func (c *cli) sendCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var body []byte
 			if len(args) == 1 || len(args) == 2 && args[1] == "-" {
-				b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), maxSendBytes+1))
+				// One byte over the limit (and the newline dropped below) is
+				// enough for the node to refuse it with the limit and the
+				// group named: the limit is checked there, for every client.
+				b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), apiv1.MaxMessageBytes+2))
 				if err != nil {
 					return fmt.Errorf("send: read stdin: %w", err)
-				}
-				if len(b) > maxSendBytes {
-					return fmt.Errorf("send: message on stdin is larger than %d bytes", maxSendBytes)
 				}
 				body = []byte(strings.TrimSuffix(string(b), "\n"))
 			} else {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	apiv1 "github.com/skein-p2p/skein/api/v1"
 	"github.com/skein-p2p/skein/core/api"
 	"github.com/skein-p2p/skein/core/crypto"
 	"github.com/skein-p2p/skein/core/messenger"
@@ -136,6 +137,10 @@ func TestClientCommands(t *testing.T) {
 	if out := mustRun(t, "", "id", "--socket", sa); !strings.Contains(out, ma.Identity().AccountKey().Fingerprint()) {
 		t.Fatalf("id text lacks the fingerprint:\n%s", out)
 	}
+	// What peers connect takes, one per line, nothing else.
+	if out, want := mustRun(t, "", "id", "--addrs", "--socket", sa), "/simnet/a/p2p/a\n"; out != want {
+		t.Fatalf("id --addrs = %q, want %q", out, want)
+	}
 	if out := mustRun(t, "", "group", "create", "team", "--socket", sa); !strings.Contains(out, "created group team") {
 		t.Fatalf("group create: %s", out)
 	}
@@ -257,21 +262,25 @@ func TestClientCommands(t *testing.T) {
 	// Errors are the node's words, not gRPC noise.
 	ctx := context.Background()
 	tests := []struct {
-		name string
-		args []string
-		want string
+		name  string
+		args  []string
+		want  string
+		stdin string
 	}{
-		{"unknown group", []string{"send", "nope", "x", "--socket", sa}, `send: no such group: "nope"`},
-		{"bad token", []string{"group", "join", "garbage", "--socket", sb, "--timeout", "1s"}, "group join: invalid argument"},
-		{"follow with limit", []string{"messages", "team", "--follow", "--limit", "1", "--socket", sa}, "cannot be combined"},
-		{"empty stdin", []string{"send", "team", "-", "--socket", sa}, "send: empty message"},
-		{"connect without a peer id", []string{"peers", "connect", "/ip4/127.0.0.1/tcp/4001", "--socket", sa}, "peers connect: invalid argument: \"/ip4/127.0.0.1/tcp/4001\" is not a multiaddr ending in /p2p/<peer id>"},
-		{"connect to itself", []string{"peers", "connect", "/simnet/a/p2p/a", "--socket", sa}, "peers connect: invalid argument: a is this node"},
-		{"connect to nobody", []string{"peers", "connect", "/simnet/zed/p2p/zed", "--socket", sa}, "peers connect: connect to zed: peer unreachable"},
+		{"unknown group", []string{"send", "nope", "x", "--socket", sa}, `send: no such group: "nope"`, ""},
+		{"bad token", []string{"group", "join", "garbage", "--socket", sb, "--timeout", "1s"}, "group join: invalid argument", ""},
+		{"follow with limit", []string{"messages", "team", "--follow", "--limit", "1", "--socket", sa}, "cannot be combined", ""},
+		{"empty stdin", []string{"send", "team", "-", "--socket", sa}, "send: empty message", ""},
+		{"connect without a peer id", []string{"peers", "connect", "/ip4/127.0.0.1/tcp/4001", "--socket", sa}, "peers connect: invalid argument: \"/ip4/127.0.0.1/tcp/4001\" is not a multiaddr ending in /p2p/<peer id>", ""},
+		{"connect to itself", []string{"peers", "connect", "/simnet/a/p2p/a", "--socket", sa}, "peers connect: invalid argument: a is this node", ""},
+		{"connect to nobody", []string{"peers", "connect", "/simnet/zed/p2p/zed", "--socket", sa}, "peers connect: connect to zed: peer unreachable", ""},
+		// The node's one limit, whatever way the text came.
+		{"1 MiB on stdin", []string{"send", "team", "--socket", sa}, "send: message to group team is larger than 983040 bytes (960 KiB)", strings.Repeat("x", 1<<20)},
+		{"over the limit as words", []string{"send", "team", strings.Repeat("y", apiv1.MaxMessageBytes+1), "--socket", sa}, "send: message to group team is larger than 983040 bytes", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := runClient(ctx, "", tc.args...)
+			_, _, err := runClient(ctx, tc.stdin, tc.args...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "rpc error") {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
 			}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	apiv1 "github.com/skein-p2p/skein/api/v1"
 	"github.com/skein-p2p/skein/core/api"
 	"github.com/skein-p2p/skein/core/config"
 	"github.com/skein-p2p/skein/core/crypto"
@@ -69,12 +70,32 @@ func startMessenger(ctx context.Context, cfg *config.Config, n *node.Node, logge
 		}
 		return nil, fmt.Errorf("messenger: %w", err)
 	}
-	return serveMessenger(ctx, cfg, ks, st, network, logger, sources)
+	return serveMessenger(ctx, cfg, ks, st, network, logger, sources, func(ctx context.Context) []*apiv1.PluginStatus {
+		return pluginStatuses(n.Health(ctx))
+	})
+}
+
+// pluginStatuses converts the node's health report for the client API.
+func pluginStatuses(hs []node.PluginHealth) []*apiv1.PluginStatus {
+	out := make([]*apiv1.PluginStatus, 0, len(hs))
+	for _, h := range hs {
+		kinds := make([]string, len(h.Kinds))
+		for i, k := range h.Kinds {
+			kinds[i] = string(k)
+		}
+		out = append(out, &apiv1.PluginStatus{
+			Name: h.Name, Id: h.ID, Version: h.Version, Kinds: kinds, Mode: h.Mode,
+			Pid: int32(h.PID), State: h.State, Restarts: int32(h.Restarts), StartTimeNanos: int64(h.StartTime),
+			Healthy: h.Healthy, Message: h.Message, Details: h.Details, LastError: h.LastError,
+		})
+	}
+	return out
 }
 
 // serveMessenger starts the messenger and the API over the given parts;
-// sources (may be nil) records how peers were found and serves it.
-func serveMessenger(ctx context.Context, cfg *config.Config, ks *crypto.Keystore, st sdk.Store, network sdk.Network, logger *slog.Logger, sources *peersource.Book) (*messengerService, error) {
+// sources (may be nil) records how peers were found and serves it; plugins
+// (nil: none) reports the node's plugins.
+func serveMessenger(ctx context.Context, cfg *config.Config, ks *crypto.Keystore, st sdk.Store, network sdk.Network, logger *slog.Logger, sources *peersource.Book, plugins func(context.Context) []*apiv1.PluginStatus) (*messengerService, error) {
 	mcfg := messenger.Config{Keystore: ks, Store: st, Network: network, Logger: logger.With("component", "messenger")}
 	if d := cfg.Replication.AntiEntropyInterval; d > 0 { // 0: a config built by hand; the replicator's default
 		mcfg.Replication = append(mcfg.Replication, replication.WithAntiEntropyInterval(d))
@@ -94,7 +115,7 @@ func serveMessenger(ctx context.Context, cfg *config.Config, ks *crypto.Keystore
 		ks.Close()
 		return nil, err
 	}
-	acfg := api.Config{Socket: cfg.API.Socket, TCP: cfg.API.TCP, Logger: logger.With("component", "api"), PeerSources: sources}
+	acfg := api.Config{Socket: cfg.API.Socket, TCP: cfg.API.TCP, Logger: logger.With("component", "api"), PeerSources: sources, Plugins: plugins}
 	if acfg.Socket == "" {
 		acfg.Socket = api.SocketPath(cfg.Node.DataDir)
 	}

@@ -42,14 +42,14 @@ func TestServeMessenger(t *testing.T) {
 
 	t.Run("tcp without token file", func(t *testing.T) {
 		cfg := &config.Config{Node: config.Node{DataDir: dir}, API: config.API{TCP: "127.0.0.1:0"}}
-		_, err := serveMessenger(ctx, cfg, open(), memstore.New(), nd, logger, nil)
+		_, err := serveMessenger(ctx, cfg, open(), memstore.New(), nd, logger, nil, nil)
 		if !errors.Is(err, api.ErrTokenRequired) {
 			t.Fatalf("err = %v, want ErrTokenRequired", err)
 		}
 	})
 	t.Run("socket and tcp", func(t *testing.T) {
 		cfg := &config.Config{Node: config.Node{DataDir: dir}, API: config.API{TCP: "127.0.0.1:0", TokenFile: tokenFile}}
-		s, err := serveMessenger(ctx, cfg, open(), memstore.New(), nd, logger, nil)
+		s, err := serveMessenger(ctx, cfg, open(), memstore.New(), nd, logger, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

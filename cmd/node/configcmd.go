@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -51,6 +54,14 @@ Exit status 0 when valid, 1 with the problems otherwise.`,
 				for _, name := range sortedNames(cfg) {
 					res.Plugins = append(res.Plugins, entryOf(name, cfg.Plugins[name]))
 				}
+			} else if inv, ok := err.(*config.InvalidError); ok && inv.Partial != nil {
+				// Every problem at once: the plugins' own checks too, for
+				// the plugins whose entries have none of their own.
+				var warnings []config.Problem
+				warnings, err = checkPartial(cmd.Context(), inv)
+				for _, w := range warnings {
+					res.Warnings = append(res.Warnings, w.String())
+				}
 			}
 			if inv, ok := err.(*config.InvalidError); ok {
 				for _, p := range inv.Problems {
@@ -97,11 +108,40 @@ Exit status 0 when valid, 1 with the problems otherwise.`,
 func (c *cli) configDefaultsCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "defaults",
-		Short: "Print the embedded defaults: every key, commented (config.example.yaml)",
-		Args:  cobra.NoArgs,
+		Short: "Print every key, commented, with its default: the node's and the built-in plugins' (config.example.yaml)",
+		Long: `defaults prints the node's embedded defaults followed by the network plugin
+entry skein init writes and a disabled entry for each other built-in plugin,
+each with every key of the plugin's own config and its default: every key a
+config file may hold. config.example.yaml is this.`,
+		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			_, err := c.stdout.Write(config.DefaultYAML())
+			b, err := exampleConfig()
+			if err != nil {
+				return err
+			}
+			_, err = c.stdout.Write(b)
 			return err
 		},
 	}
+}
+
+// checkPartial runs node.CheckPlugins on the partial config of inv for the
+// plugins without problems of their own and returns inv with their
+// problems added.
+func checkPartial(ctx context.Context, inv *config.InvalidError) ([]config.Problem, error) {
+	partial := *inv.Partial
+	partial.Plugins = map[string]config.Plugin{}
+	for name, p := range inv.Partial.Plugins {
+		if problemsFor(inv, name) == "" {
+			partial.Plugins[name] = p
+		}
+	}
+	warnings, err := node.CheckPlugins(ctx, &partial)
+	more, ok := err.(*config.InvalidError)
+	if !ok {
+		return warnings, inv
+	}
+	all := &config.InvalidError{Problems: append(slices.Clone(inv.Problems), more.Problems...), Partial: inv.Partial}
+	slices.SortStableFunc(all.Problems, func(a, b config.Problem) int { return strings.Compare(a.Key, b.Key) })
+	return warnings, all
 }

@@ -135,7 +135,7 @@ func (c *cli) messagingDemo(ctx context.Context, keep bool) (err error) {
 	out.next("data directories under %s: keys and config for %s", root, strings.Join(names, ", "))
 	for _, name := range names {
 		dir := filepath.Join(root, name)
-		if _, err := initDataDir(dir, nil, nil); err != nil {
+		if _, err := initDataDir(dir, nil, nil, nil); err != nil {
 			return err
 		}
 		if err := os.WriteFile(filepath.Join(dir, configFileName), []byte(demoNodeConfig), 0o600); err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,6 +44,7 @@ func (c *cli) initCommand() *cobra.Command {
 		asJSON         bool
 		passphraseFile string
 		preset         string
+		port           string
 	)
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -55,6 +57,11 @@ func (c *cli) initCommand() *cobra.Command {
 The keystore is sealed by a random key file (keystore/keystore.key, 0600)
 unless --passphrase-file gives a passphrase (Argon2id). init refuses a
 directory that already holds a config or a keystore.
+
+--port N makes the node listen on port N (TCP and QUIC, WebSocket on N+1)
+instead of 4001: a second node on the same machine needs other ports. With
+--port any the node takes free ports at each start (its addresses then
+change: peers that remembered the old ones must be told the new ones).
 
 --preset replication writes the replication-node preset instead of the
 defaults (cmd/node/presets/replication.yaml): an always-on node that stores
@@ -85,7 +92,16 @@ and DHT).`,
 					return err
 				}
 			}
-			res, err := initDataDir(dir, passphrase, presetYAML)
+			var listen []string
+			if port != "" {
+				if preset != "" {
+					return errors.New("--port applies to the default config, not to a --preset: edit the preset's listen addresses in its skein.yaml")
+				}
+				if listen, err = listenOnPort(port); err != nil {
+					return err
+				}
+			}
+			res, err := initDataDir(dir, passphrase, presetYAML, listen)
 			if err != nil {
 				return err
 			}
@@ -100,6 +116,7 @@ and DHT).`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	cmd.Flags().StringVar(&passphraseFile, "passphrase-file", "", "seal the keystore with the passphrase on the first line of this file instead of a key file")
 	cmd.Flags().StringVar(&preset, "preset", "", "write a preset config instead of the defaults: "+strings.Join(presetNames(), ", "))
+	cmd.Flags().StringVar(&port, "port", "", "listen on this port (TCP and QUIC; WebSocket on the next one) instead of 4001, or \"any\" for free ports picked at each start: for a second node on one machine")
 	return cmd
 }
 
@@ -118,25 +135,10 @@ func readPassphrase(path string) ([]byte, error) {
 }
 
 // initDataDir creates dir (0700) with a config file and a keystore holding
-// a new account key, device key and device certificate.
-// initNetworkEntry is appended to the config `skein init` writes: the
-// libp2p network plugin, so that `skein run` is a messaging node. It has no
-// bootstrap peers: the node depends on no third party; add the addresses
-// of peers you know (`skein id` prints a node's) to reach them.
-const initNetworkEntry = `
-  # The network (libp2p: TCP and QUIC on 4001, WebSocket on 4002, Noise,
-  # yamux, gossipsub, bitswap). Keys: skein plugins describe network.
-  network:
-    id: network.ipfs
-    config:
-      data_dir: ${node.data_dir}/network
-      # Peers dialled at start: multiaddrs ending in /p2p/<peer id>.
-      bootstrap: []
-`
-
-// initDataDir creates dir; preset, if not nil, is the config written
-// instead of the defaults with the network entry.
-func initDataDir(dir string, passphrase, preset []byte) (*initResult, error) {
+// a new account key, device key and device certificate. The config is the
+// defaults with the network entry (listening on listen when not nil), or
+// preset when not nil.
+func initDataDir(dir string, passphrase, preset []byte, listen []string) (*initResult, error) {
 	cfgPath := filepath.Join(dir, configFileName)
 	ksDir := filepath.Join(dir, keystoreDirName)
 	for _, p := range []string{cfgPath, ksDir} {
@@ -207,7 +209,11 @@ func initDataDir(dir string, passphrase, preset []byte) (*initResult, error) {
 	if bytes.Equal(cfgYAML, config.DefaultYAML()) {
 		return nil, fmt.Errorf("init %s: the embedded defaults have no data_dir line to set", dir)
 	}
-	cfgYAML = append(cfgYAML, initNetworkEntry...)
+	entry, err := networkEntry(listen)
+	if err != nil {
+		return nil, fmt.Errorf("init %s: %w", dir, err)
+	}
+	cfgYAML = append(cfgYAML, entry...)
 	if preset != nil {
 		cfgYAML = preset
 	}
@@ -246,4 +252,22 @@ func presetConfig(name string) ([]byte, error) {
 		return nil, fmt.Errorf("--preset %q: no such preset (have: %s)", name, strings.Join(presetNames(), ", "))
 	}
 	return b, nil
+}
+
+// listenOnPort is the network's listen addresses for init --port: TCP and
+// QUIC on port, WebSocket on the next; "any" for free ports (0).
+func listenOnPort(port string) ([]string, error) {
+	tcp, ws := 0, 0
+	if port != "any" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65534 {
+			return nil, fmt.Errorf("--port %q: want a port 1-65534 (WebSocket takes the next one) or any", port)
+		}
+		tcp, ws = n, n+1
+	}
+	return []string{
+		fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", tcp),
+		fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", tcp),
+		fmt.Sprintf("/ip4/0.0.0.0/tcp/%d/ws", ws),
+	}, nil
 }

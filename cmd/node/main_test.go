@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/skein-p2p/skein/core/pluginhost"
+	"github.com/skein-p2p/skein/sdk"
 )
 
 // skeinBin is the skein binary built once for every test.
@@ -114,6 +115,8 @@ func TestConfigCheck(t *testing.T) {
 	badSum := writeFile(t, dir, "badsum.yaml", "plugins:\n  store:\n    path: /bin/sh\n    sha256: xyz\n")
 	pluginCfg := writeFile(t, dir, "plugincfg.yaml", "plugins:\n  store:\n    config:\n      path: /tmp/x\n      cache_size: lots\n")
 	notYAML := writeFile(t, dir, "notyaml.yaml", "node: [\n")
+	// A problem of the node's and one in a plugin's own config: both at once.
+	both := writeFile(t, dir, "both.yaml", "node:\n  log: {level: loud}\nplugins:\n  store:\n    config:\n      path: /tmp/x\n      cache_size: lots\n")
 
 	tests := []struct {
 		name       string
@@ -132,6 +135,9 @@ func TestConfigCheck(t *testing.T) {
 			wantStderr: []string{"config " + badSum + ": plugins.store.sha256: not a sha256 hex digest"}},
 		{name: "plugin Configure diagnostics", args: []string{"--config", pluginCfg}, wantCode: 1,
 			wantStderr: []string{"config " + pluginCfg + ": plugins.store.config.cache_size: must be a size"}},
+		{name: "node and plugin problems at once", args: []string{"--config", both}, wantCode: 1,
+			wantStderr: []string{"invalid configuration (2 problems)", "config " + both + `: node.log.level: "loud" is not a level`,
+				"config " + both + ": plugins.store.config.cache_size: must be a size"}},
 		{name: "environment wrong type", env: []string{"SKEIN_PLUGINS__STORE__ENABLED=perhaps"}, wantCode: 1,
 			wantStderr: []string{"config env SKEIN_PLUGINS__STORE__ENABLED: plugins.store.enabled: expected true or false"}},
 		{name: "flag wrong value", args: []string{"--log-format", "xml"}, wantCode: 1,
@@ -315,16 +321,31 @@ func TestPluginsListAndDescribe(t *testing.T) {
 	cfg := writeFile(t, dir, "skein.yaml", "node:\n  data_dir: data\nplugins:\n  scratch:\n    id: store.memory\n    mode: linked\n")
 	env := testEnv(t)
 	r := skein(t, env, "plugins", "list", "--json", "--config", cfg)
-	var entries []pluginEntry
-	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &entries) != nil {
+	var list listResult
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &list) != nil {
 		t.Fatalf("plugins list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	want := []pluginEntry{
 		{Name: "scratch", ID: "store.memory", Enabled: true, Mode: "linked", Binary: "built in"},
 		{Name: "store", ID: "store.pebble", Enabled: true, Mode: "process", Binary: "built in"},
 	}
-	if !slices.Equal(entries, want) {
-		t.Errorf("entries = %+v, want %+v", entries, want)
+	if !slices.Equal(list.Configured, want) {
+		t.Errorf("configured = %+v, want %+v", list.Configured, want)
+	}
+	// What is available, as caddy list-modules shows it: every built-in
+	// with its kinds, configured or not.
+	builtIn := map[string]string{}
+	for _, b := range list.BuiltIn {
+		builtIn[b.ID] = joinKinds(b.Kinds)
+	}
+	for id, kinds := range map[string]string{"network.ipfs": "network", "store.pebble": "store", "store.memory": "store"} {
+		if builtIn[id] != kinds {
+			t.Errorf("built in %s: kinds %q, want %q (all %+v)", id, builtIn[id], kinds, list.BuiltIn)
+		}
+	}
+	r = skein(t, env, "plugins", "list", "--config", cfg)
+	if r.code != 0 || !regexp.MustCompile(`(?m)^network\.ipfs +network +\S+$`).MatchString(r.stdout) || !strings.Contains(r.stdout, "BUILT IN") {
+		t.Errorf("plugins list text lacks the built-ins:\n%s", r.stdout)
 	}
 
 	r = skein(t, env, "plugins", "describe", "store", "--json", "--config", cfg)
@@ -599,5 +620,290 @@ func TestPresetsCheck(t *testing.T) {
 	}
 	if len(presetNames()) < 2 {
 		t.Fatalf("presets: %v", presetNames())
+	}
+}
+
+// TestRunRefusesUninitialised: `skein run` on a directory skein init never
+// prepared says to run it, naming the directory, whatever the environment
+// holds, and starts nothing.
+func TestRunRefusesUninitialised(t *testing.T) {
+	base := t.TempDir()
+	noKeys := filepath.Join(base, "nokeys")
+	if err := os.MkdirAll(noKeys, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := writeFile(t, base, "hand.yaml", "node:\n  data_dir: "+noKeys+"\nplugins:\n  network:\n    id: network.ipfs\n")
+	tests := []struct {
+		name string
+		dir  string
+		args []string
+		env  []string
+		want string
+	}{
+		{name: "empty directory", dir: filepath.Join(base, "empty"), want: "has no config (skein.yaml)"},
+		{name: "env for the missing file's plugins", dir: filepath.Join(base, "env"),
+			env:  []string{"SKEIN_PLUGINS__NETWORK__CONFIG__LISTEN=[/ip4/127.0.0.1/tcp/0]"},
+			want: "has no config (skein.yaml)"},
+		{name: "config but no keystore", dir: noKeys, args: []string{"--config", cfgFile}, want: "has no keystore"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := skein(t, testEnv(t, tc.env...), append([]string{"run", "--data-dir", tc.dir}, tc.args...)...)
+			want := "skein: data directory " + tc.dir + " " + tc.want + ": it was never initialised; run `skein init --data-dir " + tc.dir + "` first"
+			if r.code != 1 || !strings.HasPrefix(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 {
+				t.Fatalf("exit %d, stderr:\n%s\nwant one line starting %q", r.code, r.stderr, want)
+			}
+			if _, err := os.Stat(filepath.Join(tc.dir, "store")); err == nil {
+				t.Errorf("a plugin ran in %s", tc.dir)
+			}
+		})
+	}
+}
+
+// TestDataDirInUse: a second `skein run`, `plugins verify` or `plugins
+// describe` on the data directory of a running node says in one line that
+// the node there runs, with its pid.
+func TestDataDirInUse(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node")
+	env := testEnv(t)
+	if r := skein(t, env, "init", "--data-dir", dir); r.code != 0 {
+		t.Fatalf("init: %s", r.stderr)
+	}
+	n := startKill9Node(t, env, dir)
+	want := fmt.Sprintf("skein: the node at %s is running (pid %d): stop it first, or use another --data-dir\n", dir, n.cmd.Process.Pid)
+	for _, args := range [][]string{
+		{"run", "--data-dir", dir},
+		{"plugins", "verify", "--data-dir", dir},
+		{"plugins", "describe", "store", "--data-dir", dir},
+	} {
+		t.Run(args[0]+" "+args[1], func(t *testing.T) {
+			r := skein(t, append(slices.Clone(env), "SKEIN_PLUGINS__NETWORK__CONFIG__LISTEN=[/ip4/127.0.0.1/tcp/0]"), args...)
+			if r.code != 1 || r.stderr != want {
+				t.Fatalf("exit %d, stderr:\n%s\nwant:\n%s", r.code, r.stderr, want)
+			}
+		})
+	}
+	n.stop(t)
+	// Stopped, the directory is free again.
+	if r := skein(t, env, "plugins", "verify", "--data-dir", dir, "--json"); strings.Contains(r.stderr, "is running") {
+		t.Fatalf("verify after the node stopped: %s", r.stderr)
+	}
+}
+
+var pipeBin struct {
+	once      sync.Once
+	path, sum string
+	err       error
+}
+
+// transportPipe builds examples/transport-pipe (protocol x-unix-pipe) once
+// and returns its path and sha256.
+func transportPipe(t testing.TB) (string, string) {
+	t.Helper()
+	pipeBin.once.Do(func() {
+		dir, err := os.MkdirTemp("", "skein-cli-pipe-")
+		if err != nil {
+			pipeBin.err = err
+			return
+		}
+		pipeBin.path = filepath.Join(dir, "transport-pipe")
+		if out, err := exec.Command("go", "build", "-o", pipeBin.path, "../../examples/transport-pipe").CombinedOutput(); err != nil {
+			pipeBin.err = fmt.Errorf("build transport-pipe: %v\n%s", err, out)
+			return
+		}
+		pipeBin.sum, pipeBin.err = pluginhost.FileSHA256(pipeBin.path)
+	})
+	if pipeBin.err != nil {
+		t.Fatal(pipeBin.err)
+	}
+	return pipeBin.path, pipeBin.sum
+}
+
+// TestVerifyChecksWhatRunChecks: a transport plugin the network is not
+// configured to take fails plugins verify (skein run would refuse to
+// start) with what to add; configured, it verifies.
+func TestVerifyChecksWhatRunChecks(t *testing.T) {
+	pipe, sum := transportPipe(t)
+	dir := t.TempDir()
+	config := func(name, transports string) string {
+		return writeFile(t, dir, name, `node:
+  data_dir: `+name+`.data
+plugins:
+  network:
+    id: network.ipfs
+    config:
+      listen: [/ip4/127.0.0.1/tcp/0]
+      dht_mode: "off"
+`+transports+`
+  pipe:
+    id: transport.pipe
+    path: `+pipe+`
+    sha256: "`+sum+`"
+`)
+	}
+	tests := []struct {
+		name     string
+		config   string
+		wantCode int
+		wantErr  string
+	}{
+		{"protocol not configured", config("missing", ""), 1, `transport protocol not configured: add "x-unix-pipe" under the network plugin's config key transports`},
+		{"protocol configured", config("configured", "      transports: {x-unix-pipe: []}"), 0, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := skein(t, testEnv(t), "plugins", "verify", "--json", "--config", tc.config)
+			if r.code != tc.wantCode {
+				t.Fatalf("exit %d, want %d\n%s\n%s", r.code, tc.wantCode, r.stdout, r.stderr)
+			}
+			var rs []verifyResult
+			if err := json.Unmarshal([]byte(r.stdout), &rs); err != nil {
+				t.Fatalf("not JSON: %v\n%s", err, r.stdout)
+			}
+			i := slices.IndexFunc(rs, func(r verifyResult) bool { return r.Name == "pipe" })
+			if i < 0 || rs[i].OK != (tc.wantErr == "") || !strings.Contains(rs[i].Error, tc.wantErr) {
+				t.Fatalf("pipe = %+v, want error %q", rs, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestExampleHasEveryPluginKey: config.example.yaml lists every key of
+// each built-in plugin's own config (the network's entry, and a disabled
+// entry for the others) with its default, and with every one of them
+// uncommented and every entry enabled it is a valid config (skein config
+// check), so the defaults it shows are values the plugins take.
+func TestExampleHasEveryPluginKey(t *testing.T) {
+	example, err := os.ReadFile("../../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	entries := map[string][]sdk.ConfigKey{} // plugin id -> schema
+	for _, id := range pluginhost.Registered() {
+		if strings.HasPrefix(id, "store.") {
+			continue // the defaults' own entry, tested in core/config
+		}
+		f, _ := pluginhost.Lookup(id)
+		d, err := f().Describe(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries[id] = d.ConfigSchema
+		for _, k := range d.ConfigSchema {
+			keys[k.Key] = true
+		}
+	}
+	if len(entries["network.ipfs"]) == 0 {
+		t.Fatal("the network plugin describes no config keys")
+	}
+	var uncommented []string
+	keyLine := regexp.MustCompile(`^      # ([a-z_]+): `)
+	for _, line := range strings.Split(string(example), "\n") {
+		if m := keyLine.FindStringSubmatch(line); m != nil && keys[m[1]] {
+			line = "      " + strings.TrimPrefix(line, "      # ")
+		}
+		if line == "    enabled: false" {
+			line = "    enabled: true"
+		}
+		uncommented = append(uncommented, line)
+	}
+	all := strings.Join(uncommented, "\n")
+	for id, schema := range entries {
+		i := strings.Index(all, "\n    id: "+id+"\n")
+		if i < 0 {
+			t.Errorf("config.example.yaml has no entry for %s", id)
+			continue
+		}
+		entry := all[i:]
+		if j := regexp.MustCompile(`\n  [a-z_]+:\n`).FindStringIndex(entry); j != nil {
+			entry = entry[:j[0]]
+		}
+		for _, k := range schema {
+			if !regexp.MustCompile(`(?m)^      ` + k.Key + `: `).MatchString(entry) {
+				t.Errorf("config.example.yaml's %s entry has no config key %s", id, k.Key)
+			}
+		}
+	}
+	dir := t.TempDir()
+	file := writeFile(t, dir, "all.yaml", strings.Replace(all, "  data_dir: ~/.skein\n", "  data_dir: "+dir+"/data\n", 1))
+	if r := skein(t, testEnv(t), "config", "check", "--config", file); r.code != 0 || !strings.Contains(r.stdout, "discovery.mdns") {
+		t.Fatalf("the example with every key set and every plugin enabled does not check: %s%s", r.stdout, r.stderr)
+	}
+}
+
+// TestInitPort: init --port writes listen addresses on that port (any:
+// port 0, free ports), and refuses what is not a port.
+func TestInitPort(t *testing.T) {
+	tests := []struct {
+		port string
+		want string // the listen line written, or the error
+		code int
+	}{
+		{"4101", "      listen: [/ip4/0.0.0.0/tcp/4101, /ip4/0.0.0.0/udp/4101/quic-v1, /ip4/0.0.0.0/tcp/4102/ws]\n", 0},
+		{"any", "      listen: [/ip4/0.0.0.0/tcp/0, /ip4/0.0.0.0/udp/0/quic-v1, /ip4/0.0.0.0/tcp/0/ws]\n", 0},
+		{"65535", "--port \"65535\": want a port 1-65534", 1},
+		{"http", "--port \"http\": want a port", 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.port, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "node")
+			r := skein(t, testEnv(t), "init", "--data-dir", dir, "--port", tc.port)
+			if r.code != tc.code {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			if tc.code != 0 {
+				if !strings.Contains(r.stderr, tc.want) {
+					t.Fatalf("stderr %q lacks %q", r.stderr, tc.want)
+				}
+				return
+			}
+			b, err := os.ReadFile(filepath.Join(dir, "skein.yaml"))
+			if err != nil || !strings.Contains(string(b), tc.want) {
+				t.Fatalf("config lacks %q (%v):\n%s", tc.want, err, b)
+			}
+			if r := skein(t, testEnv(t), "config", "check", "--data-dir", dir); r.code != 0 {
+				t.Fatalf("config check: %s", r.stderr)
+			}
+		})
+	}
+}
+
+// TestPluginsStatus: plugins status shows the running node's plugins, from
+// its client API, with their process, state and what they report.
+func TestPluginsStatus(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node")
+	env := testEnv(t)
+	if r := skein(t, env, "init", "--data-dir", dir); r.code != 0 {
+		t.Fatalf("init: %s", r.stderr)
+	}
+	n := startKill9Node(t, env, dir)
+	defer n.stop(t)
+	r := skein(t, env, "plugins", "status", "--json", "--data-dir", dir)
+	var ps []struct {
+		Name    string            `json:"name"`
+		ID      string            `json:"id"`
+		Kinds   []string          `json:"kinds"`
+		Mode    string            `json:"mode"`
+		PID     int               `json:"pid"`
+		State   string            `json:"state"`
+		Healthy bool              `json:"healthy"`
+		Message string            `json:"message"`
+		Details map[string]string `json:"details"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &ps) != nil {
+		t.Fatalf("plugins status --json: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if len(ps) != 2 {
+		t.Fatalf("plugins = %+v, want network and store", ps)
+	}
+	for _, p := range ps {
+		if p.PID <= 0 || p.State != "running" || !p.Healthy || p.Mode != "process" || len(p.Kinds) != 1 {
+			t.Errorf("plugin %+v: want running out of process, healthy", p)
+		}
+	}
+	r = skein(t, env, "plugins", "status", "--data-dir", dir)
+	if r.code != 0 || !regexp.MustCompile(`(?m)^network: network\.ipfs \S+, process pid \d+, running, healthy`).MatchString(r.stdout) {
+		t.Errorf("plugins status text:\n%s%s", r.stdout, r.stderr)
 	}
 }

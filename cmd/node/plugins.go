@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	apiv1 "github.com/skein-p2p/skein/api/v1"
+	"github.com/skein-p2p/skein/client"
 	"github.com/skein-p2p/skein/core/config"
 	"github.com/skein-p2p/skein/core/node"
 	"github.com/skein-p2p/skein/core/pluginhost"
@@ -22,8 +25,37 @@ func (c *cli) pluginsCommand() *cobra.Command {
 		Use:   "plugins",
 		Short: "List, describe and verify the configured plugins",
 	}
-	cmd.AddCommand(c.pluginsListCommand(), c.pluginsDescribeCommand(), c.pluginsVerifyCommand())
+	cmd.AddCommand(c.pluginsListCommand(), c.pluginsDescribeCommand(), c.pluginsVerifyCommand(), c.pluginsStatusCommand())
 	return cmd
+}
+
+// builtinEntry is one plugin built into this binary as `plugins list`
+// shows it.
+type builtinEntry struct {
+	ID      string     `json:"id"`
+	Kinds   []sdk.Kind `json:"kinds"`
+	Version string     `json:"version"`
+}
+
+// builtins describes every plugin built into the binary (Describe on a
+// fresh instance: no side effects).
+func builtins(ctx context.Context) []builtinEntry {
+	out := []builtinEntry{}
+	for _, id := range pluginhost.Registered() {
+		f, _ := pluginhost.Lookup(id)
+		e := builtinEntry{ID: id, Kinds: []sdk.Kind{}}
+		if d, err := f().Describe(ctx); err == nil {
+			e.Kinds, e.Version = d.Kinds, d.Version
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// listResult is what `plugins list --json` prints.
+type listResult struct {
+	Configured []pluginEntry  `json:"configured"`
+	BuiltIn    []builtinEntry `json:"built_in"`
 }
 
 // pluginEntry is one configured plugin as `plugins list` shows it.
@@ -48,27 +80,36 @@ func (c *cli) pluginsListCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List the plugins in the config (starts nothing)",
-		Args:  cobra.NoArgs,
+		Short: "List the plugins in the config and the plugins built in (starts nothing)",
+		Long: `list shows the plugins the config names (enabled or not) and every plugin
+built into this binary, with its kinds: any of them can be named by its ID in
+a config entry (plugins.<name>.id). External plugins are loaded by path.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, _, err := c.load(cmd)
 			if err != nil {
 				return err
 			}
-			var entries []pluginEntry
+			res := listResult{Configured: []pluginEntry{}, BuiltIn: builtins(cmd.Context())}
 			for _, name := range sortedNames(cfg) {
-				entries = append(entries, entryOf(name, cfg.Plugins[name]))
+				res.Configured = append(res.Configured, entryOf(name, cfg.Plugins[name]))
 			}
 			if asJSON {
-				if entries == nil {
-					entries = []pluginEntry{}
-				}
-				return c.writeJSON(entries)
+				return c.writeJSON(res)
 			}
 			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tID\tMODE\tBINARY\tENABLED")
-			for _, e := range entries {
+			fmt.Fprintln(tw, "CONFIGURED\tID\tMODE\tBINARY\tENABLED")
+			for _, e := range res.Configured {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", e.Name, e.ID, e.Mode, e.Binary, e.Enabled)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintln(c.stdout)
+			tw = tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "BUILT IN\tKINDS\tVERSION")
+			for _, e := range res.BuiltIn {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", e.ID, joinKinds(e.Kinds), e.Version)
 			}
 			return tw.Flush()
 		},
@@ -117,6 +158,11 @@ the config keys it takes, and stops it.`,
 			if _, ok := cfg.Plugins[name]; !ok {
 				return fmt.Errorf("no plugin named %q in the config (configured: %s)", name, strings.Join(sortedNames(cfg), ", "))
 			}
+			release, err := node.LockDataDir(cfg.Node.DataDir)
+			if err != nil {
+				return err // a node runs there: its plugins hold their data
+			}
+			defer release()
 			logger := c.configLogger(cfg)
 			res, err := c.probe(cmd.Context(), cfg, logger, name)
 			if err != nil {
@@ -175,32 +221,42 @@ type probeResult struct {
 
 // probe launches the plugin name as configured, asks its status, and stops it.
 func (c *cli) probe(ctx context.Context, cfg *config.Config, logger *slog.Logger, name string) (*probeResult, error) {
+	host := pluginhost.New(logger)
+	defer stopHost(cfg, logger, host)
+	res, _, err := launchProbe(ctx, cfg, logger, host, name)
+	return res, err
+}
+
+// launchProbe launches the plugin name on host as configured and asks its
+// status; the plugin keeps running.
+func launchProbe(ctx context.Context, cfg *config.Config, logger *slog.Logger, host *pluginhost.Host, name string) (*probeResult, *pluginhost.Plugin, error) {
 	n, err := node.New(cfg, node.WithLogger(logger))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	spec, err := n.Spec(name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	host := pluginhost.New(logger)
-	defer func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout)
-		defer cancel()
-		if err := host.Stop(stopCtx); err != nil {
-			logger.Warn("stop plugin", "plugin", name, "error", err)
-		}
-	}()
 	t0 := time.Now()
 	p, err := host.Launch(ctx, spec)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	res := &probeResult{desc: p.Description(), mode: spec.Mode.String(), pid: p.PID(), took: time.Since(t0)}
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	res.status, res.statErr = p.Status(sctx)
-	return res, nil
+	return res, p, nil
+}
+
+// stopHost stops every plugin of host within node.shutdown_timeout.
+func stopHost(cfg *config.Config, logger *slog.Logger, host *pluginhost.Host) {
+	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout)
+	defer cancel()
+	if err := host.Stop(stopCtx); err != nil {
+		logger.Warn("stop plugins", "error", err)
+	}
 }
 
 // verifyResult is one plugin's verdict in `plugins verify`.
@@ -221,20 +277,30 @@ func (c *cli) pluginsVerifyCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Check every enabled plugin: checksum, handshake, Describe, Configure, health",
-		Long: `verify checks each enabled plugin's binary against its sha256, launches it as
-the config says (handshake, Describe, Configure, Start), asks its status, and
-stops it. It exits 1 if any plugin fails. A plugin that holds a lock on its
-data (store.pebble) fails while a node using the same data directory runs.`,
+		Short: "Check every enabled plugin: checksum, handshake, Describe, Configure, health, attachment",
+		Long: `verify checks each enabled plugin's binary against its sha256, launches them
+all as the config says and as skein run does (handshake, Describe, Configure,
+Start), asks each its status, attaches every transport plugin to every
+network plugin, and stops them. It exits 1 if any plugin fails. It refuses a data directory a
+running node holds (its plugins hold their data), naming that node's pid.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, _, err := c.load(cmd)
 			if err != nil {
 				return err
 			}
+			release, err := node.LockDataDir(cfg.Node.DataDir)
+			if err != nil {
+				return err // a node runs there: its plugins hold their data
+			}
+			defer release()
 			logger := c.configLogger(cfg)
-			failed := 0
+			// All together, as skein run starts them: then every transport
+			// is attached to every network, as run does.
+			host := pluginhost.New(logger)
+			defer stopHost(cfg, logger, host)
 			results := []verifyResult{}
+			var networks, transports []*pluginhost.Plugin
 			checkWarnings, checkErr := node.CheckPlugins(cmd.Context(), cfg)
 			for _, w := range checkWarnings {
 				logger.Warn("plugin config", "problem", w.String())
@@ -244,7 +310,7 @@ data (store.pebble) fails while a node using the same data directory runs.`,
 				r := verifyResult{Name: name, ID: p.ID, Mode: string(p.Mode)}
 				if msg := problemsFor(checkErr, name); msg != "" {
 					r.Error = msg
-				} else if res, err := c.probe(cmd.Context(), cfg, logger, name); err != nil {
+				} else if res, pl, err := launchProbe(cmd.Context(), cfg, logger, host, name); err != nil {
 					r.Error = err.Error()
 				} else {
 					r.Version, r.PID, r.StartTime = res.desc.Version, res.pid, res.took
@@ -256,11 +322,30 @@ data (store.pebble) fails while a node using the same data directory runs.`,
 					if !r.OK && r.Error == "" {
 						r.Error = "unhealthy: " + r.Message
 					}
+					if slices.Contains(res.desc.Kinds, sdk.KindNetwork) {
+						networks = append(networks, pl)
+					}
+					if slices.Contains(res.desc.Kinds, sdk.KindTransport) {
+						transports = append(transports, pl)
+					}
 				}
+				results = append(results, r)
+			}
+			attachCtx, stopAttach := context.WithCancel(cmd.Context())
+			defer stopAttach()
+			for _, tp := range transports {
+				for _, np := range networks {
+					if err := pluginhost.KeepTransportAttached(attachCtx, np, tp); err != nil {
+						i := slices.IndexFunc(results, func(r verifyResult) bool { return r.Name == tp.Name() })
+						results[i].OK, results[i].Error = false, err.Error()
+					}
+				}
+			}
+			failed := 0
+			for _, r := range results {
 				if !r.OK {
 					failed++
 				}
-				results = append(results, r)
 			}
 			if asJSON {
 				if err := c.writeJSON(results); err != nil {
@@ -309,4 +394,75 @@ func problemsFor(err error, name string) string {
 		}
 	}
 	return strings.Join(msgs, "; ")
+}
+
+func (c *cli) pluginsStatusCommand() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the running node's plugins: state, process, restarts and what each reports",
+		Long: `status asks the running node (its client API) for its plugins, in start
+order: ID, version, mode, process id, state, restarts, the last crash, and
+what the plugin's Status reports (healthy or not, a message, details).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.withClient(cmd, &f, func(ctx context.Context, cl *client.Client) error {
+				r, err := cl.Node.Plugins(ctx, &apiv1.PluginsRequest{})
+				if err != nil {
+					return rpcError("plugins status", err)
+				}
+				if f.json {
+					out := []map[string]any{}
+					for _, p := range r.GetPlugins() {
+						out = append(out, map[string]any{"name": p.GetName(), "id": p.GetId(), "version": p.GetVersion(),
+							"kinds": nonNil(p.GetKinds()), "mode": p.GetMode(), "pid": p.GetPid(), "state": p.GetState(),
+							"restarts": p.GetRestarts(), "start_time_ns": p.GetStartTimeNanos(), "healthy": p.GetHealthy(),
+							"message": p.GetMessage(), "details": nonNilMap(p.GetDetails()), "last_error": p.GetLastError()})
+					}
+					return c.writeJSON(out)
+				}
+				for _, p := range r.GetPlugins() {
+					health := "healthy"
+					if !p.GetHealthy() {
+						health = "UNHEALTHY"
+					}
+					fmt.Fprintf(c.stdout, "%s: %s %s, %s", p.GetName(), p.GetId(), p.GetVersion(), p.GetMode())
+					if p.GetPid() != 0 {
+						fmt.Fprintf(c.stdout, " pid %d", p.GetPid())
+					}
+					fmt.Fprintf(c.stdout, ", %s, %s", p.GetState(), health)
+					if p.GetMessage() != "" {
+						fmt.Fprintf(c.stdout, ": %s", p.GetMessage())
+					}
+					fmt.Fprintln(c.stdout)
+					if p.GetRestarts() > 0 {
+						fmt.Fprintf(c.stdout, "  restarts  %d (last: %s)\n", p.GetRestarts(), p.GetLastError())
+					} else if p.GetLastError() != "" {
+						fmt.Fprintf(c.stdout, "  last error  %s\n", p.GetLastError())
+					}
+					d := p.GetDetails()
+					tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+					for _, k := range slices.Sorted(maps.Keys(d)) {
+						fmt.Fprintf(tw, "  %s\t%s\n", k, d[k])
+					}
+					if err := tw.Flush(); err != nil {
+						return err
+					}
+				}
+				if len(r.GetPlugins()) == 0 {
+					fmt.Fprintln(c.stdout, "no plugins running")
+				}
+				return nil
+			})
+		},
+	}
+	f.add(cmd, true)
+	return cmd
+}
+
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
 }

@@ -103,9 +103,15 @@ func (c *cli) replicationListCommand() *cobra.Command {
 					out := []map[string]any{}
 					for _, rp := range r.GetReplicas() {
 						sync := syncJSON(&apiv1.SyncStatusResponse{Groups: []*apiv1.GroupSync{rp.GetSync()}})
+						regs := []map[string]any{}
+						for _, g := range rp.GetRegistrations() {
+							regs = append(regs, map[string]any{"peer": g.GetPeer(), "at": time.Unix(0, g.GetAt()).UTC().Format(time.RFC3339Nano)})
+						}
 						out = append(out, map[string]any{"group": rp.GetGroup(), "kind": rp.GetKind(),
+							"entries":       replicaEntries(rp),
 							"registered_by": rp.GetRegisteredBy(),
 							"registered_at": time.Unix(0, rp.GetRegisteredAt()).UTC().Format(time.RFC3339Nano),
+							"registrations": regs,
 							"sync":          sync[0]})
 					}
 					return c.writeJSON(out)
@@ -119,12 +125,12 @@ func (c *cli) replicationListCommand() *cobra.Command {
 					if kind == "" {
 						kind = "(not received yet)"
 					}
-					var entries uint64
-					for _, l := range rp.GetSync().GetLogs() {
-						entries += l.GetEntries()
-					}
-					fmt.Fprintf(c.stdout, "%s  %s, %d entries, registered by %s %s ago\n", rp.GetGroup()[:12], kind, entries,
+					fmt.Fprintf(c.stdout, "%s  %s, %d entries, registered by %s %s ago", rp.GetGroup()[:12], kind, replicaEntries(rp),
 						rp.GetRegisteredBy(), time.Since(time.Unix(0, rp.GetRegisteredAt())).Round(time.Second))
+					if n := len(rp.GetRegistrations()); n > 1 {
+						fmt.Fprintf(c.stdout, " (and %d more %s)", n-1, plural(n-1, "peer", "peers"))
+					}
+					fmt.Fprintln(c.stdout)
 				}
 				return nil
 			})
@@ -156,4 +162,14 @@ func (c *cli) replicationRemoveCommand() *cobra.Command {
 	}
 	f.add(cmd, true)
 	return cmd
+}
+
+// replicaEntries is the number of entries a replication node holds of a
+// group: both logs.
+func replicaEntries(rp *apiv1.Replica) uint64 {
+	var n uint64
+	for _, l := range rp.GetSync().GetLogs() {
+		n += l.GetEntries()
+	}
+	return n
 }

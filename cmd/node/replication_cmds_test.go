@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // skeinJSON runs a command that prints JSON and decodes it into v.
@@ -141,13 +143,31 @@ func TestReplicationNodeThroughBinary(t *testing.T) {
 		}
 		return strings.Join(got, ",") == "one,two,three"
 	})
-	if r := skein(t, env, "replication", "list", "--data-dir", rDir); r.code != 0 || !strings.Contains(r.stdout, "multi") {
-		t.Fatalf("replication list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	// b registers the group too: both are recorded. The text and the JSON
+	// say the same entry count, and the node's log names the group by the
+	// id replication list shows.
+	if r := skein(t, bEnv, "group", "replicate", "team", tok.Token, "--data-dir", bDir); r.code != 0 {
+		t.Fatalf("group replicate from b: %s", r.stderr)
+	}
+	text := skein(t, env, "replication", "list", "--data-dir", rDir)
+	if text.code != 0 || !strings.Contains(text.stdout, "multi") || !strings.Contains(text.stdout, "(and 1 more peer)") {
+		t.Fatalf("replication list: exit %d\n%s%s", text.code, text.stdout, text.stderr)
 	}
 	var reps []struct {
-		Group string `json:"group"`
+		Group         string `json:"group"`
+		Entries       uint64 `json:"entries"`
+		Registrations []struct {
+			Peer string `json:"peer"`
+		} `json:"registrations"`
 	}
 	skeinJSON(t, env, &reps, "replication", "list", "--json", "--data-dir", rDir)
+	if len(reps) != 1 || len(reps[0].Registrations) != 2 || reps[0].Entries == 0 ||
+		!strings.Contains(text.stdout, fmt.Sprintf("multi, %d entries,", reps[0].Entries)) {
+		t.Fatalf("replication list --json = %+v; text:\n%s", reps, text.stdout)
+	}
+	if line := rNode.lines.wait(t, "group="+reps[0].Group+" peer=", 10*time.Second); !strings.Contains(line, `msg="group registered"`) {
+		t.Fatalf("the first line naming the group is %q, want its registration", line)
+	}
 	if r := skein(t, env, "replication", "remove", reps[0].Group[:12], "--data-dir", rDir); r.code != 0 || !strings.Contains(r.stdout, "removed "+reps[0].Group) {
 		t.Fatalf("replication remove: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}

@@ -85,6 +85,17 @@ func (c *cli) resolveConfigFile() (string, error) {
 	if f := os.Getenv(config.EnvConfigFile); f != "" {
 		return f, nil
 	}
+	candidate := filepath.Join(c.flagDataDir(), configFileName)
+	if _, err := os.Stat(candidate); err == nil {
+		return candidate, nil
+	}
+	return "", nil
+}
+
+// flagDataDir is the data directory as the flag, the environment or the
+// default name it, before any config file is read ("~" expanded when the
+// home directory is known).
+func (c *cli) flagDataDir() string {
 	dir := c.dataDir
 	if dir == "" {
 		dir = os.Getenv("SKEIN_NODE__DATA_DIR")
@@ -93,17 +104,11 @@ func (c *cli) resolveConfigFile() (string, error) {
 		dir = "~/.skein"
 	}
 	if dir == "~" || strings.HasPrefix(dir, "~/") {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", nil // no home: defaults only; Load reports data_dir
+		if home, err := os.UserHomeDir(); err == nil {
+			dir = filepath.Join(home, strings.TrimPrefix(dir, "~"))
 		}
-		dir = filepath.Join(home, strings.TrimPrefix(dir, "~"))
 	}
-	candidate := filepath.Join(dir, configFileName)
-	if _, err := os.Stat(candidate); err == nil {
-		return candidate, nil
-	}
-	return "", nil
+	return dir
 }
 
 // load reads the configuration for cmd: file, environment and the global

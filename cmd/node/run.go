@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -21,8 +22,10 @@ func (c *cli) runCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the node with its plugins until SIGINT or SIGTERM",
-		Long: `run starts every enabled plugin (out of process or linked in, as the config
-says), logs which started and how, and runs until SIGINT or SIGTERM. It then
+		Long: `run starts the node of a data directory skein init prepared: every enabled
+plugin (out of process or linked in, as the config says), the messenger and
+the client API. It logs which plugins started and how, and runs until
+SIGINT or SIGTERM. It then
 stops the plugins within node.shutdown_timeout, killing any still running,
 and exits 0 on a clean stop. A second signal exits at once.
 
@@ -30,8 +33,31 @@ A keystore sealed by a passphrase (skein init --passphrase-file) is opened
 with --passphrase-file FILE (its first line); keep that file private.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Before the config: without a file, a SKEIN_* variable meant
+			// for the missing file's plugins would be reported instead.
+			if file, err := c.resolveConfigFile(); err != nil {
+				return err
+			} else if file == "" {
+				return notInitialised(c.flagDataDir(), "has no config ("+configFileName+")")
+			}
 			cfg, file, err := c.load(cmd)
 			if err != nil {
+				return err
+			}
+			if pluginOfKind(cfg, "network.") != "" {
+				// The messenger needs the keys skein init writes.
+				ks := filepath.Join(cfg.Node.DataDir, keystoreDirName)
+				if _, err := os.Stat(ks); errors.Is(err, os.ErrNotExist) {
+					return notInitialised(cfg.Node.DataDir, "has no keystore")
+				}
+			}
+			// The same check Start makes, before anything is logged: a
+			// node already running here is the one line to show.
+			release, err := node.LockDataDir(cfg.Node.DataDir)
+			if err != nil {
+				return err
+			}
+			if err := release(); err != nil {
 				return err
 			}
 			logger := c.configLogger(cfg)
@@ -101,6 +127,12 @@ with --passphrase-file FILE (its first line); keep that file private.`,
 	}
 	cmd.Flags().StringVar(&passphraseFile, "passphrase-file", "", "open a keystore sealed by a passphrase with the first line of this file")
 	return cmd
+}
+
+// notInitialised is the error of `skein run` on a data directory that
+// `skein init` has not prepared.
+func notInitialised(dir, what string) error {
+	return fmt.Errorf("data directory %s %s: it was never initialised; run `skein init --data-dir %s` first (or give a config file with --config)", dir, what, dir)
 }
 
 // recordBootstrap notes the peers of every network plugin's bootstrap

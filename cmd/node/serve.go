@@ -38,7 +38,7 @@ line it prints.`,
 					return fmt.Errorf("plugin serve: log level %q: use debug, info, warn or error", c.logLevel)
 				}
 			}
-			sdk.Serve(factory(), sdk.WithLogLevel(level)) // exits the process
+			sdk.ServeFunc(factory, sdk.WithLogLevel(level)) // made once logging is set up; exits the process
 			return nil
 		},
 	}

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -443,5 +444,57 @@ func TestPeersFoundBy(t *testing.T) {
 	want := map[string][]string{"b": {"mdns", peersource.Manual}, "c": {peersource.Manual}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("found by %v, want %v", got, want)
+	}
+}
+
+// TestMessageSizeLimit: a body of exactly MaxMessageBytes is sent and
+// delivered (it fits one log entry with everything sealing adds); one byte
+// more is refused by the API, naming the group by its local name.
+func TestMessageSizeLimit(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	sn := simnet.New()
+	defer sn.Close()
+	_, dir := serve(t, newMessenger(t, sn, "a"), api.Config{})
+	c, err := client.Dial(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Groups.Create(ctx, &apiv1.CreateGroupRequest{Name: "friends"}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		size int
+		code codes.Code
+	}{
+		{"at the limit", apiv1.MaxMessageBytes, codes.OK},
+		{"one byte over", apiv1.MaxMessageBytes + 1, codes.InvalidArgument},
+		{"1 MiB", 1 << 20, codes.InvalidArgument},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// Random bytes: nothing on the way may compress them.
+			body := make([]byte, tc.size)
+			if _, err := rand.Read(body); err != nil {
+				t.Fatal(err)
+			}
+			_, err := c.Messages.Send(ctx, &apiv1.SendRequest{Group: "friends", Body: body})
+			if got := status.Code(err); got != tc.code {
+				t.Fatalf("code = %v (%v), want %v", got, err, tc.code)
+			}
+			if tc.code == codes.OK {
+				return
+			}
+			msg := status.Convert(err).Message()
+			if !strings.Contains(msg, "group friends") || !strings.Contains(msg, fmt.Sprint(apiv1.MaxMessageBytes)) {
+				t.Errorf("error %q does not name the group and the limit", msg)
+			}
+		})
+	}
+	list, err := c.Messages.List(ctx, &apiv1.ListMessagesRequest{Group: "friends"})
+	if err != nil || len(list.GetMessages()) != 1 || len(list.GetMessages()[0].GetBody()) != apiv1.MaxMessageBytes {
+		t.Fatalf("listed %d messages, %v; want the one at the limit", len(list.GetMessages()), err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	apiv1 "github.com/skein-p2p/skein/api/v1"
 	"github.com/skein-p2p/skein/core/messenger"
 	"github.com/skein-p2p/skein/core/peersource"
 )
@@ -52,6 +53,9 @@ type Config struct {
 	// PeerSources says how each peer was found (Peers.List), and records
 	// the peers of Peers.Connect as peersource.Manual. nil: none known.
 	PeerSources *peersource.Book
+	// Plugins reports the node's plugins for Node.Plugins (skein run
+	// passes core/node's health report); nil: the call is UNIMPLEMENTED.
+	Plugins func(ctx context.Context) []*apiv1.PluginStatus
 }
 
 // Server serves the client API.
@@ -96,10 +100,10 @@ func Listen(m *messenger.Messenger, cfg Config) (*Server, error) {
 		s.tcp = tl
 		auth := bearer{want: sha256.Sum256([]byte(cfg.Token))}
 		s.remote = grpc.NewServer(grpc.UnaryInterceptor(auth.unary), grpc.StreamInterceptor(auth.stream))
-		register(s.remote, m, cfg.PeerSources)
+		register(s.remote, m, cfg.PeerSources, cfg.Plugins)
 	}
 	s.local = grpc.NewServer()
-	register(s.local, m, cfg.PeerSources)
+	register(s.local, m, cfg.PeerSources, cfg.Plugins)
 	return s, nil
 }
 

@@ -58,10 +58,15 @@ type (
 		apiv1.UnimplementedReplicationNodeServer
 		*service
 	}
+	nodeServer struct {
+		apiv1.UnimplementedNodeServer
+		plugins func(context.Context) []*apiv1.PluginStatus
+	}
 )
 
-func register(s *grpc.Server, m *messenger.Messenger, sources *peersource.Book) {
+func register(s *grpc.Server, m *messenger.Messenger, sources *peersource.Book, plugins func(context.Context) []*apiv1.PluginStatus) {
 	svc := &service{m: m, sources: sources}
+	apiv1.RegisterNodeServer(s, nodeServer{plugins: plugins})
 	apiv1.RegisterAccountServer(s, accountServer{service: svc})
 	apiv1.RegisterContactsServer(s, contactsServer{service: svc})
 	apiv1.RegisterGroupsServer(s, groupsServer{service: svc})
@@ -123,6 +128,15 @@ func message(gid crypto.PublicKey, m *group.Message) *apiv1.Message {
 	}
 }
 
+// groupName names a group as `skein group list` shows it: its local name,
+// else the start of its id.
+func groupName(gi messenger.GroupInfo) string {
+	if gi.Name != "" {
+		return "group " + gi.Name
+	}
+	return "group " + gi.ID.String()[:12]
+}
+
 func parseCID(what, s string) (cid.Cid, error) {
 	if s == "" {
 		return cid.Undef, nil
@@ -132,6 +146,15 @@ func parseCID(what, s string) (cid.Cid, error) {
 		return cid.Undef, status.Errorf(codes.InvalidArgument, "%s: %q is not a cid: %v", what, s, err)
 	}
 	return c, nil
+}
+
+// ---- node ----
+
+func (s nodeServer) Plugins(ctx context.Context, _ *apiv1.PluginsRequest) (*apiv1.PluginsResponse, error) {
+	if s.plugins == nil {
+		return nil, status.Error(codes.Unimplemented, "this node does not report its plugins")
+	}
+	return &apiv1.PluginsResponse{Plugins: s.plugins(ctx)}, nil
 }
 
 // ---- account ----
@@ -271,6 +294,11 @@ func (s messagesServer) Send(ctx context.Context, r *apiv1.SendRequest) (*apiv1.
 	gi, err := s.m.Resolve(r.GetGroup())
 	if err != nil {
 		return nil, toStatus(err)
+	}
+	if len(r.GetBody()) > apiv1.MaxMessageBytes {
+		// No size in the text: a client may send only the first
+		// MaxMessageBytes+1 bytes of what it was given.
+		return nil, status.Errorf(codes.InvalidArgument, "message to %s is larger than %d bytes (960 KiB), the most one message may hold", groupName(gi), apiv1.MaxMessageBytes)
 	}
 	msg, err := s.m.Send(ctx, gi.ID.String(), r.GetBody())
 	if err != nil {
@@ -452,8 +480,12 @@ func (s replicationNodeServer) List(context.Context, *apiv1.ListReplicasRequest)
 				kind = "multi"
 			}
 		}
+		regs := make([]*apiv1.Registration, len(r.Registrations))
+		for i, g := range r.Registrations {
+			regs[i] = &apiv1.Registration{Peer: g.Peer, At: g.At.UnixNano()}
+		}
 		out.Replicas = append(out.Replicas, &apiv1.Replica{Group: r.ID.String(), Kind: kind, RegisteredBy: r.RegisteredBy,
-			RegisteredAt: r.Registered.UnixNano(), Sync: groupSync(r.Sync)})
+			RegisteredAt: r.Registered.UnixNano(), Sync: groupSync(r.Sync), Registrations: regs})
 	}
 	return out, nil
 }

@@ -424,3 +424,28 @@ func TestMissingFile(t *testing.T) {
 		t.Fatalf("err = %v, want a read error naming %s", err, path)
 	}
 }
+
+// TestPartialConfig: a config with problems still comes back, as far as it
+// decoded, for checks that report every problem at once.
+func TestPartialConfig(t *testing.T) {
+	dir := t.TempDir()
+	f := writeFile(t, dir, "c.yaml", "node:\n  log: {level: loud}\nplugins:\n  store:\n    config:\n      path: ${node.data_dir}/s\n      cache_size: lots\n", 0o600)
+	_, err := Load(WithFile(f))
+	var inv *InvalidError
+	if !errors.As(err, &inv) || len(inv.Problems) != 1 || inv.Problems[0].Key != "node.log.level" {
+		t.Fatalf("Load = %v, want the one problem of node.log.level", err)
+	}
+	p := inv.Partial
+	if p == nil {
+		t.Fatal("no partial config")
+	}
+	st := p.Plugins["store"]
+	if st.ID != "store.pebble" || st.Config["cache_size"] != "lots" || st.Config["path"] != filepath.Join(p.Node.DataDir, "s") {
+		t.Fatalf("partial store entry = %+v", st)
+	}
+	// A file that is not YAML has nothing to decode.
+	_, err = Load(WithFile(writeFile(t, dir, "bad.yaml", "node: [\n", 0o600)))
+	if !errors.As(err, &inv) || inv.Partial != nil {
+		t.Fatalf("Load of a non-YAML file = %v, partial %v; want no partial config", err, inv.Partial)
+	}
+}

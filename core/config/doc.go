@@ -2,7 +2,8 @@
 //
 // Sources are layered, lowest precedence first:
 //
-//  1. the embedded defaults (defaults.yaml, also shipped as config.example.yaml)
+//  1. the embedded defaults (defaults.yaml; config.example.yaml is these
+//     followed by the built-in network plugin's entry, from skein config defaults)
 //  2. a YAML file (WithFile)
 //  3. the environment: SKEIN_ + the key path in upper case with levels joined
 //     by "__", e.g. SKEIN_NODE__DATA_DIR=/srv/skein (WithEnviron)

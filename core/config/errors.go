@@ -32,6 +32,12 @@ func (p Problem) String() string {
 // InvalidError lists every problem found, in a stable order.
 type InvalidError struct {
 	Problems []Problem
+	// Partial is the configuration as far as it could be decoded despite
+	// the problems (nil when a source could not be read at all, such as a
+	// file that is not YAML). Its values may be invalid: it is for checks
+	// that report every problem at once (skein config check runs the
+	// plugins' own checks on it), never to run a node with.
+	Partial *Config
 }
 
 // Error returns one problem per line.

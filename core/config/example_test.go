@@ -14,14 +14,15 @@ import (
 const examplePath = "../../config.example.yaml"
 
 // TestExampleInSync fails when config.example.yaml drifts from the embedded
-// defaults. Fix: go generate ./core/config (copies defaults.yaml).
+// defaults, which it starts with (the built-in network plugin's entry
+// follows). Fix: go generate ./cmd/node (skein config defaults).
 func TestExampleInSync(t *testing.T) {
 	example, err := os.ReadFile(examplePath)
 	if err != nil {
 		t.Fatalf("read example: %v", err)
 	}
-	if !bytes.Equal(example, defaultsYAML) {
-		t.Fatalf("%s differs from core/config/defaults.yaml: run `go generate ./core/config`", examplePath)
+	if !bytes.HasPrefix(example, defaultsYAML) {
+		t.Fatalf("%s does not start with core/config/defaults.yaml: run `go generate ./cmd/node`", examplePath)
 	}
 	abs, err := filepath.Abs(examplePath)
 	if err != nil {

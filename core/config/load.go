@@ -250,7 +250,7 @@ func Load(opts ...Option) (*Config, error) {
 	l.validate(cfg)
 	if len(l.problems) > 0 {
 		slices.SortStableFunc(l.problems, func(a, b Problem) int { return strings.Compare(a.Key, b.Key) })
-		return nil, &InvalidError{Problems: l.problems}
+		return nil, &InvalidError{Problems: l.problems, Partial: cfg}
 	}
 	return cfg, nil
 }

@@ -57,6 +57,14 @@ func tokenTypeName(t byte) string {
 	return fmt.Sprintf("unknown type %d", t)
 }
 
+// withArticle puts "a" or "an" before a token type's name.
+func withArticle(name string) string {
+	if name != "" && strings.ContainsRune("aeiou", rune(name[0])) {
+		return "an " + name
+	}
+	return "a " + name
+}
+
 // minTokenBody is the shortest binary body (type byte .. checksum) of each
 // token type, used to tell a truncated token from a corrupt one.
 func minTokenBody(t byte) int {
@@ -137,7 +145,7 @@ func decodeToken(text string, want byte) ([]byte, error) {
 		return nil, fmt.Errorf("parse %s: %w: the token was changed, cut or extended; copy it again", name, ErrTokenChecksum)
 	}
 	if body[0] != want {
-		return nil, fmt.Errorf("parse %s: %w: this is a %s", name, ErrTokenType, tokenTypeName(body[0]))
+		return nil, fmt.Errorf("parse %s: %w: this is %s", name, ErrTokenType, withArticle(tokenTypeName(body[0])))
 	}
 	return body[1:n], nil
 }

@@ -27,8 +27,9 @@ import (
 // node: version (1 byte, 1), the node's registration secret (32 bytes), the
 // group's public key (32), the group's replication key (32). The node
 // answers one status byte: 1 once it replicates the group, 2 for a wrong
-// secret, 3 when it is full, 4 for a malformed request; a failure of its
-// own (storage) is an error.
+// secret, 3 when it is full, 4 for a malformed request, 5 for a wrong
+// secret after which it cuts the peer off (too many wrong secrets); a
+// failure of its own (storage) is an error.
 
 // RegisterProtocol is the direct-request protocol of registrations.
 const RegisterProtocol = "/skein/replication/register/1"
@@ -41,6 +42,7 @@ const (
 	registeredForbidden = 2
 	registeredFull      = 3
 	registeredMalformed = 4
+	registeredCutOff    = 5
 	// DefaultMaxReplicas bounds the groups a replication node accepts
 	// unless ReplicationNodeConfig says otherwise.
 	DefaultMaxReplicas = 10000
@@ -77,15 +79,57 @@ type ReplicaInfo struct {
 	// Kind is learned from the signed group-created entry (0 until it
 	// arrived).
 	Kind group.Kind
-	// RegisteredBy is the peer that registered it; Registered when.
+	// RegisteredBy is the peer that registered it first; Registered when.
 	RegisteredBy string
 	Registered   time.Time
-	Sync         SyncStatus
+	// Registrations are every peer that registered it (the first one
+	// first), each with its latest registration.
+	Registrations []Registration
+	Sync          SyncStatus
 }
 
 type replicaRecord struct {
 	By string    `json:"by"`
 	At time.Time `json:"at"`
+	// Peers are all the peers that registered the group (By first), each
+	// with its latest registration; at most maxRegistrants.
+	Peers []Registration `json:"peers,omitempty"`
+}
+
+// Registration is one peer's registration of a group with a replication
+// node: the latest time it registered it.
+type Registration struct {
+	Peer string    `json:"peer"`
+	At   time.Time `json:"at"`
+}
+
+// maxRegistrants bounds the peers a replica record remembers: the first
+// one, and the most recent others.
+const maxRegistrants = 64
+
+// registrations lists every peer that registered the group (By first).
+func (r replicaRecord) registrations() []Registration {
+	if len(r.Peers) > 0 {
+		return slices.Clone(r.Peers)
+	}
+	return []Registration{{Peer: r.By, At: r.At}} // a record of before Peers
+}
+
+// registered returns r with peer's registration at time at added.
+func (r replicaRecord) registered(peer string, at time.Time) replicaRecord {
+	peers := r.registrations()
+	if i := slices.IndexFunc(peers, func(p Registration) bool { return p.Peer == peer }); i >= 0 {
+		peers[i].At = at
+	} else {
+		peers = append(peers, Registration{Peer: peer, At: at})
+	}
+	if len(peers) > maxRegistrants { // keep the first; drop the stalest of the rest
+		rest := peers[1:]
+		slices.SortStableFunc(rest, func(a, b Registration) int { return b.At.Compare(a.At) })
+		peers = append(peers[:1], rest[:maxRegistrants-1]...)
+	}
+	r.Peers = peers
+	return r
 }
 
 type replicaHeld struct {
@@ -123,14 +167,14 @@ func (m *Messenger) startReplicationNode(ctx context.Context) error {
 		}
 		var rec replicaRecord
 		if err := json.Unmarshal(kv.Value, &rec); err != nil {
-			return fmt.Errorf("replica record %s: %w", gid.Fingerprint(), err)
+			return fmt.Errorf("replica record %s: %w", gid.String(), err)
 		}
 		key, err := m.cfg.Keystore.Get(replicaKeyName(gid))
 		if err != nil {
-			return fmt.Errorf("replica %s: replication key: %w", gid.Fingerprint(), err)
+			return fmt.Errorf("replica %s: replication key: %w", gid.String(), err)
 		}
 		if len(key) != 32 {
-			return fmt.Errorf("replica %s: replication key of %d bytes", gid.Fingerprint(), len(key))
+			return fmt.Errorf("replica %s: replication key of %d bytes", gid.String(), len(key))
 		}
 		if err := m.holdReplica(ctx, gid, [32]byte(key), rec); err != nil {
 			return err
@@ -207,7 +251,9 @@ func (m *Messenger) handleRegistration(ctx context.Context, from string, req []b
 	}
 	want := m.cfg.ReplicationNode.Secret
 	if subtle.ConstantTimeCompare(secret[:], want[:]) != 1 {
-		m.wrongSecret(ctx, from, gid)
+		if m.wrongSecret(ctx, from, gid) {
+			return []byte{registeredCutOff}, nil
+		}
 		return []byte{registeredForbidden}, nil
 	}
 	// One registration at a time: two of the same group must not both
@@ -215,29 +261,49 @@ func (m *Messenger) handleRegistration(ctx context.Context, from string, req []b
 	m.regMu.Lock()
 	defer m.regMu.Unlock()
 	m.mu.Lock()
-	_, have := m.replicas[gid]
+	held, have := m.replicas[gid]
 	n := len(m.replicas)
 	m.mu.Unlock()
 	if have {
+		// Another member (or the same one again): remember who.
+		if err := m.recordRegistration(ctx, gid, held, from); err != nil {
+			return nil, err
+		}
 		return []byte{registeredOK}, nil
 	}
 	if n >= m.maxReplicas() {
-		m.logger.Warn("registration refused: full", "peer", from, "group", gid.Fingerprint(), "max_groups", m.maxReplicas())
+		m.logger.Warn("registration refused: full", "peer", from, "group", gid.String(), "max_groups", m.maxReplicas())
 		return []byte{registeredFull}, nil
 	}
-	rec := replicaRecord{By: from, At: time.Now().UTC()}
+	now := time.Now().UTC()
+	rec := replicaRecord{By: from, At: now, Peers: []Registration{{Peer: from, At: now}}}
 	if err := m.cfg.Keystore.Put(replicaKeyName(gid), key[:]); err != nil {
-		return nil, fmt.Errorf("register group %s: %w", gid.Fingerprint(), err)
+		return nil, fmt.Errorf("register group %s: %w", gid.String(), err)
 	}
 	b, _ := json.Marshal(rec)
 	if err := m.cfg.Store.Batch(ctx, []sdk.Op{{Key: []byte(replicaPrefix + hex.EncodeToString(gid[:])), Value: b}}, true); err != nil {
-		return nil, fmt.Errorf("register group %s: %w", gid.Fingerprint(), err)
+		return nil, fmt.Errorf("register group %s: %w", gid.String(), err)
 	}
 	if err := m.holdReplica(context.WithoutCancel(ctx), gid, key, rec); err != nil {
-		return nil, fmt.Errorf("register group %s: %w", gid.Fingerprint(), err)
+		return nil, fmt.Errorf("register group %s: %w", gid.String(), err)
 	}
-	m.logger.Info("group registered", "group", gid.Fingerprint(), "peer", from)
+	m.logger.Info("group registered", "group", gid.String(), "peer", from)
 	return []byte{registeredOK}, nil
+}
+
+// recordRegistration adds peer's registration to the record of the group
+// gid, held, and stores it.
+func (m *Messenger) recordRegistration(ctx context.Context, gid crypto.PublicKey, held *replicaHeld, peer string) error {
+	m.mu.Lock()
+	rec := held.rec.registered(peer, time.Now().UTC())
+	held.rec = rec
+	m.mu.Unlock()
+	b, _ := json.Marshal(rec)
+	if err := m.cfg.Store.Batch(ctx, []sdk.Op{{Key: []byte(replicaPrefix + hex.EncodeToString(gid[:])), Value: b}}, true); err != nil {
+		return fmt.Errorf("register group %s: %w", gid.String(), err)
+	}
+	m.logger.Info("group registered again", "group", gid.String(), "peer", peer, "peers", len(rec.Peers))
+	return nil
 }
 
 // Guessing the registration secret: a peer that presents a wrong one
@@ -255,8 +321,14 @@ type wrongSecrets struct {
 	n     int
 }
 
-// wrongSecret counts a registration with a wrong secret from peer.
-func (m *Messenger) wrongSecret(ctx context.Context, peer string, gid crypto.PublicKey) {
+// cutOffGrace is how long after its answer a peer cut off for wrong
+// secrets stays connected: long enough for the answer saying so to reach
+// it, rather than a reset stream.
+const cutOffGrace = 500 * time.Millisecond
+
+// wrongSecret counts a registration with a wrong secret from peer and
+// reports whether the peer is now cut off (it is, cutOffGrace later).
+func (m *Messenger) wrongSecret(ctx context.Context, peer string, gid crypto.PublicKey) bool {
 	m.mu.Lock()
 	w := m.wrong[peer]
 	now := time.Now()
@@ -275,30 +347,37 @@ func (m *Messenger) wrongSecret(ctx context.Context, peer string, gid crypto.Pub
 	m.mu.Unlock()
 	switch {
 	case w.n < maxWrongSecrets:
-		m.logger.Warn("registration refused: wrong secret", "peer", peer, "group", gid.Fingerprint())
+		m.logger.Warn("registration refused: wrong secret", "peer", peer, "group", gid.String())
 	case w.n == maxWrongSecrets:
 		m.logger.Warn("registration refused: wrong secret again; cutting the peer off", "peer", peer, "attempts", w.n, "for", wrongSecretBlock)
-		if b, ok := m.cfg.Network.(sdk.PeerBlocker); ok {
-			if err := b.BlockPeer(context.WithoutCancel(ctx), peer, "guessing the registration secret", wrongSecretBlock); err != nil {
+		b, ok := m.cfg.Network.(sdk.PeerBlocker)
+		if !ok {
+			return false
+		}
+		bctx := context.WithoutCancel(ctx)
+		time.AfterFunc(cutOffGrace, func() {
+			if err := b.BlockPeer(bctx, peer, "guessing the registration secret", wrongSecretBlock); err != nil {
 				m.logger.Warn("network could not block peer", "peer", peer, "err", err)
 			}
-		}
+		})
+		return true
 	}
+	return false
 }
 
 // Replicas lists the groups this node replicates for others, by id.
 func (m *Messenger) Replicas() []ReplicaInfo {
 	m.mu.Lock()
-	hs := make([]*replicaHeld, 0, len(m.replicas))
+	hs := make([]replicaHeld, 0, len(m.replicas))
 	for _, h := range m.replicas {
-		hs = append(hs, h)
+		hs = append(hs, *h) // rec changes under m.mu (recordRegistration)
 	}
 	m.mu.Unlock()
 	st := m.repl.Status()
 	out := make([]ReplicaInfo, 0, len(hs))
 	for _, h := range hs {
 		out = append(out, ReplicaInfo{ID: h.g.ID(), Kind: h.g.Kind(), RegisteredBy: h.rec.By, Registered: h.rec.At,
-			Sync: syncStatus(h.g.ID(), h.logs, st)})
+			Registrations: h.rec.registrations(), Sync: syncStatus(h.g.ID(), h.logs, st)})
 	}
 	slices.SortFunc(out, func(a, b ReplicaInfo) int { return slices.Compare(a.ID[:], b.ID[:]) })
 	return out
@@ -339,9 +418,9 @@ func (m *Messenger) RemoveReplica(ctx context.Context, ref string) (crypto.Publi
 		errs = append(errs, fmt.Errorf("forget replication key: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return gid, fmt.Errorf("remove replica %s: %w", gid.Fingerprint(), err)
+		return gid, fmt.Errorf("remove replica %s: %w", gid.String(), err)
 	}
-	m.logger.Info("group unregistered", "group", gid.Fingerprint())
+	m.logger.Info("group unregistered", "group", gid.String())
 	return gid, nil
 }
 
@@ -408,6 +487,8 @@ func (m *Messenger) RegisterWithReplicationNode(ctx context.Context, ref, token 
 	case resp[0] == registeredOK:
 	case resp[0] == registeredForbidden:
 		refused = fmt.Errorf("%w: the node refused the token's secret (a new token from its operator?)", ErrNotAuthorized)
+	case resp[0] == registeredCutOff:
+		refused = fmt.Errorf("%w: the node refused the token's secret %d times in a row and cut this node off for %s: ask its operator for a new token (skein replication token)", ErrNotAuthorized, maxWrongSecrets, wrongSecretBlock)
 	case resp[0] == registeredFull:
 		refused = ErrTooManyGroups
 	case resp[0] == registeredMalformed:

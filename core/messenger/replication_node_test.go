@@ -197,7 +197,7 @@ func TestRegistrationRefusals(t *testing.T) {
 		is                 error
 	}{
 		{"malformed token", "one", "skein1-abc", "", messenger.ErrInvalidArgument},
-		{"an invitation instead", "one", "", "", messenger.ErrInvalidArgument},
+		{"an invitation instead", "one", "", "this is an invitation", messenger.ErrInvalidArgument},
 		{"wrong secret", "one", wrongSecret, "", messenger.ErrNotAuthorized},
 		{"node that does not serve registrations", "one", notServing, "register", nil},
 		{"unknown group", "nope", good, "", messenger.ErrGroupNotFound},
@@ -214,16 +214,13 @@ func TestRegistrationRefusals(t *testing.T) {
 				token = inv.Token()
 			}
 			err := a.m.RegisterWithReplicationNode(ctx, tc.group, token)
-			switch {
-			case tc.is != nil:
-				if !errors.Is(err, tc.is) {
-					t.Fatalf("err = %v, want %v", err, tc.is)
-				}
-			case tc.want != "":
-				if err == nil || !strings.Contains(err.Error(), tc.want) {
-					t.Fatalf("err = %v, want one saying %q", err, tc.want)
-				}
-			case err != nil:
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Fatalf("err = %v, want %v", err, tc.is)
+			}
+			if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("err = %v, want one saying %q", err, tc.want)
+			}
+			if tc.is == nil && tc.want == "" && err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -284,13 +281,20 @@ func TestGuessingTheRegistrationSecretIsCutOff(t *testing.T) {
 	}
 	for i := range 5 {
 		guess := (&group.ReplicationNodeToken{Peer: r.net.PeerID(), Addrs: r.net.Addrs(), Secret: crypto.RandomKey()}).Token()
-		if err := guesser.m.RegisterWithReplicationNode(ctx, "g", guess); err == nil {
-			t.Fatalf("guess %d accepted", i)
+		err := guesser.m.RegisterWithReplicationNode(ctx, "g", guess)
+		if !errors.Is(err, messenger.ErrNotAuthorized) {
+			t.Fatalf("guess %d: err = %v, want ErrNotAuthorized", i, err)
 		}
-		if blocked := r.net.Blocked(guesser.net.PeerID()); blocked != (i == 4) {
-			t.Fatalf("after %d wrong secrets, blocked = %v", i+1, blocked)
+		// The last refusal says why the peer is cut off (not a stream
+		// reset): it is cut off once that answer is out.
+		if cut := strings.Contains(err.Error(), "cut this node off for 10m0s"); cut != (i == 4) {
+			t.Fatalf("guess %d: err = %v; the cut-off said = %v", i, err, cut)
+		}
+		if i < 4 && r.net.Blocked(guesser.net.PeerID()) {
+			t.Fatalf("blocked after %d wrong secrets", i+1)
 		}
 	}
+	waitFor(t, "the guesser is cut off", func() bool { return r.net.Blocked(guesser.net.PeerID()) })
 	good, err := r.m.ReplicationNodeToken()
 	if err != nil {
 		t.Fatal(err)
@@ -298,4 +302,54 @@ func TestGuessingTheRegistrationSecretIsCutOff(t *testing.T) {
 	if err := member.m.RegisterWithReplicationNode(ctx, "g", good); err != nil {
 		t.Fatalf("an honest member after the guesser was cut off: %v", err)
 	}
+}
+
+// Every member that registers a group is recorded (the first one first),
+// also after a restart of the replication node.
+func TestEveryRegistrantRecorded(t *testing.T) {
+	ctx := context.Background()
+	sn := simnet.New()
+	t.Cleanup(func() { sn.Close() })
+	r := replicationNode(t, sn, "r", crypto.RandomKey(), 0)
+	a, b := newTestNode(t, sn, "a"), newTestNode(t, sn, "b")
+	sn.ConnectAll()
+	if _, err := a.m.CreateGroup(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := a.m.Invite(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.m.JoinGroup(ctx, inv.Token(), "g"); err != nil {
+		t.Fatal(err)
+	}
+	token, err := r.m.ReplicationNodeToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*testNode{a, b, a} {
+		if err := n.m.RegisterWithReplicationNode(ctx, "g", token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(when string) {
+		t.Helper()
+		reps := r.m.Replicas()
+		if len(reps) != 1 {
+			t.Fatalf("%s: %d replicas", when, len(reps))
+		}
+		var peers []string
+		for _, g := range reps[0].Registrations {
+			peers = append(peers, g.Peer)
+		}
+		if strings.Join(peers, ",") != "a,b" || reps[0].RegisteredBy != "a" {
+			t.Fatalf("%s: registrations %v (first %s), want a then b", when, peers, reps[0].RegisteredBy)
+		}
+	}
+	check("running")
+	if err := r.m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r.start(t)
+	check("after a restart")
 }

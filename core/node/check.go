@@ -14,14 +14,25 @@ import (
 // CheckPlugins checks what can be checked of the enabled plugins without
 // starting any: a built-in plugin's config subtree goes through the
 // Configure of a fresh linked-in instance (never started), and an external
-// binary is hashed against its sha256. Error diagnostics and mismatches come
-// back as a *config.InvalidError keyed plugins.<name>...; warnings are
-// returned either way.
+// binary is hashed against its sha256. A built-in transport that a
+// built-in network would refuse to attach (sdk.TransportAttachChecker) is
+// a problem too, as `skein run` would fail on it. Error diagnostics and
+// mismatches come back as a *config.InvalidError keyed plugins.<name>...;
+// warnings are returned either way.
 //
-// An external plugin's own config is only checked when it is launched
-// (`skein plugins verify`).
+// An external plugin's own config, and whether the network takes an
+// external transport, are only checked when it is launched (`skein
+// plugins verify`).
 func CheckPlugins(ctx context.Context, cfg *config.Config) (warnings []config.Problem, err error) {
 	var problems []config.Problem
+	var configured []checkedInstance
+	defer func() {
+		// Configure has no side effects worth undoing, but Stop is safe
+		// after a partial start, so release whatever it may hold.
+		for _, c := range configured {
+			_ = c.instance.Stop(ctx)
+		}
+	}()
 	for _, name := range cfg.PluginNames() {
 		p := cfg.Plugins[name]
 		if p.Path != "" {
@@ -51,10 +62,8 @@ func CheckPlugins(ctx context.Context, cfg *config.Config) (warnings []config.Pr
 		}
 		instance := factory()
 		diags, err := instance.Configure(ctx, p.Config)
-		// Configure has no side effects worth undoing, but Stop is safe
-		// after a partial start, so release whatever it may hold.
-		_ = instance.Stop(ctx)
 		if err != nil {
+			_ = instance.Stop(ctx)
 			key := "plugins." + name + ".config"
 			problems = append(problems, config.Problem{Source: cfg.Source(key), Key: key, Message: "configure: " + err.Error()})
 			continue
@@ -62,12 +71,49 @@ func CheckPlugins(ctx context.Context, cfg *config.Config) (warnings []config.Pr
 		errs, warns := cfg.PluginProblems(name, configDiagnostics(diags))
 		problems = append(problems, errs...)
 		warnings = append(warnings, warns...)
+		if len(errs) > 0 {
+			_ = instance.Stop(ctx)
+			continue
+		}
+		configured = append(configured, checkedInstance{name: name, instance: instance})
 	}
+	problems = append(problems, checkAttachments(cfg, configured)...)
 	if len(problems) > 0 {
 		slices.SortStableFunc(problems, func(a, b config.Problem) int { return strings.Compare(a.Key, b.Key) })
 		return warnings, &config.InvalidError{Problems: problems}
 	}
 	return warnings, nil
+}
+
+// checkedInstance is a built-in plugin configured by CheckPlugins.
+type checkedInstance struct {
+	name     string
+	instance sdk.Plugin
+}
+
+// checkAttachments reports every configured built-in transport that a
+// configured built-in network says it would not attach: the start of the
+// node attaches every transport to every network and fails on a refusal.
+func checkAttachments(cfg *config.Config, configured []checkedInstance) []config.Problem {
+	var problems []config.Problem
+	for _, nw := range configured {
+		checker, ok := nw.instance.(sdk.TransportAttachChecker)
+		if !ok {
+			continue
+		}
+		for _, tp := range configured {
+			tr, ok := tp.instance.(sdk.Transport)
+			if !ok || tp.name == nw.name {
+				continue
+			}
+			if err := checker.CheckAttach(tr.Protocol()); err != nil {
+				key := "plugins." + nw.name + ".config.transports"
+				problems = append(problems, config.Problem{Source: cfg.Source(key), Key: key,
+					Message: fmt.Sprintf("transport plugin %s (protocol %s) would not be attached: %v", tp.name, tr.Protocol(), err)})
+			}
+		}
+	}
+	return problems
 }
 
 // configDiagnostics converts sdk diagnostics for config.PluginProblems.

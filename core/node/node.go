@@ -73,6 +73,8 @@ type Node struct {
 	// runCancel ends what runs as long as the node (transport
 	// attachments); called by Stop.
 	runCancel context.CancelFunc
+	// unlock releases the data directory (LockDataDir); nil when not held.
+	unlock func() error
 }
 
 // New returns a node for cfg. It has no side effects; Start starts it.
@@ -141,8 +143,10 @@ func (n *Node) self() (string, string, error) {
 	return pluginhost.SelfCommand()
 }
 
-// Start creates the data directory (0700) if needed, checks the built-in
-// plugins' config, and starts every enabled plugin in name order. On error
+// Start creates the data directory (0700) if needed and takes it
+// (LockDataDir: a second node on it gets an *InUseError naming the first
+// one's pid), checks the built-in plugins' config, and starts every
+// enabled plugin in name order. On error
 // every plugin already started is stopped again and the error names the
 // plugin; a config problem is a *config.InvalidError.
 func (n *Node) Start(ctx context.Context) error {
@@ -158,9 +162,17 @@ func (n *Node) Start(ctx context.Context) error {
 	n.runCancel = runCancel
 	n.mu.Unlock()
 
-	if err := os.MkdirAll(n.cfg.Node.DataDir, 0o700); err != nil {
-		return fmt.Errorf("start node: data directory: %w", err)
+	unlock, err := LockDataDir(n.cfg.Node.DataDir)
+	if err != nil {
+		var inUse *InUseError
+		if errors.As(err, &inUse) {
+			return err // one line, whoever prints it
+		}
+		return fmt.Errorf("start node: %w", err)
 	}
+	n.mu.Lock()
+	n.unlock = unlock
+	n.mu.Unlock()
 	if fi, err := os.Stat(n.cfg.Node.DataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		n.logger.Warn("data directory is readable by others; chmod 700 it", "data_dir", n.cfg.Node.DataDir, "mode", fi.Mode().Perm().String())
 	}
@@ -169,6 +181,7 @@ func (n *Node) Start(ctx context.Context) error {
 		n.logger.Warn("plugin config", "problem", w.String())
 	}
 	if err != nil {
+		n.stopAfterFailure(host)
 		return err
 	}
 	for _, name := range n.cfg.PluginNames() {
@@ -205,6 +218,20 @@ func (n *Node) stopAfterFailure(host *pluginhost.Host) {
 	if err := host.Stop(ctx); err != nil {
 		n.logger.Warn("stop plugins after a failed start", "error", err)
 	}
+	n.releaseDataDir()
+}
+
+// releaseDataDir gives the data directory's lock back (once).
+func (n *Node) releaseDataDir() {
+	n.mu.Lock()
+	unlock := n.unlock
+	n.unlock = nil
+	n.mu.Unlock()
+	if unlock != nil {
+		if err := unlock(); err != nil {
+			n.logger.Warn("release the data directory", "error", err)
+		}
+	}
 }
 
 // Stop stops every plugin, in reverse start order, within ctx (each plugin
@@ -222,6 +249,7 @@ func (n *Node) Stop(ctx context.Context) error {
 	if host == nil || already {
 		return nil
 	}
+	defer n.releaseDataDir() // after the plugins, which use the directory
 	if err := host.Stop(ctx); err != nil {
 		return fmt.Errorf("stop node: %w", err)
 	}

@@ -268,3 +268,33 @@ plugins:
 		t.Errorf("Spec(absent) = %v, want ErrNoSuchPlugin", err)
 	}
 }
+
+func TestLockDataDir(t *testing.T) {
+	cfg, _ := loadConfig(t, linkedYAML)
+	dir := cfg.Node.DataDir
+	release, err := LockDataDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = LockDataDir(dir)
+	var inUse *InUseError
+	if !errors.As(err, &inUse) || !errors.Is(err, ErrDataDirInUse) || inUse.PID != os.Getpid() || inUse.Dir != dir {
+		t.Fatalf("second lock: %v (%+v), want an InUseError with pid %d", err, inUse, os.Getpid())
+	}
+	// A node started on a held directory starts no plugin.
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); !errors.Is(err, ErrDataDirInUse) {
+		t.Fatalf("Start on a held directory: %v", err)
+	}
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	release, err = LockDataDir(dir)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	release()
+}

@@ -53,7 +53,7 @@ func (h *slogHCLog) Log(level hclog.Level, msg string, args ...any) {
 	lvl := toSlogLevel(level)
 	if h.stderr && level == hclog.Debug && len(args) == 0 {
 		// A line go-plugin could not parse as an hclog record, logged at
-		// Debug: an slog JSON record or a plain line.
+		// Debug: a JSON record in another dialect, or a plain line.
 		logLine(h.l, "stderr", slog.LevelInfo, msg)
 		return
 	}
@@ -61,7 +61,71 @@ func (h *slogHCLog) Log(level hclog.Level, msg string, args ...any) {
 	if !h.l.Enabled(ctx, lvl) {
 		return
 	}
-	h.l.Log(ctx, lvl, strings.TrimSpace(msg), normaliseArgs(args)...)
+	if h.stderr {
+		// A plugin's own record, parsed by go-plugin, which appends the
+		// plugin's timestamp: the node's record has its own time.
+		h.l.Log(ctx, lvl, strings.TrimSpace(msg), liftArgs(pluginArgs(withoutTrailingTimestamp(args)))...)
+		return
+	}
+	h.l.Log(ctx, lvl, strings.TrimSpace(msg), liftArgs(normaliseArgs(args))...)
+}
+
+// pluginArgs is normaliseArgs for the fields of a plugin's own record: its
+// "plugin" field (by convention the plugin's ID) becomes "plugin_id", so it
+// neither repeats nor shadows the node's plugin=<name>.
+func pluginArgs(args []any) []any {
+	out := make([]any, 0, len(args))
+	for i := 0; i < len(args); i += 2 {
+		if i+1 == len(args) {
+			out = append(out, "extra", args[i])
+			break
+		}
+		k, ok := args[i].(string)
+		if !ok {
+			k = "key"
+		}
+		if k == "plugin" {
+			k = "plugin_id"
+		}
+		out = append(out, k, args[i+1])
+	}
+	return out
+}
+
+// withoutTrailingTimestamp drops the "timestamp" pair go-plugin appends to
+// the fields of every record it parsed from a plugin's stderr.
+func withoutTrailingTimestamp(args []any) []any {
+	if n := len(args); n >= 2 && n%2 == 0 {
+		if k, ok := args[n-2].(string); ok && k == "timestamp" {
+			return args[:n-2]
+		}
+	}
+	return args
+}
+
+// liftArgs turns JSON objects among the values (a plugin's slog groups,
+// decoded from its JSON line) into slog groups, so the node's handler
+// writes them as fields (grp.key=v in text, a nested object in JSON)
+// rather than as one opaque value.
+func liftArgs(args []any) []any {
+	for i := 1; i < len(args); i += 2 {
+		if m, ok := args[i].(map[string]any); ok {
+			args[i] = groupOf(m)
+		}
+	}
+	return args
+}
+
+func groupOf(m map[string]any) slog.Value {
+	attrs := make([]slog.Attr, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if sub, ok := m[k].(map[string]any); ok {
+			attrs = append(attrs, slog.Attr{Key: k, Value: groupOf(sub)})
+			continue
+		}
+		attrs = append(attrs, slog.Any(k, m[k]))
+	}
+	return slog.GroupValue(attrs...)
 }
 
 type slogLine struct {
@@ -70,8 +134,10 @@ type slogLine struct {
 	args  []any
 }
 
-// parseSlogJSON decodes a line written by slog's JSONHandler.
-func parseSlogJSON(line string) (slogLine, bool) {
+// parseJSONRecord decodes a JSON log line in either dialect a plugin may
+// write: hclog's (@message, @level, @timestamp, in any precision) or
+// slog's JSONHandler's (msg, level, time).
+func parseJSONRecord(line string) (slogLine, bool) {
 	line = strings.TrimSpace(line)
 	if !strings.HasPrefix(line, "{") {
 		return slogLine{}, false
@@ -80,37 +146,50 @@ func parseSlogJSON(line string) (slogLine, bool) {
 	if err := json.Unmarshal([]byte(line), &m); err != nil {
 		return slogLine{}, false
 	}
-	msg, ok := m[slog.MessageKey].(string)
-	if !ok {
+	var out slogLine
+	if msg, ok := m["@message"].(string); ok {
+		out.msg = msg
+		out.level = slog.LevelInfo
+		if lv, ok := m["@level"].(string); ok {
+			if l := hclog.LevelFromString(lv); l != hclog.NoLevel {
+				out.level = toSlogLevel(l)
+			}
+		}
+		delete(m, "@message")
+		delete(m, "@level")
+		delete(m, "@timestamp")
+		delete(m, "@module")
+		delete(m, "@caller")
+	} else if msg, ok := m[slog.MessageKey].(string); ok {
+		out.msg = msg
+		if lv, ok := m[slog.LevelKey].(string); ok {
+			if err := out.level.UnmarshalText([]byte(lv)); err != nil {
+				out.level = slog.LevelInfo
+			}
+		}
+		delete(m, slog.MessageKey)
+		delete(m, slog.LevelKey)
+		delete(m, slog.TimeKey)
+	} else {
 		return slogLine{}, false
 	}
-	var out slogLine
-	out.msg = msg
-	if lv, ok := m[slog.LevelKey].(string); ok {
-		if err := out.level.UnmarshalText([]byte(lv)); err != nil {
-			out.level = slog.LevelInfo
-		}
-	}
-	delete(m, slog.MessageKey)
-	delete(m, slog.LevelKey)
-	delete(m, slog.TimeKey)
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		out.args = append(out.args, k, m[k])
 	}
 	return out, true
 }
 
-// logLine logs one line a plugin wrote: an slog JSON record keeps its level
-// and attributes; a plain line is logged at level with stream=<stream>.
+// logLine logs one line a plugin wrote: a JSON record keeps its level and
+// its fields become the node's record's fields; a plain line is logged at level with stream=<stream>.
 func logLine(l *slog.Logger, stream string, level slog.Level, line string) {
 	line = strings.TrimRight(line, "\r\n")
 	if strings.TrimSpace(line) == "" {
 		return
 	}
 	ctx := context.Background()
-	if rec, ok := parseSlogJSON(line); ok {
+	if rec, ok := parseJSONRecord(line); ok {
 		if l.Enabled(ctx, rec.level) {
-			l.Log(ctx, rec.level, rec.msg, normaliseArgs(rec.args)...)
+			l.Log(ctx, rec.level, rec.msg, liftArgs(pluginArgs(rec.args))...)
 		}
 		return
 	}

@@ -183,3 +183,73 @@ func waitFor(t testing.TB, p *Plugin, d time.Duration, what string, cond func() 
 		}
 	}
 }
+
+// teeHandlers sends every record to each handler.
+type teeHandlers []slog.Handler
+
+func (t teeHandlers) Enabled(ctx context.Context, l slog.Level) bool {
+	for _, h := range t {
+		if h.Enabled(ctx, l) {
+			return true
+		}
+	}
+	return false
+}
+
+func (t teeHandlers) Handle(ctx context.Context, r slog.Record) error {
+	for _, h := range t {
+		if h.Enabled(ctx, r.Level) {
+			if err := h.Handle(ctx, r.Clone()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (t teeHandlers) WithAttrs(as []slog.Attr) slog.Handler {
+	out := make(teeHandlers, len(t))
+	for i, h := range t {
+		out[i] = h.WithAttrs(as)
+	}
+	return out
+}
+
+func (t teeHandlers) WithGroup(name string) slog.Handler {
+	out := make(teeHandlers, len(t))
+	for i, h := range t {
+		out[i] = h.WithGroup(name)
+	}
+	return out
+}
+
+// lockedBuffer is a log destination the test reads while plugins write.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// lineWith returns the first line holding s (the record was handled
+// before the recorder saw it, so it is there).
+func (l *lockedBuffer) lineWith(t testing.TB, s string) string {
+	t.Helper()
+	for _, line := range strings.Split(l.String(), "\n") {
+		if strings.Contains(line, s) {
+			return line
+		}
+	}
+	t.Fatalf("no line with %q in:\n%s", s, l.String())
+	return ""
+}

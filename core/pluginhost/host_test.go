@@ -3,7 +3,9 @@ package pluginhost
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -303,6 +305,63 @@ func TestPluginLogsIntoSlog(t *testing.T) {
 	})
 	if r.attrs["plugin"] != "logger" {
 		t.Fatalf("plugin log line has plugin=%q, want logger (attrs %v)", r.attrs["plugin"], r.attrs)
+	}
+}
+
+// TestPluginLogRecords: a plugin's slog record reaches the node's log at
+// its level with its fields lifted into the node's record (not as JSON
+// inside msg=), and the line parses in both of the node's formats.
+func TestPluginLogRecords(t *testing.T) {
+	for _, tc := range []struct{ format, plugin, msg string }{
+		{"text", "memstore", "memstore warning"},
+		{"json", "memstore", "memstore warning"},
+		// A logger kept from before sdk.ServeFunc set up logging.
+		{"text", "capturer", "captured logger warning"},
+		{"json", "capturer", "captured logger warning"},
+	} {
+		format := tc.format
+		t.Run(tc.format+" "+tc.plugin, func(t *testing.T) {
+			var buf lockedBuffer
+			var handler slog.Handler = slog.NewTextHandler(&buf, nil)
+			if format == "json" {
+				handler = slog.NewJSONHandler(&buf, nil)
+			}
+			rec := newLogRecorder()
+			h := New(slog.New(teeHandlers{handler, rec}))
+			t.Cleanup(func() { _ = h.Stop(ctxTimeout(t, 20*time.Second)) })
+			launch(t, h, processSpec(t, "logger", tc.plugin))
+			r := rec.wait(t, 10*time.Second, tc.msg, func(r recorded) bool { return r.msg == tc.msg })
+			if r.level != slog.LevelWarn {
+				t.Errorf("level = %s, want WARN", r.level)
+			}
+			if r.attrs["free"] != "1%" || r.attrs["plugin"] != "logger" {
+				t.Errorf("attrs = %v, want free=1%% and plugin=logger", r.attrs)
+			}
+			if _, ok := r.attrs["timestamp"]; ok {
+				t.Errorf("go-plugin's timestamp field kept: %v", r.attrs)
+			}
+			line := buf.lineWith(t, tc.msg)
+			if strings.Contains(line, "@message") || strings.Contains(line, `\"`) {
+				t.Errorf("the plugin's record is nested in the node's line: %s", line)
+			}
+			switch format {
+			case "text":
+				for _, want := range []string{"level=WARN", `msg="` + tc.msg + `"`, "plugin=logger", "free=1%", "disk.dev=sda", "disk.ok=false"} {
+					if !strings.Contains(line, want) {
+						t.Errorf("text line lacks %s: %s", want, line)
+					}
+				}
+			case "json":
+				var m map[string]any
+				if err := json.Unmarshal([]byte(line), &m); err != nil {
+					t.Fatalf("json line does not parse: %v: %s", err, line)
+				}
+				disk, _ := m["disk"].(map[string]any)
+				if m["level"] != "WARN" || m["msg"] != tc.msg || m["free"] != "1%" || m["plugin"] != "logger" || disk["dev"] != "sda" {
+					t.Errorf("json record = %v", m)
+				}
+			}
+		})
 	}
 }
 

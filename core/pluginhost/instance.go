@@ -111,12 +111,15 @@ func launchProcess(spec Spec, logger *slog.Logger) (*instance, error) {
 			pr = r
 			return r, err
 		},
-		SkipHostEnv:  true,
-		StartTimeout: spec.StartTimeout,
-		Logger:       newHCLog(logger),
-		Stderr:       tail,
-		SyncStderr:   &lineLogger{l: logger, stream: "stderr", level: slog.LevelInfo},
-		SyncStdout:   &lineLogger{l: logger, stream: "stdout", level: slog.LevelWarn},
+		SkipHostEnv: true,
+		// The plugin's sockets (go-plugin's, the transport data plane's)
+		// go in a directory made for it there and removed when it is gone.
+		UnixSocketConfig: &goplugin.UnixSocketConfig{TempDir: socketTempDir()},
+		StartTimeout:     spec.StartTimeout,
+		Logger:           newHCLog(logger),
+		Stderr:           tail,
+		SyncStderr:       &lineLogger{l: logger, stream: "stderr", level: slog.LevelInfo},
+		SyncStdout:       &lineLogger{l: logger, stream: "stdout", level: slog.LevelWarn},
 	})
 	fail := func(err error) (*instance, error) {
 		client.Kill()
@@ -264,6 +267,9 @@ func initialise(ctx context.Context, spec Spec, in *instance) ([]sdk.Diagnostic,
 				}
 				return fmt.Errorf("plugin %s: %s: %w (%s): %v", spec.Name, name, ErrPluginCrashed, status, err)
 			}
+			if strings.HasPrefix(err.Error(), name+": ") { // the remote plugin named the call
+				return fmt.Errorf("plugin %s: %w", spec.Name, err)
+			}
 			return fmt.Errorf("plugin %s: %s: %w", spec.Name, name, err)
 		}
 		return nil
@@ -303,6 +309,16 @@ func initialise(ctx context.Context, spec Spec, in *instance) ([]sdk.Diagnostic,
 		return diags, fmt.Errorf("plugin %s: %w", spec.Name, err)
 	}
 	return diags, step("start", in.life.Start)
+}
+
+// socketTempDir is where plugin socket directories are made: the temp
+// directory, unless its path is so long that a socket path in it would not
+// fit a unix socket address (108 bytes, and go-plugin's names take ~40).
+func socketTempDir() string {
+	if d := os.TempDir(); len(d) <= 60 {
+		return d
+	}
+	return "/tmp"
 }
 
 func oneLine(err error) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,6 +36,9 @@ func TestMain(m *testing.M) {
 		os.Exit(m.Run())
 	case "memstore":
 		sdk.Serve(newMemStore())
+	case "capturer":
+		// Keeps the default logger when made, as network.ipfs does.
+		sdk.ServeFunc(func() sdk.Plugin { return &loggerStore{memStore: newMemStore(), log: slog.Default()} })
 	case "pipe":
 		sdk.Serve(newPipeTransport())
 	case "loopnetwork":
@@ -210,6 +214,8 @@ func (s *memStore) Start(context.Context) error {
 	s.started = true
 	s.mu.Unlock()
 	fmt.Fprintln(os.Stderr, "memstore started")
+	// A structured record through the sdk's logger (TestPluginLogRecords).
+	slog.Warn("memstore warning", "free", "1%", slog.Group("disk", "dev", "sda", "ok", false))
 	return nil
 }
 
@@ -333,3 +339,15 @@ func (s *memStore) Query(ctx context.Context, q sdk.Query) iter.Seq2[sdk.KeyValu
 }
 
 func (s *memStore) Sync(ctx context.Context) error { return s.hangOnce(ctx, "sync") }
+
+// loggerStore is a memStore that logs through the logger it was given when
+// made (TestPluginLogRecords).
+type loggerStore struct {
+	*memStore
+	log *slog.Logger
+}
+
+func (s *loggerStore) Start(ctx context.Context) error {
+	s.log.Warn("captured logger warning", "free", "1%", slog.Group("disk", "dev", "sda", "ok", false))
+	return s.memStore.Start(ctx)
+}

@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,4 +176,83 @@ func TestTransportThroughHost(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCrashLeavesNoSockets: the sockets of a transport plugin that was
+// SIGKILLed (its gRPC socket, its data-plane directory skein-tp-*) are
+// removed by the host, as are those of a plugin stopped cleanly: nothing
+// is left in the temp directory.
+func TestCrashLeavesNoSockets(t *testing.T) {
+	tmp, err := os.MkdirTemp("", "skein-pt-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	t.Setenv("TMPDIR", tmp) // the host's and, through the allow-list, the plugin's
+	h, _ := newTestHost(t)
+	spec := processSpec(t, "pipe", "pipe")
+	spec.DataPlane = sdk.DataPlaneSocket
+	p := launch(t, h, spec)
+	ctx := ctxTimeout(t, 30*time.Second)
+	connect := func() {
+		t.Helper()
+		tr, err := p.Transport()
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := tr.Listen(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			if c, err := l.Accept(ctx); err == nil {
+				c.Close()
+			}
+		}()
+		c, err := tr.Dial(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	connect()
+	if found := socketDirs(t, tmp); len(found) == 0 {
+		t.Fatalf("no skein-tp-* directory under %s after a socket-plane connection: the test sees nothing", tmp)
+	}
+	if err := syscall.Kill(p.PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, p, 20*time.Second, "restart", func() bool { return p.restarts == 1 && p.cur != nil })
+	connect()
+	if err := h.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	if len(left) > 0 {
+		t.Errorf("left in the temp directory after a crash and a stop: %v", left)
+	}
+}
+
+// socketDirs lists the skein-tp-* directories anywhere under dir.
+func socketDirs(t testing.TB, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && strings.HasPrefix(d.Name(), "skein-tp-") {
+			out = append(out, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

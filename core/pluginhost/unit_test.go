@@ -102,6 +102,14 @@ func TestHCLogAdapter(t *testing.T) {
 		{"slog json line on stderr", func(l hclog.Logger) {
 			l.Named("bin").Debug(`{"time":"2026-01-01T00:00:00Z","level":"WARN","msg":"disk low","free":"1%"}`)
 		}, slog.LevelWarn, "disk low", map[string]string{"free": "1%"}},
+		{"hclog json line with nanoseconds on stderr", func(l hclog.Logger) {
+			// What sdk.Serve wrote before its timestamps had six digits:
+			// go-plugin cannot parse it and passes the raw line on.
+			l.Named("bin").Debug(`{"@timestamp":"2026-01-01T00:00:00.123456789Z","@level":"warn","@message":"disk low","free":"1%","disk":{"dev":"sda"}}`)
+		}, slog.LevelWarn, "disk low", map[string]string{"free": "1%", "disk": "[dev=sda]"}},
+		{"record parsed by go-plugin", func(l hclog.Logger) {
+			l.Named("bin").Error("boom", "plugin", "network.ipfs", "disk", map[string]any{"dev": "sda"}, "timestamp", "2026-01-01T00:00:00.000Z")
+		}, slog.LevelError, "boom", map[string]string{"disk": "[dev=sda]", "plugin_id": "network.ipfs"}},
 		{"with", func(l hclog.Logger) { l.With("a", "b").Warn("w") }, slog.LevelWarn, "w", map[string]string{"a": "b"}},
 		{"dangling arg", func(l hclog.Logger) { l.Info("x", "lonely") }, slog.LevelInfo, "x", map[string]string{"extra": "lonely"}},
 	}
@@ -120,6 +128,9 @@ func TestHCLogAdapter(t *testing.T) {
 				if r.attrs[k] != v {
 					t.Errorf("attr %s = %q, want %q (all %v)", k, r.attrs[k], v, r.attrs)
 				}
+			}
+			if _, ok := r.attrs["timestamp"]; ok && strings.HasPrefix(tc.name, "record parsed") {
+				t.Errorf("go-plugin's timestamp kept: %v", r.attrs)
 			}
 		})
 	}

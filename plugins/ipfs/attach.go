@@ -6,16 +6,21 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/transport"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/skein-p2p/skein/sdk"
 )
 
-var _ sdk.TransportAttacher = (*Network)(nil)
+var (
+	_ sdk.TransportAttacher      = (*Network)(nil)
+	_ sdk.TransportAttachChecker = (*Network)(nil)
+)
 
 // ErrTransportNotConfigured is returned by AttachTransport for a transport
 // whose protocol is not a key of the config's "transports": a multiaddr
@@ -55,6 +60,22 @@ func checkTransportConfig(ts map[string][]string, bad func(key, format string, a
 			}
 		}
 	}
+}
+
+// CheckAttach implements sdk.TransportAttachChecker: a configured network
+// attaches a transport whose protocol is a key of its "transports".
+func (n *Network) CheckAttach(protocol string) error {
+	n.mu.Lock()
+	_, ok := n.cfg.Transports[protocol]
+	n.mu.Unlock()
+	if !ok {
+		return notConfigured(protocol)
+	}
+	return nil
+}
+
+func notConfigured(protocol string) error {
+	return fmt.Errorf("%w: add %q under the network plugin's config key transports (with the addresses to listen on, or [] to dial only)", ErrTransportNotConfigured, protocol)
 }
 
 // registerTransports registers the configured transport protocols (before the
@@ -116,7 +137,7 @@ func (n *Network) AttachTransport(ctx context.Context, name string, t sdk.Transp
 		return ErrNotStarted
 	}
 	if pt == nil {
-		return fmt.Errorf("attach transport %s (/%s): %w: add %q under the network plugin's config key transports", name, proto, ErrTransportNotConfigured, proto)
+		return fmt.Errorf("attach transport %s (/%s): %w", name, proto, notConfigured(proto))
 	}
 	pt.mu.Lock()
 	prev := pt.name
@@ -146,7 +167,40 @@ func (n *Network) AttachTransport(ctx context.Context, name string, t sdk.Transp
 	listening := slices.Clone(pt.listening)
 	pt.mu.Unlock()
 	n.logger.Info("transport attached", "transport", name, "protocol", proto, "listen", fmt.Sprint(listening), "replaced", prev != "")
+	n.dialBootstrapOver(pt.proto)
 	return nil
+}
+
+// dialBootstrapOver dials the bootstrap peers whose address runs over the
+// plugin transport proto, just attached: Start dialled them before any
+// transport was attached, and a node reachable only over plugin transports
+// has no other way in.
+func (n *Network) dialBootstrapOver(proto ma.Protocol) {
+	n.mu.Lock()
+	h, r, boot := n.host, n.redial, slices.Clone(n.cfg.Bootstrap)
+	n.mu.Unlock()
+	for _, a := range boot {
+		info, err := parsePeerAddr(a)
+		if err != nil || len(info.Addrs) == 0 || len(info.Addrs[0]) == 0 || info.Addrs[0][0].Code() != proto.Code {
+			continue
+		}
+		if r != nil {
+			r.want(*info, true, true) // dial now, and whenever lost
+			continue
+		}
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			// The dial at Start failed for want of this transport: that
+			// failure must not hold this one back.
+			if s, ok := h.Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
+				s.Backoff().Clear(info.ID)
+			}
+			if err := h.Connect(ctx, *info); err != nil {
+				n.logger.Warn("bootstrap peer unreachable", "peer", info.ID.String(), "over", proto.Name, "err", err)
+			}
+		}()
+	}
 }
 
 // DetachTransport implements sdk.TransportAttacher: the transport attached

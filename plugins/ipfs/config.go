@@ -463,12 +463,22 @@ func parseConfig(raw map[string]any) (Config, []sdk.Diagnostic) {
 			bad(fmt.Sprintf("listen[%d]", i), "not a multiaddr %q: %v", a, err)
 		}
 	}
+	transportsOK := len(diags)
+	checkTransportConfig(c.Transports, bad)
+	if len(diags) == transportsOK {
+		// A bootstrap peer may be reached over a plugin transport
+		// (/x-mytcp/...): its protocol must be known to parse the
+		// address. Registering is what Start does first anyway, and a
+		// no-op for a name already registered.
+		if _, err := registerTransports(c.Transports); err != nil {
+			bad("transports", "%v", err)
+		}
+	}
 	for i, a := range c.Bootstrap {
 		if _, err := parsePeerAddr(a); err != nil {
 			bad(fmt.Sprintf("bootstrap[%d]", i), "%v", err)
 		}
 	}
-	checkTransportConfig(c.Transports, bad)
 	if c.RedialMaxBackoff != 0 && (c.RedialMaxBackoff < redialMinBackoff || c.RedialMaxBackoff > 24*time.Hour) {
 		bad("redial_max_backoff", "want 0 (no redialling) or 1s..24h, got %v", c.RedialMaxBackoff)
 	}

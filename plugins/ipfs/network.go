@@ -245,7 +245,8 @@ func (n *Network) Start(ctx context.Context) (err error) {
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
 		libp2p.UserAgent(n.agent),
-		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
+		// Listening comes after, one address at a time (listenEach).
+		libp2p.NoListenAddrs,
 		libp2p.DefaultTransports,
 		// Noise first (TLS kept for peers that only speak TLS): the
 		// connections of plugin transports get the same upgrade.
@@ -267,6 +268,9 @@ func (n *Network) Start(ctx context.Context) (err error) {
 	if cfg.NATService {
 		opts = append(opts, libp2p.EnableNATService())
 	}
+	if err := checkListenPorts(cfg.ListenAddrs); err != nil {
+		return err
+	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		return fmt.Errorf("network.ipfs: start libp2p host: %w", err)
@@ -274,6 +278,9 @@ func (n *Network) Start(ctx context.Context) (err error) {
 	n.host = h
 	h.Network().Notify(gateNotifiee{n.gate})
 	if n.transports, err = addPluginTransports(h, protos, up, rm); err != nil {
+		return err
+	}
+	if err := listenEach(h, cfg.ListenAddrs); err != nil {
 		return err
 	}
 

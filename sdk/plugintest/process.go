@@ -28,7 +28,7 @@ func Main(m *testing.M, plugins map[string]func() sdk.Plugin) {
 			fmt.Fprintf(os.Stderr, "plugintest: no plugin %q registered in Main\n", name)
 			os.Exit(2)
 		}
-		sdk.Serve(newPlugin())
+		sdk.ServeFunc(newPlugin)
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
@@ -73,7 +73,9 @@ func WithDataPlane(d sdk.DataPlane) ProcessOption {
 	return func(c *processConfig) { c.dataPlane = d }
 }
 
-// WithLogs sends the plugin's stderr logs to w (default: discarded).
+// WithLogs sends the plugin's logs to w (default: discarded; LogsEnv=1
+// sends them to stderr): its slog records at their level with their
+// fields, and any other line it wrote to stderr.
 func WithLogs(w io.Writer) ProcessOption {
 	return func(c *processConfig) { c.logs = w }
 }
@@ -129,8 +131,17 @@ func start(t testing.TB, path string, env []string, opts []ProcessOption) (*sdk.
 	for _, o := range opts {
 		o(&cfg)
 	}
+	// A private directory for the plugin's sockets (go-plugin's and the
+	// transport data plane's), removed when the test ends even if the
+	// plugin was killed.
+	sockDir, err := os.MkdirTemp("", "skein-pt-")
+	if err != nil {
+		t.Fatalf("plugintest: socket directory: %v", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
 	cmd := exec.Command(path)
 	cmd.Env = append(os.Environ(), cfg.env...)
+	cmd.Env = append(cmd.Env, plugin.EnvUnixSocketDir+"="+sockDir)
 	for _, kv := range env {
 		if kv != "" {
 			cmd.Env = append(cmd.Env, kv)
@@ -144,11 +155,7 @@ func start(t testing.TB, path string, env []string, opts []ProcessOption) (*sdk.
 		GRPCDialOptions:  sdk.GRPCDialOptions(),
 		Cmd:              cmd,
 		StartTimeout:     30 * time.Second,
-		Logger: hclog.New(&hclog.LoggerOptions{
-			Name:   "plugintest",
-			Output: cfg.logs,
-			Level:  hclog.Info,
-		}),
+		Logger:           testLogger{hclog.New(&hclog.LoggerOptions{Name: "plugintest", Output: cfg.logs, Level: hclog.Info})},
 	})
 	rpc, err := client.Client()
 	if err != nil {
@@ -169,12 +176,9 @@ func start(t testing.TB, path string, env []string, opts []ProcessOption) (*sdk.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = rp.Stop(ctx)
-		// The plugin has stopped cleanly: skip go-plugin's graceful wait.
-		if rc := client.ReattachConfig(); rc != nil && rc.Pid > 0 {
-			if p, err := os.FindProcess(rc.Pid); err == nil {
-				_ = p.Kill()
-			}
-		}
+		// Graceful: go-plugin asks the plugin to end serving and waits for
+		// its exit (SIGKILL only after 2s); the sdk then removes its
+		// sockets and exits 0.
 		client.Kill()
 	})
 	if !cfg.describe {
@@ -234,4 +238,22 @@ func StartLinked(t testing.TB, p sdk.Plugin, cfg map[string]any) {
 		defer cancel()
 		_ = p.Stop(ctx)
 	})
+}
+
+// testLogger shows a plugin's records at their own level, and what the
+// plugin wrote to stderr that is not a record (fmt.Fprintln(os.Stderr),
+// a panic) at Info: go-plugin passes those lines on at Debug, below the
+// level shown.
+type testLogger struct{ hclog.Logger }
+
+func (l testLogger) Named(name string) hclog.Logger { return stderrLogger{l.Logger.Named(name)} }
+
+type stderrLogger struct{ hclog.Logger }
+
+func (l stderrLogger) Debug(msg string, args ...any) {
+	if len(args) == 0 {
+		l.Logger.Info(msg)
+		return
+	}
+	l.Logger.Debug(msg, args...)
 }

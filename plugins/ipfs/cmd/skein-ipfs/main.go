@@ -9,4 +9,4 @@ import (
 	"github.com/skein-p2p/skein/sdk"
 )
 
-func main() { sdk.Serve(ipfs.New()) }
+func main() { sdk.ServeFunc(func() sdk.Plugin { return ipfs.New() }) }

@@ -10,4 +10,4 @@ import (
 	"github.com/skein-p2p/skein/sdk"
 )
 
-func main() { sdk.Serve(mdns.New()) }
+func main() { sdk.ServeFunc(func() sdk.Plugin { return mdns.New() }) }

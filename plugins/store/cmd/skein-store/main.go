@@ -8,4 +8,4 @@ import (
 	"github.com/skein-p2p/skein/sdk"
 )
 
-func main() { sdk.Serve(store.New()) }
+func main() { sdk.ServeFunc(func() sdk.Plugin { return store.New() }) }

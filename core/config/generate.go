@@ -1,3 +1,0 @@
-package config
-
-//go:generate cp defaults.yaml ../../config.example.yaml
