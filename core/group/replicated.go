@@ -101,6 +101,13 @@ func (r *ReplicatedLog) Get(ctx context.Context, c cid.Cid) (*log.Entry, error) 
 	return r.l.Get(ctx, c)
 }
 
+// GetRun returns entry c and at most n of the entries just before it in
+// the log's order, read together (log.Log.GetRun): a bulk entry
+// request's responder reads what it sends in runs.
+func (r *ReplicatedLog) GetRun(ctx context.Context, c cid.Cid, n int) ([]*log.Entry, error) {
+	return r.l.GetRun(ctx, c, n)
+}
+
 // Subscribe streams the log's new entries (local appends and joined ones)
 // until ctx ends.
 func (r *ReplicatedLog) Subscribe(ctx context.Context) <-chan *log.Entry { return r.l.Subscribe(ctx) }

@@ -14,8 +14,12 @@ import (
 	"github.com/skein-p2p/skein/sdk"
 )
 
-// A group's logs answer bulk entry requests (replication.EntryReader).
-var _ replication.EntryReader = (*group.ReplicatedLog)(nil)
+// A group's logs answer bulk entry requests (replication.EntryReader),
+// reading what they send in runs.
+var (
+	_ replication.EntryReader    = (*group.ReplicatedLog)(nil)
+	_ replication.EntryRunReader = (*group.ReplicatedLog)(nil)
+)
 
 // replicated is one member's group and the replicator that carries its two
 // logs.
