@@ -93,6 +93,21 @@ func (r *ReplicatedLog) Len() int { return r.l.Len() }
 // Has reports whether the log holds the entry c.
 func (r *ReplicatedLog) Has(ctx context.Context, c cid.Cid) (bool, error) { return r.l.Has(ctx, c) }
 
+// Get returns the entry c of the log (log.ErrNotFound if it holds none).
+// With it a replicator answers bulk entry requests (replication's
+// EntryReader) for the group's logs, so a member far behind catches up in
+// batches instead of one block fetch per entry.
+func (r *ReplicatedLog) Get(ctx context.Context, c cid.Cid) (*log.Entry, error) {
+	return r.l.Get(ctx, c)
+}
+
+// GetRun returns entry c and at most n of the entries just before it in
+// the log's order, read together (log.Log.GetRun): a bulk entry
+// request's responder reads what it sends in runs.
+func (r *ReplicatedLog) GetRun(ctx context.Context, c cid.Cid, n int) ([]*log.Entry, error) {
+	return r.l.GetRun(ctx, c, n)
+}
+
 // Subscribe streams the log's new entries (local appends and joined ones)
 // until ctx ends.
 func (r *ReplicatedLog) Subscribe(ctx context.Context) <-chan *log.Entry { return r.l.Subscribe(ctx) }

@@ -107,10 +107,9 @@ func (l *Log) PrepareJoin(ctx context.Context, heads []cid.Cid, from string, opt
 			nodes[k] = n
 			return n, nil
 		}
-		known, err := l.kv.Has(ctx, l.cidKey(tagCIDix, c))
-		if err != nil {
-			return nil, fmt.Errorf("read index: %w", err)
-		}
+		l.mu.RLock()
+		_, known := l.timeOf(c)
+		l.mu.RUnlock()
 		if known {
 			return nil, nil
 		}
@@ -182,10 +181,8 @@ func (p *PreparedJoin) Commit(ctx context.Context) (JoinResult, error) {
 		return JoinResult{}, fmt.Errorf("join log %q from peer %q: %w", l.id, from, err)
 	}
 	if len(accepted) > 0 {
-		for _, e := range accepted {
-			if err := l.blocks.Put(ctx, e.cid, e.raw); err != nil {
-				return JoinResult{}, fmt.Errorf("join log %q from peer %q: put block: %w", l.id, from, err)
-			}
+		if err := l.putBlocks(ctx, accepted); err != nil {
+			return JoinResult{}, fmt.Errorf("join log %q from peer %q: %w", l.id, from, err)
 		}
 		if err := l.commit(ctx, accepted, nil); err != nil {
 			return JoinResult{}, fmt.Errorf("join log %q from peer %q: %w", l.id, from, err)
@@ -414,9 +411,7 @@ func (l *Log) validate(ctx context.Context, nodes map[string]*joinNode, from str
 func (l *Log) check(ctx context.Context, n *joinNode, nodes map[string]*joinNode, status map[*joinNode]nodeStatus) (nodeStatus, error) {
 	e := n.e
 	// A concurrent Append or Join may have added it meanwhile.
-	if ok, err := l.kv.Has(ctx, l.cidKey(tagCIDix, n.c)); err != nil {
-		return 0, fmt.Errorf("read index: %w", err)
-	} else if ok {
+	if _, ok := l.timeOf(n.c); ok {
 		return statusPending, nil // neither added nor rejected
 	}
 	var maxTime uint64
@@ -434,27 +429,21 @@ func (l *Log) check(ctx context.Context, n *joinNode, nodes map[string]*joinNode
 				return statusDeferred, nil
 			default:
 				// Known since fetching (concurrent commit), or a cycle member.
-				k, err := l.lookup(ctx, c)
-				if err != nil {
-					if errors.Is(err, ErrNotFound) {
-						n.err = fmt.Errorf("%w: next %s undecided", ErrBadAncestor, c)
-						return statusRejected, nil
-					}
-					return 0, fmt.Errorf("read index: %w", err)
+				kt, ok := l.timeOf(c)
+				if !ok {
+					n.err = fmt.Errorf("%w: next %s undecided", ErrBadAncestor, c)
+					return statusRejected, nil
 				}
-				t = k.time()
+				t = kt
 			}
 		} else {
-			k, err := l.lookup(ctx, c)
-			switch {
-			case errors.Is(err, ErrNotFound):
+			kt, ok := l.timeOf(c)
+			if !ok {
 				// Not fetched because of the join limit.
 				n.deferred = true
 				return statusDeferred, nil
-			case err != nil:
-				return 0, fmt.Errorf("read index: %w", err)
 			}
-			t = k.time()
+			t = kt
 		}
 		if t >= e.Time {
 			n.err = fmt.Errorf("%w: time %d does not exceed next %s's time %d", ErrClock, e.Time, c, t)
@@ -471,4 +460,25 @@ func (l *Log) check(ctx context.Context, n *joinNode, nodes map[string]*joinNode
 		return statusRejected, nil
 	}
 	return statusAccepted, nil
+}
+
+// putBlocks stores the blocks of entries: in one call when the block store
+// can (BlockPutter), else one Put each.
+func (l *Log) putBlocks(ctx context.Context, entries []*Entry) error {
+	if bp, ok := l.blocks.(BlockPutter); ok && len(entries) > 1 {
+		blocks := make([]Block, len(entries))
+		for i, e := range entries {
+			blocks[i] = Block{CID: e.cid, Data: e.raw}
+		}
+		if err := bp.PutMany(ctx, blocks); err != nil {
+			return fmt.Errorf("put %d blocks: %w", len(blocks), err)
+		}
+		return nil
+	}
+	for _, e := range entries {
+		if err := l.blocks.Put(ctx, e.cid, e.raw); err != nil {
+			return fmt.Errorf("put block: %w", err)
+		}
+	}
+	return nil
 }

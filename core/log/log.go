@@ -66,7 +66,11 @@ type Log struct {
 	closed bool
 	heads  []head     // sorted by binary CID
 	index  []orderKey // every entry, in total order; only appended to or replaced
-	subs   map[*subscription]struct{}
+	// known maps every entry's binary CID to its time: what the index
+	// says, without a KV read per CID (a store out of process makes each
+	// one a cross-process call, and a join asks about every link).
+	known map[[cidLen]byte]uint64
+	subs  map[*subscription]struct{}
 	// writer is the signer's public key; scratch is Append's buffer for
 	// signing bytes (both used under mu).
 	writer  ed25519.PublicKey
@@ -150,6 +154,10 @@ func Open(ctx context.Context, id string, blocks BlockStore, kv KV, signer Signe
 	if count != nil && uint64(len(l.index)) != binary.BigEndian.Uint64(count) {
 		return nil, fmt.Errorf("open log %q: index holds %d entries, count record says %d", id, len(l.index), binary.BigEndian.Uint64(count))
 	}
+	l.known = make(map[[cidLen]byte]uint64, len(l.index))
+	for i := range l.index {
+		l.known[[cidLen]byte(l.index[i][40:])] = l.index[i].time()
+	}
 	return l, nil
 }
 
@@ -209,12 +217,24 @@ func (l *Log) Len() int {
 }
 
 // Has reports whether entry c is in the log.
-func (l *Log) Has(ctx context.Context, c cid.Cid) (bool, error) {
-	ok, err := l.kv.Has(ctx, l.cidKey(tagCIDix, c))
-	if err != nil {
-		return false, fmt.Errorf("log %q: has %s: %w", l.id, c, err)
-	}
+func (l *Log) Has(_ context.Context, c cid.Cid) (bool, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	_, ok := l.timeOf(c)
 	return ok, nil
+}
+
+// timeOf returns the time of entry c if it is in the log; l.mu is held
+// (read or write).
+func (l *Log) timeOf(c cid.Cid) (uint64, bool) {
+	k := c.KeyString()
+	if len(k) != cidLen {
+		return 0, false
+	}
+	var key [cidLen]byte
+	copy(key[:], k)
+	t, ok := l.known[key]
+	return t, ok
 }
 
 // lookup returns the order key of entry c, or an error wrapping ErrNotFound.
@@ -255,6 +275,78 @@ func (l *Log) Get(ctx context.Context, c cid.Cid) (*Entry, error) {
 		return nil, fmt.Errorf("log %q: get %s: %w", l.id, c, ErrNotFound)
 	}
 	return l.load(ctx, c)
+}
+
+// GetRun returns entry c and at most n of the entries just before it in
+// the total order, read together (one BlockGetter.GetMany), newest first:
+// a walk down the log from c (a bulk entry request's responder) reads
+// them next, and one batched read replaces as many single ones (each a
+// cross-process call when the network runs out of process). An entry
+// whose block cannot be read is left out of the run, except c: c not in
+// the log is an error wrapping ErrNotFound.
+func (l *Log) GetRun(ctx context.Context, c cid.Cid, n int) ([]*Entry, error) {
+	l.mu.RLock()
+	t, ok := l.timeOf(c)
+	var run []cid.Cid
+	if ok {
+		// The entries of time t are few: find c among them.
+		i, _ := slices.BinarySearchFunc(l.index, t, func(k orderKey, t uint64) int {
+			switch kt := k.time(); {
+			case kt < t:
+				return -1
+			case kt > t:
+				return 1
+			}
+			return 0
+		})
+		key := c.KeyString()
+		for ; i < len(l.index) && l.index[i].time() == t; i++ {
+			if string(l.index[i][40:]) == key {
+				break
+			}
+		}
+		if i < len(l.index) && string(l.index[i][40:]) == key {
+			lo := max(0, i-max(n, 0))
+			run = make([]cid.Cid, 0, i+1-lo)
+			for j := i; j >= lo; j-- {
+				run = append(run, l.index[j].cid())
+			}
+		}
+	}
+	l.mu.RUnlock()
+	if len(run) == 0 {
+		return nil, fmt.Errorf("log %q: get %s: %w", l.id, c, ErrNotFound)
+	}
+	got := make(map[string]*Entry, len(run))
+	for b, err := range l.blocks.GetMany(ctx, run) {
+		if !b.CID.Defined() {
+			if err == nil {
+				err = errors.New("block getter yielded a result without a cid")
+			}
+			return nil, fmt.Errorf("log %q: read blocks: %w", l.id, err)
+		}
+		if err != nil {
+			if b.CID.Equals(c) {
+				return nil, fmt.Errorf("log %q: read block %s: %w", l.id, c, err)
+			}
+			continue
+		}
+		e, err := DecodeBlock(b.CID, b.Data)
+		if err != nil {
+			return nil, fmt.Errorf("log %q: %w", l.id, err)
+		}
+		got[b.CID.KeyString()] = e
+	}
+	out := make([]*Entry, 0, len(got))
+	for _, rc := range run {
+		if e := got[rc.KeyString()]; e != nil {
+			out = append(out, e)
+		}
+	}
+	if len(out) == 0 || !out[0].cid.Equals(c) {
+		return nil, fmt.Errorf("log %q: read block %s: %w: the block store did not return it", l.id, c, ErrNotFound)
+	}
+	return out, nil
 }
 
 // load reads and decodes a stored entry block.
@@ -388,6 +480,9 @@ func (l *Log) commit(ctx context.Context, entries []*Entry, extra []KVOp) error 
 	}
 	slices.SortFunc(heads, func(a, b head) int { return compareCID(a.cid, b.cid) })
 	l.heads = heads
+	for i, e := range entries {
+		l.known[[cidLen]byte(keys[i][40:])] = e.Time
+	}
 	if len(l.index) == 0 || compareOrderKeys(l.index[len(l.index)-1], keys[0]) < 0 {
 		l.index = append(l.index, keys...)
 	} else {

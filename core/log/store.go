@@ -44,6 +44,15 @@ type BlockStore interface {
 	Has(ctx context.Context, c cid.Cid) (bool, error)
 }
 
+// BlockPutter is an optional BlockStore capability: storing many blocks in
+// one call (for a network plugin out of process, one cross-process call
+// and one synced write) instead of a Put each. A join stores the entries
+// it adds with it when the BlockStore has it.
+type BlockPutter interface {
+	// PutMany stores blocks; blocks already there are no-ops.
+	PutMany(ctx context.Context, blocks []Block) error
+}
+
 // KVOp is one write in a KV batch (the shape of sdk.Op).
 type KVOp struct {
 	Key    []byte

@@ -58,7 +58,10 @@ func (k storeKV) Query(ctx context.Context, q log.KVQuery) iter.Seq2[log.KVPair,
 // network for blocks it lacks) to the log.BlockStore of a group's logs.
 type networkBlocks struct{ n sdk.Network }
 
-var _ log.BlockStore = networkBlocks{}
+var (
+	_ log.BlockStore  = networkBlocks{}
+	_ log.BlockPutter = networkBlocks{}
+)
 
 // blockGetTimeout (a var for tests) bounds one block read whose caller set no deadline: a
 // block missing locally that no peer serves must not hang the caller (for
@@ -115,6 +118,16 @@ func (b networkBlocks) GetMany(ctx context.Context, cids []cid.Cid) iter.Seq2[lo
 
 func (b networkBlocks) Put(ctx context.Context, c cid.Cid, data []byte) error {
 	return b.n.PutBlocks(ctx, []sdk.Block{{CID: c.Bytes(), Data: data}})
+}
+
+// PutMany implements log.BlockPutter: one PutBlocks call (one
+// cross-process call and one synced write) for a join's blocks.
+func (b networkBlocks) PutMany(ctx context.Context, blocks []log.Block) error {
+	in := make([]sdk.Block, len(blocks))
+	for i, blk := range blocks {
+		in[i] = sdk.Block{CID: blk.CID.Bytes(), Data: blk.Data}
+	}
+	return b.n.PutBlocks(ctx, in)
 }
 
 func (b networkBlocks) Has(ctx context.Context, c cid.Cid) (bool, error) {

@@ -25,7 +25,10 @@ type BlockStore struct {
 	parallel int
 }
 
-var _ log.BlockStore = (*BlockStore)(nil)
+var (
+	_ log.BlockStore  = (*BlockStore)(nil)
+	_ log.BlockPutter = (*BlockStore)(nil)
+)
 
 // NewBlockStore returns the adapter; parallelism bounds the blocks one
 // GetMany has in flight (<= 0: DefaultFetchParallelism).
@@ -58,6 +61,18 @@ func (s *BlockStore) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 func (s *BlockStore) Put(ctx context.Context, c cid.Cid, data []byte) error {
 	if err := s.net.PutBlocks(ctx, []sdk.Block{{CID: c.Bytes(), Data: data}}); err != nil {
 		return fmt.Errorf("put block %s: %w", c, err)
+	}
+	return nil
+}
+
+// PutMany implements log.BlockPutter: the blocks in one PutBlocks call.
+func (s *BlockStore) PutMany(ctx context.Context, blocks []log.Block) error {
+	in := make([]sdk.Block, len(blocks))
+	for i, b := range blocks {
+		in[i] = sdk.Block{CID: b.CID.Bytes(), Data: b.Data}
+	}
+	if err := s.net.PutBlocks(ctx, in); err != nil {
+		return fmt.Errorf("put %d blocks: %w", len(blocks), err)
 	}
 	return nil
 }

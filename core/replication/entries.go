@@ -45,6 +45,22 @@ type EntryReader interface {
 
 var _ EntryReader = (*log.Log)(nil)
 
+// EntryRunReader is an optional EntryReader capability: reading an entry
+// together with the entries just before it in the log's order (one
+// batched block read; *log.Log has it). The responder of a bulk request
+// walks down the log, so it reads what it sends in runs, not one block
+// read (one cross-process call with the network out of process) per
+// entry.
+type EntryRunReader interface {
+	GetRun(ctx context.Context, c cid.Cid, n int) ([]*log.Entry, error)
+}
+
+var _ EntryRunReader = (*log.Log)(nil)
+
+// entryRun is how many entries before a wanted one a responder reads with
+// it.
+const entryRun = 255
+
 // handleEntries answers a bulk entry request, only for a log this replica
 // replicates (the log id is derived from the topic, so only a peer that
 // knows the topic can name it).
@@ -116,6 +132,30 @@ func collectEntries(ctx context.Context, l EntryReader, x *EntriesRequest, maxEn
 	state := map[string]*walkItem{}
 	var q walkQueue
 	wanted := 0 // items in q not reachable from the requester's heads
+	// Entries read ahead in runs (EntryRunReader), not yet reached.
+	ahead := map[string]*log.Entry{}
+	runs, _ := l.(EntryRunReader)
+	loaded := 0
+	get := func(c cid.Cid, have bool) (*log.Entry, error) {
+		if e, ok := ahead[c.KeyString()]; ok {
+			delete(ahead, c.KeyString())
+			return e, nil
+		}
+		// Read ahead only below what is to be sent: below the requester's
+		// heads the walk reads little.
+		if runs == nil || have || loaded >= budget {
+			return l.Get(ctx, c)
+		}
+		run, err := runs.GetRun(ctx, c, min(entryRun, budget-loaded))
+		if err != nil {
+			return nil, err
+		}
+		loaded += len(run)
+		for _, e := range run[1:] {
+			ahead[e.CID().KeyString()] = e
+		}
+		return run[0], nil
+	}
 	push := func(c cid.Cid, have bool) error {
 		if it, ok := state[c.KeyString()]; ok {
 			if have && !it.have {
@@ -129,7 +169,7 @@ func collectEntries(ctx context.Context, l EntryReader, x *EntriesRequest, maxEn
 		if len(state) >= budget {
 			return nil
 		}
-		e, err := l.Get(ctx, c)
+		e, err := get(c, have)
 		if errors.Is(err, log.ErrNotFound) {
 			return nil // the responder lacks it: someone else may have it
 		}
