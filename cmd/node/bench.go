@@ -36,7 +36,7 @@ two nodes over loopback TCP, 200-byte messages through the client API:
   c  live latency, send -> the other node's subscriber: p50, p99 of 500
   d  bursts of 1,000 on a connection under 3 s old, 20 runs: missing after 2 s
   e  cold open of a 100,000-entry log; idle RSS of a node with its plugins
-  f  bytes on the wire and CPU per message at each end
+  f  bytes on the wire and CPU per message at each end, 200 at chat pace
 
 Every figure is the median of --runs runs, beside its target and beside a
 limit measured in the same run (Ed25519 sign/verify per core, pebble synced
@@ -79,6 +79,10 @@ to compare). docs/performance.md has the latest report.`,
 			set("burst-n", &cfg.Sizes.Burst, sizes.Burst)
 			set("burst-runs", &cfg.Sizes.BurstRuns, sizes.BurstRuns)
 			set("cold-n", &cfg.Sizes.Cold, sizes.Cold)
+			set("chat-n", &cfg.Sizes.Chat, sizes.Chat)
+			if cmd.Flags().Changed("chat-pace") {
+				cfg.Sizes.ChatPace = sizes.ChatPace
+			}
 			set("payload", &cfg.Sizes.Payload, sizes.Payload)
 			if cmd.Flags().Changed("catchup-n") {
 				cfg.Sizes.CatchUp = catchUp
@@ -125,7 +129,9 @@ to compare). docs/performance.md has the latest report.`,
 	f.IntVar(&sizes.Append, "append-n", 0, "a: messages appended per sender count (default 10000)")
 	f.IntSliceVar(&senders, "senders", nil, "a: concurrent senders (default 1,16)")
 	f.IntSliceVar(&catchUp, "catchup-n", nil, "b: entries caught up (default 1000,10000)")
-	f.IntVar(&sizes.Latency, "latency-n", 0, "c, f: messages (default 500)")
+	f.IntVar(&sizes.Latency, "latency-n", 0, "c: messages (default 500)")
+	f.IntVar(&sizes.Chat, "chat-n", 0, "f: messages, one per --chat-pace (default 200)")
+	f.DurationVar(&sizes.ChatPace, "chat-pace", 0, "f: time between two messages (default 100ms)")
 	f.IntVar(&sizes.Burst, "burst-n", 0, "d: messages per burst (default 1000)")
 	f.IntVar(&sizes.BurstRuns, "burst-runs", 0, "d: bursts (default 20)")
 	f.IntVar(&sizes.Cold, "cold-n", 0, "e: entries of the log opened cold (default 100000)")

@@ -21,7 +21,7 @@ func TestBenchQuick(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "report")
 	r := skein(t, testEnv(t), "bench", "--quick", "--runs", "1", "--append-n", "20", "--catchup-n", "20",
-		"--latency-n", "10", "--burst-n", "20", "--burst-runs", "1", "--cold-n", "40",
+		"--latency-n", "10", "--chat-n", "5", "--chat-pace", "10ms", "--burst-n", "20", "--burst-runs", "1", "--cold-n", "40",
 		"--profile", filepath.Join(dir, "prof"), "--out", out)
 	if r.code != 0 {
 		t.Fatalf("bench: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)

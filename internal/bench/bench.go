@@ -25,8 +25,11 @@ type Sizes struct {
 	Senders []int
 	// CatchUp are the entries a node that was offline catches up on (b).
 	CatchUp []int
-	// Latency is the messages of the live-latency scenario (c, f).
+	// Latency is the messages of the live-latency scenario (c).
 	Latency int
+	// Chat is the messages of scenario f, sent one every ChatPace.
+	Chat     int
+	ChatPace time.Duration
 	// Burst is the messages of one burst, BurstRuns the bursts (d).
 	Burst, BurstRuns int
 	// Cold is the entries of the log opened cold (e).
@@ -36,10 +39,10 @@ type Sizes struct {
 }
 
 // FullSizes are issue 14's sizes.
-var FullSizes = Sizes{Append: 10000, Senders: []int{1, 16}, CatchUp: []int{1000, 10000}, Latency: 500, Burst: 1000, BurstRuns: 20, Cold: 100000, Payload: 200}
+var FullSizes = Sizes{Append: 10000, Senders: []int{1, 16}, CatchUp: []int{1000, 10000}, Latency: 500, Chat: 200, ChatPace: 100 * time.Millisecond, Burst: 1000, BurstRuns: 20, Cold: 100000, Payload: 200}
 
 // QuickSizes are a smoke test's.
-var QuickSizes = Sizes{Append: 100, Senders: []int{1, 16}, CatchUp: []int{50}, Latency: 30, Burst: 50, BurstRuns: 2, Cold: 200, Payload: 200}
+var QuickSizes = Sizes{Append: 100, Senders: []int{1, 16}, CatchUp: []int{50}, Latency: 30, Chat: 20, ChatPace: 100 * time.Millisecond, Burst: 50, BurstRuns: 2, Cold: 200, Payload: 200}
 
 // Config configures Run.
 type Config struct {

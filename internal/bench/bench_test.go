@@ -80,3 +80,16 @@ func TestTCPPort(t *testing.T) {
 		t.Errorf("tcpPort of quic = %q", got)
 	}
 }
+
+func TestSSTotalCountsEachConnectionOnce(t *testing.T) {
+	out := "0      0      127.0.0.1:4001 127.0.0.1:4002\n\t cubic bytes_sent:100 bytes_acked:100 bytes_received:50 segs_out:3\n" +
+		"0      0      127.0.0.1:4001 127.0.0.1:5000\n\t cubic bytes_received:7\n"
+	seen := map[string]bool{}
+	if got := ssTotal(out, seen); got != 157 {
+		t.Errorf("first end: %d, want 157", got)
+	}
+	other := "0      0      127.0.0.1:4002 127.0.0.1:4001\n\t cubic bytes_sent:50 bytes_received:100\n"
+	if got := ssTotal(other, seen); got != 0 {
+		t.Errorf("the other end of a counted connection: %d, want 0", got)
+	}
+}

@@ -249,6 +249,10 @@ func (b *bench) catchUpScenario(ctx context.Context, mode string, s *Scenario) e
 // at a time; f: wire bytes and CPU per message over the same messages.
 func (b *bench) latencyScenario(ctx context.Context, mode string, s *Scenario, id string) error {
 	sz := b.cfg.Sizes
+	count, pace := sz.Latency, time.Duration(0)
+	if id == "f" {
+		count, pace = sz.Chat, sz.ChatPace
+	}
 	var p50s, p99s, wires, streams, cpuA, cpuB []float64
 	for run := range b.cfg.Runs {
 		dir, err := b.dir(id)
@@ -320,16 +324,23 @@ func (b *bench) latencyScenario(ctx context.Context, mode string, s *Scenario, i
 			ca0, cb0 := treeUsage(p.a.pid()).CPU, treeUsage(p.b.pid()).CPU
 			var prof *cpuProfile
 			if run == 0 {
-				prof = startProfile(ctx, p.b, estimate(sz.Latency, 300), b.profilePath(id, mode))
+				prof = startProfile(ctx, p.b, estimate(count, 300)+time.Duration(count)*pace, b.profilePath(id, mode))
 			}
 			var lat []float64
-			for i := 10; i < 10+sz.Latency; i++ {
+			for i := 10; i < 10+count; i++ {
+				if pace > 0 {
+					select {
+					case <-time.After(pace):
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
 				d, err := one(i)
 				if err != nil {
 					return err
 				}
 				lat = append(lat, float64(d.Microseconds())/1000)
-				b.progress.count(fmt.Sprintf("%s (%s) run %d/%d: messages", id, mode, run+1, b.cfg.Runs), i-9, sz.Latency)
+				b.progress.count(fmt.Sprintf("%s (%s) run %d/%d: messages", id, mode, run+1, b.cfg.Runs), i-9, count)
 			}
 			ca1, cb1 := treeUsage(p.a.pid()).CPU, treeUsage(p.b.pid()).CPU
 			wire1, err := wireBytes(p.a, p.b)
@@ -340,7 +351,7 @@ func (b *bench) latencyScenario(ctx context.Context, mode string, s *Scenario, i
 			if err != nil {
 				return err
 			}
-			n := float64(sz.Latency)
+			n := float64(count)
 			p50s = append(p50s, percentile(lat, 50))
 			p99s = append(p99s, percentile(lat, 99))
 			wires = append(wires, float64(wire1-wire0)/n)
@@ -375,7 +386,7 @@ func (b *bench) latencyScenario(ctx context.Context, mode string, s *Scenario, i
 		return nil
 	}
 	s.Figures = append(s.Figures,
-		b.figure("wire bytes per 200-B message (TCP payload, both directions)", "B", wires, &target{value: 550}, "", 0, false),
+		b.figure(fmt.Sprintf("wire bytes per message, %d at one per %s (TCP payload, both directions)", count, pace), "B", wires, &target{value: 550}, "", 0, false),
 		b.figure("stream bytes per message (above Noise and yamux)", "B", streams, nil, "", 0, false),
 		b.figure("CPU per message at the sender (node and plugins)", "µs", cpuA, nil, LimitSign+" (one signature)", perOp(b.limits[LimitSign]), false),
 		b.figure("CPU per message at the receiver (node and plugins)", "µs", cpuB, nil, LimitVerify+" (one signature)", perOp(b.limits[LimitVerify]), false))
@@ -384,11 +395,13 @@ func (b *bench) latencyScenario(ctx context.Context, mode string, s *Scenario, i
 
 var ssBytesRE = regexp.MustCompile(`bytes_(sent|received):(\d+)`)
 
-// wireBytes sums the TCP payload bytes sent and received on the sockets of
-// the connections between two nodes, counting each connection once (at
-// the end whose local port is a node's listening port).
+// wireBytes sums the TCP payload bytes sent and received on the
+// connections of the nodes' listening ports, each connection once (libp2p
+// dials from its listening port, so both ends of a connection between two
+// nodes can match).
 func wireBytes(nodes ...*agent) (uint64, error) {
 	var total uint64
+	seen := map[string]bool{}
 	for _, n := range nodes {
 		port := tcpPort(n.addr)
 		if port == "" {
@@ -398,12 +411,42 @@ func wireBytes(nodes ...*agent) (uint64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("ss: %w", err)
 		}
-		for _, m := range ssBytesRE.FindAllStringSubmatch(string(out), -1) {
+		total += ssTotal(string(out), seen)
+	}
+	return total, nil
+}
+
+// ssTotal sums bytes_sent and bytes_received of the sockets `ss -tinH`
+// printed (a line with the addresses, then an indented one with the
+// figures), skipping connections already in seen.
+func ssTotal(out string, seen map[string]bool) uint64 {
+	var total uint64
+	skip := true
+	for _, line := range strings.Split(out, "\n") {
+		if line == "" {
+			continue
+		}
+		if line[0] != ' ' && line[0] != '\t' {
+			f := strings.Fields(line)
+			if len(f) < 4 {
+				skip = true
+				continue
+			}
+			local, peer := f[len(f)-2], f[len(f)-1]
+			key := min(local, peer) + "|" + max(local, peer)
+			skip = seen[key]
+			seen[key] = true
+			continue
+		}
+		if skip {
+			continue
+		}
+		for _, m := range ssBytesRE.FindAllStringSubmatch(line, -1) {
 			v, _ := strconv.ParseUint(m[2], 10, 64)
 			total += v
 		}
 	}
-	return total, nil
+	return total
 }
 
 // tcpPort is the port of a /ip4/.../tcp/PORT/... multiaddr.
