@@ -157,6 +157,7 @@ func (b *bench) catchUpScenario(ctx context.Context, mode string, s *Scenario) e
 	sz := b.cfg.Sizes
 	for _, n := range sz.CatchUp {
 		var times, peaks, cpus []float64
+		sources := map[string][]float64{}
 		for run := range b.cfg.Runs {
 			dir, err := b.dir("b")
 			if err != nil {
@@ -215,6 +216,12 @@ func (b *bench) catchUpScenario(ctx context.Context, mode string, s *Scenario) e
 				times = append(times, time.Since(t0).Seconds())
 				peaks = append(peaks, float64(peak.stop())/mib)
 				cpus = append(cpus, float64((treeUsage(nb.pid()).CPU-cpu0).Microseconds())/float64(n))
+				// Where the entries came from (core/metrics).
+				if m, err := nb.metrics(ctx); err == nil {
+					for _, src := range []string{"inline", "bulk", "network"} {
+						sources[src] = append(sources[src], m[`skein_blocks_fetched_total{source="`+src+`"}`])
+					}
+				}
 				if prof != nil {
 					top, err := prof.wait()
 					s.Profile, s.Top = prof.path, top
@@ -241,6 +248,11 @@ func (b *bench) catchUpScenario(ctx context.Context, mode string, s *Scenario) e
 		s.Figures = append(s.Figures, f,
 			b.figure(fmt.Sprintf("catch-up of %d: peak RSS of the node's processes", n), "MiB", peaks, tgtRSS, "", 0, false),
 			b.figure(fmt.Sprintf("catch-up of %d: CPU per entry", n), "µs", cpus, nil, LimitVerify+" (one signature)", perOp(b.limits[LimitVerify]), false))
+		for _, src := range []string{"inline", "bulk", "network"} {
+			if len(sources[src]) > 0 {
+				s.Figures = append(s.Figures, b.figure(fmt.Sprintf("catch-up of %d: blocks fetched %s", n, src), "blocks", sources[src], nil, "", 0, false))
+			}
+		}
 	}
 	return nil
 }
