@@ -70,6 +70,7 @@ See config.example.yaml and docs/configuration.md.`,
 		c.configCommand(),
 		c.pluginCommand(),
 		c.demoCommand(),
+		c.benchCommand(),
 	)
 	root.AddCommand(c.clientCommands()...)
 	return root

@@ -103,6 +103,15 @@ with --passphrase-file FILE (its first line); keep that file private.`,
 			} else {
 				logger.Warn("no network plugin enabled: running the plugins only, no messaging and no client API")
 			}
+			msrv, err := startMetrics(cfg, n, ms, sources, logger)
+			if err != nil {
+				stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout)
+				defer cancel()
+				if ms != nil {
+					err = errors.Join(err, ms.Stop(stopCtx))
+				}
+				return errors.Join(err, n.Stop(stopCtx))
+			}
 			logger.Info("node running; stop with SIGINT or SIGTERM", "pid", os.Getpid(), "plugins", len(cfg.PluginNames()))
 			<-ctx.Done()
 			stopSignals() // a second signal now kills the process
@@ -110,6 +119,11 @@ with --passphrase-file FILE (its first line); keep that file private.`,
 
 			stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout)
 			defer cancel()
+			if msrv != nil {
+				if err := msrv.Close(stopCtx); err != nil {
+					logger.Warn("stopping the metrics endpoint", "err", err)
+				}
+			}
 			if ms != nil {
 				if err := ms.Stop(stopCtx); err != nil {
 					logger.Error("stopping the messenger", "err", err)

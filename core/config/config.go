@@ -39,6 +39,8 @@ type Config struct {
 	// Replication configures how groups are kept in sync with peers and
 	// the replication-node role.
 	Replication Replication `koanf:"replication"`
+	// Metrics configures the Prometheus endpoint.
+	Metrics Metrics `koanf:"metrics"`
 	// Plugins maps a plugin name of the user's choosing to its settings.
 	// Disabled entries are kept; PluginNames lists the enabled ones.
 	Plugins map[string]Plugin `koanf:"plugins"`
@@ -74,6 +76,18 @@ type API struct {
 	TCP string `koanf:"tcp"`
 	// TokenFile holds the bearer token TCP clients present. Required with TCP.
 	TokenFile string `koanf:"token_file"`
+}
+
+// Metrics configures the node's Prometheus endpoint.
+type Metrics struct {
+	// Listen is the host:port the endpoint (GET /metrics) listens on, e.g.
+	// 127.0.0.1:9464. Default (empty): no endpoint. The figures name
+	// groups (by fingerprint) and plugins: keep it on loopback or behind
+	// a firewall.
+	Listen string `koanf:"listen"`
+	// Pprof also serves Go's profiles under /debug/pprof/ on Listen (what
+	// `skein bench --profile` reads). Default false.
+	Pprof bool `koanf:"pprof"`
 }
 
 // Replication configures group replication.

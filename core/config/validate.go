@@ -65,6 +65,14 @@ func (l *loader) validate(cfg *Config) {
 		a.TokenFile = l.resolvePath("api.token_file", a.TokenFile)
 	}
 
+	if m := cfg.Metrics.Listen; m != "" {
+		if err := checkListenAddr(m); err != nil {
+			l.problem("metrics.listen", "%v", err)
+		}
+	} else if cfg.Metrics.Pprof {
+		l.problemFrom("metrics.listen", "metrics.pprof", "required when metrics.pprof is true: the profiles are served on it")
+	}
+
 	r := &cfg.Replication
 	if r.AntiEntropyInterval < 100*time.Millisecond {
 		l.problem("replication.anti_entropy_interval", "must be at least 100ms, got %s", r.AntiEntropyInterval)

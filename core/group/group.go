@@ -18,6 +18,7 @@ import (
 
 	"github.com/skein-p2p/skein/core/crypto"
 	"github.com/skein-p2p/skein/core/log"
+	"github.com/skein-p2p/skein/core/metrics"
 )
 
 // Storage is where a group keeps its two logs: entry blocks in Blocks
@@ -776,6 +777,7 @@ func (g *Group) processMessages(added []*log.Entry, from string) []Rejection {
 	// The readable copies of a round go in one synced batch, before any is
 	// handed to subscribers.
 	g.storeDelivered(delivered)
+	metrics.MessagesDelivered.Add(float64(len(delivered)))
 	for _, m := range delivered {
 		g.notify(m)
 	}

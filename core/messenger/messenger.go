@@ -18,6 +18,7 @@ import (
 	"github.com/skein-p2p/skein/core/crypto"
 	"github.com/skein-p2p/skein/core/group"
 	"github.com/skein-p2p/skein/core/log"
+	"github.com/skein-p2p/skein/core/metrics"
 	"github.com/skein-p2p/skein/core/replication"
 	"github.com/skein-p2p/skein/sdk"
 )
@@ -616,6 +617,7 @@ func (m *Messenger) Send(ctx context.Context, ref string, body []byte) (*group.M
 	if err != nil {
 		return nil, err
 	}
+	metrics.MessagesSent.Inc()
 	m.markDirty(h.g)
 	return msg, nil
 }

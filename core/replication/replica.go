@@ -13,6 +13,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/skein-p2p/skein/core/log"
+	"github.com/skein-p2p/skein/core/metrics"
 )
 
 // Bounds of the per-peer join queue of one log.
@@ -343,6 +344,8 @@ func (rep *replica) join(key jobKey, j *job) {
 			ok = false
 			rep.r.logger.Debug("join failed", "log", rep.id, "peer", peer, "err", err)
 		}
+		metrics.EntriesJoined.Add(float64(len(res.Added)))
+		metrics.Rejected(res.Rejected)
 		rep.mu.Lock()
 		rep.added += uint64(len(res.Added))
 		rep.pending = len(res.Pending)
@@ -630,7 +633,8 @@ func (g *joinGetter) watchdog(ctx context.Context, cancel context.CancelFunc, st
 
 func (g *joinGetter) touch() { g.last.Store(time.Now().UnixNano()) }
 
-func (g *joinGetter) record(c cid.Cid) {
+func (g *joinGetter) record(c cid.Cid, source string) {
+	metrics.BlocksFetched.WithLabelValues(source).Inc()
 	g.touch()
 	g.got = append(g.got, c)
 	g.rep.mu.Lock()
@@ -644,11 +648,13 @@ func (g *joinGetter) GetMany(ctx context.Context, cids []cid.Cid) iter.Seq2[log.
 		var rest []cid.Cid
 		for _, c := range cids {
 			d, ok := g.inline[c.KeyString()]
+			source := metrics.SourceInline
 			if !ok && g.bulk != nil {
 				d, ok = g.bulk.take(c)
+				source = metrics.SourceBulk
 			}
 			if ok {
-				g.record(c)
+				g.record(c, source)
 				if !yield(log.Block{CID: c, Data: d}, nil) {
 					return
 				}
@@ -665,7 +671,7 @@ func (g *joinGetter) GetMany(ctx context.Context, cids []cid.Cid) iter.Seq2[log.
 					missing = append(missing, c)
 					continue
 				}
-				g.record(c)
+				g.record(c, metrics.SourceBulk)
 				if !yield(log.Block{CID: c, Data: d}, nil) {
 					return
 				}
@@ -677,7 +683,7 @@ func (g *joinGetter) GetMany(ctx context.Context, cids []cid.Cid) iter.Seq2[log.
 		}
 		for b, err := range g.store.GetMany(ctx, rest) {
 			if err == nil && b.CID.Defined() {
-				g.record(b.CID)
+				g.record(b.CID, metrics.SourceNetwork)
 			}
 			if !yield(b, err) {
 				return

@@ -102,6 +102,8 @@ type Network struct {
 	redial *redialer
 	// agent is the libp2p agent version identify tells peers.
 	agent string
+	// stats counts stream bytes per transport (Status details).
+	stats *transportStats
 
 	// direct are the protocols of HandleRequests and Request (limits.go).
 	direct *directProtocols
@@ -242,6 +244,7 @@ func (n *Network) Start(ctx context.Context) (err error) {
 		return err
 	}
 	var up transport.Upgrader
+	n.stats = newTransportStats()
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
 		libp2p.UserAgent(n.agent),
@@ -256,6 +259,7 @@ func (n *Network) Start(ctx context.Context) (err error) {
 		libp2p.ConnectionManager(cm),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionGater(n.gater),
+		libp2p.BandwidthReporter(n.stats),
 		// The host's own upgrader (Noise, yamux, this resource manager and
 		// gater) upgrades the connections of plugin transports too.
 		libp2p.WithFxOption(fx.Populate(&up)),
@@ -277,6 +281,7 @@ func (n *Network) Start(ctx context.Context) (err error) {
 	}
 	n.host = h
 	h.Network().Notify(gateNotifiee{n.gate})
+	h.Network().Notify(n.stats.notifiee())
 	if n.transports, err = addPluginTransports(h, protos, up, rm); err != nil {
 		return err
 	}
@@ -451,7 +456,7 @@ func (n *Network) Status(context.Context) (sdk.Status, error) {
 	if n.redial != nil {
 		wanted, redials = int64(n.redial.wanted()), n.redial.attempts.Load()
 	}
-	return sdk.Status{
+	st := sdk.Status{
 		Healthy: true,
 		Message: "running",
 		Details: map[string]string{
@@ -464,7 +469,9 @@ func (n *Network) Status(context.Context) (sdk.Status, error) {
 			"unsolicited_dropped": fmt.Sprint(n.unsolicited.Load()),
 			"peers_cut_off":       fmt.Sprint(n.cutOffs.Load()),
 		},
-	}, nil
+	}
+	n.stats.details(n.host.Network(), st.Details)
+	return st, nil
 }
 
 // running returns the live components or ErrNotStarted.

@@ -1,0 +1,152 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat
+// (100 on every Linux this runs on).
+const clockTicks = 100
+
+// procUsage is the resident memory and CPU time of a process tree.
+type procUsage struct {
+	RSS  uint64        // bytes
+	CPU  time.Duration // user + system
+	PIDs int
+}
+
+// treeUsage sums RSS and CPU over pid and its descendants (the node and
+// its plugin processes). A process that ends while it is read is skipped.
+func treeUsage(pid int) procUsage {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if _, ppid, _, ok := readStat(p); ok {
+			children[ppid] = append(children[ppid], p)
+		}
+	}
+	var u procUsage
+	stack := []int{pid}
+	for len(stack) > 0 {
+		p := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		stack = append(stack, children[p]...)
+		_, _, cpu, ok := readStat(p)
+		if !ok {
+			continue
+		}
+		u.CPU += cpu
+		u.RSS += readRSS(p)
+		u.PIDs++
+	}
+	return u
+}
+
+// readStat returns a process's state, parent and CPU time.
+func readStat(pid int) (state string, ppid int, cpu time.Duration, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return "", 0, 0, false
+	}
+	// The command name is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return "", 0, 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] state, f[1] ppid, ..., f[11] utime, f[12] stime.
+	if len(f) < 13 {
+		return "", 0, 0, false
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	ut, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return f[0], ppid, time.Duration(ut+st) * time.Second / clockTicks, true
+}
+
+// readRSS returns VmRSS of a process in bytes (0 if unknown).
+func readRSS(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseUint(f[0], 10, 64)
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}
+
+// peakSampler samples the RSS of process trees every 50 ms and keeps the
+// largest sum seen.
+type peakSampler struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	peak   uint64
+}
+
+func samplePeak(pids ...int) *peakSampler {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &peakSampler{cancel: cancel}
+	sample := func() {
+		var sum uint64
+		for _, p := range pids {
+			sum += treeUsage(p).RSS
+		}
+		s.mu.Lock()
+		s.peak = max(s.peak, sum)
+		s.mu.Unlock()
+	}
+	sample()
+	s.wg.Go(func() {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				sample()
+			}
+		}
+	})
+	return s
+}
+
+// stop ends sampling and returns the peak in bytes.
+func (s *peakSampler) stop() uint64 {
+	s.cancel()
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak
+}
+
+// loadAvg is /proc/loadavg's first three fields.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
