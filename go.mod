@@ -4,6 +4,7 @@ go 1.26.6
 
 require (
 	github.com/cockroachdb/pebble/v2 v2.1.7
+	github.com/godbus/dbus/v5 v5.1.0
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/go-plugin v1.8.0
 	github.com/ipfs/boxo v0.43.0
@@ -27,6 +28,7 @@ require (
 	go.uber.org/fx v1.24.0
 	go.yaml.in/yaml/v3 v3.0.5
 	golang.org/x/crypto v0.57.0
+	golang.org/x/sys v0.50.0
 	google.golang.org/grpc v1.83.1
 	google.golang.org/protobuf v1.36.12
 	rsc.io/qr v0.2.0
@@ -163,7 +165,6 @@ require (
 	golang.org/x/mod v0.41.0 // indirect
 	golang.org/x/net v0.59.0 // indirect
 	golang.org/x/sync v0.23.0 // indirect
-	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/telemetry v0.0.0-20260908163034-4bcc4b2ee518 // indirect
 	golang.org/x/text v0.42.0 // indirect
 	golang.org/x/time v0.15.0 // indirect
