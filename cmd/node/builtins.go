@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/skein-p2p/skein/core/pluginhost"
+	"github.com/skein-p2p/skein/plugins/ble"
 	"github.com/skein-p2p/skein/plugins/ipfs"
 	"github.com/skein-p2p/skein/plugins/mdns"
 	"github.com/skein-p2p/skein/plugins/store"
@@ -17,4 +18,5 @@ func init() {
 	// libp2p's identify tells every peer "skein/<version>".
 	pluginhost.Register(ipfs.ID, func() sdk.Plugin { return ipfs.New(ipfs.WithAgentVersion("skein/" + currentVersion().Version)) })
 	pluginhost.Register(mdns.ID, func() sdk.Plugin { return mdns.New() })
+	pluginhost.Register(ble.ID, func() sdk.Plugin { return ble.New() })
 }

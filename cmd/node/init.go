@@ -69,7 +69,10 @@ and serves the groups members register with it, and reads none of them.
 --preset lan writes a node for a LAN without Internet (presets/lan.yaml):
 it finds the other nodes on its links by mDNS and contacts nobody else.
 --preset public-ipfs joins the public IPFS network (its bootstrap peers
-and DHT).`,
+and DHT).
+--preset ble writes a node with no network at all (presets/ble.yaml): it
+finds and reaches the Skein nodes its Bluetooth LE radio hears (BlueZ),
+and listens on no IP address.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Only the data dir matters here: no file (there is none yet).

@@ -809,6 +809,9 @@ func TestExampleHasEveryPluginKey(t *testing.T) {
 		uncommented = append(uncommented, line)
 	}
 	all := strings.Join(uncommented, "\n")
+	// An enabled transport plugin needs its protocol under the network's
+	// transports (transport.ble: x-ble).
+	all = strings.Replace(all, "      transports: {}\n", "      transports: {x-ble: [auto]}\n", 1)
 	for id, schema := range entries {
 		i := strings.Index(all, "\n    id: "+id+"\n")
 		if i < 0 {

@@ -1,0 +1,139 @@
+//go:build linux
+
+package ble
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skein-p2p/skein/sdk"
+	"github.com/skein-p2p/skein/sdk/plugintest"
+)
+
+// The tests on the real Linux Bluetooth stack. They run in the QEMU guest
+// of scripts/ble-vm/run.sh (BlueZ and two virtual controllers, hci0 and
+// hci1), which sets SKEIN_BLE_ADAPTERS=hci0,hci1; elsewhere they skip.
+
+func bluezPair(t *testing.T) (a, b *Plugin) {
+	t.Helper()
+	ads := strings.Split(os.Getenv("SKEIN_BLE_ADAPTERS"), ",")
+	if len(ads) != 2 || ads[0] == "" {
+		t.Skip("SKEIN_BLE_ADAPTERS (two adapters of a real stack) not set: scripts/ble-vm/run.sh sets it in its guest")
+	}
+	a, b = New(), New()
+	plugintest.StartLinked(t, a, map[string]any{"driver": "bluez", "adapter": ads[0], "max_links": 32, "report_interval": "1s", "tie_break_wait": "0s"})
+	plugintest.StartLinked(t, b, map[string]any{"driver": "bluez", "adapter": ads[1], "max_links": 32, "report_interval": "1s", "tie_break_wait": "0s"})
+	return a, b
+}
+
+// crossTransport listens on one plugin and dials from the other: a radio
+// cannot connect to itself.
+type crossTransport struct{ listen, dial *Plugin }
+
+func (c crossTransport) Protocol() string { return c.listen.Protocol() }
+func (c crossTransport) Listen(ctx context.Context, addr string) (sdk.Listener, error) {
+	return c.listen.Listen(ctx, addr)
+}
+func (c crossTransport) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	return c.dial.Dial(ctx, addr)
+}
+
+func TestBlueZConformance(t *testing.T) {
+	a, b := bluezPair(t)
+	plugintest.TestTransport(t, func(testing.TB) (sdk.Transport, string) { return crossTransport{listen: a, dial: b}, "" })
+}
+
+// TestBlueZDiscovery: b finds a's advertisement by scanning, reads its
+// identity over GATT and reports a dialable /x-ble address; b dials it.
+func TestBlueZDiscovery(t *testing.T) {
+	a, b := bluezPair(t)
+	l, err := a.Listen(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	began := time.Now()
+	if err := a.Advertise(ctx, "skein/v1", sdk.PeerInfo{ID: "peer-a-in-the-guest"}); err != nil {
+		t.Fatal(err)
+	}
+	peers, err := b.FindPeers(ctx, "skein/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range peers {
+		if p.ID != "peer-a-in-the-guest" {
+			continue
+		}
+		t.Logf("FIGURE discovery (advertise, scan, GATT identity read): %s", time.Since(began).Round(time.Millisecond))
+		want := "/" + Protocol + "/" + l.Addr()
+		if len(p.Addrs) != 1 || p.Addrs[0] != want {
+			t.Fatalf("found %+v, want address %s", p, want)
+		}
+		go func() {
+			if c, err := l.Accept(ctx); err == nil {
+				_, _ = io.Copy(c, c)
+				_ = c.Close()
+			}
+		}()
+		c, err := b.Dial(ctx, l.Addr())
+		if err != nil {
+			t.Fatalf("dial the address found: %v", err)
+		}
+		_ = c.Close()
+		return
+	}
+	t.Fatal("a's advertisement never found")
+}
+
+// TestBlueZFigures measures connect time and a 200 KB echo over an L2CAP
+// channel in the guest (CPU-bound emulation: not a radio's figures).
+func TestBlueZFigures(t *testing.T) {
+	a, b := bluezPair(t)
+	l, err := a.Listen(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept(t.Context())
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(c, c); _ = c.Close() }()
+		}
+	}()
+	var connects, echoes []time.Duration
+	for range 5 {
+		t0 := time.Now()
+		c, err := b.Dial(t.Context(), l.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		connects = append(connects, time.Since(t0))
+		msg := make([]byte, 200<<10)
+		for i := range msg {
+			msg[i] = byte(i * 7)
+		}
+		t1 := time.Now()
+		go func() { _, _ = c.Write(msg) }()
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, got); err != nil {
+			t.Fatal(err)
+		}
+		echoes = append(echoes, time.Since(t1))
+		_ = c.Close()
+	}
+	sort.Slice(connects, func(i, j int) bool { return connects[i] < connects[j] })
+	sort.Slice(echoes, func(i, j int) bool { return echoes[i] < echoes[j] })
+	t.Logf("FIGURE L2CAP connect min %s median %s max %s (5 dials)", connects[0].Round(time.Millisecond), connects[2].Round(time.Millisecond), connects[4].Round(time.Millisecond))
+	t.Logf("FIGURE 200 KB echo min %s median %s max %s", echoes[0].Round(time.Millisecond), echoes[2].Round(time.Millisecond), echoes[4].Round(time.Millisecond))
+}
