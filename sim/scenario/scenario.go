@@ -178,9 +178,6 @@ type Run struct {
 	// SettleTimeout is how long the run waits, after the last event, for
 	// every group member that is up to hold every message (default 60s).
 	SettleTimeout time.Duration `yaml:"settle_timeout"`
-	// Sample is how often the fraction of members holding each message is
-	// sampled for the spread plot (default 50ms).
-	Sample time.Duration `yaml:"sample"`
 }
 
 // Replication tunes every node's replication.
@@ -293,9 +290,6 @@ func (s *Scenario) defaults(name string) {
 	}
 	if s.Run.SettleTimeout == 0 {
 		s.Run.SettleTimeout = 60 * time.Second
-	}
-	if s.Run.Sample == 0 {
-		s.Run.Sample = 50 * time.Millisecond
 	}
 	if s.Replication.AntiEntropy == 0 {
 		s.Replication.AntiEntropy = time.Second
