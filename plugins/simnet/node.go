@@ -41,6 +41,8 @@ type Node struct {
 	handlers map[string]sdk.RequestHandler
 	blocked  map[string]time.Time
 	streams  map[*eventStream]struct{}
+
+	counters nodeCounters
 }
 
 func newNode(n *Network, id string) *Node {
@@ -287,6 +289,10 @@ func (nd *Node) fetch(ctx context.Context, want []cid.Cid) ([]sdk.Block, []cid.C
 		}
 		nd.mu.Unlock()
 		nd.net.stats.blocks.Add(1)
+		nd.counters.fetched.Add(1)
+		if src := nd.net.Node(h.from); src != nil {
+			src.counters.served.Add(1)
+		}
 		got = append(got, sdk.Block{CID: h.c.Bytes(), Data: h.data})
 	}
 	return got, rest
@@ -539,6 +545,8 @@ func (nd *Node) Request(ctx context.Context, peer, protocol string, request []by
 		return nil, fmt.Errorf("request %s to %q: %w", protocol, peer, ErrUnreachable)
 	}
 	n.stats.requests.Add(1)
+	nd.counters.requests.Add(1)
+	target.counters.answered.Add(1)
 	return bytes.Clone(resp), nil
 }
 

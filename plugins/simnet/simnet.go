@@ -115,7 +115,8 @@ type Network struct {
 	stats struct {
 		published, sent, lost, overflow, delivered, blocks, requests atomic.Uint64
 	}
-	wg sync.WaitGroup
+	topics topicStats
+	wg     sync.WaitGroup
 }
 
 // New returns an empty simulated network.
@@ -170,6 +171,21 @@ func (n *Network) ConnectAll() {
 	for i, a := range n.order {
 		for _, b := range n.order[i+1:] {
 			n.conns[mkpair(a, b)] = true
+		}
+	}
+	ev := n.recomputeLocked()
+	n.mu.Unlock()
+	n.emit(ev)
+}
+
+// ConnectPairs connects each listed pair of node IDs at once (one
+// recomputation for all, unlike a Connect per pair); unknown IDs and a
+// node paired with itself are skipped.
+func (n *Network) ConnectPairs(pairs [][2]string) {
+	n.mu.Lock()
+	for _, p := range pairs {
+		if p[0] != p[1] && n.nodes[p[0]] != nil && n.nodes[p[1]] != nil {
+			n.conns[mkpair(p[0], p[1])] = true
 		}
 	}
 	ev := n.recomputeLocked()
@@ -348,12 +364,16 @@ func (n *Network) latency(a, b string) (time.Duration, bool) {
 // publish puts one copy of data on the link to every live subscriber.
 func (n *Network) publish(from, topic string, data []byte) {
 	n.stats.published.Add(1)
+	tc := n.topics.get(topic)
+	tc.published.Add(1)
 	now := time.Now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
 		return
 	}
+	src := n.nodes[from]
+	src.counters.published.Add(1)
 	for _, to := range n.order {
 		if !n.liveLocked(from, to) || !n.nodes[to].subscribed(topic) {
 			continue
@@ -361,8 +381,12 @@ func (n *Network) publish(from, topic string, data []byte) {
 		l := n.linkLocked(from, to)
 		r := n.rngLocked(from, to)
 		n.stats.sent.Add(1)
+		tc.sent.Add(1)
+		src.counters.sent.Add(1)
 		if l.Loss > 0 && r.Float64() < l.Loss {
 			n.stats.lost.Add(1)
+			tc.lost.Add(1)
+			src.counters.lost.Add(1)
 			continue
 		}
 		at := now.Add(l.Latency)
@@ -379,6 +403,8 @@ func (n *Network) publish(from, topic string, data []byte) {
 		}
 		if !q.push(queued{at: at, topic: topic, data: data}) {
 			n.stats.overflow.Add(1)
+			tc.overflow.Add(1)
+			src.counters.overflow.Add(1)
 		}
 	}
 }
@@ -389,13 +415,20 @@ func (n *Network) deliver(from string, to *Node, m queued) {
 	n.mu.Lock()
 	ok := n.liveLocked(from, to.id)
 	n.mu.Unlock()
+	tc := n.topics.get(m.topic)
 	if !ok {
 		n.stats.lost.Add(1)
+		tc.lost.Add(1)
 		return
 	}
+	to.counters.received.Add(1)
 	d, o := to.receive(from, m.topic, m.data)
 	n.stats.delivered.Add(uint64(d))
 	n.stats.overflow.Add(uint64(o))
+	tc.delivered.Add(uint64(d))
+	tc.overflow.Add(uint64(o))
+	to.counters.delivered.Add(uint64(d))
+	to.counters.overflow.Add(uint64(o))
 }
 
 type queued struct {
