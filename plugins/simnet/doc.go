@@ -1,7 +1,7 @@
 // Package simnet is a simulated network (plugin ID "network.simnet"): many
 // nodes in one process, each an sdk.Network with the optional capabilities
 // sdk.PeerNotifier, sdk.DirectMessenger and sdk.PeerBlocker, joined by
-// links with latency, jitter and pubsub loss, which tests and research
+// links with latency, jitter, bandwidth and pubsub loss, which tests and research
 // experiments can partition and heal.
 //
 // What it models:
@@ -41,5 +41,6 @@
 //	net.SetLink("a", "b", simnet.Link{Loss: 1}) // every pubsub message a<->b lost
 //
 // Stats counts pubsub messages published, sent, lost, overflowed and
-// delivered, blocks fetched and requests answered, for experiments.
+// delivered, blocks fetched and requests answered, for experiments;
+// Node.Bytes counts the payload bytes each node sent and received.
 package simnet

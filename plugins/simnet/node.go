@@ -43,6 +43,7 @@ type Node struct {
 	streams  map[*eventStream]struct{}
 
 	counters nodeCounters
+	traffic  nodeTraffic
 }
 
 func newNode(n *Network, id string) *Node {
@@ -257,12 +258,14 @@ func (nd *Node) fetch(ctx context.Context, want []cid.Cid) ([]sdk.Block, []cid.C
 	var hits []found
 	var rest []cid.Cid
 	var rtt time.Duration
+	bytesFrom := map[string]int{}
 	for _, c := range want {
 		key := c.KeyString()
 		ok := false
 		for _, p := range peers {
 			if data, have := p.local(key); have {
 				hits = append(hits, found{c, p.id, data})
+				bytesFrom[p.id] += len(data)
 				if lat, _ := nd.net.latency(nd.id, p.id); 2*lat > rtt {
 					rtt = 2 * lat
 				}
@@ -274,6 +277,7 @@ func (nd *Node) fetch(ctx context.Context, want []cid.Cid) ([]sdk.Block, []cid.C
 			rest = append(rest, c)
 		}
 	}
+	rtt = max(rtt, nd.net.transferTime(nd.id, bytesFrom))
 	if len(hits) == 0 || !sleep(ctx, rtt) {
 		return nil, want
 	}
@@ -290,8 +294,10 @@ func (nd *Node) fetch(ctx context.Context, want []cid.Cid) ([]sdk.Block, []cid.C
 		nd.mu.Unlock()
 		nd.net.stats.blocks.Add(1)
 		nd.counters.fetched.Add(1)
+		nd.traffic.received.Add(uint64(len(h.data)))
 		if src := nd.net.Node(h.from); src != nil {
 			src.counters.served.Add(1)
+			src.traffic.sent.Add(uint64(len(h.data)))
 		}
 		got = append(got, sdk.Block{CID: h.c.Bytes(), Data: h.data})
 	}
@@ -547,6 +553,10 @@ func (nd *Node) Request(ctx context.Context, peer, protocol string, request []by
 	n.stats.requests.Add(1)
 	nd.counters.requests.Add(1)
 	target.counters.answered.Add(1)
+	nd.traffic.sent.Add(uint64(len(request)))
+	nd.traffic.received.Add(uint64(len(resp)))
+	target.traffic.received.Add(uint64(len(request)))
+	target.traffic.sent.Add(uint64(len(resp)))
 	return bytes.Clone(resp), nil
 }
 

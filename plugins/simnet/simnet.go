@@ -38,6 +38,10 @@ type Link struct {
 	// Loss is the probability, in [0, 1], that a pubsub message on this
 	// link is dropped. Blocks and direct requests are never lost.
 	Loss float64
+	// Bandwidth is the link's rate in bytes per second (0: unlimited).
+	// Pubsub messages queue behind each other on the link; a block fetch
+	// takes its bytes' transfer time on top of the round trip.
+	Bandwidth int64
 }
 
 // Stats counts pubsub traffic across the whole network.
@@ -383,6 +387,7 @@ func (n *Network) publish(from, topic string, data []byte) {
 		n.stats.sent.Add(1)
 		tc.sent.Add(1)
 		src.counters.sent.Add(1)
+		src.traffic.sent.Add(uint64(len(data)))
 		if l.Loss > 0 && r.Float64() < l.Loss {
 			n.stats.lost.Add(1)
 			tc.lost.Add(1)
@@ -401,6 +406,7 @@ func (n *Network) publish(from, topic string, data []byte) {
 			dst := n.nodes[to]
 			n.wg.Go(func() { q.run(func(m queued) { n.deliver(from, dst, m) }) })
 		}
+		at = q.admit(now, at, len(data), l.Bandwidth)
 		if !q.push(queued{at: at, topic: topic, data: data}) {
 			n.stats.overflow.Add(1)
 			tc.overflow.Add(1)
@@ -422,6 +428,7 @@ func (n *Network) deliver(from string, to *Node, m queued) {
 		return
 	}
 	to.counters.received.Add(1)
+	to.traffic.received.Add(uint64(len(m.data)))
 	d, o := to.receive(from, m.topic, m.data)
 	n.stats.delivered.Add(uint64(d))
 	n.stats.overflow.Add(uint64(o))
@@ -440,6 +447,7 @@ type queued struct {
 // linkQueue delivers the messages of one directed link in order, each no
 // earlier than its time.
 type linkQueue struct {
+	busy   time.Time // when the link finishes sending what it holds (see admit)
 	mu     sync.Mutex
 	items  []queued
 	max    int
