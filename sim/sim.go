@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/skein-p2p/skein/core/crypto"
+	"github.com/skein-p2p/skein/core/group"
 	"github.com/skein-p2p/skein/core/messenger"
 	"github.com/skein-p2p/skein/core/replication"
 	"github.com/skein-p2p/skein/plugins/simnet"
@@ -60,6 +61,9 @@ type Config struct {
 	AntiEntropy time.Duration
 	// Replication are extra replicator options for every node.
 	Replication []replication.Option
+	// GroupOptions are passed to every group every node opens (e.g.
+	// group.WithLogOptions to tune the logs).
+	GroupOptions []group.Option
 	// Dir holds the nodes' keystores; "" makes a temporary directory that
 	// Close removes.
 	Dir string
@@ -249,7 +253,7 @@ func (c *Cluster) startNode(ctx context.Context, id string) (*Node, error) {
 		replication.WithRendezvousInterval(0),
 	}, c.cfg.Replication...)
 	m, err := messenger.New(ctx, messenger.Config{Keystore: ks, Store: memstore.New(), Network: nd,
-		Replication: ropts, Logger: logger})
+		Replication: ropts, Logger: logger, GroupOptions: c.cfg.GroupOptions})
 	if err != nil {
 		ks.Close()
 		return nil, fmt.Errorf("sim: node %s: %w", id, err)

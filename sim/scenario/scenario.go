@@ -68,8 +68,8 @@ type Scenario struct {
 	// Seed drives every random choice: message bodies, send offsets,
 	// picks of churned nodes, link loss and jitter (default 1).
 	Seed uint64 `yaml:"seed"`
-	// Nodes is how many nodes run, named n0..n(N-1) zero-padded to the
-	// width of N-1 (n000..n999 for 1,000).
+	// Nodes is how many nodes run, named n0000, n0001, ... as package
+	// sim names them.
 	Nodes int `yaml:"nodes"`
 	// Regions assigns nodes to named regions, for links by region and
 	// partitions by region. A node is in at most one region.

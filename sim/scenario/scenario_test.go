@@ -18,7 +18,7 @@ func TestLoadFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Name != "full" || s.Seed != 42 || len(p.Nodes) != 20 || p.Nodes[3] != "n03" {
+	if s.Name != "full" || s.Seed != 42 || len(p.Nodes) != 20 || p.Nodes[3] != "n0003" {
 		t.Fatalf("scenario %q seed %d nodes %v", s.Name, s.Seed, p.Nodes)
 	}
 	if s.Links.Default.Bandwidth != 1<<20 || s.Traffic[0].Size != 1024 || s.Traffic[1].Size != 200 {
@@ -78,14 +78,14 @@ func TestBadScenarios(t *testing.T) {
 		{"unknown selector", "nodes: 3\ngroups: [{name: g, members: asia}]\n", []string{"groups[0].members: \"asia\" is not a node, region, index or range"}},
 		{"unknown region link", "nodes: 3\nregions: {eu: all}\nlinks: {regions: [{between: [eu, us]}]}\n", []string{"links.regions[0].between: unknown region \"us\""}},
 		{"unknown group", "nodes: 3\ntraffic: [{group: nope}]\n", []string{"traffic[0].group: unknown group \"nope\""}},
-		{"sender not member", "nodes: 3\ngroups: [{name: g, members: 0-1}]\ntraffic: [{group: g, from: 2}]\n", []string{"traffic[0].from: node n2 is not a member of group \"g\""}},
+		{"sender not member", "nodes: 3\ngroups: [{name: g, members: 0-1}]\ntraffic: [{group: g, from: 2}]\n", []string{"traffic[0].from: node n0002 is not a member of group \"g\""}},
 		{"every needed", "nodes: 3\ntraffic: [{count: 3}]\n", []string{"traffic[0].every: required when count > 1"}},
 		{"heal before partition", "nodes: 3\npartitions: [{at: 2s, heal: 1s, sides: [0]}]\n", []string{"partitions[0].heal: must be after at (2s), got 1s"}},
 		{"overlapping partitions", "nodes: 3\npartitions: [{at: 1s, heal: 3s, sides: [0]}, {at: 2s, sides: [1]}]\n", []string{"partitions[1].at: starts before partitions[0] heals"}},
-		{"node on two sides", "nodes: 3\npartitions: [{at: 1s, sides: [0-1, 1-2]}]\n", []string{"partitions[0].sides[1]: node n1 is also in side 0"}},
+		{"node on two sides", "nodes: 3\npartitions: [{at: 1s, sides: [0-1, 1-2]}]\n", []string{"partitions[0].sides[1]: node n0001 is also in side 0"}},
 		{"online before offline", "nodes: 3\nchurn: [{nodes: 0, offline: 2s, online: 1s}]\n", []string{"churn[0].online: must be after offline"}},
 		{"pick too many", "nodes: 3\nchurn: [{nodes: 0-1, pick: 3, offline: 1s}]\n", []string{"churn[0].pick: must be between 0 and the 2 selected nodes, got 3"}},
-		{"node in two regions", "nodes: 3\nregions: {a: 0-1, b: 1-2}\n", []string{"regions.b: node n1 is already in region \"a\""}},
+		{"node in two regions", "nodes: 3\nregions: {a: 0-1, b: 1-2}\n", []string{"regions.b: node n0001 is already in region \"a\""}},
 		{"merge strategy not available", "nodes: 3\nlog: {merge: last-writer-wins}\n", []string{"log.merge: \"last-writer-wins\" is not available: core/log has one merge order"}},
 		{"crypto suite not available", "nodes: 3\ncrypto: {suite: aes-gcm}\n", []string{"crypto.suite: \"aes-gcm\" is not available"}},
 		{"key twice", "nodes: 3\nnodes: 4\n", []string{"nodes: key given twice"}},

@@ -17,7 +17,7 @@ import (
 //	0-9          indices 0 to 9, inclusive
 //	0%-50%       the first half (half-open: 50%-100% is the other half),
 //	             so a selector scales with --sweep nodes=...
-//	n007         a node by name
+//	n0007        a node by name (n and four digits)
 //	eu           every node of a region
 type Selector struct {
 	items []string
@@ -133,9 +133,6 @@ func seq(lo, hi int) []int {
 	return out
 }
 
-// nodeName is the name of node i of n: "n" and i zero-padded to the width
-// of n-1.
-func nodeName(i, n int) string {
-	w := len(strconv.Itoa(max(n-1, 0)))
-	return fmt.Sprintf("n%0*d", w, i)
-}
+// nodeName is the name of node i: "n" and i zero-padded to four digits,
+// as package sim names its nodes.
+func nodeName(i, _ int) string { return fmt.Sprintf("n%04d", i) }
