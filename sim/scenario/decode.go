@@ -134,6 +134,10 @@ func (d *decoder) decode(key string, n *yaml.Node, dst reflect.Value) {
 		return
 	}
 	switch t.Kind() {
+	case reflect.Pointer:
+		v := reflect.New(t.Elem())
+		d.decode(key, n, v.Elem())
+		dst.Set(v)
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			d.problem(n, key, "expected a mapping of keys, got %s", describe(n))

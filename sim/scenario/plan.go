@@ -359,8 +359,11 @@ func (s *Scenario) plan(source string) (*Plan, []Problem) {
 	default:
 		bad(0, "log.merge", "%q is not available: core/log has one merge order, %q (Lamport time, then writer key, then CID), and no interface to swap it", s.Log.Merge, MergeLamport)
 	}
-	if s.Log.AppendRefs < 0 || s.Log.AppendRefs > 62 {
-		bad(0, "log.append_refs", "must be in [0, 62], got %d", s.Log.AppendRefs)
+	if r := s.Log.AppendRefs; r != nil && (*r < 0 || *r > 62) {
+		bad(0, "log.append_refs", "must be in [0, 62], got %d", *r)
+	}
+	if s.Degree < -1 {
+		bad(0, "degree", "must be -1 (every pair), 0 (the default) or a number of peers, got %d", s.Degree)
 	}
 	if s.Log.MaxNext < 0 {
 		bad(0, "log.max_next", "must not be negative, got %d", s.Log.MaxNext)

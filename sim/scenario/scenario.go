@@ -71,6 +71,10 @@ type Scenario struct {
 	// Nodes is how many nodes run, named n0000, n0001, ... as package
 	// sim names them.
 	Nodes int `yaml:"nodes"`
+	// Degree is how many peers each node connects to (plus a ring that
+	// keeps the graph connected). 0: package sim's default (every pair up
+	// to 20 nodes, else 8); -1: every pair.
+	Degree int `yaml:"degree"`
 	// Regions assigns nodes to named regions, for links by region and
 	// partitions by region. A node is in at most one region.
 	Regions map[string]Selector `yaml:"regions"`
@@ -178,6 +182,9 @@ type Run struct {
 	// SettleTimeout is how long the run waits, after the last event, for
 	// every group member that is up to hold every message (default 60s).
 	SettleTimeout time.Duration `yaml:"settle_timeout"`
+	// SetupTimeout bounds building the nodes and forming the groups
+	// (default 10m).
+	SetupTimeout time.Duration `yaml:"setup_timeout"`
 }
 
 // Replication tunes every node's replication.
@@ -193,7 +200,7 @@ type Log struct {
 	// time, then writer key, then CID), and no interface to swap it.
 	Merge string `yaml:"merge"`
 	// AppendRefs is how many skip pointers each entry carries (default 3).
-	AppendRefs int `yaml:"append_refs"`
+	AppendRefs *int `yaml:"append_refs"`
 	// MaxNext bounds how many heads one entry merges (default 64).
 	MaxNext int `yaml:"max_next"`
 	// JoinParallelism bounds the blocks one join fetches at once (default 32).
@@ -290,6 +297,9 @@ func (s *Scenario) defaults(name string) {
 	}
 	if s.Run.SettleTimeout == 0 {
 		s.Run.SettleTimeout = 60 * time.Second
+	}
+	if s.Run.SetupTimeout == 0 {
+		s.Run.SetupTimeout = 10 * time.Minute
 	}
 	if s.Replication.AntiEntropy == 0 {
 		s.Replication.AntiEntropy = time.Second

@@ -50,6 +50,9 @@ func TestLoadFull(t *testing.T) {
 	if !reflect.DeepEqual(kinds, want) || p.Sends != 11 {
 		t.Fatalf("events %v (sends %d), want %v", kinds, p.Sends, want)
 	}
+	if s.Log.AppendRefs == nil || *s.Log.AppendRefs != 2 {
+		t.Fatalf("log.append_refs %v", s.Log.AppendRefs)
+	}
 	if p.Groups[1].Name != "small" || !reflect.DeepEqual(p.Groups[1].Members, []int{0, 1, 2, 3, 4}) {
 		t.Fatalf("groups %+v", p.Groups)
 	}
@@ -65,7 +68,7 @@ func TestBadScenarios(t *testing.T) {
 		{"unknown top key", "nodes: 3\nnodez: 4\n", []string{"x.yaml:2: nodez: unknown key; did you mean \"nodes\"?"}},
 		{"unknown nested key", "nodes: 3\nlinks:\n  default:\n    latancy: 5ms\n", []string{"x.yaml:4: links.default.latancy: unknown key; did you mean \"latency\"?"}},
 		{"unknown key in list item", "nodes: 3\ntraffic:\n  - cont: 3\n", []string{"x.yaml:3: traffic[0].cont: unknown key; did you mean \"count\"?"}},
-		{"unknown key far from any", "nodes: 3\nwhatever: 1\n", []string{"whatever: unknown key (known keys: churn, crypto, groups"}},
+		{"unknown key far from any", "nodes: 3\nwhatever: 1\n", []string{"whatever: unknown key (known keys: churn, crypto, degree, groups"}},
 		{"every problem at once", "nodes: x\nseed: -1\nlinks: {default: {latency: 5}}\n", []string{
 			"x.yaml:1: nodes: expected a whole number, got string \"x\"",
 			"x.yaml:2: seed: expected a whole number, not negative",
@@ -88,6 +91,7 @@ func TestBadScenarios(t *testing.T) {
 		{"node in two regions", "nodes: 3\nregions: {a: 0-1, b: 1-2}\n", []string{"regions.b: node n0001 is already in region \"a\""}},
 		{"merge strategy not available", "nodes: 3\nlog: {merge: last-writer-wins}\n", []string{"log.merge: \"last-writer-wins\" is not available: core/log has one merge order"}},
 		{"crypto suite not available", "nodes: 3\ncrypto: {suite: aes-gcm}\n", []string{"crypto.suite: \"aes-gcm\" is not available"}},
+		{"bad append refs", "nodes: 3\nlog: {append_refs: 70}\n", []string{"log.append_refs: must be in [0, 62], got 70"}},
 		{"key twice", "nodes: 3\nnodes: 4\n", []string{"nodes: key given twice"}},
 		{"not yaml", "nodes: [3\n", []string{"scenario x.yaml: not YAML"}},
 		{"mapping expected", "nodes: 3\nlinks: fast\n", []string{"links: expected a mapping of keys, got string \"fast\""}},
