@@ -70,6 +70,7 @@ See config.example.yaml and docs/configuration.md.`,
 		c.configCommand(),
 		c.pluginCommand(),
 		c.demoCommand(),
+		c.simCommand(),
 	)
 	root.AddCommand(c.clientCommands()...)
 	return root

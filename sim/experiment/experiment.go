@@ -137,7 +137,7 @@ func Run(ctx context.Context, s *scenario.Scenario, opts Options) (*report.Resul
 			}
 		}
 	}
-	bar.Done(fmt.Sprintf("%d nodes, %d groups", len(nodes), len(groups)))
+	bar.Done(fmt.Sprintf("%d nodes, %d groups formed", len(nodes), len(groups)))
 	setup := time.Since(setupStart)
 
 	// The timeline.
@@ -180,7 +180,7 @@ func Run(ctx context.Context, s *scenario.Scenario, opts Options) (*report.Resul
 		case scenario.EventHeal:
 			c.Network().Heal()
 		}
-		bar.Set(i+1, fmt.Sprintf("t=%s %s, %d deliveries", ev.At, ev.Kind, r.count()))
+		bar.Set(i+1, fmt.Sprintf("t=%s %s, %d deliveries", ev.At.Round(time.Millisecond), ev.Kind, r.count()))
 	}
 	sends.Wait()
 
