@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -52,7 +53,7 @@ type simRunRecord struct {
 }
 
 func (c *cli) simRunCommand() *cobra.Command {
-	var out, sweep string
+	var out, sweep, cpuProfile, memProfile string
 	var asJSON, quiet bool
 	cmd := &cobra.Command{
 		Use:   "run scenario.yaml",
@@ -76,14 +77,45 @@ A progress bar shows on stderr (--quiet hides it).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return c.scenarioError(c.simRun(ctx, args[0], out, sweep, asJSON, quiet))
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return fmt.Errorf("cpu profile: %w", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("cpu profile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
+			err := c.scenarioError(c.simRun(ctx, args[0], out, sweep, asJSON, quiet))
+			if memProfile != "" {
+				if perr := writeHeapProfile(memProfile); perr != nil && err == nil {
+					err = perr
+				}
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "output directory (default sim-out/<scenario name>)")
 	cmd.Flags().StringVar(&sweep, "sweep", "", "run once per value of a key: key=v1,v2,... (e.g. nodes=10,100,1000)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the runs' metrics and files as JSON on stdout")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar on stderr")
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	cmd.Flags().StringVar(&memProfile, "memprofile", "", "write a heap profile at the end of the run to this file")
 	return cmd
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return f.Close()
 }
 
 func (c *cli) simCheckCommand() *cobra.Command {
