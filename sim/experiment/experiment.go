@@ -95,14 +95,14 @@ func Run(ctx context.Context, s *scenario.Scenario, opts Options) (*report.Resul
 	defer mem.stop()
 
 	setupStart := time.Now()
-	bar := report.NewProgress(opts.Progress, label+" setup", 1)
+	bar := report.NewProgress(opts.Progress, label+" setup", 1000) // per mille of the current phase
 	setupCtx, cancelSetup := context.WithTimeout(ctx, s.Run.SetupTimeout)
 	defer cancelSetup()
 	c, err := sim.New(setupCtx, sim.Config{
 		Nodes: s.Nodes, Link: SimLink(s.Links.Default), Seed: s.Seed, Degree: s.Degree,
 		AntiEntropy: s.Replication.AntiEntropy, GroupOptions: groupOptions(s), Logger: opts.Logger,
 		Progress: func(p sim.Progress) {
-			bar.Set(0, fmt.Sprintf("%s %d/%d", p.Phase, p.Done, p.Total))
+			bar.Set(p.Done*1000/max(p.Total, 1), fmt.Sprintf("%s %d/%d", p.Phase, p.Done, p.Total))
 		},
 	})
 	if err != nil {
@@ -165,9 +165,11 @@ func Run(ctx context.Context, s *scenario.Scenario, opts Options) (*report.Resul
 			})
 		case scenario.EventOffline:
 			r.setUp(ev.Node, false)
+			r.mark("offline", nodes[ev.Node].ID)
 			_ = nodes[ev.Node].Net.Stop(ctx)
 		case scenario.EventOnline:
 			r.setUp(ev.Node, true)
+			r.mark("online", nodes[ev.Node].ID)
 			_ = nodes[ev.Node].Net.Start(ctx)
 		case scenario.EventPartition:
 			sides := make([][]string, len(ev.Sides))
@@ -177,8 +179,10 @@ func Run(ctx context.Context, s *scenario.Scenario, opts Options) (*report.Resul
 				}
 			}
 			c.Network().Partition(sides...)
+			r.mark("partition", "")
 		case scenario.EventHeal:
 			c.Network().Heal()
+			r.mark("heal", "")
 		}
 		bar.Set(i+1, fmt.Sprintf("t=%s %s, %d deliveries", ev.At.Round(time.Millisecond), ev.Kind, r.count()))
 	}

@@ -22,6 +22,7 @@ type recorder struct {
 	sends      map[int]*report.Send // by seq, once sent
 	sentAt     map[int]time.Time
 	deliveries []report.Delivery
+	marks      []report.Mark
 	got        map[[2]int]bool // (seq, node) delivered
 	held       map[[2]int]int  // (group, node) -> messages held, own included
 	sentIn     []int           // messages sent per group
@@ -70,6 +71,13 @@ func (r *recorder) sent(ev scenario.Event, size int) {
 	r.sentAt[ev.Seq] = now
 	r.sentIn[ev.Group]++
 	r.held[[2]int{ev.Group, ev.Node}]++
+}
+
+// mark records a network event at now.
+func (r *recorder) mark(kind, node string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.marks = append(r.marks, report.Mark{At: time.Since(r.t0), Kind: kind, Node: node})
 }
 
 // follow subscribes to node's deliveries in group gi.
@@ -156,7 +164,8 @@ func (r *recorder) waitSettled(ctx context.Context, tick func()) bool {
 func (r *recorder) result() *report.Result {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	res := &report.Result{Deliveries: append([]report.Delivery(nil), r.deliveries...)}
+	res := &report.Result{Deliveries: append([]report.Delivery(nil), r.deliveries...),
+		Marks: append([]report.Mark(nil), r.marks...)}
 	for _, s := range r.sends {
 		res.Sends = append(res.Sends, *s)
 		res.Expected += s.Members - 1

@@ -107,7 +107,47 @@ func (r *Result) plotSpread(path string) error {
 	if len(r.Sends) == 0 {
 		p.Title.Text += " (no traffic)"
 	}
+	if err := addMarks(p, r.Marks); err != nil {
+		return err
+	}
 	return save(p, path)
+}
+
+// addMarks draws each kind of network event as dashed vertical lines, with
+// one legend entry per kind.
+func addMarks(p *plot.Plot, marks []Mark) error {
+	kinds := map[string]int{}
+	var order []string
+	for _, m := range marks {
+		if _, ok := kinds[m.Kind]; !ok {
+			kinds[m.Kind] = len(order)
+			order = append(order, m.Kind)
+		}
+	}
+	for _, kind := range order {
+		var first *plotter.Line
+		for _, m := range marks {
+			if m.Kind != kind {
+				continue
+			}
+			x := m.At.Seconds()
+			l, err := plotter.NewLine(plotter.XYs{{X: x, Y: 0}, {X: x, Y: 1.02}})
+			if err != nil {
+				return err
+			}
+			l.Color = color.Gray{Y: uint8(40 + 50*kinds[kind])}
+			l.Width = vg.Points(1.2)
+			l.Dashes = []vg.Length{vg.Points(4), vg.Points(2 + 2*float64(kinds[kind]))}
+			p.Add(l)
+			if first == nil {
+				first = l
+			}
+		}
+		p.Legend.Add(kind, first)
+	}
+	p.Legend.Top = true
+	p.Legend.Left = true
+	return nil
 }
 
 // SweepPoint is one run of a sweep, by the value swept.

@@ -55,6 +55,14 @@ type Delivery struct {
 // Latency is Delivered - Sent.
 func (d Delivery) Latency() time.Duration { return d.Delivered - d.Sent }
 
+// Mark is a network event of the timeline (a partition, a heal, a node
+// going offline or online), drawn on the spread plot.
+type Mark struct {
+	At   time.Duration `json:"at_ns"`
+	Kind string        `json:"kind"`
+	Node string        `json:"node,omitempty"`
+}
+
 // NodeStat is one node's traffic over the run.
 type NodeStat struct {
 	Node string `json:"node"`
@@ -85,6 +93,7 @@ type Result struct {
 	// each message, the members other than its sender.
 	Expected   int        `json:"expected_deliveries"`
 	Sends      []Send     `json:"sends"`
+	Marks      []Mark     `json:"marks,omitempty"`
 	Deliveries []Delivery `json:"deliveries"`
 	NodeStats  []NodeStat `json:"node_stats,omitempty"`
 	// HeapPeak is the largest Go heap in use seen during the run, in bytes;

@@ -33,6 +33,7 @@ func sample(nodes int) *Result {
 func TestWrite(t *testing.T) {
 	dir := t.TempDir()
 	r := sample(4)
+	r.Marks = []Mark{{At: 50 * time.Millisecond, Kind: "partition"}, {At: 150 * time.Millisecond, Kind: "heal"}}
 	files, err := Write(dir, r)
 	if err != nil {
 		t.Fatal(err)
