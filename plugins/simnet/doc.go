@@ -36,8 +36,10 @@
 // seed, so a run's losses are reproducible up to the interleaving of
 // concurrent publishers.
 //
-// Cost: every message in flight waits in one scheduler (one goroutine for
-// the whole network, which also runs the mesh heartbeat); a node costs one
+// Cost: every message in flight waits in one of a few schedulers (2 per
+// CPU, at least 4 goroutines for the whole network; one also runs the mesh
+// heartbeat; each receiving node's copies go through one, so a link keeps
+// its order); a node costs one
 // goroutine per subscription and per event stream, none per link, and its
 // duplicate filter is a 256-message window per origin. Peers() and the
 // mesh follow an index of live connections, so a node's work follows its

@@ -245,7 +245,7 @@ func (n *Network) sendLocked(from, to *Node, e *envelope, tc *topicCounters) {
 		return
 	}
 	at := n.arrivalLocked(from.id, to.id, l, r)
-	n.sched.at(at, func() { n.arrive(from, to, e, tc) })
+	n.schedFor(to).at(at, func() { n.arrive(from, to, e, tc) })
 }
 
 // arrivalLocked returns when something sent now from -> to arrives,
@@ -399,7 +399,7 @@ func (n *Network) heartbeat() {
 		}
 	}
 	n.mu.Unlock()
-	n.sched.at(time.Now().Add(p.Heartbeat), n.heartbeat)
+	n.scheds[0].at(time.Now().Add(p.Heartbeat), n.heartbeat)
 }
 
 // gossipLocked sends IHAVE with the ids nd cached for topic to up to dlazy
@@ -433,7 +433,7 @@ func (n *Network) gossipLocked(nd *Node, topic string, mesh []*Node, dlazy int) 
 			continue
 		}
 		at := n.arrivalLocked(nd.id, to.id, l, r)
-		n.sched.at(at, func() { n.ihave(nd, to, ids, tc) })
+		n.schedFor(to).at(at, func() { n.ihave(nd, to, ids, tc) })
 	}
 }
 
@@ -456,7 +456,7 @@ func (n *Network) ihave(from, to *Node, ids []msgKey, tc *topicCounters) {
 	}
 	l := n.linkLocked(to.id, from.id)
 	at := n.arrivalLocked(to.id, from.id, l, n.rngLocked(to.id, from.id))
-	n.sched.at(at, func() {
+	n.schedFor(from).at(at, func() {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		if n.closed || !n.liveLocked(from.id, to.id) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -114,7 +115,7 @@ type Network struct {
 	mode       PubsubMode
 	meshParams MeshParams
 	validator  func(topic string, data []byte) error
-	sched      *scheduler
+	scheds     []*scheduler // by receiving node: a link's copies share one
 
 	mu      sync.Mutex
 	closed  bool
@@ -143,7 +144,7 @@ type Network struct {
 // New returns an empty simulated network.
 func New(opts ...Option) *Network {
 	n := &Network{seed: 1, queueSize: 4096, retry: 10 * time.Millisecond, meshParams: DefaultMeshParams(),
-		sched: newScheduler(), nodes: map[string]*Node{}, index: map[string]int{}, links: map[dirLink]Link{},
+		nodes: map[string]*Node{}, index: map[string]int{}, links: map[dirLink]Link{},
 		rngs: map[dirLink]*rand.Rand{}, lastAt: map[dirLink]time.Time{}, conns: map[pair]bool{},
 		side: map[string]int{}, live: map[pair]bool{}, adj: map[string]map[string]struct{}{},
 		provided: map[string]map[string]bool{}}
@@ -151,9 +152,16 @@ func New(opts ...Option) *Network {
 		o(n)
 	}
 	n.meshRng = rand.New(rand.NewPCG(n.seed, 0x6d657368))
-	// One goroutine carries every message in flight and the heartbeat.
-	n.wg.Go(n.sched.run)
-	n.sched.at(time.Now().Add(n.meshParams.Heartbeat), n.heartbeat)
+	// A few goroutines carry every message in flight (each receiving
+	// node's on one of them, so a link keeps its order) and the heartbeat:
+	// several, so that they keep their share of the CPU among the nodes'
+	// goroutines.
+	for range max(4, 2*runtime.GOMAXPROCS(0)) {
+		s := newScheduler()
+		n.scheds = append(n.scheds, s)
+		n.wg.Go(s.run)
+	}
+	n.scheds[0].at(time.Now().Add(n.meshParams.Heartbeat), n.heartbeat)
 	return n
 }
 
@@ -271,7 +279,9 @@ func (n *Network) Close() error {
 		nodes = append(nodes, nd)
 	}
 	n.mu.Unlock()
-	n.sched.close()
+	for _, s := range n.scheds {
+		s.close()
+	}
 	for _, nd := range nodes {
 		nd.shutdown()
 	}
@@ -370,6 +380,9 @@ func (n *Network) routableLocked(a, b string) bool {
 	}
 	return !na.blocks(b) && !nb.blocks(a)
 }
+
+// schedFor returns the scheduler of what arrives at nd.
+func (n *Network) schedFor(nd *Node) *scheduler { return n.scheds[n.index[nd.id]%len(n.scheds)] }
 
 func (n *Network) link(a, b string) {
 	m := n.adj[a]
