@@ -44,12 +44,32 @@ type Node struct {
 
 	counters nodeCounters
 	traffic  nodeTraffic
+	ps       nodePubsub // under net.mu
 }
 
 func newNode(n *Network, id string) *Node {
 	return &Node{net: n, id: id, up: true, store: map[string][]byte{},
 		subs: map[string]map[*subscription]struct{}{}, handlers: map[string]sdk.RequestHandler{},
-		blocked: map[string]time.Time{}, streams: map[*eventStream]struct{}{}}
+		blocked: map[string]time.Time{}, streams: map[*eventStream]struct{}{}, ps: newNodePubsub()}
+}
+
+// topics returns the topics the node subscribes to, sorted.
+func (nd *Node) topics() []string {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	return sortedKeys(nd.subs)
+}
+
+// PubsubValidated reports whether the peer a pubsub message arrives from
+// is answerable for it (see replication.WithPubsubValidated): every node
+// validates what it delivers and forwards (WithValidator), or nothing is
+// relayed (PubsubFlood, or PubsubAuto at MeshThreshold nodes or fewer when
+// asked).
+func (nd *Node) PubsubValidated() bool {
+	n := nd.net
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.validator != nil || !n.meshModeLocked()
 }
 
 func (nd *Node) isUp() bool {
@@ -333,7 +353,7 @@ func (nd *Node) Publish(_ context.Context, topic string, data []byte) error {
 	if !nd.isUp() {
 		return ErrStopped
 	}
-	nd.net.publish(nd.id, topic, bytes.Clone(data))
+	nd.net.publish(nd, topic, bytes.Clone(data))
 	return nil
 }
 

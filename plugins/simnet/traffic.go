@@ -28,22 +28,30 @@ func txTime(size int, bw int64) time.Duration {
 	return time.Duration(float64(size) / float64(bw) * float64(time.Second))
 }
 
-// admit accounts a message of size bytes sent at now on a link of
-// bandwidth bw: it starts once the link has sent what it already holds,
-// and its arrival time at (latency and jitter from now) moves back by its
-// wait and its own transfer time. bw <= 0 leaves at as is.
-func (q *linkQueue) admit(now, at time.Time, size int, bw int64) time.Time {
+// admitLocked accounts a pubsub copy of size bytes sent at now on the link
+// from -> to of bandwidth bw: it starts once the link has sent what it
+// already holds, and its arrival time at (latency and jitter from now)
+// moves back by its wait and its own transfer time, keeping the link's
+// order. bw <= 0 leaves at as is.
+func (n *Network) admitLocked(from, to string, now, at time.Time, size int, bw int64) time.Time {
 	if bw <= 0 {
 		return at
 	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	start := now
-	if q.busy.After(start) {
-		start = q.busy
+	if n.txBusy == nil {
+		n.txBusy = map[dirLink]time.Time{}
 	}
-	q.busy = start.Add(txTime(size, bw))
-	return at.Add(q.busy.Sub(now))
+	k := dirLink{from, to}
+	start := now
+	if busy := n.txBusy[k]; busy.After(start) {
+		start = busy
+	}
+	end := start.Add(txTime(size, bw))
+	n.txBusy[k] = end
+	at = at.Add(end.Sub(now))
+	if at.After(n.lastAt[k]) {
+		n.lastAt[k] = at
+	}
+	return at
 }
 
 // transferTime is how long a fetch of bytesFrom[peer] bytes from each

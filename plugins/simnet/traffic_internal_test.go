@@ -24,10 +24,14 @@ func TestAdmitQueuesBehindBandwidth(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			q := newLinkQueue(16)
+			n := New()
+			defer n.Close()
 			for i, s := range tc.sent {
 				now := t0.Add(s)
-				if got := q.admit(now, now.Add(lat), 1000, tc.bw).Sub(t0); got != tc.want[i] {
+				n.mu.Lock()
+				got := n.admitLocked("a", "b", now, now.Add(lat), 1000, tc.bw).Sub(t0)
+				n.mu.Unlock()
+				if got != tc.want[i] {
 					t.Fatalf("send %d arrives at %s, want %s", i, got, tc.want[i])
 				}
 			}
