@@ -178,11 +178,11 @@ func Run(ctx context.Context, s *scenario.Scenario, opts Options) (*report.Resul
 					sides[j] = append(sides[j], nodes[n].ID)
 				}
 			}
-			c.Network().Partition(sides...)
 			r.mark("partition", "")
+			c.Network().Partition(sides...)
 		case scenario.EventHeal:
-			c.Network().Heal()
 			r.mark("heal", "")
+			c.Network().Heal()
 		}
 		bar.Set(i+1, fmt.Sprintf("t=%s %s, %d deliveries", ev.At.Round(time.Millisecond), ev.Kind, r.count()))
 	}
