@@ -71,6 +71,7 @@ See config.example.yaml and docs/configuration.md.`,
 		c.pluginCommand(),
 		c.demoCommand(),
 		c.benchCommand(),
+		c.simCommand(),
 	)
 	root.AddCommand(c.clientCommands()...)
 	return root

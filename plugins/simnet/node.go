@@ -41,12 +41,35 @@ type Node struct {
 	handlers map[string]sdk.RequestHandler
 	blocked  map[string]time.Time
 	streams  map[*eventStream]struct{}
+
+	counters nodeCounters
+	traffic  nodeTraffic
+	ps       nodePubsub // under net.mu
 }
 
 func newNode(n *Network, id string) *Node {
 	return &Node{net: n, id: id, up: true, store: map[string][]byte{},
 		subs: map[string]map[*subscription]struct{}{}, handlers: map[string]sdk.RequestHandler{},
-		blocked: map[string]time.Time{}, streams: map[*eventStream]struct{}{}}
+		blocked: map[string]time.Time{}, streams: map[*eventStream]struct{}{}, ps: newNodePubsub()}
+}
+
+// topics returns the topics the node subscribes to, sorted.
+func (nd *Node) topics() []string {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	return sortedKeys(nd.subs)
+}
+
+// PubsubValidated reports whether the peer a pubsub message arrives from
+// is answerable for it (see replication.WithPubsubValidated): every node
+// validates what it delivers and forwards (WithValidator), or nothing is
+// relayed (PubsubFlood, or PubsubAuto at MeshThreshold nodes or fewer when
+// asked).
+func (nd *Node) PubsubValidated() bool {
+	n := nd.net
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.validator != nil || !n.meshModeLocked()
 }
 
 func (nd *Node) isUp() bool {
@@ -255,12 +278,14 @@ func (nd *Node) fetch(ctx context.Context, want []cid.Cid) ([]sdk.Block, []cid.C
 	var hits []found
 	var rest []cid.Cid
 	var rtt time.Duration
+	bytesFrom := map[string]int{}
 	for _, c := range want {
 		key := c.KeyString()
 		ok := false
 		for _, p := range peers {
 			if data, have := p.local(key); have {
 				hits = append(hits, found{c, p.id, data})
+				bytesFrom[p.id] += len(data)
 				if lat, _ := nd.net.latency(nd.id, p.id); 2*lat > rtt {
 					rtt = 2 * lat
 				}
@@ -272,6 +297,7 @@ func (nd *Node) fetch(ctx context.Context, want []cid.Cid) ([]sdk.Block, []cid.C
 			rest = append(rest, c)
 		}
 	}
+	rtt = max(rtt, nd.net.transferTime(nd.id, bytesFrom))
 	if len(hits) == 0 || !sleep(ctx, rtt) {
 		return nil, want
 	}
@@ -287,6 +313,12 @@ func (nd *Node) fetch(ctx context.Context, want []cid.Cid) ([]sdk.Block, []cid.C
 		}
 		nd.mu.Unlock()
 		nd.net.stats.blocks.Add(1)
+		nd.counters.fetched.Add(1)
+		nd.traffic.received.Add(uint64(len(h.data)))
+		if src := nd.net.Node(h.from); src != nil {
+			src.counters.served.Add(1)
+			src.traffic.sent.Add(uint64(len(h.data)))
+		}
 		got = append(got, sdk.Block{CID: h.c.Bytes(), Data: h.data})
 	}
 	return got, rest
@@ -321,7 +353,7 @@ func (nd *Node) Publish(_ context.Context, topic string, data []byte) error {
 	if !nd.isUp() {
 		return ErrStopped
 	}
-	nd.net.publish(nd.id, topic, bytes.Clone(data))
+	nd.net.publish(nd, topic, bytes.Clone(data))
 	return nil
 }
 
@@ -539,6 +571,12 @@ func (nd *Node) Request(ctx context.Context, peer, protocol string, request []by
 		return nil, fmt.Errorf("request %s to %q: %w", protocol, peer, ErrUnreachable)
 	}
 	n.stats.requests.Add(1)
+	nd.counters.requests.Add(1)
+	target.counters.answered.Add(1)
+	nd.traffic.sent.Add(uint64(len(request)))
+	nd.traffic.received.Add(uint64(len(resp)))
+	target.traffic.received.Add(uint64(len(request)))
+	target.traffic.sent.Add(uint64(len(resp)))
 	return bytes.Clone(resp), nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -38,15 +39,31 @@ type Link struct {
 	// Loss is the probability, in [0, 1], that a pubsub message on this
 	// link is dropped. Blocks and direct requests are never lost.
 	Loss float64
+	// Bandwidth is the link's rate in bytes per second (0: unlimited).
+	// Pubsub messages queue behind each other on the link; a block fetch
+	// takes its bytes' transfer time on top of the round trip.
+	Bandwidth int64
 }
 
 // Stats counts pubsub traffic across the whole network.
+//
+// Copies are counted per link and per subscription: Sent = Lost +
+// Received (+ copies in flight), and each copy Received (and, in the
+// mesh, not a Duplicate) is Delivered once to every subscription of its
+// topic on the receiving node. Delivered is therefore a multiple of the
+// copies when a node subscribes to a topic more than once (e.g. a
+// replicator and a traffic observer on the same node): that is how a
+// run of ten nodes showed Delivered = 2 x Sent.
 type Stats struct {
 	Published uint64 // Publish calls
-	Sent      uint64 // per-receiver copies put on links
-	Lost      uint64 // copies dropped by link loss
-	Overflow  uint64 // copies dropped at a full receiver or link queue
-	Delivered uint64 // copies handed to a subscriber
+	Sent      uint64 // copies put on links (by publishers and relays)
+	Lost      uint64 // copies dropped by link loss or a link gone down
+	Received  uint64 // copies that arrived at a node
+	Duplicate uint64 // copies that arrived at a node that had the message (mesh)
+	Rejected  uint64 // copies a node's validator refused (WithValidator)
+	Overflow  uint64 // copies dropped at a full subscription
+	Delivered uint64 // copies handed to a subscription
+	Gossip    uint64 // IHAVE notices sent (mesh)
 	Blocks    uint64 // blocks fetched from a peer
 	Requests  uint64 // direct requests answered
 }
@@ -61,8 +78,8 @@ func WithSeed(seed uint64) Option { return func(n *Network) { n.seed = seed } }
 // (default: no latency, no loss).
 func WithDefaultLink(l Link) Option { return func(n *Network) { n.defaultLink = l } }
 
-// WithQueueSize sets how many pubsub messages a subscription (and a link)
-// holds before dropping new ones (default 4096).
+// WithQueueSize sets how many pubsub messages a subscription holds before
+// dropping new ones (default 4096).
 func WithQueueSize(size int) Option {
 	return func(n *Network) {
 		if size > 0 {
@@ -99,34 +116,57 @@ type Network struct {
 	queueSize   int
 	retry       time.Duration
 
-	mu     sync.Mutex
-	closed bool
-	nodes  map[string]*Node
-	order  []string // node IDs in AddNode order
-	links  map[dirLink]Link
-	rngs   map[dirLink]*rand.Rand
-	queues map[dirLink]*linkQueue
-	conns  map[pair]bool
-	side   map[string]int // partition side; absent: side 0
-	live   map[pair]bool  // last reported live state
+	mode       PubsubMode
+	meshParams MeshParams
+	validator  func(topic string, data []byte) error
+	scheds     []*scheduler // by receiving node: a link's copies share one
+
+	mu      sync.Mutex
+	closed  bool
+	nodes   map[string]*Node
+	order   []string       // node IDs in AddNode order
+	index   map[string]int // node ID -> position in order
+	links   map[dirLink]Link
+	rngs    map[dirLink]*rand.Rand
+	lastAt  map[dirLink]time.Time // latest arrival scheduled on each link
+	txBusy  map[dirLink]time.Time // when each link has sent what it holds (bandwidth; see admitLocked)
+	conns   map[pair]bool
+	side    map[string]int                 // partition side; absent: side 0
+	live    map[pair]bool                  // last reported live state
+	adj     map[string]map[string]struct{} // live, both ways
+	meshRng *rand.Rand
 	// provided: content routing records, cid key -> providing node IDs
 	provided map[string]map[string]bool
 
 	stats struct {
-		published, sent, lost, overflow, delivered, blocks, requests atomic.Uint64
+		published, sent, lost, received, duplicate, rejected, overflow, delivered, gossip,
+		blocks, requests atomic.Uint64
 	}
-	wg sync.WaitGroup
+	topics topicStats
+	wg     sync.WaitGroup
 }
 
 // New returns an empty simulated network.
 func New(opts ...Option) *Network {
-	n := &Network{seed: 1, queueSize: 4096, retry: 10 * time.Millisecond,
-		nodes: map[string]*Node{}, links: map[dirLink]Link{}, rngs: map[dirLink]*rand.Rand{},
-		queues: map[dirLink]*linkQueue{}, conns: map[pair]bool{}, side: map[string]int{}, live: map[pair]bool{},
+	n := &Network{seed: 1, queueSize: 4096, retry: 10 * time.Millisecond, meshParams: DefaultMeshParams(),
+		nodes: map[string]*Node{}, index: map[string]int{}, links: map[dirLink]Link{},
+		rngs: map[dirLink]*rand.Rand{}, lastAt: map[dirLink]time.Time{}, conns: map[pair]bool{},
+		side: map[string]int{}, live: map[pair]bool{}, adj: map[string]map[string]struct{}{},
 		provided: map[string]map[string]bool{}}
 	for _, o := range opts {
 		o(n)
 	}
+	n.meshRng = rand.New(rand.NewPCG(n.seed, 0x6d657368))
+	// A few goroutines carry every message in flight (each receiving
+	// node's on one of them, so a link keeps its order) and the heartbeat:
+	// several, so that they keep their share of the CPU among the nodes'
+	// goroutines.
+	for range max(4, 2*runtime.GOMAXPROCS(0)) {
+		s := newScheduler()
+		n.scheds = append(n.scheds, s)
+		n.wg.Go(s.run)
+	}
+	n.scheds[0].at(time.Now().Add(n.meshParams.Heartbeat), n.heartbeat)
 	return n
 }
 
@@ -145,6 +185,7 @@ func (n *Network) AddNode(id string) (*Node, error) {
 	}
 	nd := newNode(n, id)
 	n.nodes[id] = nd
+	n.index[id] = len(n.order)
 	n.order = append(n.order, id)
 	return nd, nil
 }
@@ -170,6 +211,21 @@ func (n *Network) ConnectAll() {
 	for i, a := range n.order {
 		for _, b := range n.order[i+1:] {
 			n.conns[mkpair(a, b)] = true
+		}
+	}
+	ev := n.recomputeLocked()
+	n.mu.Unlock()
+	n.emit(ev)
+}
+
+// ConnectPairs connects each listed pair of node IDs at once (one
+// recomputation for all, unlike a Connect per pair); unknown IDs and a
+// node paired with itself are skipped.
+func (n *Network) ConnectPairs(pairs [][2]string) {
+	n.mu.Lock()
+	for _, p := range pairs {
+		if p[0] != p[1] && n.nodes[p[0]] != nil && n.nodes[p[1]] != nil {
+			n.conns[mkpair(p[0], p[1])] = true
 		}
 	}
 	ev := n.recomputeLocked()
@@ -210,11 +266,12 @@ func (n *Network) Heal() { n.Partition() }
 func (n *Network) Stats() Stats {
 	s := &n.stats
 	return Stats{Published: s.published.Load(), Sent: s.sent.Load(), Lost: s.lost.Load(),
-		Overflow: s.overflow.Load(), Delivered: s.delivered.Load(), Blocks: s.blocks.Load(),
-		Requests: s.requests.Load()}
+		Received: s.received.Load(), Duplicate: s.duplicate.Load(), Rejected: s.rejected.Load(),
+		Overflow: s.overflow.Load(), Delivered: s.delivered.Load(), Gossip: s.gossip.Load(),
+		Blocks: s.blocks.Load(), Requests: s.requests.Load()}
 }
 
-// Close stops every node and the link goroutines.
+// Close stops every node and drops the messages in flight.
 func (n *Network) Close() error {
 	n.mu.Lock()
 	if n.closed {
@@ -226,10 +283,10 @@ func (n *Network) Close() error {
 	for _, nd := range n.nodes {
 		nodes = append(nodes, nd)
 	}
-	for _, q := range n.queues {
-		q.close()
-	}
 	n.mu.Unlock()
+	for _, s := range n.scheds {
+		s.close()
+	}
 	for _, nd := range nodes {
 		nd.shutdown()
 	}
@@ -285,8 +342,12 @@ func (n *Network) recomputeLocked() []peerEventFor {
 		}
 		if now {
 			n.live[p] = true
+			n.link(p.a, p.b)
+			n.link(p.b, p.a)
 		} else {
 			delete(n.live, p)
+			delete(n.adj[p.a], p.b)
+			delete(n.adj[p.b], p.a)
 		}
 		ev = append(ev, peerEventFor{n.nodes[p.a], p.b, now}, peerEventFor{n.nodes[p.b], p.a, now})
 	}
@@ -325,16 +386,36 @@ func (n *Network) routableLocked(a, b string) bool {
 	return !na.blocks(b) && !nb.blocks(a)
 }
 
+// schedFor returns the scheduler of what arrives at nd.
+func (n *Network) schedFor(nd *Node) *scheduler { return n.scheds[n.index[nd.id]%len(n.scheds)] }
+
+func (n *Network) link(a, b string) {
+	m := n.adj[a]
+	if m == nil {
+		m = map[string]struct{}{}
+		n.adj[a] = m
+	}
+	m[b] = struct{}{}
+}
+
 // livePeers returns the peers id can talk to now, in AddNode order.
 func (n *Network) livePeers(id string) []*Node {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	var out []*Node
-	for _, other := range n.order {
+	return n.livePeersLocked(id)
+}
+
+// livePeersLocked is livePeers, from the index of live pairs (the cost
+// follows the node's connections, not the network's size); a live pair
+// whose liveness changed since the last recomputation is checked again.
+func (n *Network) livePeersLocked(id string) []*Node {
+	out := make([]*Node, 0, len(n.adj[id]))
+	for other := range n.adj[id] {
 		if n.liveLocked(id, other) {
 			out = append(out, n.nodes[other])
 		}
 	}
+	slices.SortFunc(out, func(a, b *Node) int { return n.index[a.id] - n.index[b.id] })
 	return out
 }
 
@@ -343,143 +424,6 @@ func (n *Network) latency(a, b string) (time.Duration, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.linkLocked(a, b).Latency, n.liveLocked(a, b)
-}
-
-// publish puts one copy of data on the link to every live subscriber.
-func (n *Network) publish(from, topic string, data []byte) {
-	n.stats.published.Add(1)
-	now := time.Now()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed {
-		return
-	}
-	for _, to := range n.order {
-		if !n.liveLocked(from, to) || !n.nodes[to].subscribed(topic) {
-			continue
-		}
-		l := n.linkLocked(from, to)
-		r := n.rngLocked(from, to)
-		n.stats.sent.Add(1)
-		if l.Loss > 0 && r.Float64() < l.Loss {
-			n.stats.lost.Add(1)
-			continue
-		}
-		at := now.Add(l.Latency)
-		if l.Jitter > 0 {
-			at = at.Add(time.Duration(r.Int64N(int64(l.Jitter))))
-		}
-		k := dirLink{from, to}
-		q := n.queues[k]
-		if q == nil {
-			q = newLinkQueue(n.queueSize)
-			n.queues[k] = q
-			dst := n.nodes[to]
-			n.wg.Go(func() { q.run(func(m queued) { n.deliver(from, dst, m) }) })
-		}
-		if !q.push(queued{at: at, topic: topic, data: data}) {
-			n.stats.overflow.Add(1)
-		}
-	}
-}
-
-// deliver hands a message that has crossed its link to the receiver, if the
-// link is still live.
-func (n *Network) deliver(from string, to *Node, m queued) {
-	n.mu.Lock()
-	ok := n.liveLocked(from, to.id)
-	n.mu.Unlock()
-	if !ok {
-		n.stats.lost.Add(1)
-		return
-	}
-	d, o := to.receive(from, m.topic, m.data)
-	n.stats.delivered.Add(uint64(d))
-	n.stats.overflow.Add(uint64(o))
-}
-
-type queued struct {
-	at    time.Time
-	topic string
-	data  []byte
-}
-
-// linkQueue delivers the messages of one directed link in order, each no
-// earlier than its time.
-type linkQueue struct {
-	mu     sync.Mutex
-	items  []queued
-	max    int
-	wake   chan struct{}
-	done   chan struct{}
-	closed bool
-}
-
-func newLinkQueue(max int) *linkQueue {
-	return &linkQueue{max: max, wake: make(chan struct{}, 1), done: make(chan struct{})}
-}
-
-func (q *linkQueue) push(m queued) bool {
-	q.mu.Lock()
-	if q.closed || len(q.items) >= q.max {
-		q.mu.Unlock()
-		return false
-	}
-	// Keep link order: never deliver before the previous message.
-	if k := len(q.items); k > 0 && m.at.Before(q.items[k-1].at) {
-		m.at = q.items[k-1].at
-	}
-	q.items = append(q.items, m)
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-	return true
-}
-
-func (q *linkQueue) close() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if !q.closed {
-		q.closed = true
-		close(q.done)
-	}
-}
-
-func (q *linkQueue) run(deliver func(queued)) {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		q.mu.Lock()
-		var next *queued
-		if len(q.items) > 0 {
-			next = &q.items[0]
-		}
-		q.mu.Unlock()
-		if next == nil {
-			select {
-			case <-q.wake:
-				continue
-			case <-q.done:
-				return
-			}
-		}
-		if wait := time.Until(next.at); wait > 0 {
-			timer.Reset(wait)
-			select {
-			case <-timer.C:
-			case <-q.done:
-				return
-			}
-		}
-		q.mu.Lock()
-		m := q.items[0]
-		q.items[0] = queued{}
-		q.items = q.items[1:]
-		q.mu.Unlock()
-		deliver(m)
-	}
 }
 
 // sortedKeys is a small helper for deterministic iteration.
