@@ -587,7 +587,7 @@ func TestPluginServeByHand(t *testing.T) {
 		wantStderr string
 	}{
 		{name: "built-in refuses without a host", id: "store.pebble", wantStderr: "not meant to be executed directly"},
-		{name: "unknown id", id: "store.nope", wantStderr: "store.nope is not built in (built in: discovery.mdns, network.ipfs, store.memory, store.pebble)"},
+		{name: "unknown id", id: "store.nope", wantStderr: "store.nope is not built in (built in: " + strings.Join(pluginhost.Registered(), ", ") + ")"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
