@@ -32,6 +32,7 @@ type replica struct {
 	r       *Replicator
 	id      LogID
 	topic   string
+	keys    *TopicKeys
 	channel string
 	log     Log
 	ctx     context.Context
@@ -95,9 +96,9 @@ type remoteState struct {
 	direct  bool // heads came from a head exchange, not pubsub
 }
 
-func newReplica(r *Replicator, id LogID, topic, channel string, l Log) *replica {
+func newReplica(r *Replicator, id LogID, keys *TopicKeys, channel string, l Log) *replica {
 	ctx, cancel := context.WithCancel(r.ctx)
-	return &replica{r: r, id: id, topic: topic, channel: channel, log: l, ctx: ctx, cancel: cancel,
+	return &replica{r: r, id: id, topic: keys.Topic, keys: keys, channel: channel, log: l, ctx: ctx, cancel: cancel,
 		wake: make(chan struct{}, 1), pubWake: make(chan struct{}, 1),
 		jobs: map[jobKey]*job{}, fetched: map[string]int{}, busy: map[string]bool{}, refused: map[string]time.Time{},
 		remote: map[string]*remoteState{}}
@@ -574,7 +575,7 @@ func (rep *replica) digest(ctx context.Context) {
 func (rep *replica) send(a *Announcement) { rep.sendCtx(rep.ctx, a) }
 
 func (rep *replica) sendCtx(ctx context.Context, a *Announcement) {
-	data, err := a.MarshalBinary()
+	data, err := rep.keys.Seal(a)
 	if err != nil {
 		rep.r.logger.Error("encode announcement", "log", rep.id, "err", err)
 		return
