@@ -50,6 +50,15 @@ func (r *Replicator) validator(keys *TopicKeys) sdk.MessageValidator {
 				return sdk.VerdictReject
 			}
 		}
-		return sdk.VerdictAccept
+		if rep.selfContained(a) {
+			return sdk.VerdictAccept
+		}
+		// Heads to fetch: the message is used here but not forwarded,
+		// so a peer that hands one over is its author, answerable for
+		// serving the heads; it pays from its fetch budget.
+		if r.fetchAllowed(from) {
+			rep.received(from, a.Heads, a.Inline, viaAuthored)
+		}
+		return sdk.VerdictIgnore
 	}
 }

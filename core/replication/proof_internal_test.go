@@ -430,3 +430,41 @@ func mustSealBytes(t testing.TB, k *TopicKeys, plain []byte) []byte {
 	}
 	return b
 }
+
+// TestValidatorVerdicts: what the replicator's pubsub validator says of
+// each kind of message on its topic.
+func TestValidatorVerdicts(t *testing.T) {
+	r, _ := verifierNet(t)
+	keys, other := mustKeys(t, memberSecret), mustKeys(t, otherSecret)
+	rep := r.replica(LogIDFor(keys.Topic, "messages"))
+	own := rep.log.Heads()
+	seal := func(k *TopicKeys, a *Announcement) []byte {
+		b, err := k.Seal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	unknownHead := blockCID([]byte("nobody has this"))
+	tests := []struct {
+		name string
+		data []byte
+		want sdk.Verdict
+	}{
+		{"heads already here (forwarded)", seal(keys, &Announcement{Log: rep.id, Heads: own}), sdk.VerdictAccept},
+		{"heads to fetch (used, not forwarded)", seal(keys, &Announcement{Log: rep.id, Heads: []cid.Cid{unknownHead}}), sdk.VerdictIgnore},
+		{"another channel of the topic", seal(keys, &Announcement{Log: LogIDFor(keys.Topic, "x"), Heads: own}), sdk.VerdictIgnore},
+		{"sealed for another topic", seal(other, &Announcement{Log: rep.id, Heads: own}), sdk.VerdictReject},
+		{"plain announcement", func() []byte { b, _ := (&Announcement{Log: rep.id, Heads: own}).MarshalBinary(); return b }(), sdk.VerdictReject},
+		{"garbage", []byte("garbage"), sdk.VerdictReject},
+		{"bad inline entry", seal(keys, &Announcement{Log: rep.id, Heads: []cid.Cid{blockCID([]byte("junk"))}, Inline: [][]byte{[]byte("junk")}}), sdk.VerdictReject},
+	}
+	v := r.validator(keys)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := v(context.Background(), "peer", tc.data); got != tc.want {
+				t.Fatalf("verdict %d, want %d", got, tc.want)
+			}
+		})
+	}
+}

@@ -40,6 +40,7 @@ type Replicator struct {
 	judge   sdk.TopicValidator  // nil if the network lacks it
 	scorer  sdk.PeerScorer      // nil if the network lacks it
 	proofs  *proofs
+	budgets *budgets
 	blocks  *BlockStore
 	opts    options
 	logger  *slog.Logger
@@ -86,7 +87,7 @@ func New(net sdk.Network, opts ...Option) (*Replicator, error) {
 		blocks: NewBlockStore(net, o.parallelism), logs: map[LogID]*replica{},
 		topics: map[string]*topicSub{}, blocked: map[string]BlockedPeer{}, exchanging: map[string]bool{},
 		bulkOff: map[string]time.Time{}, rendezvousSlots: make(chan struct{}, rendezvousParallelRounds),
-		proofs: newProofs()}
+		proofs: newProofs(), budgets: newBudgets()}
 	r.notify, _ = net.(sdk.PeerNotifier)
 	r.gate, _ = net.(sdk.TopicGate)
 	r.judge, _ = net.(sdk.TopicValidator)
@@ -140,6 +141,9 @@ func (r *Replicator) Start(ctx context.Context) error {
 	}
 	r.running = true
 	r.wg.Go(r.antiEntropyLoop)
+	if r.scorer != nil {
+		r.wg.Go(r.scoreLoop)
+	}
 	return nil
 }
 
@@ -342,6 +346,12 @@ func (r *Replicator) readMessages(topic string, keys *TopicKeys, msgs <-chan sdk
 		if rep == nil || rep.topic != topic {
 			continue // a log of this topic that we do not replicate
 		}
+		// With the replicator's validator, what reaches here asks
+		// nothing to be fetched (see validator); without it, heads to
+		// fetch are bounded per peer.
+		if r.judge == nil && !rep.selfContained(a) && !r.fetchAllowed(m.From) {
+			continue
+		}
 		how := viaAnnouncement
 		if a.Digest {
 			how = viaDigest
@@ -362,6 +372,7 @@ func (r *Replicator) followPeers(events <-chan sdk.PeerEvent) {
 			if !ev.Connected {
 				// A proof holds for one connection: the next proves again.
 				r.proofs.forget(ev.Peer)
+				r.budgets.forget(ev.Peer)
 				continue
 			}
 			if r.isBlocked(ev.Peer) {
