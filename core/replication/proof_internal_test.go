@@ -376,7 +376,7 @@ func FuzzProofMessage(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	f.Add([]byte{1, 7, 0})
+	f.Add([]byte{1, 9, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeProofMessage(b)
 		if err != nil {
@@ -399,7 +399,7 @@ func FuzzOpenAnnouncement(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(sealed)
-	f.Add([]byte{1, 9})
+	f.Add([]byte{1, 11})
 	// Plaintexts as sealed content: the fuzzer mutates the inner bytes.
 	plain, _ := a.MarshalBinary()
 	f.Add(plain)

@@ -385,11 +385,11 @@ func TestStrangerLearnsNothing(t *testing.T) {
 		}
 		var resp []byte
 		switch req[1] {
-		case 5: // hello: a random nonce
-			resp = append([]byte{1, 6}, randomBytes(32)...)
-		case 7: // tags: as many random tags
+		case 7: // hello: a random nonce
+			resp = append([]byte{1, 8}, randomBytes(32)...)
+		case 9: // tags: as many random tags
 			count, k := binary.Uvarint(req[2+64:])
-			resp = append([]byte{1, 8}, req[2+64:2+64+k]...)
+			resp = append([]byte{1, 10}, req[2+64:2+64+k]...)
 			resp = append(resp, randomBytes(int(count)*32)...)
 		}
 		_, _ = s.Write(append(binary.AppendUvarint(nil, uint64(len(resp))), resp...))
