@@ -72,6 +72,15 @@ func skeinBinary(tb testing.TB) string {
 	return skeinBin
 }
 
+// logLevel is the log level of every node (SKEIN_E2E_LOG_LEVEL, default
+// info).
+var logLevel = func() string {
+	if l := os.Getenv("SKEIN_E2E_LOG_LEVEL"); l != "" {
+		return l
+	}
+	return "info"
+}()
+
 // node is one `skein run` on loopback.
 type node struct {
 	name, dataDir string
@@ -122,7 +131,7 @@ func startNode(tb testing.TB, name string, bootstrap ...string) *node {
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	n.cmd = exec.Command(bin, "run", "--data-dir", n.dataDir)
+	n.cmd = exec.Command(bin, "run", "--data-dir", n.dataDir, "--log-level", logLevel)
 	n.cmd.Env = n.env
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := n.cmd.StderrPipe()
