@@ -55,6 +55,7 @@ type Replicator struct {
 	topics     map[string]*topicSub
 	blocked    map[string]BlockedPeer
 	exchanging map[string]bool
+	later      map[string]bool      // peers with an exchangeLater running
 	bulkOff    map[string]time.Time // peers not asked for bulk fetches until then
 	// rendezvousSlots bounds the rendezvous rounds running at once
 	// (all topics): a node replicating thousands of groups does not start
@@ -85,7 +86,7 @@ func New(net sdk.Network, opts ...Option) (*Replicator, error) {
 	}
 	r := &Replicator{net: net, opts: o, logger: o.logger.With("component", "replication"),
 		blocks: NewBlockStore(net, o.parallelism), logs: map[LogID]*replica{},
-		topics: map[string]*topicSub{}, blocked: map[string]BlockedPeer{}, exchanging: map[string]bool{},
+		topics: map[string]*topicSub{}, blocked: map[string]BlockedPeer{}, exchanging: map[string]bool{}, later: map[string]bool{},
 		bulkOff: map[string]time.Time{}, rendezvousSlots: make(chan struct{}, rendezvousParallelRounds),
 		proofs: newProofs(), budgets: newBudgets()}
 	r.notify, _ = net.(sdk.PeerNotifier)
@@ -403,17 +404,24 @@ func (r *Replicator) followPeers(events <-chan sdk.PeerEvent) {
 var reexchangeAfter = []time.Duration{300 * time.Millisecond, 3 * time.Second}
 
 // exchangeLater exchanges heads with peer again at reexchangeAfter, while
-// it stays connected.
+// it stays connected. At most one runs per peer: a peer that reconnects
+// over and over does not pile up goroutines.
 func (r *Replicator) exchangeLater(peer string) {
 	if r.direct == nil {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.running {
+	if !r.running || r.later[peer] {
 		return
 	}
+	r.later[peer] = true
 	r.wg.Go(func() {
+		defer func() {
+			r.mu.Lock()
+			delete(r.later, peer)
+			r.mu.Unlock()
+		}()
 		start := time.Now()
 		for _, d := range reexchangeAfter {
 			t := time.NewTimer(d - time.Since(start))
