@@ -512,7 +512,10 @@ func (r *Replicator) ExchangeHeads(ctx context.Context, peer string) error {
 	if r.isBlocked(peer) {
 		return fmt.Errorf("exchange heads with %q: %w", peer, ErrBlockedPeer)
 	}
-	if _, err := r.prove(ctx, peer); err != nil {
+	pctx, pcancel := context.WithTimeout(ctx, r.opts.requestTimeout)
+	_, err := r.prove(pctx, peer)
+	pcancel()
+	if err != nil {
 		r.logger.Debug("membership proof", "peer", peer, "err", err)
 	}
 	// Only logs of topics both proved: a peer that proved none is never
