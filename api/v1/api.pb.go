@@ -1936,8 +1936,12 @@ type LogSync struct {
 	LocalHeads  []string `protobuf:"bytes,2,rep,name=local_heads,json=localHeads,proto3" json:"local_heads,omitempty"`
 	RemoteHeads []string `protobuf:"bytes,3,rep,name=remote_heads,json=remoteHeads,proto3" json:"remote_heads,omitempty"`
 	// Entries named by remote heads (or their ancestors) not yet here.
-	Missing       uint64 `protobuf:"varint,4,opt,name=missing,proto3" json:"missing,omitempty"`
-	Entries       uint64 `protobuf:"varint,5,opt,name=entries,proto3" json:"entries,omitempty"`
+	Missing uint64 `protobuf:"varint,4,opt,name=missing,proto3" json:"missing,omitempty"`
+	Entries uint64 `protobuf:"varint,5,opt,name=entries,proto3" json:"entries,omitempty"`
+	// Remote heads given up: missing longer than the replicator's give-up
+	// delay with no peer serving them (a flooder's bogus heads, a writer
+	// gone for good); they are no longer counted in missing.
+	GivenUp       uint64 `protobuf:"varint,6,opt,name=given_up,json=givenUp,proto3" json:"given_up,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2003,6 +2007,13 @@ func (x *LogSync) GetMissing() uint64 {
 func (x *LogSync) GetEntries() uint64 {
 	if x != nil {
 		return x.Entries
+	}
+	return 0
+}
+
+func (x *LogSync) GetGivenUp() uint64 {
+	if x != nil {
+		return x.GivenUp
 	}
 	return 0
 }
@@ -2911,14 +2922,15 @@ const file_api_proto_rawDesc = "" +
 	"\x11ListPeersResponse\x12(\n" +
 	"\x05peers\x18\x01 \x03(\v2\x12.skein.api.v1.PeerR\x05peers\")\n" +
 	"\x11SyncStatusRequest\x12\x14\n" +
-	"\x05group\x18\x01 \x01(\tR\x05group\"\x93\x01\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\xae\x01\n" +
 	"\aLogSync\x12\x10\n" +
 	"\x03log\x18\x01 \x01(\tR\x03log\x12\x1f\n" +
 	"\vlocal_heads\x18\x02 \x03(\tR\n" +
 	"localHeads\x12!\n" +
 	"\fremote_heads\x18\x03 \x03(\tR\vremoteHeads\x12\x18\n" +
 	"\amissing\x18\x04 \x01(\x04R\amissing\x12\x18\n" +
-	"\aentries\x18\x05 \x01(\x04R\aentries\"\xab\x02\n" +
+	"\aentries\x18\x05 \x01(\x04R\aentries\x12\x19\n" +
+	"\bgiven_up\x18\x06 \x01(\x04R\agivenUp\"\xab\x02\n" +
 	"\tGroupSync\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12)\n" +

@@ -876,7 +876,7 @@ func syncJSON(r *apiv1.SyncStatusResponse) []map[string]any {
 		logs := []map[string]any{}
 		for _, l := range g.GetLogs() {
 			logs = append(logs, map[string]any{"log": l.GetLog(), "local_heads": nonNil(l.GetLocalHeads()),
-				"remote_heads": nonNil(l.GetRemoteHeads()), "missing": l.GetMissing()})
+				"remote_heads": nonNil(l.GetRemoteHeads()), "missing": l.GetMissing(), "given_up": l.GetGivenUp()})
 		}
 		var last, lastRdv any
 		if g.GetLastSync() != 0 {
@@ -918,8 +918,12 @@ func (c *cli) printSync(r *apiv1.SyncStatusResponse) {
 		}
 		fmt.Fprintf(c.stdout, "%s  %s  %s, last sync %s, %s\n", g.GetGroup()[:12], name, state, last, count(len(g.GetPeers()), "peer", "peers"))
 		for _, l := range g.GetLogs() {
-			fmt.Fprintf(c.stdout, "  %-8s  %s local, %s announced, %d missing\n", l.GetLog(),
+			line := fmt.Sprintf("  %-8s  %s local, %s announced, %d missing", l.GetLog(),
 				count(len(l.GetLocalHeads()), "head", "heads"), count(len(l.GetRemoteHeads()), "head", "heads"), l.GetMissing())
+			if n := l.GetGivenUp(); n > 0 {
+				line += fmt.Sprintf(", %d given up (no peer served them)", n)
+			}
+			fmt.Fprintln(c.stdout, line)
 		}
 		if g.GetLastRendezvous() != 0 {
 			line := fmt.Sprintf("  %-8s  %s found, last round %s ago", "rdv", count(int(g.GetRendezvousFound()), "peer", "peers"),

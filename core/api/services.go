@@ -434,7 +434,7 @@ func groupSync(st messenger.SyncStatus) *apiv1.GroupSync {
 		gs.LastRendezvous = st.Rendezvous.Last.UnixNano()
 	}
 	for _, l := range st.Logs {
-		ls := &apiv1.LogSync{Log: l.Log, Missing: uint64(l.Missing), Entries: uint64(l.Entries)}
+		ls := &apiv1.LogSync{Log: l.Log, Missing: uint64(l.Missing), Entries: uint64(l.Entries), GivenUp: l.GivenUp}
 		for _, c := range l.LocalHeads {
 			ls.LocalHeads = append(ls.LocalHeads, c.String())
 		}

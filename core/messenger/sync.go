@@ -26,6 +26,9 @@ type LogSync struct {
 	Missing int
 	// Entries is the number of entries held here.
 	Entries int
+	// GivenUp counts remote heads given up: no peer served them within
+	// the replicator's give-up delay (replication.LogStatus.GivenUp).
+	GivenUp uint64
 }
 
 // SyncStatus is a group's sync state.
@@ -118,7 +121,7 @@ func syncStatus(id crypto.PublicKey, ids []replication.LogID, st replication.Sta
 			continue
 		}
 		ls := st.Logs[i]
-		s := LogSync{Log: ls.Channel, LocalHeads: ls.LocalHeads, Missing: len(ls.Missing), Entries: ls.Entries}
+		s := LogSync{Log: ls.Channel, LocalHeads: ls.LocalHeads, Missing: len(ls.Missing), Entries: ls.Entries, GivenUp: ls.GivenUp}
 		seen := map[string]bool{}
 		for _, ph := range ls.Remote {
 			peers[ph.Peer] = true

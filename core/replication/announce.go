@@ -21,7 +21,7 @@ func (r *Replicator) Announce(ctx context.Context, id LogID) error {
 		return nil
 	}
 	a := &Announcement{Digest: true, Log: rep.id, Heads: heads}
-	data, err := a.MarshalBinary()
+	data, err := rep.keys.Seal(a)
 	if err != nil {
 		return fmt.Errorf("announce log %s: %w", id, err)
 	}

@@ -74,7 +74,9 @@ func (r *Replicator) handleEntries(ctx context.Context, from string, req []byte)
 		return nil, fmt.Errorf("entries request from %q: %w", from, err)
 	}
 	rep := r.replica(x.Log)
-	if rep == nil {
+	if rep == nil || !r.proofs.has(from, rep.topic) {
+		// The same refusal whether the log is unknown or the peer has
+		// not proved its topic on this connection.
 		return nil, fmt.Errorf("entries request from %q: %w", from, ErrUnknownLog)
 	}
 	reader, ok := rep.log.(EntryReader)

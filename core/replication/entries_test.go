@@ -222,6 +222,7 @@ func requestEntries(t testing.TB, from *simnet.Node, to string, req *replication
 	if err != nil {
 		t.Fatal(err)
 	}
+	proveTo(t, from, to)
 	raw, err := from.Request(context.Background(), to, replication.EntriesProtocol, data)
 	if err != nil {
 		return nil, err
@@ -436,6 +437,7 @@ func TestLyingEntriesResponder(t *testing.T) {
 			victim := startPeer(t, "victim", nv, newKey(t), access, fastOpts(tc.victimO...)...)
 			sn.Partition([]string{"a"})
 			sn.ConnectAll()
+			proveTo(t, evil, "victim")
 
 			if tc.cutOff {
 				waitFor(t, 10*time.Second, func() string { return "the victim to cut evil off" }, func() bool {

@@ -186,3 +186,40 @@ func putRaw(t testing.TB, n sdk.Network, data []byte) {
 		t.Fatal(err)
 	}
 }
+
+// testKeys returns the topic keys of testSecret.
+func testKeys(t testing.TB) *replication.TopicKeys {
+	t.Helper()
+	k, err := replication.DeriveTopicKeys(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// proveTo makes node prove to peer that it holds testSecret (as a member
+// would), so that peer exchanges heads and entries with it.
+func proveTo(t testing.TB, node *simnet.Node, peer string) {
+	t.Helper()
+	ok, err := replication.Prove(context.Background(), node, node.PeerID(), peer, []*replication.TopicKeys{testKeys(t)})
+	if err != nil {
+		t.Fatalf("%s proves to %s: %v", node.PeerID(), peer, err)
+	}
+	if !ok[0] {
+		t.Fatalf("%s proved to %s, which does not hold the secret", node.PeerID(), peer)
+	}
+}
+
+// proveToAll makes node prove to every other node of sn that replicates.
+func proveToAll(t testing.TB, sn *simnet.Network, node *simnet.Node) {
+	t.Helper()
+	peers, err := node.Peers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range peers {
+		if sn.Node(p.ID).Subscribed(testKeys(t).Topic) {
+			proveTo(t, node, p.ID)
+		}
+	}
+}

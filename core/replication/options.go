@@ -55,6 +55,7 @@ type options struct {
 	rendezvous     time.Duration // 0: no rendezvous
 	rendezvousHook func(peerID string)
 	logger         *slog.Logger
+	giveUpAfter    time.Duration
 	// pubsubValidated: every honest node's network validates pubsub
 	// messages with ValidateAnnouncement before forwarding them.
 	pubsubValidated bool
@@ -74,6 +75,7 @@ func defaultOptions() options {
 		bulkEntries:    DefaultBulkEntries,
 		bulkBytes:      DefaultBulkBytes,
 		rendezvous:     DefaultRendezvousInterval,
+		giveUpAfter:    DefaultGiveUpAfter,
 		logger:         slog.New(slog.DiscardHandler),
 	}
 }
@@ -215,6 +217,14 @@ func WithBulkFetch(entries, bytes int) Option {
 // fail quietly (logged at debug, shown in Status).
 func WithRendezvousInterval(d time.Duration) Option {
 	return func(o *options) error { o.rendezvous = d; return nonNegativeDuration("rendezvous interval", d) }
+}
+
+// WithGiveUpAfter sets how long heads that no peer serves stay missing
+// before the replica gives them up (default DefaultGiveUpAfter): they
+// leave Status's Missing and are counted in GivenUp, and are fetched
+// again only when a peer names them in a head exchange.
+func WithGiveUpAfter(d time.Duration) Option {
+	return func(o *options) error { o.giveUpAfter = d; return positiveDuration("give-up delay", d) }
 }
 
 // WithRendezvousConnected calls f with each peer a rendezvous lookup

@@ -33,6 +33,7 @@ type replica struct {
 	r       *Replicator
 	id      LogID
 	topic   string
+	keys    *TopicKeys
 	channel string
 	log     Log
 	ctx     context.Context
@@ -60,6 +61,10 @@ type replica struct {
 	bulkRequests uint64 // bulk entry requests answered to us
 	bulkReceived uint64 // entry blocks they carried
 	bulkServed   uint64 // entry blocks this replica sent to peers
+
+	missingSince map[string]time.Time // missing remote heads: since when
+	givenUpSet   map[string]bool      // heads given up (no peer served them)
+	givenUp      uint64
 }
 
 // via says how heads reached a replica, which decides who can be held
@@ -70,6 +75,10 @@ const (
 	viaAnnouncement via = iota // a pubsub announcement (From may be a relay)
 	viaDigest                  // a pubsub digest (From may be a relay)
 	viaDirect                  // a head exchange: the peer itself sent them
+	// viaAuthored: a pubsub announcement naming heads to fetch, which
+	// validating relays do not forward: the peer is its author and must
+	// serve what it named.
+	viaAuthored
 )
 
 // jobKey identifies a queued join: heads named directly by a peer and heads
@@ -83,7 +92,9 @@ type jobKey struct {
 type job struct {
 	// bulk: the heads came from a head exchange, a digest or a retry (not
 	// only from announcements), so much may be missing: fetch in bulk.
-	bulk        bool
+	bulk bool
+	// authored: the peer announced the heads itself (viaAuthored).
+	authored    bool
 	heads       []cid.Cid
 	inline      map[string][]byte
 	inlineBytes int
@@ -96,12 +107,12 @@ type remoteState struct {
 	direct  bool // heads came from a head exchange, not pubsub
 }
 
-func newReplica(r *Replicator, id LogID, topic, channel string, l Log) *replica {
+func newReplica(r *Replicator, id LogID, keys *TopicKeys, channel string, l Log) *replica {
 	ctx, cancel := context.WithCancel(r.ctx)
-	return &replica{r: r, id: id, topic: topic, channel: channel, log: l, ctx: ctx, cancel: cancel,
+	return &replica{r: r, id: id, topic: keys.Topic, keys: keys, channel: channel, log: l, ctx: ctx, cancel: cancel,
 		wake: make(chan struct{}, 1), pubWake: make(chan struct{}, 1),
 		jobs: map[jobKey]*job{}, fetched: map[string]int{}, busy: map[string]bool{}, refused: map[string]time.Time{},
-		remote: map[string]*remoteState{}}
+		remote: map[string]*remoteState{}, missingSince: map[string]time.Time{}, givenUpSet: map[string]bool{}}
 }
 
 func signal(c chan struct{}) {
@@ -130,6 +141,14 @@ func (rep *replica) received(peer string, heads []cid.Cid, inline [][]byte, how 
 	missing := rep.unknown(heads)
 	direct := how == viaDirect
 	rep.mu.Lock()
+	if direct {
+		// A peer names them itself: fetch them again.
+		for _, c := range missing {
+			delete(rep.givenUpSet, c.KeyString())
+		}
+	} else {
+		missing = rep.notGivenUpLocked(missing)
+	}
 	rep.nReceived++
 	rep.remote[peer] = &remoteState{heads: slices.Clone(heads), missing: missing, seen: time.Now(), direct: direct}
 	if len(missing) == 0 {
@@ -140,6 +159,9 @@ func (rep *replica) received(peer string, heads []cid.Cid, inline [][]byte, how 
 		return
 	}
 	rep.enqueueLocked(jobKey{peer: peer, direct: direct}, missing, inline, how != viaAnnouncement)
+	if how == viaAuthored {
+		rep.jobs[jobKey{peer: peer}].authored = true
+	}
 	rep.mu.Unlock()
 	signal(rep.wake)
 }
@@ -216,6 +238,7 @@ func (rep *replica) forget(peer string) {
 // peers (a dropped announcement or a failed fetch is retried here).
 func (rep *replica) retryMissing(live map[string]bool) {
 	rep.mu.Lock()
+	rep.giveUpLocked(time.Now())
 	var peers []string
 	for p, st := range rep.remote {
 		if live[p] && len(st.missing) > 0 {
@@ -224,6 +247,8 @@ func (rep *replica) retryMissing(live map[string]bool) {
 	}
 	rep.mu.Unlock()
 	slices.Sort(peers)
+	// A head nobody serves is asked of at most maxAskers peers a round.
+	askers := map[string]int{}
 	for _, p := range peers {
 		rep.mu.Lock()
 		st := rep.remote[p]
@@ -243,6 +268,10 @@ func (rep *replica) retryMissing(live map[string]bool) {
 		// expires (membership may have changed).
 		now := time.Now()
 		retry := slices.DeleteFunc(slices.Clone(missing), func(c cid.Cid) bool {
+			if rep.givenUpSet[c.KeyString()] || askers[c.KeyString()] >= maxAskers {
+				return true
+			}
+			askers[c.KeyString()]++
 			until, ok := rep.refused[c.KeyString()]
 			if ok && now.After(until) {
 				delete(rep.refused, c.KeyString())
@@ -302,10 +331,14 @@ func (rep *replica) join(key jobKey, j *job) {
 	}
 	stack := [][]cid.Cid{j.heads}
 	ok := true
+	fetched := map[string]bool{}
 	for round := 0; len(stack) > 0 && round < maxJoinRounds && rep.ctx.Err() == nil; round++ {
 		heads := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		g := &joinGetter{rep: rep, inline: j.inline, store: rep.r.blocks, bulk: bulk}
+		// Heads a peer announced itself are asked of it alone first: if
+		// it cannot serve them, it lied (or left), and nobody else is
+		// asked on its word.
+		g := &joinGetter{rep: rep, inline: j.inline, store: rep.r.blocks, bulk: bulk, noFallback: j.authored && bulk != nil}
 		ctx, cancel := context.WithCancel(rep.ctx)
 		stop := g.watchdog(ctx, cancel, rep.r.opts.fetchTimeout)
 		res, err := rep.log.Join(ctx, heads, peer, log.FetchFrom(g))
@@ -315,6 +348,9 @@ func (rep *replica) join(key jobKey, j *job) {
 			bulk.wait() // a prefetch ends with ctx
 		}
 		rep.settle(g.got, res.Added)
+		for _, c := range g.got {
+			fetched[c.KeyString()] = true
+		}
 
 		var je *log.JoinError
 		switch {
@@ -359,6 +395,14 @@ func (rep *replica) join(key jobKey, j *job) {
 	}
 	rep.mu.Unlock()
 	missing := rep.unknown(heads)
+	if j.authored {
+		// Fetched but refused (e.g. a writer without access yet) is
+		// not this fault.
+		unserved := slices.DeleteFunc(rep.unknown(j.heads), func(c cid.Cid) bool { return fetched[c.KeyString()] })
+		if len(unserved) > 0 {
+			rep.r.score(peer, scoreNotServed*float64(len(unserved)), "announced heads it did not serve")
+		}
+	}
 	rep.mu.Lock()
 	if st := rep.remote[peer]; st != nil {
 		st.missing = missing
@@ -577,7 +621,7 @@ func (rep *replica) digest(ctx context.Context) {
 func (rep *replica) send(a *Announcement) { rep.sendCtx(rep.ctx, a) }
 
 func (rep *replica) sendCtx(ctx context.Context, a *Announcement) {
-	data, err := a.MarshalBinary()
+	data, err := rep.keys.Seal(a)
 	if err != nil {
 		rep.r.logger.Error("encode announcement", "log", rep.id, "err", err)
 		return
@@ -600,8 +644,11 @@ type joinGetter struct {
 	inline map[string][]byte
 	store  *BlockStore
 	bulk   *bulkFetch // nil: no bulk fetch
-	got    []cid.Cid
-	last   atomic.Int64 // unix nanoseconds of the last fetch activity
+	// noFallback: what the bulk fetch's peer did not serve is not asked
+	// of the network.
+	noFallback bool
+	got        []cid.Cid
+	last       atomic.Int64 // unix nanoseconds of the last fetch activity
 }
 
 // watchdog cancels the join when no block has arrived for stall: a long
@@ -677,6 +724,14 @@ func (g *joinGetter) GetMany(ctx context.Context, cids []cid.Cid) iter.Seq2[log.
 				}
 			}
 			rest = missing
+			if g.noFallback {
+				for _, c := range rest {
+					if !yield(log.Block{CID: c}, errNotServed) {
+						return
+					}
+				}
+				return
+			}
 		}
 		if len(rest) == 0 {
 			return

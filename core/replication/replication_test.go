@@ -131,6 +131,7 @@ func evilPeer(t testing.TB, sn *simnet.Network) *simnet.Node {
 		t.Fatal(err)
 	}
 	sn.ConnectAll()
+	proveToAll(t, sn, evil)
 	return evil
 }
 
@@ -141,7 +142,21 @@ func forgedEntry(t testing.TB, key ed25519.PrivateKey) []byte {
 	return logtest.ForgedEntry(t, testLogID, key)
 }
 
+// announce returns an announcement of testLogID sealed for the topic of
+// testSecret (what replicators publish).
 func announce(t testing.TB, topic string, heads []cid.Cid, inline [][]byte) []byte {
+	t.Helper()
+	a := &replication.Announcement{Log: replication.LogIDFor(topic, "messages"), Heads: heads, Inline: inline}
+	b, err := testKeys(t).Seal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// plainAnnounce returns the announcement's plain encoding (what a sealed
+// one holds).
+func plainAnnounce(t testing.TB, topic string, heads []cid.Cid, inline [][]byte) []byte {
 	t.Helper()
 	a := &replication.Announcement{Log: replication.LogIDFor(topic, "messages"), Heads: heads, Inline: inline}
 	b, err := a.MarshalBinary()

@@ -36,6 +36,11 @@ type Replicator struct {
 	notify  sdk.PeerNotifier    // nil if the network lacks it
 	direct  sdk.DirectMessenger // nil if the network lacks it
 	blocker sdk.PeerBlocker     // nil if the network lacks it
+	gate    sdk.TopicGate       // nil if the network lacks it
+	judge   sdk.TopicValidator  // nil if the network lacks it
+	scorer  sdk.PeerScorer      // nil if the network lacks it
+	proofs  *proofs
+	budgets *budgets
 	blocks  *BlockStore
 	opts    options
 	logger  *slog.Logger
@@ -50,6 +55,7 @@ type Replicator struct {
 	topics     map[string]*topicSub
 	blocked    map[string]BlockedPeer
 	exchanging map[string]bool
+	later      map[string]bool      // peers with an exchangeLater running
 	bulkOff    map[string]time.Time // peers not asked for bulk fetches until then
 	// rendezvousSlots bounds the rendezvous rounds running at once
 	// (all topics): a node replicating thousands of groups does not start
@@ -59,6 +65,7 @@ type Replicator struct {
 }
 
 type topicSub struct {
+	keys       *TopicKeys
 	cancel     context.CancelFunc
 	logs       map[LogID]*replica
 	rendezvous RendezvousStatus // under Replicator.mu
@@ -79,9 +86,13 @@ func New(net sdk.Network, opts ...Option) (*Replicator, error) {
 	}
 	r := &Replicator{net: net, opts: o, logger: o.logger.With("component", "replication"),
 		blocks: NewBlockStore(net, o.parallelism), logs: map[LogID]*replica{},
-		topics: map[string]*topicSub{}, blocked: map[string]BlockedPeer{}, exchanging: map[string]bool{},
-		bulkOff: map[string]time.Time{}, rendezvousSlots: make(chan struct{}, rendezvousParallelRounds)}
+		topics: map[string]*topicSub{}, blocked: map[string]BlockedPeer{}, exchanging: map[string]bool{}, later: map[string]bool{},
+		bulkOff: map[string]time.Time{}, rendezvousSlots: make(chan struct{}, rendezvousParallelRounds),
+		proofs: newProofs(), budgets: newBudgets()}
 	r.notify, _ = net.(sdk.PeerNotifier)
+	r.gate, _ = net.(sdk.TopicGate)
+	r.judge, _ = net.(sdk.TopicValidator)
+	r.scorer, _ = net.(sdk.PeerScorer)
 	r.direct, _ = net.(sdk.DirectMessenger)
 	r.blocker, _ = net.(sdk.PeerBlocker)
 	return r, nil
@@ -106,6 +117,10 @@ func (r *Replicator) Start(ctx context.Context) error {
 	r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	r.self = r.net.PeerID()
 	if r.direct != nil {
+		if err := r.direct.HandleRequests(ProofProtocol, r.handleProof); err != nil {
+			r.cancel()
+			return fmt.Errorf("start replicator: register %s: %w", ProofProtocol, err)
+		}
 		if err := r.direct.HandleRequests(HeadsProtocol, r.handleHeads); err != nil {
 			r.cancel()
 			return fmt.Errorf("start replicator: register %s: %w", HeadsProtocol, err)
@@ -127,6 +142,9 @@ func (r *Replicator) Start(ctx context.Context) error {
 	}
 	r.running = true
 	r.wg.Go(r.antiEntropyLoop)
+	if r.scorer != nil {
+		r.wg.Go(r.scoreLoop)
+	}
 	return nil
 }
 
@@ -146,6 +164,7 @@ func (r *Replicator) Close() error {
 	r.mu.Unlock()
 	if wasRunning && r.direct != nil {
 		_ = r.direct.HandleRequests(HeadsProtocol, nil)
+		_ = r.direct.HandleRequests(ProofProtocol, nil)
 		if r.opts.bulkEntries > 0 {
 			_ = r.direct.HandleRequests(EntriesProtocol, nil)
 		}
@@ -156,20 +175,20 @@ func (r *Replicator) Close() error {
 
 // Add replicates l on the topic derived from secret (see Topic), under
 // channel (distinguishing several logs that share a secret, e.g. "meta"
-// and "messages"). It returns the log's wire id.
+// and "messages"). It returns the log's wire id. The secret (a group's
+// replication key) also keys the membership proof and seals the topic's
+// announcements (DeriveTopicKeys): only peers that prove they hold it
+// exchange heads or entries of the log with this replica, and only they
+// are admitted to the topic's mesh when the network closes topics.
 func (r *Replicator) Add(secret []byte, channel string, l Log) (LogID, error) {
-	topic, err := Topic(secret)
+	keys, err := DeriveTopicKeys(secret)
 	if err != nil {
 		return LogID{}, fmt.Errorf("replicate log: %w", err)
 	}
-	return r.AddTopic(topic, channel, l)
-}
-
-// AddTopic is Add with the topic already derived.
-func (r *Replicator) AddTopic(topic, channel string, l Log) (LogID, error) {
-	if topic == "" || l == nil {
-		return LogID{}, errors.New("replicate log: empty topic or nil log")
+	if l == nil {
+		return LogID{}, errors.New("replicate log: nil log")
 	}
+	topic := keys.Topic
 	id := LogIDFor(topic, channel)
 	r.mu.Lock()
 	if !r.running {
@@ -183,20 +202,27 @@ func (r *Replicator) AddTopic(topic, channel string, l Log) (LogID, error) {
 	ts := r.topics[topic]
 	if ts == nil {
 		tctx, cancel := context.WithCancel(r.ctx)
+		// Closed and validated before subscribing, so that no message
+		// of the topic reaches this node unchecked or from a stranger.
+		if err := r.guardTopic(tctx, keys); err != nil {
+			cancel()
+			r.mu.Unlock()
+			return LogID{}, fmt.Errorf("replicate log %s: %w", id, err)
+		}
 		msgs, err := r.net.Subscribe(tctx, topic)
 		if err != nil {
 			cancel()
 			r.mu.Unlock()
 			return LogID{}, fmt.Errorf("replicate log %s: subscribe: %w", id, err)
 		}
-		ts = &topicSub{cancel: cancel, logs: map[LogID]*replica{}}
+		ts = &topicSub{keys: keys, cancel: cancel, logs: map[LogID]*replica{}}
 		r.topics[topic] = ts
-		r.wg.Go(func() { r.readTopic(tctx, topic, msgs) })
+		r.wg.Go(func() { r.readTopic(tctx, topic, keys, msgs) })
 		if r.opts.rendezvous > 0 {
 			r.wg.Go(func() { r.rendezvous(tctx, topic) })
 		}
 	}
-	rep := newReplica(r, id, topic, channel, l)
+	rep := newReplica(r, id, ts.keys, channel, l)
 	ts.logs[id] = rep
 	r.logs[id] = rep
 	// Subscribe before returning, so that no append after Add goes unannounced.
@@ -225,6 +251,10 @@ func (r *Replicator) Remove(id LogID) error {
 	if len(ts.logs) == 0 {
 		ts.cancel()
 		delete(r.topics, rep.topic)
+		r.proofs.forgetTopic(rep.topic)
+		if r.judge != nil {
+			_ = r.judge.ValidateTopic(rep.topic, nil)
+		}
 	}
 	return nil
 }
@@ -277,10 +307,10 @@ const (
 // readTopic handles the announcements and digests of one topic. If the
 // network ends the subscription (the plugin restarted), it subscribes
 // again until the topic is no longer wanted.
-func (r *Replicator) readTopic(ctx context.Context, topic string, msgs <-chan sdk.PubsubMessage) {
+func (r *Replicator) readTopic(ctx context.Context, topic string, keys *TopicKeys, msgs <-chan sdk.PubsubMessage) {
 	wait := minBackoff
 	for {
-		r.readMessages(topic, msgs)
+		r.readMessages(topic, keys, msgs)
 		for {
 			if !backoff(ctx, &wait) {
 				return
@@ -296,12 +326,12 @@ func (r *Replicator) readTopic(ctx context.Context, topic string, msgs <-chan sd
 	}
 }
 
-func (r *Replicator) readMessages(topic string, msgs <-chan sdk.PubsubMessage) {
+func (r *Replicator) readMessages(topic string, keys *TopicKeys, msgs <-chan sdk.PubsubMessage) {
 	for m := range msgs {
 		if m.From == r.self || r.isBlocked(m.From) {
 			continue
 		}
-		a, err := DecodeAnnouncement(m.Data)
+		a, err := keys.Open(m.Data)
 		if err != nil {
 			// From is the peer that handed us the message, not
 			// necessarily its author: it is to blame only if it was bound
@@ -317,6 +347,12 @@ func (r *Replicator) readMessages(topic string, msgs <-chan sdk.PubsubMessage) {
 		if rep == nil || rep.topic != topic {
 			continue // a log of this topic that we do not replicate
 		}
+		// With the replicator's validator, what reaches here asks
+		// nothing to be fetched (see validator); without it, heads to
+		// fetch are bounded per peer.
+		if r.judge == nil && !rep.selfContained(a) && !r.fetchAllowed(m.From) {
+			continue
+		}
 		how := viaAnnouncement
 		if a.Digest {
 			how = viaDigest
@@ -331,7 +367,16 @@ func (r *Replicator) followPeers(events <-chan sdk.PeerEvent) {
 	wait := minBackoff
 	for {
 		for ev := range events {
-			if !ev.Connected || ev.Peer == r.self || r.isBlocked(ev.Peer) {
+			if ev.Peer == r.self {
+				continue
+			}
+			if !ev.Connected {
+				// A proof holds for one connection: the next proves again.
+				r.proofs.forget(ev.Peer)
+				r.budgets.forget(ev.Peer)
+				continue
+			}
+			if r.isBlocked(ev.Peer) {
 				continue
 			}
 			r.exchangeAsync(ev.Peer)
@@ -359,17 +404,24 @@ func (r *Replicator) followPeers(events <-chan sdk.PeerEvent) {
 var reexchangeAfter = []time.Duration{300 * time.Millisecond, 3 * time.Second}
 
 // exchangeLater exchanges heads with peer again at reexchangeAfter, while
-// it stays connected.
+// it stays connected. At most one runs per peer: a peer that reconnects
+// over and over does not pile up goroutines.
 func (r *Replicator) exchangeLater(peer string) {
 	if r.direct == nil {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.running {
+	if !r.running || r.later[peer] {
 		return
 	}
+	r.later[peer] = true
 	r.wg.Go(func() {
+		defer func() {
+			r.mu.Lock()
+			delete(r.later, peer)
+			r.mu.Unlock()
+		}()
 		start := time.Now()
 		for _, d := range reexchangeAfter {
 			t := time.NewTimer(d - time.Since(start))
@@ -435,10 +487,14 @@ func (r *Replicator) exchangeAsync(peer string) {
 	})
 }
 
-// localHeads returns the heads exchange message naming every replicated log.
-func (r *Replicator) localHeads(response bool) *HeadsExchange {
-	x := &HeadsExchange{Response: response}
+// localHeads returns the heads exchange message naming every replicated
+// log of a topic peer proved.
+func (r *Replicator) localHeads(peer string) *HeadsExchange {
+	x := &HeadsExchange{}
 	for _, rep := range r.replicas() {
+		if !r.proofs.has(peer, rep.topic) {
+			continue
+		}
 		x.Logs = append(x.Logs, LogHeads{Log: rep.id, Heads: sortHeads(rep.log.Heads())})
 	}
 	if len(x.Logs) > MaxExchangeLogs {
@@ -456,7 +512,15 @@ func (r *Replicator) ExchangeHeads(ctx context.Context, peer string) error {
 	if r.isBlocked(peer) {
 		return fmt.Errorf("exchange heads with %q: %w", peer, ErrBlockedPeer)
 	}
-	req := r.localHeads(false)
+	pctx, pcancel := context.WithTimeout(ctx, r.opts.requestTimeout)
+	_, err := r.prove(pctx, peer)
+	pcancel()
+	if err != nil {
+		r.logger.Debug("membership proof", "peer", peer, "err", err)
+	}
+	// Only logs of topics both proved: a peer that proved none is never
+	// sent a heads request.
+	req := r.localHeads(peer)
 	if len(req.Logs) == 0 {
 		return nil
 	}
@@ -511,10 +575,12 @@ func (r *Replicator) handleHeads(_ context.Context, from string, req []byte) ([]
 		r.cutOff(from, "heads request: "+err.Error())
 		return nil, fmt.Errorf("heads request from %q: %w", from, err)
 	}
+	// A log this replica lacks and a log of a topic the peer has not
+	// proved on this connection get the same answer: nothing.
 	resp := &HeadsExchange{Response: true}
 	for _, lh := range x.Logs {
 		rep := r.replica(lh.Log)
-		if rep == nil {
+		if rep == nil || !r.proofs.has(from, rep.topic) {
 			continue
 		}
 		resp.Logs = append(resp.Logs, LogHeads{Log: lh.Log, Heads: sortHeads(rep.log.Heads())})

@@ -55,6 +55,10 @@ type LogStatus struct {
 	// received (and head-exchange results); Added the entries joins added;
 	// Rejected the entries rejected as proof of misbehaviour.
 	Announced, Received, Added, Rejected uint64
+	// GivenUp counts the remote heads given up: missing for longer than
+	// WithGiveUpAfter with no peer serving them (a flooder's bogus heads,
+	// or a writer gone for good). They are not in Missing.
+	GivenUp uint64
 	// BulkRequests counts bulk entry requests (EntriesProtocol) peers
 	// answered; BulkReceived the entry blocks they carried; BulkServed the
 	// entry blocks this replica sent to peers.
@@ -124,6 +128,7 @@ func (rep *replica) status() LogStatus {
 	s.Pending = rep.pending
 	s.LastSync, s.LastAnnounce = rep.lastSync, rep.lastAnn
 	s.Announced, s.Received, s.Added, s.Rejected = rep.announced, rep.nReceived, rep.added, rep.rejected
+	s.GivenUp = rep.givenUp
 	s.BulkRequests, s.BulkReceived, s.BulkServed = rep.bulkRequests, rep.bulkReceived, rep.bulkServed
 	return s
 }

@@ -17,7 +17,15 @@ import (
 //
 // What a relay cannot check (write access, the log id, size and clock
 // limits, entries fetched later) is left to the log's Join.
+//
+// A sealed announcement (kindSealed, what replicators publish) can be
+// opened only with the topic's key: without it, only its frame (header,
+// size, padding) is checked, and the replicator's own validator
+// (sdk.TopicValidator) opens and checks the rest.
 func ValidateAnnouncement(data []byte) error {
+	if len(data) >= 2 && data[1] == kindSealed {
+		return checkSealedFrame(data)
+	}
 	a, err := DecodeAnnouncement(data)
 	if err != nil {
 		return err

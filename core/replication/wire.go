@@ -21,6 +21,12 @@ const (
 	kindDigest       = 2 // pubsub: periodic heads, nothing inline
 	kindHeadsRequest = 3 // direct: "/skein/heads/1" request
 	kindHeadsReply   = 4 // direct: "/skein/heads/1" response
+	// 5 and 6: entries request and response (entries_wire.go)
+	kindProofHello = 7  // direct: "/skein/proof/1" prover's nonce
+	kindProofNonce = 8  // direct: "/skein/proof/1" verifier's nonce
+	kindProofTags  = 9  // direct: "/skein/proof/1" prover's tags
+	kindProofReply = 10 // direct: "/skein/proof/1" verifier's tags
+	kindSealed     = 11 // pubsub: an announcement or digest sealed under the topic's key
 )
 
 // Wire limits. A message beyond any of them is malformed.
