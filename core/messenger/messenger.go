@@ -99,6 +99,8 @@ type Messenger struct {
 	saveWake  chan struct{}
 	saverStop chan struct{}
 	saverDone chan struct{}
+
+	book peerBook // peers that share a group (peers.go)
 }
 
 // markDirty schedules g's keys to be saved.
@@ -180,7 +182,7 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 		m.logger.Info("new account created", "account", id.AccountKey().Fingerprint(), "device", id.DeviceKey().Fingerprint())
 	}
 	m.id = id
-	ropts := append([]replication.Option{replication.WithLogger(m.logger)}, cfg.Replication...)
+	ropts := append([]replication.Option{replication.WithLogger(m.logger), replication.WithPeerSeen(m.peerSeen)}, cfg.Replication...)
 	if v, ok := cfg.Network.(interface{ PubsubValidated() bool }); ok {
 		ropts = append([]replication.Option{replication.WithPubsubValidated(v.PubsubValidated())}, ropts...)
 	}
@@ -188,7 +190,9 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new messenger: %w", err)
 	}
+	m.startPeerBook()
 	if err := repl.Start(ctx); err != nil {
+		m.stopPeerBook()
 		return nil, fmt.Errorf("new messenger: %w", err)
 	}
 	m.repl = repl
@@ -328,6 +332,7 @@ func (m *Messenger) Close() error {
 	<-m.saverDone
 	m.saveDirty()
 	errs := []error{m.repl.Close()}
+	m.stopPeerBook()
 	for _, h := range groups {
 		errs = append(errs, h.g.SaveKeys(m.cfg.Keystore), h.g.Close())
 	}

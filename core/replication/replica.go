@@ -130,6 +130,9 @@ func (rep *replica) received(peer string, heads []cid.Cid, inline [][]byte, how 
 	direct := how == viaDirect
 	rep.mu.Lock()
 	rep.nReceived++
+	if _, known := rep.remote[peer]; !known {
+		rep.r.peerSeen(peer, rep.id)
+	}
 	rep.remote[peer] = &remoteState{heads: slices.Clone(heads), missing: missing, seen: time.Now(), direct: direct}
 	if len(missing) == 0 {
 		if how != viaAnnouncement {

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// freePort returns a loopback TCP port free now.
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return port
+}
+
+// bodies returns the bodies `skein messages --json` lists.
+func bodies(t testing.TB, env []string, dir, group string) []string {
+	t.Helper()
+	r := skein(t, env, "messages", group, "--json", "--data-dir", dir)
+	if r.code != 0 {
+		t.Fatalf("messages: %s", r.stderr)
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var m struct {
+			Body string `json:"body"`
+		}
+		if line != "" && json.Unmarshal([]byte(line), &m) == nil {
+			got = append(got, m.Body)
+		}
+	}
+	return got
+}
+
+// TestPeersFoundAgainAfterRestart is the quick start's alice and bob: bob
+// meets alice through a bootstrap address given only in his environment,
+// they share a group, and both are restarted with a plain `skein run`. They
+// find each other again (each remembered the other: bob the peer he
+// dialled, alice the peer that dialled her) and the messages alice sent
+// while bob was away arrive. On the way, `peers connect` to a wrong port of
+// alice (already connected) fails and leaves no trace in what bob
+// remembers.
+func TestPeersFoundAgainAfterRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping two real nodes restarted")
+	}
+	env := testEnv(t)
+	base := t.TempDir()
+	aDir, bDir := filepath.Join(base, "alice"), filepath.Join(base, "bob")
+	for _, d := range []string{aDir, bDir} {
+		if r := skein(t, env, "init", "--data-dir", d); r.code != 0 {
+			t.Fatalf("init: %s", r.stderr)
+		}
+	}
+	aEnv := append(slices.Clone(env), listenEnv+"=[/ip4/127.0.0.1/tcp/"+freePort(t)+"]")
+	bEnv := append(slices.Clone(env), listenEnv+"=[/ip4/127.0.0.1/tcp/"+freePort(t)+"]")
+	alice := startKill9Node(t, aEnv, aDir)
+	var id struct {
+		PeerID string   `json:"peer_id"`
+		Addrs  []string `json:"addrs"`
+	}
+	skeinJSON(t, env, &id, "id", "--json", "--data-dir", aDir)
+	if len(id.Addrs) == 0 {
+		t.Fatalf("alice has no address: %+v", id)
+	}
+	aAddr := id.Addrs[0]
+	if !strings.Contains(aAddr, "/p2p/") {
+		aAddr += "/p2p/" + id.PeerID
+	}
+	bob := startKill9Node(t, append(slices.Clone(bEnv), "SKEIN_PLUGINS__NETWORK__CONFIG__BOOTSTRAP=["+aAddr+"]"), bDir)
+
+	if r := skein(t, env, "group", "create", "team", "--data-dir", aDir); r.code != 0 {
+		t.Fatalf("group create: %s", r.stderr)
+	}
+	inv := skein(t, env, "group", "invite", "team", "--data-dir", aDir)
+	if inv.code != 0 {
+		t.Fatalf("invite: %s", inv.stderr)
+	}
+	if r := skein(t, env, "group", "join", "--name", "team", strings.TrimSpace(inv.stdout), "--data-dir", bDir); r.code != 0 {
+		t.Fatalf("join: %s", r.stderr)
+	}
+	waitUntil(t, "alice knows bob joined", func() bool {
+		var ms []json.RawMessage
+		skeinJSON(t, env, &ms, "group", "members", "team", "--json", "--data-dir", aDir)
+		return len(ms) == 2
+	})
+	if r := skein(t, env, "send", "team", "before", "--data-dir", aDir); r.code != 0 {
+		t.Fatalf("send: %s", r.stderr)
+	}
+	waitUntil(t, "bob reads alice's first message", func() bool { return slices.Contains(bodies(t, env, bDir, "team"), "before") })
+
+	// A wrong port of a peer bob is connected to: refused, not remembered.
+	wrongPort := freePort(t)
+	wrong := "/ip4/127.0.0.1/tcp/" + wrongPort + "/p2p/" + id.PeerID
+	if r := skein(t, env, "peers", "connect", wrong, "--timeout", "5s", "--data-dir", bDir); r.code == 0 || !strings.Contains(r.stderr, "/tcp/"+wrongPort) {
+		t.Fatalf("peers connect to a wrong port: exit %d, stderr %q; want a failure naming the address", r.code, r.stderr)
+	}
+
+	bob.stop(t)
+	for _, body := range []string{"one", "two", "three"} {
+		if r := skein(t, env, "send", "team", body, "--data-dir", aDir); r.code != 0 {
+			t.Fatalf("send: %s", r.stderr)
+		}
+	}
+	alice.stop(t)
+	saved, err := os.ReadFile(filepath.Join(bDir, "network", "wanted-peers.json"))
+	if err != nil || !strings.Contains(string(saved), id.PeerID) || strings.Contains(string(saved), "/tcp/"+wrongPort) {
+		t.Fatalf("bob's remembered peers (%v):\n%s\nwant alice, without the wrong port", err, saved)
+	}
+
+	// Both restarted plainly: no bootstrap anywhere.
+	alice = startKill9Node(t, aEnv, aDir)
+	defer alice.stop(t)
+	bob = startKill9Node(t, bEnv, bDir)
+	defer bob.stop(t)
+	waitUntil(t, "bob reads what alice sent while he was away", func() bool {
+		got := bodies(t, env, bDir, "team")
+		return slices.Contains(got, "one") && slices.Contains(got, "two") && slices.Contains(got, "three")
+	})
+}
