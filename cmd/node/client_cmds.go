@@ -779,8 +779,11 @@ func (c *cli) syncCommand() *cobra.Command {
 		Short: "Per group: local heads, heads peers announced, entries missing, last sync",
 		Long: `status shows, for each group (or the one named), both logs' local heads, the
 heads peers announced, how many announced entries are still missing here, and
-when remote heads were last merged. --wait shows progress until nothing is
-missing (or the duration passes), then the status.`,
+when remote heads were last merged. A group is "in sync" only when nothing is
+missing, a peer that shares it is connected and a sync with one completed;
+otherwise it says "behind", "no peer reachable since ..." or "never synced".
+--wait shows progress (entries and bytes fetched, rate, time left) until
+every group is in sync, and fails with the reason if the duration passes.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref := ""
@@ -813,123 +816,9 @@ missing (or the duration passes), then the status.`,
 		},
 	}
 	f.add(status, true)
-	status.Flags().DurationVar(&wait, "wait", 0, "show progress until every group is in sync, for at most this long")
+	status.Flags().DurationVar(&wait, "wait", 0, "show progress until every group is in sync; fail with the reason after this long")
 	cmd.AddCommand(status)
 	return cmd
-}
-
-func missingOf(r *apiv1.SyncStatusResponse) (missing uint64, behind int) {
-	for _, g := range r.GetGroups() {
-		if !g.GetInSync() {
-			behind++
-		}
-		for _, l := range g.GetLogs() {
-			missing += l.GetMissing()
-		}
-	}
-	return missing, behind
-}
-
-// waitSynced prints a progress line on stderr until nothing is missing or
-// the wait is over.
-func (c *cli) waitSynced(ctx context.Context, r *apiv1.SyncStatusResponse, get func() (*apiv1.SyncStatusResponse, error), wait time.Duration) (*apiv1.SyncStatusResponse, error) {
-	deadline := time.Now().Add(wait)
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	start, _ := missingOf(r)
-	for {
-		missing, behind := missingOf(r)
-		if behind == 0 {
-			if start > 0 {
-				fmt.Fprintf(c.stderr, "\rsynced: %d entries fetched%20s\n", start, "")
-			}
-			return r, nil
-		}
-		done := uint64(0)
-		if start > missing {
-			done = start - missing
-		}
-		fmt.Fprintf(c.stderr, "\rsyncing: %s behind, %d entries missing (%d fetched)   ", count(behind, "group", "groups"), missing, done)
-		if time.Now().After(deadline) {
-			fmt.Fprintln(c.stderr)
-			return r, nil
-		}
-		select {
-		case <-ctx.Done():
-			fmt.Fprintln(c.stderr)
-			return r, nil
-		case <-tick.C:
-		}
-		var err error
-		if r, err = get(); err != nil {
-			return nil, err
-		}
-		if m, _ := missingOf(r); m > start {
-			start = m
-		}
-	}
-}
-
-func syncJSON(r *apiv1.SyncStatusResponse) []map[string]any {
-	out := []map[string]any{}
-	for _, g := range r.GetGroups() {
-		logs := []map[string]any{}
-		for _, l := range g.GetLogs() {
-			logs = append(logs, map[string]any{"log": l.GetLog(), "local_heads": nonNil(l.GetLocalHeads()),
-				"remote_heads": nonNil(l.GetRemoteHeads()), "missing": l.GetMissing()})
-		}
-		var last, lastRdv any
-		if g.GetLastSync() != 0 {
-			last = time.Unix(0, g.GetLastSync()).UTC().Format(time.RFC3339Nano)
-		}
-		if g.GetLastRendezvous() != 0 {
-			lastRdv = time.Unix(0, g.GetLastRendezvous()).UTC().Format(time.RFC3339Nano)
-		}
-		out = append(out, map[string]any{"group": g.GetGroup(), "name": g.GetName(), "in_sync": g.GetInSync(),
-			"last_sync": last, "peers": nonNil(g.GetPeers()), "logs": logs,
-			"rendezvous": map[string]any{"found": g.GetRendezvousFound(), "last": lastRdv, "error": g.GetRendezvousError()}})
-	}
-	return out
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-func (c *cli) printSync(r *apiv1.SyncStatusResponse) {
-	if len(r.GetGroups()) == 0 {
-		fmt.Fprintln(c.stdout, "no groups")
-	}
-	for _, g := range r.GetGroups() {
-		state := "in sync"
-		if !g.GetInSync() {
-			state = "behind"
-		}
-		last := "never"
-		if g.GetLastSync() != 0 {
-			last = time.Since(time.Unix(0, g.GetLastSync())).Round(time.Second).String() + " ago"
-		}
-		name := g.GetName()
-		if name == "" {
-			name = "-"
-		}
-		fmt.Fprintf(c.stdout, "%s  %s  %s, last sync %s, %s\n", g.GetGroup()[:12], name, state, last, count(len(g.GetPeers()), "peer", "peers"))
-		for _, l := range g.GetLogs() {
-			fmt.Fprintf(c.stdout, "  %-8s  %s local, %s announced, %d missing\n", l.GetLog(),
-				count(len(l.GetLocalHeads()), "head", "heads"), count(len(l.GetRemoteHeads()), "head", "heads"), l.GetMissing())
-		}
-		if g.GetLastRendezvous() != 0 {
-			line := fmt.Sprintf("  %-8s  %s found, last round %s ago", "rdv", count(int(g.GetRendezvousFound()), "peer", "peers"),
-				time.Since(time.Unix(0, g.GetLastRendezvous())).Round(time.Second))
-			if e := g.GetRendezvousError(); e != "" {
-				line += ": " + e
-			}
-			fmt.Fprintln(c.stdout, line)
-		}
-	}
 }
 
 // count is "1 member", "2 members".

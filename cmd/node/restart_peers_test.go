@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // freePort returns a loopback TCP port free now.
@@ -122,8 +123,47 @@ func TestPeersFoundAgainAfterRestart(t *testing.T) {
 	defer alice.stop(t)
 	bob = startKill9Node(t, bEnv, bDir)
 	defer bob.stop(t)
-	waitUntil(t, "bob reads what alice sent while he was away", func() bool {
-		got := bodies(t, env, bDir, "team")
-		return slices.Contains(got, "one") && slices.Contains(got, "two") && slices.Contains(got, "three")
-	})
+	// --wait returns once bob is in sync: alice reachable, synced, nothing
+	// missing; so the messages are there.
+	r := skein(t, env, "sync", "status", "team", "--wait", "60s", "--data-dir", bDir)
+	if r.code != 0 {
+		t.Fatalf("sync status --wait: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	t.Logf("bob's sync status --wait:\n%s%s", r.stderr, r.stdout)
+	if got := bodies(t, env, bDir, "team"); !slices.Contains(got, "one") || !slices.Contains(got, "two") || !slices.Contains(got, "three") {
+		t.Fatalf("bob in sync, but holds %q", got)
+	}
+	t.Logf("bob's log: %s", bob.lines.wait(t, "catch-up finished", 10*time.Second))
+	alice.lines.wait(t, "group peer found", 10*time.Second)
+}
+
+// TestSyncStatusAloneIsNotInSync: a node whose group has no peer is never
+// "in sync"; it says why, and --wait fails with that reason.
+func TestSyncStatusAloneIsNotInSync(t *testing.T) {
+	env := testEnv(t)
+	dir := filepath.Join(t.TempDir(), "alone")
+	if r := skein(t, env, "init", "--data-dir", dir); r.code != 0 {
+		t.Fatalf("init: %s", r.stderr)
+	}
+	n := startKill9Node(t, env, dir)
+	defer n.stop(t)
+	if r := skein(t, env, "group", "create", "team", "--data-dir", dir); r.code != 0 {
+		t.Fatalf("group create: %s", r.stderr)
+	}
+	r := skein(t, env, "sync", "status", "--data-dir", dir)
+	if r.code != 0 || strings.Contains(r.stdout, "in sync") || !strings.Contains(r.stdout, "no peer reachable since the node started, never synced") {
+		t.Fatalf("sync status of a group alone: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	var st []struct {
+		InSync bool   `json:"in_sync"`
+		State  string `json:"state"`
+	}
+	skeinJSON(t, env, &st, "sync", "status", "--json", "--data-dir", dir)
+	if len(st) != 1 || st[0].InSync || st[0].State != "no peer reachable" {
+		t.Fatalf("sync status --json = %+v", st)
+	}
+	r = skein(t, env, "sync", "status", "--wait", "1s", "--data-dir", dir)
+	if r.code == 0 || !strings.Contains(r.stderr, "not in sync after 1s: team: no peer reachable") {
+		t.Fatalf("sync status --wait alone: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }

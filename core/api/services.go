@@ -426,7 +426,11 @@ func (s syncServer) Status(ctx context.Context, r *apiv1.SyncStatusRequest) (*ap
 
 func groupSync(st messenger.SyncStatus) *apiv1.GroupSync {
 	gs := &apiv1.GroupSync{Group: st.Group.String(), Peers: st.Peers, InSync: st.InSync(),
-		RendezvousFound: st.Rendezvous.Found, RendezvousError: st.Rendezvous.Error}
+		RendezvousFound: st.Rendezvous.Found, RendezvousError: st.Rendezvous.Error,
+		State: st.State(), Reachable: st.Reachable}
+	if !st.LastReachable.IsZero() {
+		gs.LastReachable = st.LastReachable.UnixNano()
+	}
 	if !st.LastSync.IsZero() {
 		gs.LastSync = st.LastSync.UnixNano()
 	}
@@ -434,7 +438,8 @@ func groupSync(st messenger.SyncStatus) *apiv1.GroupSync {
 		gs.LastRendezvous = st.Rendezvous.Last.UnixNano()
 	}
 	for _, l := range st.Logs {
-		ls := &apiv1.LogSync{Log: l.Log, Missing: uint64(l.Missing), Entries: uint64(l.Entries)}
+		ls := &apiv1.LogSync{Log: l.Log, Missing: uint64(l.Missing), Entries: uint64(l.Entries),
+			Fetched: l.Fetched, FetchedBytes: l.FetchedBytes, MissingEntries: l.MissingEntries}
 		for _, c := range l.LocalHeads {
 			ls.LocalHeads = append(ls.LocalHeads, c.String())
 		}

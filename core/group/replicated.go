@@ -93,6 +93,11 @@ func (r *ReplicatedLog) Len() int { return r.l.Len() }
 // Has reports whether the log holds the entry c.
 func (r *ReplicatedLog) Has(ctx context.Context, c cid.Cid) (bool, error) { return r.l.Has(ctx, c) }
 
+// Get returns the log's entry c, or an error wrapping log.ErrNotFound.
+func (r *ReplicatedLog) Get(ctx context.Context, c cid.Cid) (*log.Entry, error) {
+	return r.l.Get(ctx, c)
+}
+
 // Subscribe streams the log's new entries (local appends and joined ones)
 // until ctx ends.
 func (r *ReplicatedLog) Subscribe(ctx context.Context) <-chan *log.Entry { return r.l.Subscribe(ctx) }

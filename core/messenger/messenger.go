@@ -764,6 +764,7 @@ func (m *Messenger) SyncStatus(ctx context.Context, ref string) ([]SyncStatus, e
 		}
 	}
 	st := m.repl.Status()
+	connected := m.connectedPeers(ctx)
 	out := make([]SyncStatus, 0, len(ids))
 	for _, id := range ids {
 		m.mu.Lock()
@@ -772,7 +773,7 @@ func (m *Messenger) SyncStatus(ctx context.Context, ref string) ([]SyncStatus, e
 			logs = h.logs
 		}
 		m.mu.Unlock()
-		out = append(out, syncStatus(id, logs, st))
+		out = append(out, m.withReach(syncStatus(id, logs, st), logs, connected))
 	}
 	return out, nil
 }

@@ -374,10 +374,11 @@ func (m *Messenger) Replicas() []ReplicaInfo {
 	}
 	m.mu.Unlock()
 	st := m.repl.Status()
+	connected := m.connectedPeers(context.Background())
 	out := make([]ReplicaInfo, 0, len(hs))
 	for _, h := range hs {
 		out = append(out, ReplicaInfo{ID: h.g.ID(), Kind: h.g.Kind(), RegisteredBy: h.rec.By, Registered: h.rec.At,
-			Registrations: h.rec.registrations(), Sync: syncStatus(h.g.ID(), h.logs, st)})
+			Registrations: h.rec.registrations(), Sync: m.withReach(syncStatus(h.g.ID(), h.logs, st), h.logs, connected)})
 	}
 	slices.SortFunc(out, func(a, b ReplicaInfo) int { return slices.Compare(a.ID[:], b.ID[:]) })
 	return out

@@ -59,6 +59,8 @@ type replica struct {
 	bulkRequests uint64 // bulk entry requests answered to us
 	bulkReceived uint64 // entry blocks they carried
 	bulkServed   uint64 // entry blocks this replica sent to peers
+
+	prog progress // catch-up figures (progress.go)
 }
 
 // via says how heads reached a replica, which decides who can be held
@@ -128,6 +130,11 @@ func (rep *replica) unknown(heads []cid.Cid) []cid.Cid {
 func (rep *replica) received(peer string, heads []cid.Cid, inline [][]byte, how via) {
 	missing := rep.unknown(heads)
 	direct := how == viaDirect
+	for _, b := range inline {
+		if c := blockCID(b); slices.ContainsFunc(missing, c.Equals) {
+			rep.sawRemote(b)
+		}
+	}
 	rep.mu.Lock()
 	rep.nReceived++
 	if _, known := rep.remote[peer]; !known {
@@ -304,6 +311,11 @@ func (rep *replica) join(key jobKey, j *job) {
 	}
 	stack := [][]cid.Cid{j.heads}
 	ok := true
+	added := 0
+	if j.bulk {
+		rep.catchupStarted(peer, len(j.heads))
+		defer func() { rep.catchupFinished(peer, added) }()
+	}
 	for round := 0; len(stack) > 0 && round < maxJoinRounds && rep.ctx.Err() == nil; round++ {
 		heads := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
@@ -346,6 +358,7 @@ func (rep *replica) join(key jobKey, j *job) {
 			ok = false
 			rep.r.logger.Debug("join failed", "log", rep.id, "peer", peer, "err", err)
 		}
+		added += len(res.Added)
 		rep.mu.Lock()
 		rep.added += uint64(len(res.Added))
 		rep.pending = len(res.Pending)
@@ -465,6 +478,7 @@ func (rep *replica) settle(got []cid.Cid, added []*log.Entry) {
 // join of ours fetched) for announcement.
 func (rep *replica) watch(entries <-chan *log.Entry) {
 	for e := range entries {
+		rep.sawEntry(e)
 		k := e.CID().KeyString()
 		rep.mu.Lock()
 		if _, remote := rep.fetched[k]; remote {
@@ -633,8 +647,9 @@ func (g *joinGetter) watchdog(ctx context.Context, cancel context.CancelFunc, st
 
 func (g *joinGetter) touch() { g.last.Store(time.Now().UnixNano()) }
 
-func (g *joinGetter) record(c cid.Cid) {
+func (g *joinGetter) record(c cid.Cid, data []byte) {
 	g.touch()
+	g.rep.fetchedBlock(data)
 	g.got = append(g.got, c)
 	g.rep.mu.Lock()
 	g.rep.fetched[c.KeyString()]++
@@ -651,7 +666,7 @@ func (g *joinGetter) GetMany(ctx context.Context, cids []cid.Cid) iter.Seq2[log.
 				d, ok = g.bulk.take(c)
 			}
 			if ok {
-				g.record(c)
+				g.record(c, d)
 				if !yield(log.Block{CID: c, Data: d}, nil) {
 					return
 				}
@@ -668,7 +683,7 @@ func (g *joinGetter) GetMany(ctx context.Context, cids []cid.Cid) iter.Seq2[log.
 					missing = append(missing, c)
 					continue
 				}
-				g.record(c)
+				g.record(c, d)
 				if !yield(log.Block{CID: c, Data: d}, nil) {
 					return
 				}
@@ -680,7 +695,7 @@ func (g *joinGetter) GetMany(ctx context.Context, cids []cid.Cid) iter.Seq2[log.
 		}
 		for b, err := range g.store.GetMany(ctx, rest) {
 			if err == nil && b.CID.Defined() {
-				g.record(b.CID)
+				g.record(b.CID, b.Data)
 			}
 			if !yield(b, err) {
 				return
