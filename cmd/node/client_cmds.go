@@ -494,6 +494,7 @@ func messageJSON(m *apiv1.Message) map[string]any {
 	out := map[string]any{
 		"cid": m.GetCid(), "group": m.GetGroup(), "sender": m.GetSender(), "account": m.GetAccount(),
 		"sent_at": time.Unix(0, m.GetSentAt()).UTC().Format(time.RFC3339Nano), "time": m.GetTime(),
+		"held_elsewhere": m.GetHeldElsewhere(),
 	}
 	if utf8.Valid(m.GetBody()) {
 		out["body"] = string(m.GetBody())

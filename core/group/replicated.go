@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 
 	"github.com/ipfs/go-cid"
 
@@ -96,6 +97,11 @@ func (r *ReplicatedLog) Has(ctx context.Context, c cid.Cid) (bool, error) { retu
 // Get returns the log's entry c, or an error wrapping log.ErrNotFound.
 func (r *ReplicatedLog) Get(ctx context.Context, c cid.Cid) (*log.Entry, error) {
 	return r.l.Get(ctx, c)
+}
+
+// Entries iterates over the log's entries (log.Log.Entries).
+func (r *ReplicatedLog) Entries(ctx context.Context, opts ...log.IterOption) iter.Seq2[*log.Entry, error] {
+	return r.l.Entries(ctx, opts...)
 }
 
 // Subscribe streams the log's new entries (local appends and joined ones)

@@ -101,6 +101,7 @@ type Messenger struct {
 	saverDone chan struct{}
 
 	book peerBook // peers that share a group (peers.go)
+	held heldBook // own entries known held elsewhere (held.go)
 }
 
 // markDirty schedules g's keys to be saved.
@@ -438,6 +439,7 @@ func (m *Messenger) CreateGroup(ctx context.Context, name string) (GroupInfo, er
 	if err := m.hold(ctx, g, rec, true); err != nil {
 		return GroupInfo{}, err
 	}
+	m.logger.Info("group created", "group", g.ID().Fingerprint(), "name", name)
 	return m.info(&held{g: g, rec: rec}), nil
 }
 
@@ -491,6 +493,7 @@ func (m *Messenger) JoinGroup(ctx context.Context, token, name string) (GroupInf
 	if err := m.holdReplicated(ctx, g, rec, ids); err != nil {
 		return GroupInfo{}, err
 	}
+	m.logger.Info("group joined", "group", g.ID().Fingerprint(), "name", name, "members", len(g.Members()))
 	return m.info(&held{g: g, rec: rec}), nil
 }
 
@@ -773,7 +776,18 @@ func (m *Messenger) SyncStatus(ctx context.Context, ref string) ([]SyncStatus, e
 			logs = h.logs
 		}
 		m.mu.Unlock()
-		out = append(out, m.withReach(syncStatus(id, logs, st), logs, connected))
+		s := m.withReach(syncStatus(id, logs, st), logs, connected)
+		if meta, msgs, err := m.unheldOf(ctx, id, remoteHeads(st)); err == nil {
+			for i := range s.Logs {
+				switch s.Logs[i].id {
+				case logs[0]:
+					s.Logs[i].Unheld = len(meta)
+				case logs[1]:
+					s.Logs[i].Unheld = len(msgs)
+				}
+			}
+		}
+		out = append(out, s)
 	}
 	return out, nil
 }

@@ -30,6 +30,11 @@ type LogSync struct {
 	// since the node started; MissingEntries estimates the entries still
 	// missing (from Lamport clocks; 0 with Missing > 0: not known yet).
 	Fetched, FetchedBytes, MissingEntries uint64
+	// Unheld counts this device's entries no other node is known to hold
+	// yet (held.go).
+	Unheld int
+
+	id replication.LogID
 }
 
 // SyncStatus is a group's sync state.
@@ -126,7 +131,7 @@ func syncStatus(id crypto.PublicKey, ids []replication.LogID, st replication.Sta
 		}
 		ls := st.Logs[i]
 		s := LogSync{Log: ls.Channel, LocalHeads: ls.LocalHeads, Missing: len(ls.Missing), Entries: ls.Entries,
-			Fetched: ls.Progress.Fetched, FetchedBytes: ls.Progress.FetchedBytes, MissingEntries: ls.Progress.MissingEntries}
+			Fetched: ls.Progress.Fetched, FetchedBytes: ls.Progress.FetchedBytes, MissingEntries: ls.Progress.MissingEntries, id: id}
 		seen := map[string]bool{}
 		for _, ph := range ls.Remote {
 			peers[ph.Peer] = true
