@@ -10,6 +10,10 @@ import (
 	"github.com/skein-p2p/skein/sdk"
 )
 
+// maxWanting bounds the Connect calls of the peer book under way at once
+// (a peer seen through a relay may take a dial timeout to reach).
+const maxWanting = 4
+
 // maxGroupPeers bounds the peers the messenger tracks as sharing a group
 // in one run (the network bounds what it remembers across restarts).
 const maxGroupPeers = 4096
@@ -96,6 +100,9 @@ func (m *Messenger) peerSeen(peer string, log replication.LogID) {
 func (m *Messenger) peerLoop(ctx context.Context, events <-chan sdk.PeerEvent) {
 	b := &m.book
 	defer close(b.done)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, maxWanting)
 	for {
 		select {
 		case <-ctx.Done():
@@ -105,8 +112,31 @@ func (m *Messenger) peerLoop(ctx context.Context, events <-chan sdk.PeerEvent) {
 			todo := b.todo
 			b.todo = nil
 			b.mu.Unlock()
-			for _, p := range todo {
-				m.wantPeer(ctx, p)
+			for i, p := range todo {
+				select {
+				case slots <- struct{}{}:
+				case <-ctx.Done():
+					return
+				default:
+					// All slots busy: the rest wait for the next wake.
+					b.mu.Lock()
+					b.todo = append(todo[i:], b.todo...)
+					b.mu.Unlock()
+					todo = nil
+				}
+				if todo == nil {
+					break
+				}
+				wg.Go(func() {
+					defer func() {
+						<-slots
+						select { // a slot is free: wake for what waits
+						case b.wake <- struct{}{}:
+						default:
+						}
+					}()
+					m.wantPeer(ctx, p)
+				})
 			}
 		case e, ok := <-events:
 			if !ok {

@@ -474,7 +474,9 @@ func (m *Messenger) RegisterWithReplicationNode(ctx context.Context, ref, token 
 	if t.Peer == m.cfg.Network.PeerID() {
 		return fmt.Errorf("%w: the token is this node's own", ErrInvalidArgument)
 	}
-	if err := m.cfg.Network.Connect(ctx, sdk.PeerInfo{ID: t.Peer, Addrs: t.Addrs}); err != nil {
+	// A node connected already on another address (a network may refuse
+	// the token's addresses if none answers) registers all the same.
+	if err := m.cfg.Network.Connect(ctx, sdk.PeerInfo{ID: t.Peer, Addrs: t.Addrs}); err != nil && !m.connectedPeers(ctx)[t.Peer] {
 		return fmt.Errorf("register group %s: reach replication node %s: %w", h.g.ID().Fingerprint(), t.Peer, err)
 	}
 	resp, err := dm.Request(ctx, t.Peer, RegisterProtocol, encodeRegistration(t.Secret, h.g.ID(), key))
