@@ -166,4 +166,18 @@ func TestSyncStatusAloneIsNotInSync(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "not in sync after 1s: team: no peer reachable") {
 		t.Fatalf("sync status --wait alone: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+
+	// The DHT knows no server: each group's rendezvous says so briefly,
+	// and one note explains it, not libp2p's error on every line.
+	if r := skein(t, env, "group", "create", "other", "--data-dir", dir); r.code != 0 {
+		t.Fatalf("group create: %s", r.stderr)
+	}
+	var out string
+	waitUntil(t, "both groups' rendezvous ran", func() bool {
+		out = skein(t, env, "sync", "status", "--data-dir", dir).stdout
+		return strings.Count(out, "rdv ") == 2
+	})
+	if strings.Count(out, "no DHT server to ask") != 2 || strings.Count(out, "knows no DHT server") != 1 || strings.Contains(out, "failed to find any peer in table") {
+		t.Fatalf("sync status with no DHT server:\n%s", out)
+	}
 }
