@@ -822,5 +822,133 @@ every group is in sync, and fails with the reason if the duration passes.`,
 	return cmd
 }
 
+// waitSynced prints a progress line on stderr until every group is in
+// sync; when the wait is over first it fails, saying why for each group.
+func (c *cli) waitSynced(ctx context.Context, r *apiv1.SyncStatusResponse, get func() (*apiv1.SyncStatusResponse, error), wait time.Duration) (*apiv1.SyncStatusResponse, error) {
+	start := time.Now()
+	deadline := start.Add(wait)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	first := totalsOf(r)
+	for {
+		t := totalsOf(r)
+		if t.notInSync == 0 {
+			if got := t.fetched - first.fetched; got > 0 {
+				fmt.Fprintf(c.stderr, "\rsynced: %d entries (%s) fetched in %s%20s\n", got, sizeText(t.fetchedByte-first.fetchedByte),
+					time.Since(start).Round(100*time.Millisecond), "")
+			}
+			return r, nil
+		}
+		fmt.Fprintf(c.stderr, "\r%s   ", progressText(r, first, t, time.Since(start)))
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			fmt.Fprintln(c.stderr)
+			var why []string
+			for _, g := range r.GetGroups() {
+				if !g.GetInSync() {
+					why = append(why, groupLabel(g)+": "+stateText(g, time.Now()))
+				}
+			}
+			err := fmt.Errorf("sync status --wait: not in sync after %s: %s", wait, strings.Join(why, "; "))
+			if ctx.Err() != nil {
+				err = errors.Join(err, ctx.Err())
+			}
+			return r, err
+		}
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+		var err error
+		if r, err = get(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func syncJSON(r *apiv1.SyncStatusResponse) []map[string]any {
+	out := []map[string]any{}
+	for _, g := range r.GetGroups() {
+		logs := []map[string]any{}
+		for _, l := range g.GetLogs() {
+			logs = append(logs, map[string]any{"log": l.GetLog(), "local_heads": nonNil(l.GetLocalHeads()),
+				"remote_heads": nonNil(l.GetRemoteHeads()), "missing": l.GetMissing(), "entries": l.GetEntries(),
+				"missing_entries": l.GetMissingEntries(), "fetched": l.GetFetched(), "fetched_bytes": l.GetFetchedBytes(),
+				"unheld": l.GetUnheld()})
+		}
+		var last, lastRdv, lastReach any
+		if g.GetLastSync() != 0 {
+			last = time.Unix(0, g.GetLastSync()).UTC().Format(time.RFC3339Nano)
+		}
+		if g.GetLastRendezvous() != 0 {
+			lastRdv = time.Unix(0, g.GetLastRendezvous()).UTC().Format(time.RFC3339Nano)
+		}
+		if g.GetLastReachable() != 0 {
+			lastReach = time.Unix(0, g.GetLastReachable()).UTC().Format(time.RFC3339Nano)
+		}
+		rdv := map[string]any{"found": g.GetRendezvousFound(), "last": lastRdv, "error": g.GetRendezvousError()}
+		if _, note := rendezvousNote(g.GetRendezvousError()); note != "" {
+			rdv["note"] = note
+		}
+		out = append(out, map[string]any{"group": g.GetGroup(), "name": g.GetName(), "in_sync": g.GetInSync(),
+			"state": g.GetState(), "reachable": g.GetReachable(), "last_reachable": lastReach,
+			"last_sync": last, "peers": nonNil(g.GetPeers()), "logs": logs, "rendezvous": rdv})
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (c *cli) printSync(r *apiv1.SyncStatusResponse) {
+	if len(r.GetGroups()) == 0 {
+		fmt.Fprintln(c.stdout, "no groups")
+	}
+	now := time.Now()
+	notes := map[string]bool{}
+	var noteOrder []string
+	for _, g := range r.GetGroups() {
+		last := "never"
+		if g.GetLastSync() != 0 {
+			last = now.Sub(time.Unix(0, g.GetLastSync())).Round(time.Second).String() + " ago"
+		}
+		name := g.GetName()
+		if name == "" {
+			name = "-"
+		}
+		fmt.Fprintf(c.stdout, "%s  %s  %s, last sync %s, %s\n", g.GetGroup()[:12], name, stateText(g, now), last, count(len(g.GetPeers()), "peer", "peers"))
+		for _, l := range g.GetLogs() {
+			line := fmt.Sprintf("  %-8s  %s local, %s announced, %d missing, %s", l.GetLog(),
+				count(len(l.GetLocalHeads()), "head", "heads"), count(len(l.GetRemoteHeads()), "head", "heads"), l.GetMissing(),
+				count(int(l.GetEntries()), "entry", "entries"))
+			if l.GetFetched() > 0 {
+				line += fmt.Sprintf(", %d fetched (%s)", l.GetFetched(), sizeText(l.GetFetchedBytes()))
+			}
+			fmt.Fprintln(c.stdout, line)
+		}
+		if n := unheldOf(g); n > 0 {
+			fmt.Fprintf(c.stdout, "  %s not yet on any other node\n", count(int(n), "of your messages", "of your messages"))
+		}
+		if g.GetLastRendezvous() != 0 {
+			line := fmt.Sprintf("  %-8s  %s found, last round %s ago", "rdv", count(int(g.GetRendezvousFound()), "peer", "peers"),
+				now.Sub(time.Unix(0, g.GetLastRendezvous())).Round(time.Second))
+			if short, note := rendezvousNote(g.GetRendezvousError()); short != "" {
+				line += ": " + short
+				if note != "" && !notes[note] {
+					notes[note] = true
+					noteOrder = append(noteOrder, note)
+				}
+			}
+			fmt.Fprintln(c.stdout, line)
+		}
+	}
+	for _, n := range noteOrder {
+		fmt.Fprintln(c.stdout, "\n"+n)
+	}
+}
+
 // count is "1 member", "2 members".
 func count(n int, one, many string) string { return fmt.Sprintf("%d %s", n, plural(n, one, many)) }
