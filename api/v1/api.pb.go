@@ -1329,8 +1329,13 @@ type Message struct {
 	// The sender's clock (informative) in Unix nanoseconds.
 	SentAt int64 `protobuf:"varint,5,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
 	// Lamport time of the entry.
-	Time          uint64 `protobuf:"varint,6,opt,name=time,proto3" json:"time,omitempty"`
-	Body          []byte `protobuf:"bytes,7,opt,name=body,proto3" json:"body,omitempty"`
+	Time uint64 `protobuf:"varint,6,opt,name=time,proto3" json:"time,omitempty"`
+	Body []byte `protobuf:"bytes,7,opt,name=body,proto3" json:"body,omitempty"`
+	// For a message this device sent: whether another node (a member or a
+	// replication node) is known to hold it (its entry or a later one of
+	// this device's), the messenger's "second tick". Always true for other
+	// senders' messages (they came from elsewhere).
+	HeldElsewhere bool `protobuf:"varint,8,opt,name=held_elsewhere,json=heldElsewhere,proto3" json:"held_elsewhere,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1412,6 +1417,13 @@ func (x *Message) GetBody() []byte {
 		return x.Body
 	}
 	return nil
+}
+
+func (x *Message) GetHeldElsewhere() bool {
+	if x != nil {
+		return x.HeldElsewhere
+	}
+	return false
 }
 
 type SendRequest struct {
@@ -1941,7 +1953,17 @@ type LogSync struct {
 	// Remote heads given up: missing longer than the replicator's give-up
 	// delay with no peer serving them (a flooder's bogus heads, a writer
 	// gone for good); they are no longer counted in missing.
-	GivenUp       uint64 `protobuf:"varint,6,opt,name=given_up,json=givenUp,proto3" json:"given_up,omitempty"`
+	GivenUp uint64 `protobuf:"varint,6,opt,name=given_up,json=givenUp,proto3" json:"given_up,omitempty"`
+	// Entries (and their bytes) joins fetched from peers since the node
+	// started.
+	Fetched      uint64 `protobuf:"varint,7,opt,name=fetched,proto3" json:"fetched,omitempty"`
+	FetchedBytes uint64 `protobuf:"varint,8,opt,name=fetched_bytes,json=fetchedBytes,proto3" json:"fetched_bytes,omitempty"`
+	// A lower bound of the entries still missing (from the Lamport clocks
+	// of the missing heads seen so far); 0 with missing > 0: not known yet.
+	MissingEntries uint64 `protobuf:"varint,9,opt,name=missing_entries,json=missingEntries,proto3" json:"missing_entries,omitempty"`
+	// Of this device's own entries, how many no other node is known to
+	// hold yet.
+	Unheld        uint64 `protobuf:"varint,10,opt,name=unheld,proto3" json:"unheld,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2018,6 +2040,34 @@ func (x *LogSync) GetGivenUp() uint64 {
 	return 0
 }
 
+func (x *LogSync) GetFetched() uint64 {
+	if x != nil {
+		return x.Fetched
+	}
+	return 0
+}
+
+func (x *LogSync) GetFetchedBytes() uint64 {
+	if x != nil {
+		return x.FetchedBytes
+	}
+	return 0
+}
+
+func (x *LogSync) GetMissingEntries() uint64 {
+	if x != nil {
+		return x.MissingEntries
+	}
+	return 0
+}
+
+func (x *LogSync) GetUnheld() uint64 {
+	if x != nil {
+		return x.Unheld
+	}
+	return 0
+}
+
 type GroupSync struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
@@ -2035,8 +2085,16 @@ type GroupSync struct {
 	RendezvousFound uint64 `protobuf:"varint,7,opt,name=rendezvous_found,json=rendezvousFound,proto3" json:"rendezvous_found,omitempty"`
 	LastRendezvous  int64  `protobuf:"varint,8,opt,name=last_rendezvous,json=lastRendezvous,proto3" json:"last_rendezvous,omitempty"`
 	RendezvousError string `protobuf:"bytes,9,opt,name=rendezvous_error,json=rendezvousError,proto3" json:"rendezvous_error,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// A peer that shares the group is connected now; if not, the unix
+	// nanoseconds when one last was (0: never since the node started).
+	Reachable     bool  `protobuf:"varint,10,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	LastReachable int64 `protobuf:"varint,11,opt,name=last_reachable,json=lastReachable,proto3" json:"last_reachable,omitempty"`
+	// in_sync is true only with nothing missing, a peer reachable and a
+	// sync done; state says which of those fails: "in sync", "behind",
+	// "no peer reachable", "never synced".
+	State         string `protobuf:"bytes,12,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GroupSync) Reset() {
@@ -2128,6 +2186,27 @@ func (x *GroupSync) GetLastRendezvous() int64 {
 func (x *GroupSync) GetRendezvousError() string {
 	if x != nil {
 		return x.RendezvousError
+	}
+	return ""
+}
+
+func (x *GroupSync) GetReachable() bool {
+	if x != nil {
+		return x.Reachable
+	}
+	return false
+}
+
+func (x *GroupSync) GetLastReachable() int64 {
+	if x != nil {
+		return x.LastReachable
+	}
+	return 0
+}
+
+func (x *GroupSync) GetState() string {
+	if x != nil {
+		return x.State
 	}
 	return ""
 }
@@ -2886,7 +2965,7 @@ const file_api_proto_rawDesc = "" +
 	"\x12ListGroupsResponse\x12/\n" +
 	"\x06groups\x18\x01 \x03(\v2\x17.skein.api.v1.GroupInfoR\x06groups\"'\n" +
 	"\x0fGetGroupRequest\x12\x14\n" +
-	"\x05group\x18\x01 \x01(\tR\x05group\"\xa4\x01\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\xcb\x01\n" +
 	"\aMessage\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\tR\x03cid\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x16\n" +
@@ -2894,7 +2973,8 @@ const file_api_proto_rawDesc = "" +
 	"\aaccount\x18\x04 \x01(\tR\aaccount\x12\x17\n" +
 	"\asent_at\x18\x05 \x01(\x03R\x06sentAt\x12\x12\n" +
 	"\x04time\x18\x06 \x01(\x04R\x04time\x12\x12\n" +
-	"\x04body\x18\a \x01(\fR\x04body\"7\n" +
+	"\x04body\x18\a \x01(\fR\x04body\x12%\n" +
+	"\x0eheld_elsewhere\x18\b \x01(\bR\rheldElsewhere\"7\n" +
 	"\vSendRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\"\x87\x01\n" +
@@ -2922,7 +3002,7 @@ const file_api_proto_rawDesc = "" +
 	"\x11ListPeersResponse\x12(\n" +
 	"\x05peers\x18\x01 \x03(\v2\x12.skein.api.v1.PeerR\x05peers\")\n" +
 	"\x11SyncStatusRequest\x12\x14\n" +
-	"\x05group\x18\x01 \x01(\tR\x05group\"\xae\x01\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\xae\x02\n" +
 	"\aLogSync\x12\x10\n" +
 	"\x03log\x18\x01 \x01(\tR\x03log\x12\x1f\n" +
 	"\vlocal_heads\x18\x02 \x03(\tR\n" +
@@ -2930,7 +3010,12 @@ const file_api_proto_rawDesc = "" +
 	"\fremote_heads\x18\x03 \x03(\tR\vremoteHeads\x12\x18\n" +
 	"\amissing\x18\x04 \x01(\x04R\amissing\x12\x18\n" +
 	"\aentries\x18\x05 \x01(\x04R\aentries\x12\x19\n" +
-	"\bgiven_up\x18\x06 \x01(\x04R\agivenUp\"\xab\x02\n" +
+	"\bgiven_up\x18\x06 \x01(\x04R\agivenUp\x12\x18\n" +
+	"\afetched\x18\a \x01(\x04R\afetched\x12#\n" +
+	"\rfetched_bytes\x18\b \x01(\x04R\ffetchedBytes\x12'\n" +
+	"\x0fmissing_entries\x18\t \x01(\x04R\x0emissingEntries\x12\x16\n" +
+	"\x06unheld\x18\n" +
+	" \x01(\x04R\x06unheld\"\x86\x03\n" +
 	"\tGroupSync\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12)\n" +
@@ -2940,7 +3025,11 @@ const file_api_proto_rawDesc = "" +
 	"\ain_sync\x18\x06 \x01(\bR\x06inSync\x12)\n" +
 	"\x10rendezvous_found\x18\a \x01(\x04R\x0frendezvousFound\x12'\n" +
 	"\x0flast_rendezvous\x18\b \x01(\x03R\x0elastRendezvous\x12)\n" +
-	"\x10rendezvous_error\x18\t \x01(\tR\x0frendezvousError\"E\n" +
+	"\x10rendezvous_error\x18\t \x01(\tR\x0frendezvousError\x12\x1c\n" +
+	"\treachable\x18\n" +
+	" \x01(\bR\treachable\x12%\n" +
+	"\x0elast_reachable\x18\v \x01(\x03R\rlastReachable\x12\x14\n" +
+	"\x05state\x18\f \x01(\tR\x05state\"E\n" +
 	"\x12SyncStatusResponse\x12/\n" +
 	"\x06groups\x18\x01 \x03(\v2\x17.skein.api.v1.GroupSyncR\x06groups\",\n" +
 	"\x14RemoveReplicaRequest\x12\x14\n" +

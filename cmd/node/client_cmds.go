@@ -494,6 +494,7 @@ func messageJSON(m *apiv1.Message) map[string]any {
 	out := map[string]any{
 		"cid": m.GetCid(), "group": m.GetGroup(), "sender": m.GetSender(), "account": m.GetAccount(),
 		"sent_at": time.Unix(0, m.GetSentAt()).UTC().Format(time.RFC3339Nano), "time": m.GetTime(),
+		"held_elsewhere": m.GetHeldElsewhere(),
 	}
 	if utf8.Valid(m.GetBody()) {
 		out["body"] = string(m.GetBody())
@@ -779,8 +780,11 @@ func (c *cli) syncCommand() *cobra.Command {
 		Short: "Per group: local heads, heads peers announced, entries missing, last sync",
 		Long: `status shows, for each group (or the one named), both logs' local heads, the
 heads peers announced, how many announced entries are still missing here, and
-when remote heads were last merged. --wait shows progress until nothing is
-missing (or the duration passes), then the status.`,
+when remote heads were last merged. A group is "in sync" only when nothing is
+missing, a peer that shares it is connected and a sync with one completed;
+otherwise it says "behind", "no peer reachable since ..." or "never synced".
+--wait shows progress (entries and bytes fetched, rate, time left) until
+every group is in sync, and fails with the reason if the duration passes.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref := ""
@@ -813,59 +817,50 @@ missing (or the duration passes), then the status.`,
 		},
 	}
 	f.add(status, true)
-	status.Flags().DurationVar(&wait, "wait", 0, "show progress until every group is in sync, for at most this long")
+	status.Flags().DurationVar(&wait, "wait", 0, "show progress until every group is in sync; fail with the reason after this long")
 	cmd.AddCommand(status)
 	return cmd
 }
 
-func missingOf(r *apiv1.SyncStatusResponse) (missing uint64, behind int) {
-	for _, g := range r.GetGroups() {
-		if !g.GetInSync() {
-			behind++
-		}
-		for _, l := range g.GetLogs() {
-			missing += l.GetMissing()
-		}
-	}
-	return missing, behind
-}
-
-// waitSynced prints a progress line on stderr until nothing is missing or
-// the wait is over.
+// waitSynced prints a progress line on stderr until every group is in
+// sync; when the wait is over first it fails, saying why for each group.
 func (c *cli) waitSynced(ctx context.Context, r *apiv1.SyncStatusResponse, get func() (*apiv1.SyncStatusResponse, error), wait time.Duration) (*apiv1.SyncStatusResponse, error) {
-	deadline := time.Now().Add(wait)
+	start := time.Now()
+	deadline := start.Add(wait)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	start, _ := missingOf(r)
+	first := totalsOf(r)
 	for {
-		missing, behind := missingOf(r)
-		if behind == 0 {
-			if start > 0 {
-				fmt.Fprintf(c.stderr, "\rsynced: %d entries fetched%20s\n", start, "")
+		t := totalsOf(r)
+		if t.notInSync == 0 {
+			if got := t.fetched - first.fetched; got > 0 {
+				fmt.Fprintf(c.stderr, "\rsynced: %d entries (%s) fetched in %s%20s\n", got, sizeText(t.fetchedByte-first.fetchedByte),
+					time.Since(start).Round(100*time.Millisecond), "")
 			}
 			return r, nil
 		}
-		done := uint64(0)
-		if start > missing {
-			done = start - missing
-		}
-		fmt.Fprintf(c.stderr, "\rsyncing: %s behind, %d entries missing (%d fetched)   ", count(behind, "group", "groups"), missing, done)
-		if time.Now().After(deadline) {
+		fmt.Fprintf(c.stderr, "\r%s   ", progressText(r, first, t, time.Since(start)))
+		if time.Now().After(deadline) || ctx.Err() != nil {
 			fmt.Fprintln(c.stderr)
-			return r, nil
+			var why []string
+			for _, g := range r.GetGroups() {
+				if !g.GetInSync() {
+					why = append(why, groupLabel(g)+": "+stateText(g, time.Now()))
+				}
+			}
+			err := fmt.Errorf("sync status --wait: not in sync after %s: %s", wait, strings.Join(why, "; "))
+			if ctx.Err() != nil {
+				err = errors.Join(err, ctx.Err())
+			}
+			return r, err
 		}
 		select {
 		case <-ctx.Done():
-			fmt.Fprintln(c.stderr)
-			return r, nil
 		case <-tick.C:
 		}
 		var err error
 		if r, err = get(); err != nil {
 			return nil, err
-		}
-		if m, _ := missingOf(r); m > start {
-			start = m
 		}
 	}
 }
@@ -876,18 +871,27 @@ func syncJSON(r *apiv1.SyncStatusResponse) []map[string]any {
 		logs := []map[string]any{}
 		for _, l := range g.GetLogs() {
 			logs = append(logs, map[string]any{"log": l.GetLog(), "local_heads": nonNil(l.GetLocalHeads()),
-				"remote_heads": nonNil(l.GetRemoteHeads()), "missing": l.GetMissing(), "given_up": l.GetGivenUp()})
+				"remote_heads": nonNil(l.GetRemoteHeads()), "missing": l.GetMissing(), "given_up": l.GetGivenUp(), "entries": l.GetEntries(),
+				"missing_entries": l.GetMissingEntries(), "fetched": l.GetFetched(), "fetched_bytes": l.GetFetchedBytes(),
+				"unheld": l.GetUnheld()})
 		}
-		var last, lastRdv any
+		var last, lastRdv, lastReach any
 		if g.GetLastSync() != 0 {
 			last = time.Unix(0, g.GetLastSync()).UTC().Format(time.RFC3339Nano)
 		}
 		if g.GetLastRendezvous() != 0 {
 			lastRdv = time.Unix(0, g.GetLastRendezvous()).UTC().Format(time.RFC3339Nano)
 		}
+		if g.GetLastReachable() != 0 {
+			lastReach = time.Unix(0, g.GetLastReachable()).UTC().Format(time.RFC3339Nano)
+		}
+		rdv := map[string]any{"found": g.GetRendezvousFound(), "last": lastRdv, "error": g.GetRendezvousError()}
+		if _, note := rendezvousNote(g.GetRendezvousError()); note != "" {
+			rdv["note"] = note
+		}
 		out = append(out, map[string]any{"group": g.GetGroup(), "name": g.GetName(), "in_sync": g.GetInSync(),
-			"last_sync": last, "peers": nonNil(g.GetPeers()), "logs": logs,
-			"rendezvous": map[string]any{"found": g.GetRendezvousFound(), "last": lastRdv, "error": g.GetRendezvousError()}})
+			"state": g.GetState(), "reachable": g.GetReachable(), "last_reachable": lastReach,
+			"last_sync": last, "peers": nonNil(g.GetPeers()), "logs": logs, "rendezvous": rdv})
 	}
 	return out
 }
@@ -903,36 +907,49 @@ func (c *cli) printSync(r *apiv1.SyncStatusResponse) {
 	if len(r.GetGroups()) == 0 {
 		fmt.Fprintln(c.stdout, "no groups")
 	}
+	now := time.Now()
+	notes := map[string]bool{}
+	var noteOrder []string
 	for _, g := range r.GetGroups() {
-		state := "in sync"
-		if !g.GetInSync() {
-			state = "behind"
-		}
 		last := "never"
 		if g.GetLastSync() != 0 {
-			last = time.Since(time.Unix(0, g.GetLastSync())).Round(time.Second).String() + " ago"
+			last = now.Sub(time.Unix(0, g.GetLastSync())).Round(time.Second).String() + " ago"
 		}
 		name := g.GetName()
 		if name == "" {
 			name = "-"
 		}
-		fmt.Fprintf(c.stdout, "%s  %s  %s, last sync %s, %s\n", g.GetGroup()[:12], name, state, last, count(len(g.GetPeers()), "peer", "peers"))
+		fmt.Fprintf(c.stdout, "%s  %s  %s, last sync %s, %s\n", g.GetGroup()[:12], name, stateText(g, now), last, count(len(g.GetPeers()), "peer", "peers"))
 		for _, l := range g.GetLogs() {
-			line := fmt.Sprintf("  %-8s  %s local, %s announced, %d missing", l.GetLog(),
-				count(len(l.GetLocalHeads()), "head", "heads"), count(len(l.GetRemoteHeads()), "head", "heads"), l.GetMissing())
+			line := fmt.Sprintf("  %-8s  %s local, %s announced, %d missing, %s", l.GetLog(),
+				count(len(l.GetLocalHeads()), "head", "heads"), count(len(l.GetRemoteHeads()), "head", "heads"), l.GetMissing(),
+				count(int(l.GetEntries()), "entry", "entries"))
 			if n := l.GetGivenUp(); n > 0 {
 				line += fmt.Sprintf(", %d given up (no peer served them)", n)
 			}
-			fmt.Fprintln(c.stdout, line)
-		}
-		if g.GetLastRendezvous() != 0 {
-			line := fmt.Sprintf("  %-8s  %s found, last round %s ago", "rdv", count(int(g.GetRendezvousFound()), "peer", "peers"),
-				time.Since(time.Unix(0, g.GetLastRendezvous())).Round(time.Second))
-			if e := g.GetRendezvousError(); e != "" {
-				line += ": " + e
+			if l.GetFetched() > 0 {
+				line += fmt.Sprintf(", %d fetched (%s)", l.GetFetched(), sizeText(l.GetFetchedBytes()))
 			}
 			fmt.Fprintln(c.stdout, line)
 		}
+		if n := unheldOf(g); n > 0 {
+			fmt.Fprintf(c.stdout, "  %s not yet on any other node\n", count(int(n), "of your messages", "of your messages"))
+		}
+		if g.GetLastRendezvous() != 0 {
+			line := fmt.Sprintf("  %-8s  %s found, last round %s ago", "rdv", count(int(g.GetRendezvousFound()), "peer", "peers"),
+				now.Sub(time.Unix(0, g.GetLastRendezvous())).Round(time.Second))
+			if short, note := rendezvousNote(g.GetRendezvousError()); short != "" {
+				line += ": " + short
+				if note != "" && !notes[note] {
+					notes[note] = true
+					noteOrder = append(noteOrder, note)
+				}
+			}
+			fmt.Fprintln(c.stdout, line)
+		}
+	}
+	for _, n := range noteOrder {
+		fmt.Fprintln(c.stdout, "\n"+n)
 	}
 }
 

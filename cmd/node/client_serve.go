@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	apiv1 "github.com/skein-p2p/skein/api/v1"
 	"github.com/skein-p2p/skein/core/api"
@@ -147,9 +148,17 @@ func serveMessenger(ctx context.Context, cfg *config.Config, ks *crypto.Keystore
 	return s, nil
 }
 
-// Stop stops the API (open streams end at ctx's deadline), then the
-// messenger (keys saved), then closes the keystore.
+// Stop first pushes to connected peers what no other node holds yet
+// (messenger.Flush, within half the time ctx leaves), then stops the API
+// (open streams end at once), then the messenger (keys saved), then closes
+// the keystore.
 func (s *messengerService) Stop(ctx context.Context) error {
+	fctx, cancel := ctx, context.CancelFunc(func() {})
+	if dl, ok := ctx.Deadline(); ok {
+		fctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(dl)/2))
+	}
+	s.m.Flush(fctx)
+	cancel()
 	s.srv.Stop(ctx)
 	err := <-s.served
 	return errors.Join(err, s.m.Close(), s.ks.Close())

@@ -20,6 +20,9 @@ import (
 	"github.com/skein-p2p/skein/client"
 )
 
+// listenEnv sets the network plugin's listen addresses.
+const listenEnv = "SKEIN_PLUGINS__NETWORK__CONFIG__LISTEN"
+
 // kill9Node is one `skein run` child of TestKill9.
 type kill9Node struct {
 	cmd   *exec.Cmd
@@ -33,8 +36,12 @@ type kill9Node struct {
 func startKill9Node(t testing.TB, env []string, dataDir string, runArgs ...string) *kill9Node {
 	t.Helper()
 	cmd := exec.Command(skeinBin, append([]string{"run", "--data-dir", dataDir}, runArgs...)...)
-	// The network plugin listens on loopback, on a free port.
-	cmd.Env = append(slices.Clone(env), "SKEIN_PLUGINS__NETWORK__CONFIG__LISTEN=[/ip4/127.0.0.1/tcp/0]")
+	// The network plugin listens on loopback, on a free port (unless env
+	// names its addresses).
+	cmd.Env = slices.Clone(env)
+	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, listenEnv+"=") }) {
+		cmd.Env = append(cmd.Env, listenEnv+"=[/ip4/127.0.0.1/tcp/0]")
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

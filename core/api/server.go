@@ -68,6 +68,8 @@ type Server struct {
 	local  *grpc.Server
 	remote *grpc.Server
 	stop   sync.Once
+	// stopping is closed when Stop begins: open streams end (stopping.go).
+	stopping chan struct{}
 }
 
 // Listen opens the listeners: the unix socket (created under a temporary
@@ -81,7 +83,7 @@ func Listen(m *messenger.Messenger, cfg Config) (*Server, error) {
 	if cfg.TCP != "" && cfg.Token == "" {
 		return nil, fmt.Errorf("api listen on %s: %w", cfg.TCP, ErrTokenRequired)
 	}
-	s := &Server{m: m, logger: cfg.Logger, socket: cfg.Socket}
+	s := &Server{m: m, logger: cfg.Logger, socket: cfg.Socket, stopping: make(chan struct{})}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -99,10 +101,10 @@ func Listen(m *messenger.Messenger, cfg Config) (*Server, error) {
 		}
 		s.tcp = tl
 		auth := bearer{want: sha256.Sum256([]byte(cfg.Token))}
-		s.remote = grpc.NewServer(grpc.UnaryInterceptor(auth.unary), grpc.StreamInterceptor(auth.stream))
+		s.remote = grpc.NewServer(grpc.UnaryInterceptor(auth.unary), grpc.ChainStreamInterceptor(auth.stream, s.endStreamsOnStop))
 		register(s.remote, m, cfg.PeerSources, cfg.Plugins)
 	}
-	s.local = grpc.NewServer()
+	s.local = grpc.NewServer(grpc.StreamInterceptor(s.endStreamsOnStop))
 	register(s.local, m, cfg.PeerSources, cfg.Plugins)
 	return s, nil
 }
@@ -178,6 +180,7 @@ func (s *Server) Serve() error {
 // subscriptions end). It removes the socket. Stop is idempotent.
 func (s *Server) Stop(ctx context.Context) {
 	s.stop.Do(func() {
+		close(s.stopping)
 		done := make(chan struct{})
 		go func() {
 			s.local.GracefulStop()

@@ -324,9 +324,14 @@ func (s messagesServer) List(ctx context.Context, r *apiv1.ListMessagesRequest) 
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	unheld, err := s.m.Unheld(ctx, gi.ID.String())
+	if err != nil {
+		return nil, toStatus(err)
+	}
 	out := &apiv1.ListMessagesResponse{Messages: make([]*apiv1.Message, len(msgs))}
 	for i, m := range msgs {
 		out.Messages[i] = message(gi.ID, m)
+		out.Messages[i].HeldElsewhere = !unheld[m.CID]
 	}
 	return out, nil
 }
@@ -349,14 +354,21 @@ func (s messagesServer) Subscribe(r *apiv1.SubscribeRequest, stream grpc.ServerS
 		return err
 	}
 	sent := map[cid.Cid]bool{}
+	dev := s.m.Identity().DeviceKey()
 	if r.GetReplay() {
 		msgs, err := s.m.Messages(ctx, gi.ID.String(), messenger.ListOptions{Since: since})
 		if err != nil {
 			return toStatus(err)
 		}
+		unheld, err := s.m.Unheld(ctx, gi.ID.String())
+		if err != nil {
+			return toStatus(err)
+		}
 		for _, m := range msgs {
 			sent[m.CID] = true
-			if err := stream.Send(message(gi.ID, m)); err != nil {
+			out := message(gi.ID, m)
+			out.HeldElsewhere = m.Sender != dev || !unheld[m.CID]
+			if err := stream.Send(out); err != nil {
 				return err
 			}
 		}
@@ -376,7 +388,9 @@ func (s messagesServer) Subscribe(r *apiv1.SubscribeRequest, stream grpc.ServerS
 				delete(sent, m.CID)
 				continue
 			}
-			if err := stream.Send(message(gi.ID, m)); err != nil {
+			out := message(gi.ID, m)
+			out.HeldElsewhere = m.Sender != dev // an own message just sent is held here only
+			if err := stream.Send(out); err != nil {
 				return err
 			}
 		}
@@ -426,7 +440,11 @@ func (s syncServer) Status(ctx context.Context, r *apiv1.SyncStatusRequest) (*ap
 
 func groupSync(st messenger.SyncStatus) *apiv1.GroupSync {
 	gs := &apiv1.GroupSync{Group: st.Group.String(), Peers: st.Peers, InSync: st.InSync(),
-		RendezvousFound: st.Rendezvous.Found, RendezvousError: st.Rendezvous.Error}
+		RendezvousFound: st.Rendezvous.Found, RendezvousError: st.Rendezvous.Error,
+		State: st.State(), Reachable: st.Reachable}
+	if !st.LastReachable.IsZero() {
+		gs.LastReachable = st.LastReachable.UnixNano()
+	}
 	if !st.LastSync.IsZero() {
 		gs.LastSync = st.LastSync.UnixNano()
 	}
@@ -434,7 +452,8 @@ func groupSync(st messenger.SyncStatus) *apiv1.GroupSync {
 		gs.LastRendezvous = st.Rendezvous.Last.UnixNano()
 	}
 	for _, l := range st.Logs {
-		ls := &apiv1.LogSync{Log: l.Log, Missing: uint64(l.Missing), Entries: uint64(l.Entries), GivenUp: l.GivenUp}
+		ls := &apiv1.LogSync{Log: l.Log, Missing: uint64(l.Missing), Entries: uint64(l.Entries), GivenUp: l.GivenUp,
+			Fetched: l.Fetched, FetchedBytes: l.FetchedBytes, MissingEntries: l.MissingEntries, Unheld: uint64(l.Unheld)}
 		for _, c := range l.LocalHeads {
 			ls.LocalHeads = append(ls.LocalHeads, c.String())
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 
 	"github.com/ipfs/go-cid"
 
@@ -93,10 +94,10 @@ func (r *ReplicatedLog) Len() int { return r.l.Len() }
 // Has reports whether the log holds the entry c.
 func (r *ReplicatedLog) Has(ctx context.Context, c cid.Cid) (bool, error) { return r.l.Has(ctx, c) }
 
-// Get returns the entry c of the log (log.ErrNotFound if it holds none).
-// With it a replicator answers bulk entry requests (replication's
-// EntryReader) for the group's logs, so a member far behind catches up in
-// batches instead of one block fetch per entry.
+// Get returns the entry c of the log (an error wrapping log.ErrNotFound if
+// it holds none). With it a replicator answers bulk entry requests
+// (replication's EntryReader) for the group's logs, so a member far behind
+// catches up in batches instead of one block fetch per entry.
 func (r *ReplicatedLog) Get(ctx context.Context, c cid.Cid) (*log.Entry, error) {
 	return r.l.Get(ctx, c)
 }
@@ -106,6 +107,11 @@ func (r *ReplicatedLog) Get(ctx context.Context, c cid.Cid) (*log.Entry, error) 
 // request's responder reads what it sends in runs.
 func (r *ReplicatedLog) GetRun(ctx context.Context, c cid.Cid, n int) ([]*log.Entry, error) {
 	return r.l.GetRun(ctx, c, n)
+}
+
+// Entries iterates over the log's entries (log.Log.Entries).
+func (r *ReplicatedLog) Entries(ctx context.Context, opts ...log.IterOption) iter.Seq2[*log.Entry, error] {
+	return r.l.Entries(ctx, opts...)
 }
 
 // Subscribe streams the log's new entries (local appends and joined ones)

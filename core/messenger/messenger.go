@@ -100,6 +100,9 @@ type Messenger struct {
 	saveWake  chan struct{}
 	saverStop chan struct{}
 	saverDone chan struct{}
+
+	book peerBook // peers that share a group (peers.go)
+	held heldBook // own entries known held elsewhere (held.go)
 }
 
 // markDirty schedules g's keys to be saved.
@@ -181,7 +184,7 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 		m.logger.Info("new account created", "account", id.AccountKey().Fingerprint(), "device", id.DeviceKey().Fingerprint())
 	}
 	m.id = id
-	ropts := append([]replication.Option{replication.WithLogger(m.logger)}, cfg.Replication...)
+	ropts := append([]replication.Option{replication.WithLogger(m.logger), replication.WithPeerSeen(m.peerSeen)}, cfg.Replication...)
 	if v, ok := cfg.Network.(interface{ PubsubValidated() bool }); ok {
 		ropts = append([]replication.Option{replication.WithPubsubValidated(v.PubsubValidated())}, ropts...)
 	}
@@ -189,7 +192,9 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new messenger: %w", err)
 	}
+	m.startPeerBook()
 	if err := repl.Start(ctx); err != nil {
+		m.stopPeerBook()
 		return nil, fmt.Errorf("new messenger: %w", err)
 	}
 	m.repl = repl
@@ -329,6 +334,7 @@ func (m *Messenger) Close() error {
 	<-m.saverDone
 	m.saveDirty()
 	errs := []error{m.repl.Close()}
+	m.stopPeerBook()
 	for _, h := range groups {
 		errs = append(errs, h.g.SaveKeys(m.cfg.Keystore), h.g.Close())
 	}
@@ -434,6 +440,7 @@ func (m *Messenger) CreateGroup(ctx context.Context, name string) (GroupInfo, er
 	if err := m.hold(ctx, g, rec, true); err != nil {
 		return GroupInfo{}, err
 	}
+	m.logger.Info("group created", "group", g.ID().Fingerprint(), "name", name)
 	return m.info(&held{g: g, rec: rec}), nil
 }
 
@@ -487,6 +494,7 @@ func (m *Messenger) JoinGroup(ctx context.Context, token, name string) (GroupInf
 	if err := m.holdReplicated(ctx, g, rec, ids); err != nil {
 		return GroupInfo{}, err
 	}
+	m.logger.Info("group joined", "group", g.ID().Fingerprint(), "name", name, "members", len(g.Members()))
 	return m.info(&held{g: g, rec: rec}), nil
 }
 
@@ -761,6 +769,7 @@ func (m *Messenger) SyncStatus(ctx context.Context, ref string) ([]SyncStatus, e
 		}
 	}
 	st := m.repl.Status()
+	connected := m.connectedPeers(ctx)
 	out := make([]SyncStatus, 0, len(ids))
 	for _, id := range ids {
 		m.mu.Lock()
@@ -769,7 +778,18 @@ func (m *Messenger) SyncStatus(ctx context.Context, ref string) ([]SyncStatus, e
 			logs = h.logs
 		}
 		m.mu.Unlock()
-		out = append(out, syncStatus(id, logs, st))
+		s := m.withReach(syncStatus(id, logs, st), logs, connected)
+		if meta, msgs, err := m.unheldOf(ctx, id, remoteHeads(st)); err == nil {
+			for i := range s.Logs {
+				switch s.Logs[i].id {
+				case logs[0]:
+					s.Logs[i].Unheld = len(meta)
+				case logs[1]:
+					s.Logs[i].Unheld = len(msgs)
+				}
+			}
+		}
+		out = append(out, s)
 	}
 	return out, nil
 }

@@ -374,10 +374,11 @@ func (m *Messenger) Replicas() []ReplicaInfo {
 	}
 	m.mu.Unlock()
 	st := m.repl.Status()
+	connected := m.connectedPeers(context.Background())
 	out := make([]ReplicaInfo, 0, len(hs))
 	for _, h := range hs {
 		out = append(out, ReplicaInfo{ID: h.g.ID(), Kind: h.g.Kind(), RegisteredBy: h.rec.By, Registered: h.rec.At,
-			Registrations: h.rec.registrations(), Sync: syncStatus(h.g.ID(), h.logs, st)})
+			Registrations: h.rec.registrations(), Sync: m.withReach(syncStatus(h.g.ID(), h.logs, st), h.logs, connected)})
 	}
 	slices.SortFunc(out, func(a, b ReplicaInfo) int { return slices.Compare(a.ID[:], b.ID[:]) })
 	return out
@@ -473,7 +474,9 @@ func (m *Messenger) RegisterWithReplicationNode(ctx context.Context, ref, token 
 	if t.Peer == m.cfg.Network.PeerID() {
 		return fmt.Errorf("%w: the token is this node's own", ErrInvalidArgument)
 	}
-	if err := m.cfg.Network.Connect(ctx, sdk.PeerInfo{ID: t.Peer, Addrs: t.Addrs}); err != nil {
+	// A node connected already on another address (a network may refuse
+	// the token's addresses if none answers) registers all the same.
+	if err := m.cfg.Network.Connect(ctx, sdk.PeerInfo{ID: t.Peer, Addrs: t.Addrs}); err != nil && !m.connectedPeers(ctx)[t.Peer] {
 		return fmt.Errorf("register group %s: reach replication node %s: %w", h.g.ID().Fingerprint(), t.Peer, err)
 	}
 	resp, err := dm.Request(ctx, t.Peer, RegisterProtocol, encodeRegistration(t.Secret, h.g.ID(), key))

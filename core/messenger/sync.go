@@ -29,6 +29,15 @@ type LogSync struct {
 	// GivenUp counts remote heads given up: no peer served them within
 	// the replicator's give-up delay (replication.LogStatus.GivenUp).
 	GivenUp uint64
+	// Fetched and FetchedBytes count the entries joins fetched from peers
+	// since the node started; MissingEntries estimates the entries still
+	// missing (from Lamport clocks; 0 with Missing > 0: not known yet).
+	Fetched, FetchedBytes, MissingEntries uint64
+	// Unheld counts this device's entries no other node is known to hold
+	// yet (held.go).
+	Unheld int
+
+	id replication.LogID
 }
 
 // SyncStatus is a group's sync state.
@@ -43,16 +52,19 @@ type SyncStatus struct {
 	// Rendezvous is the state of the group's DHT rendezvous (zero Last:
 	// no round yet, or rendezvous off).
 	Rendezvous replication.RendezvousStatus
+	// Reachable: a peer that shares the group is connected now. If not,
+	// LastReachable is when one last was (zero: never since the node
+	// started).
+	Reachable     bool
+	LastReachable time.Time
 }
 
-// InSync reports whether nothing known to exist elsewhere is missing here.
+// InSync reports whether the group is known to be in sync: nothing known
+// to exist elsewhere is missing here, a peer that shares it is reachable
+// now, and a sync with a peer has completed. A group alone, or never
+// synced, is not in sync whatever it holds: see State.
 func (s SyncStatus) InSync() bool {
-	for _, l := range s.Logs {
-		if l.Missing > 0 {
-			return false
-		}
-	}
-	return true
+	return s.State() == StateInSync
 }
 
 // groupLog is one of a group's logs as the replicator joins it: the
@@ -121,7 +133,8 @@ func syncStatus(id crypto.PublicKey, ids []replication.LogID, st replication.Sta
 			continue
 		}
 		ls := st.Logs[i]
-		s := LogSync{Log: ls.Channel, LocalHeads: ls.LocalHeads, Missing: len(ls.Missing), Entries: ls.Entries, GivenUp: ls.GivenUp}
+		s := LogSync{Log: ls.Channel, LocalHeads: ls.LocalHeads, Missing: len(ls.Missing), Entries: ls.Entries, GivenUp: ls.GivenUp,
+			Fetched: ls.Progress.Fetched, FetchedBytes: ls.Progress.FetchedBytes, MissingEntries: ls.Progress.MissingEntries, id: id}
 		seen := map[string]bool{}
 		for _, ph := range ls.Remote {
 			peers[ph.Peer] = true

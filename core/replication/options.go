@@ -54,6 +54,7 @@ type options struct {
 	bulkBytes      int
 	rendezvous     time.Duration // 0: no rendezvous
 	rendezvousHook func(peerID string)
+	peerSeenHook   func(peerID string, log LogID) // see WithPeerSeen
 	logger         *slog.Logger
 	giveUpAfter    time.Duration
 	// pubsubValidated: every honest node's network validates pubsub

@@ -65,6 +65,7 @@ type replica struct {
 	missingSince map[string]time.Time // missing remote heads: since when
 	givenUpSet   map[string]bool      // heads given up (no peer served them)
 	givenUp      uint64
+	prog progress // catch-up figures (progress.go)
 }
 
 // via says how heads reached a replica, which decides who can be held
@@ -140,6 +141,11 @@ func (rep *replica) unknown(heads []cid.Cid) []cid.Cid {
 func (rep *replica) received(peer string, heads []cid.Cid, inline [][]byte, how via) {
 	missing := rep.unknown(heads)
 	direct := how == viaDirect
+	for _, b := range inline {
+		if c := blockCID(b); slices.ContainsFunc(missing, c.Equals) {
+			rep.sawRemote(b)
+		}
+	}
 	rep.mu.Lock()
 	if direct {
 		// A peer names them itself: fetch them again.
@@ -150,6 +156,9 @@ func (rep *replica) received(peer string, heads []cid.Cid, inline [][]byte, how 
 		missing = rep.notGivenUpLocked(missing)
 	}
 	rep.nReceived++
+	if _, known := rep.remote[peer]; !known {
+		rep.r.peerSeen(peer, rep.id)
+	}
 	rep.remote[peer] = &remoteState{heads: slices.Clone(heads), missing: missing, seen: time.Now(), direct: direct}
 	if len(missing) == 0 {
 		if how != viaAnnouncement {
@@ -332,6 +341,11 @@ func (rep *replica) join(key jobKey, j *job) {
 	stack := [][]cid.Cid{j.heads}
 	ok := true
 	fetched := map[string]bool{}
+	added := 0
+	if j.bulk {
+		rep.catchupStarted(peer, len(j.heads))
+		defer func() { rep.catchupFinished(peer, added) }()
+	}
 	for round := 0; len(stack) > 0 && round < maxJoinRounds && rep.ctx.Err() == nil; round++ {
 		heads := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
@@ -382,6 +396,7 @@ func (rep *replica) join(key jobKey, j *job) {
 		}
 		metrics.EntriesJoined.Add(float64(len(res.Added)))
 		metrics.Rejected(res.Rejected)
+		added += len(res.Added)
 		rep.mu.Lock()
 		rep.added += uint64(len(res.Added))
 		rep.pending = len(res.Pending)
@@ -509,6 +524,7 @@ func (rep *replica) settle(got []cid.Cid, added []*log.Entry) {
 // join of ours fetched) for announcement.
 func (rep *replica) watch(entries <-chan *log.Entry) {
 	for e := range entries {
+		rep.sawEntry(e)
 		k := e.CID().KeyString()
 		rep.mu.Lock()
 		if _, remote := rep.fetched[k]; remote {
@@ -680,9 +696,10 @@ func (g *joinGetter) watchdog(ctx context.Context, cancel context.CancelFunc, st
 
 func (g *joinGetter) touch() { g.last.Store(time.Now().UnixNano()) }
 
-func (g *joinGetter) record(c cid.Cid, source string) {
+func (g *joinGetter) record(c cid.Cid, data []byte, source string) {
 	metrics.BlocksFetched.WithLabelValues(source).Inc()
 	g.touch()
+	g.rep.fetchedBlock(data)
 	g.got = append(g.got, c)
 	g.rep.mu.Lock()
 	g.rep.fetched[c.KeyString()]++
@@ -701,7 +718,7 @@ func (g *joinGetter) GetMany(ctx context.Context, cids []cid.Cid) iter.Seq2[log.
 				source = metrics.SourceBulk
 			}
 			if ok {
-				g.record(c, source)
+				g.record(c, d, source)
 				if !yield(log.Block{CID: c, Data: d}, nil) {
 					return
 				}
@@ -718,7 +735,7 @@ func (g *joinGetter) GetMany(ctx context.Context, cids []cid.Cid) iter.Seq2[log.
 					missing = append(missing, c)
 					continue
 				}
-				g.record(c, metrics.SourceBulk)
+				g.record(c, d, metrics.SourceBulk)
 				if !yield(log.Block{CID: c, Data: d}, nil) {
 					return
 				}
@@ -738,7 +755,7 @@ func (g *joinGetter) GetMany(ctx context.Context, cids []cid.Cid) iter.Seq2[log.
 		}
 		for b, err := range g.store.GetMany(ctx, rest) {
 			if err == nil && b.CID.Defined() {
-				g.record(b.CID, metrics.SourceNetwork)
+				g.record(b.CID, b.Data, metrics.SourceNetwork)
 			}
 			if !yield(b, err) {
 				return

@@ -66,6 +66,8 @@ type LogStatus struct {
 	// Rendezvous is the state of the topic's rendezvous (shared by the
 	// logs of a topic).
 	Rendezvous RendezvousStatus
+	// Progress counts what joins fetched and estimates what is missing.
+	Progress Progress
 }
 
 // PeerHeads is what one peer said it has of a log.
@@ -108,7 +110,7 @@ func (r *Replicator) Status() Status {
 
 func (rep *replica) status() LogStatus {
 	s := LogStatus{ID: rep.id, Topic: rep.topic, Channel: rep.channel,
-		Entries: rep.log.Len(), LocalHeads: rep.log.Heads()}
+		Entries: rep.log.Len(), LocalHeads: rep.log.Heads(), Progress: rep.progressStatus()}
 	rep.mu.Lock()
 	defer rep.mu.Unlock()
 	seen := map[string]bool{}
@@ -123,6 +125,9 @@ func (rep *replica) status() LogStatus {
 	}
 	slices.SortFunc(s.Remote, func(a, b PeerHeads) int { return strings.Compare(a.Peer, b.Peer) })
 	slices.SortFunc(s.Missing, compareCIDs)
+	if len(s.Missing) == 0 && len(rep.busy) == 0 && len(rep.queue) == 0 {
+		rep.nothingMissing()
+	}
 	s.Queued = len(rep.queue)
 	s.Fetching = len(rep.busy) > 0
 	s.Pending = rep.pending
@@ -130,5 +135,8 @@ func (rep *replica) status() LogStatus {
 	s.Announced, s.Received, s.Added, s.Rejected = rep.announced, rep.nReceived, rep.added, rep.rejected
 	s.GivenUp = rep.givenUp
 	s.BulkRequests, s.BulkReceived, s.BulkServed = rep.bulkRequests, rep.bulkReceived, rep.bulkServed
+	if len(s.Missing) == 0 {
+		s.Progress.MissingEntries = 0
+	}
 	return s
 }

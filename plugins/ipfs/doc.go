@@ -32,8 +32,14 @@
 // peer blocked with BlockPeer is not dialled while the block lasts. So two
 // nodes find each other again after a partition outlasts their
 // connections. The peers asked for with Connect are remembered in
-// data_dir/wanted-peers.json (0600, most recent first), so a restarted
-// node dials them again by itself. redial_max_backoff 0 turns this off.
+// data_dir/wanted-peers.json (0600, most recent first, with when each was
+// last connected; forgotten after 30 days without a connection), so a
+// restarted node dials them again by itself. Connect with addresses keeps
+// only an address that answered (a peer connected already is dialled on
+// the given address itself); Connect with no address remembers a peer
+// (one that dialled us included) with the addresses it listens on, as
+// identify reported them: the messenger does so for every peer met in a
+// group. redial_max_backoff 0 turns this off.
 //
 // The peer identity is a network key of its own (data_dir/network.key), never
 // the account key, so an observer of the network cannot link a peer to an

@@ -33,7 +33,6 @@ import (
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/core/transport"
@@ -704,12 +703,12 @@ func (n *Network) Connect(ctx context.Context, p sdk.PeerInfo) error {
 	if err != nil {
 		return err
 	}
-	err = h.Connect(ctx, info)
-	if r != nil && (err == nil || h.Network().Connectedness(info.ID) == network.Connected) {
-		r.want(info, false, false)
-	}
+	worked, err := connectExactly(ctx, h, info)
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", info.ID, err)
+	}
+	if r != nil {
+		r.want(peer.AddrInfo{ID: info.ID, Addrs: worked}, false, false)
 	}
 	return nil
 }

@@ -34,6 +34,10 @@ const (
 	redialDialTimeout = 30 * time.Second
 	// redialMaxAddrs bounds the addresses remembered for one peer.
 	redialMaxAddrs = 32
+	// redialForgetAfter is how long a remembered (not bootstrap) peer may
+	// go without a working connection before it is forgotten: a peer
+	// that moved away for good is not dialled forever.
+	redialForgetAfter = 30 * 24 * time.Hour
 	// wantedProtectTag protects wanted peers' connections from the
 	// connection manager's trimming, which redialling would only undo.
 	wantedProtectTag = "skein-wanted"
@@ -45,8 +49,14 @@ type wantedPeer struct {
 	addrs []ma.Multiaddr
 	// bootstrap peers come from the config: never evicted.
 	bootstrap bool
-	// elem is the peer's place in the recency list (non-bootstrap only).
+	// elem is the peer's place in the recency list of remembered peers
+	// (those saved to the file); nil: not remembered (a bootstrap peer
+	// never wanted otherwise).
 	elem *list.Element
+	// lastConnected is when a connection to the peer was last up (or,
+	// never connected, when it was first wanted): the peer is forgotten
+	// once that is longer ago than forgetAfter.
+	lastConnected time.Time
 	// backoff is the delay before the next dial that gets scheduled.
 	backoff time.Duration
 	// next is when the peer is dialled next; zero: no dial scheduled.
@@ -73,6 +83,8 @@ type redialer struct {
 	logger     *slog.Logger
 	maxBackoff time.Duration
 	maxPeers   int
+	// forgetAfter: redialForgetAfter, shorter in tests.
+	forgetAfter time.Duration
 
 	// file remembers the non-bootstrap wanted peers across restarts
 	// (wantedPeersFile); "" without a data directory.
@@ -95,15 +107,16 @@ type redialer struct {
 
 func newRedialer(h host.Host, g *gater, logger *slog.Logger, maxBackoff time.Duration, maxPeers int) *redialer {
 	return &redialer{
-		host:       h,
-		gater:      g,
-		logger:     logger,
-		maxBackoff: max(maxBackoff, redialMinBackoff),
-		maxPeers:   maxPeers,
-		peers:      map[peer.ID]*wantedPeer{},
-		recent:     list.New(),
-		wake:       make(chan struct{}, 1),
-		done:       make(chan struct{}),
+		host:        h,
+		gater:       g,
+		logger:      logger,
+		maxBackoff:  max(maxBackoff, redialMinBackoff),
+		maxPeers:    maxPeers,
+		forgetAfter: redialForgetAfter,
+		peers:       map[peer.ID]*wantedPeer{},
+		recent:      list.New(),
+		wake:        make(chan struct{}, 1),
+		done:        make(chan struct{}),
 	}
 }
 
@@ -123,8 +136,19 @@ func (r *redialer) wait() { <-r.done }
 
 // want adds p to the wanted set (or refreshes it: newest addresses, most
 // recently wanted). A peer not connected now is dialled at once when
-// immediate is set, else after its backoff.
+// immediate is set, else after its backoff. A bootstrap peer (from the
+// config) is kept but not remembered in the file; any other is, and so is
+// a bootstrap peer wanted again as another (one that shares a group: the
+// config that named it may be gone after a restart). A peer wanted with no
+// addresses keeps those it had, or else those the peerstore holds (what
+// it said it listens on).
 func (r *redialer) want(info peer.AddrInfo, bootstrap, immediate bool) {
+	r.wantAt(info, bootstrap, immediate, time.Time{})
+}
+
+// wantAt is want for a peer last connected at last (zero: now, or when it
+// was first wanted): restore gives the time saved in the file.
+func (r *redialer) wantAt(info peer.AddrInfo, bootstrap, immediate bool, last time.Time) {
 	if info.ID == "" || info.ID == r.host.ID() {
 		return
 	}
@@ -133,26 +157,27 @@ func (r *redialer) want(info peer.AddrInfo, bootstrap, immediate bool) {
 	defer r.mu.Unlock()
 	p, ok := r.peers[info.ID]
 	if !ok {
-		p = &wantedPeer{id: info.ID, backoff: redialMinBackoff}
+		p = &wantedPeer{id: info.ID, backoff: redialMinBackoff, lastConnected: now}
+		if !last.IsZero() {
+			p.lastConnected = last
+		}
 		r.peers[info.ID] = p
 		r.host.ConnManager().Protect(info.ID, wantedProtectTag)
 	}
-	if len(info.Addrs) > 0 {
-		addrs := slices.Clone(info.Addrs[:min(len(info.Addrs), redialMaxAddrs)])
+	addrs := info.Addrs
+	if len(addrs) == 0 && len(p.addrs) == 0 {
+		addrs = r.host.Peerstore().Addrs(info.ID)
+	}
+	if len(addrs) > 0 {
+		addrs = slices.Clone(addrs[:min(len(addrs), redialMaxAddrs)])
 		if !slices.EqualFunc(addrs, p.addrs, ma.Multiaddr.Equal) {
 			p.addrs = addrs
-			r.dirty = r.dirty || !p.bootstrap
+			r.dirty = r.dirty || p.elem != nil || !bootstrap
 		}
 	}
 	switch {
 	case bootstrap:
 		p.bootstrap = true
-		if p.elem != nil {
-			r.recent.Remove(p.elem)
-			p.elem = nil
-			r.dirty = true
-		}
-	case p.bootstrap:
 	case p.elem != nil:
 		if r.recent.Front() != p.elem {
 			r.recent.MoveToFront(p.elem)
@@ -162,18 +187,14 @@ func (r *redialer) want(info peer.AddrInfo, bootstrap, immediate bool) {
 		p.elem = r.recent.PushFront(info.ID)
 		r.dirty = true
 		for r.recent.Len() > r.maxPeers {
-			old := r.recent.Back()
-			id := old.Value.(peer.ID)
-			r.recent.Remove(old)
-			delete(r.peers, id)
-			r.host.ConnManager().Unprotect(id, wantedProtectTag)
-			r.logger.Debug("wanted peer forgotten (too many)", "peer", id.String())
+			r.forgetLocked(r.recent.Back().Value.(peer.ID), "too many")
 		}
 	}
 	if r.host.Network().Connectedness(info.ID) == network.Connected {
 		if p.connectedAt.IsZero() {
 			p.connectedAt = now
 		}
+		p.lastConnected = now
 		p.next = time.Time{}
 	} else if !p.dialing {
 		if immediate {
@@ -185,22 +206,48 @@ func (r *redialer) want(info peer.AddrInfo, bootstrap, immediate bool) {
 	r.signal()
 }
 
-// save writes the remembered peers to the file if they changed. A failure
-// is logged and retried at the next change.
-func (r *redialer) save() {
+// forgetLocked drops id from the remembered peers, and from the wanted
+// set unless it is a bootstrap peer.
+func (r *redialer) forgetLocked(id peer.ID, why string) {
+	p := r.peers[id]
+	if p == nil {
+		return
+	}
+	if p.elem != nil {
+		r.recent.Remove(p.elem)
+		p.elem = nil
+		r.dirty = true
+	}
+	if p.bootstrap {
+		return
+	}
+	delete(r.peers, id)
+	r.host.ConnManager().Unprotect(id, wantedProtectTag)
+	r.logger.Info("remembered peer forgotten", "peer", id.String(), "why", why)
+}
+
+// save writes the remembered peers to the file if they changed (or
+// always, with final: the peers connected now were last connected now). A
+// failure is logged and retried at the next change.
+func (r *redialer) save(final bool) {
 	if r.file == "" {
 		return
 	}
+	now := time.Now()
 	r.mu.Lock()
-	if !r.dirty {
+	if !r.dirty && !final {
 		r.mu.Unlock()
 		return
 	}
 	r.dirty = false
-	var peers []peer.AddrInfo
+	var peers []rememberedPeer
 	for e := r.recent.Front(); e != nil; e = e.Next() {
 		if p := r.peers[e.Value.(peer.ID)]; p != nil {
-			peers = append(peers, peer.AddrInfo{ID: p.id, Addrs: slices.Clone(p.addrs)})
+			last := p.lastConnected
+			if !p.connectedAt.IsZero() {
+				last = now
+			}
+			peers = append(peers, rememberedPeer{AddrInfo: peer.AddrInfo{ID: p.id, Addrs: slices.Clone(p.addrs)}, lastConnected: last})
 		}
 	}
 	r.mu.Unlock()
@@ -219,8 +266,16 @@ func (r *redialer) restore() {
 	for _, err := range errs {
 		r.logger.Warn("wanted peers file: skipped", "err", err)
 	}
+	now := time.Now()
 	for _, info := range slices.Backward(infos) { // the most recent ends first
-		r.want(info, false, true)
+		if !info.lastConnected.IsZero() && now.Sub(info.lastConnected) > r.forgetAfter {
+			r.logger.Info("remembered peer forgotten", "peer", info.ID.String(), "why", "no connection since "+info.lastConnected.UTC().Format(time.RFC3339))
+			r.mu.Lock()
+			r.dirty = true
+			r.mu.Unlock()
+			continue
+		}
+		r.wantAt(info.AddrInfo, false, true, info.lastConnected)
 	}
 	if len(infos) > 0 {
 		r.logger.Info("redialling the peers remembered from the last run", "peers", len(infos))
@@ -252,12 +307,12 @@ func (r *redialer) signal() {
 func (r *redialer) loop(ctx context.Context, sub event.Subscription) {
 	defer close(r.done)
 	defer r.dials.Wait()
-	defer r.save()
+	defer r.save(true)
 	defer sub.Close()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		r.save()
+		r.save(false)
 		timer.Reset(r.dispatch(ctx))
 		select {
 		case <-ctx.Done():
@@ -288,10 +343,12 @@ func (r *redialer) connectedness(e event.EvtPeerConnectednessChanged) {
 		if p.connectedAt.IsZero() {
 			p.connectedAt = now
 		}
+		p.lastConnected = now
 		p.next = time.Time{}
 		return
 	}
 	if !p.connectedAt.IsZero() {
+		p.lastConnected = now
 		lasted := now.Sub(p.connectedAt)
 		p.connectedAt = time.Time{}
 		if lasted >= redialStableConn {
@@ -383,13 +440,42 @@ func (r *redialer) dialed(id peer.ID, start time.Time, err error) {
 		if p.connectedAt.IsZero() {
 			p.connectedAt = now
 		}
+		p.lastConnected = now
+		r.workedLocked(p)
 		r.logger.Info("wanted peer reconnected", "peer", id.String(), "dial", now.Sub(start).Round(time.Millisecond).String())
 		return
 	}
 	if err == nil {
 		err = errors.New("the connection was lost again at once")
 	}
+	if p.elem != nil && !p.bootstrap && p.connectedAt.IsZero() && now.Sub(p.lastConnected) > r.forgetAfter {
+		r.forgetLocked(id, "no connection since "+p.lastConnected.UTC().Format(time.RFC3339))
+		return
+	}
 	r.scheduleLocked(p, now)
 	r.logger.Debug("wanted peer redial failed", "peer", id.String(), "retry_in", p.next.Sub(now).Round(time.Millisecond).String(), "err", err)
 	r.signal()
+}
+
+// workedLocked puts the addresses p is connected on now first in its
+// list, so the file leads with the addresses that last worked.
+func (r *redialer) workedLocked(p *wantedPeer) {
+	var up []ma.Multiaddr
+	for _, c := range r.host.Network().ConnsToPeer(p.id) {
+		up = append(up, c.RemoteMultiaddr())
+	}
+	if len(up) == 0 || len(p.addrs) == 0 {
+		return
+	}
+	addrs := slices.Clone(up)
+	for _, a := range p.addrs {
+		if !slices.ContainsFunc(addrs, a.Equal) {
+			addrs = append(addrs, a)
+		}
+	}
+	addrs = addrs[:min(len(addrs), redialMaxAddrs)]
+	if !slices.EqualFunc(addrs, p.addrs, ma.Multiaddr.Equal) {
+		p.addrs = addrs
+		r.dirty = r.dirty || p.elem != nil
+	}
 }

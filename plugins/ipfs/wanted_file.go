@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -24,6 +25,15 @@ const maxWantedFileSize = 16 << 20
 type savedPeer struct {
 	ID    string   `json:"id"`
 	Addrs []string `json:"addrs"`
+	// LastConnected (RFC 3339) is when a connection to the peer was last
+	// up; absent in files of older versions.
+	LastConnected string `json:"last_connected,omitempty"`
+}
+
+// rememberedPeer is one peer of the file.
+type rememberedPeer struct {
+	peer.AddrInfo
+	lastConnected time.Time // zero: unknown
 }
 
 type savedPeers struct {
@@ -34,7 +44,7 @@ type savedPeers struct {
 // loadWantedPeers reads the file at path. A missing file is no peers; a
 // malformed one, or malformed entries, are reported and skipped, never
 // fatal: the node starts without them.
-func loadWantedPeers(path string) ([]peer.AddrInfo, []error) {
+func loadWantedPeers(path string) ([]rememberedPeer, []error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -52,7 +62,7 @@ func loadWantedPeers(path string) ([]peer.AddrInfo, []error) {
 	if sp.Version != 1 {
 		return nil, []error{fmt.Errorf("%s: unknown version %d", path, sp.Version)}
 	}
-	var out []peer.AddrInfo
+	var out []rememberedPeer
 	var errs []error
 	for i, p := range sp.Peers {
 		id, err := peer.Decode(p.ID)
@@ -60,7 +70,15 @@ func loadWantedPeers(path string) ([]peer.AddrInfo, []error) {
 			errs = append(errs, fmt.Errorf("%s: peer %d: %w", path, i, err))
 			continue
 		}
-		info := peer.AddrInfo{ID: id}
+		info := rememberedPeer{AddrInfo: peer.AddrInfo{ID: id}}
+		if p.LastConnected != "" {
+			t, err := time.Parse(time.RFC3339Nano, p.LastConnected)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: peer %d: last_connected %q: %w", path, i, p.LastConnected, err))
+			} else {
+				info.lastConnected = t
+			}
+		}
 		for _, a := range p.Addrs {
 			m, err := ma.NewMultiaddr(a)
 			if err != nil {
@@ -76,10 +94,13 @@ func loadWantedPeers(path string) ([]peer.AddrInfo, []error) {
 
 // saveWantedPeers writes peers to path atomically (a temporary file
 // renamed over it), 0600.
-func saveWantedPeers(path string, peers []peer.AddrInfo) error {
+func saveWantedPeers(path string, peers []rememberedPeer) error {
 	sp := savedPeers{Version: 1, Peers: []savedPeer{}}
 	for _, p := range peers {
 		s := savedPeer{ID: p.ID.String(), Addrs: []string{}}
+		if !p.lastConnected.IsZero() {
+			s.LastConnected = p.lastConnected.UTC().Format(time.RFC3339Nano)
+		}
 		for _, a := range p.Addrs {
 			s.Addrs = append(s.Addrs, a.String())
 		}

@@ -94,12 +94,13 @@ func TestWantedPeersFile(t *testing.T) {
 	// What is saved is read back.
 	path := filepath.Join(t.TempDir(), wantedPeersFile)
 	p1, _ := peer.Decode(id1)
-	in := []peer.AddrInfo{{ID: p1, Addrs: []ma.Multiaddr{ma.StringCast("/ip4/10.0.0.1/udp/4001/quic-v1")}}}
+	last := time.Date(2026, 12, 5, 7, 0, 0, 0, time.UTC)
+	in := []rememberedPeer{{AddrInfo: peer.AddrInfo{ID: p1, Addrs: []ma.Multiaddr{ma.StringCast("/ip4/10.0.0.1/udp/4001/quic-v1")}}, lastConnected: last}}
 	if err := saveWantedPeers(path, in); err != nil {
 		t.Fatal(err)
 	}
 	out, errs := loadWantedPeers(path)
-	if len(errs) != 0 || len(out) != 1 || out[0].ID != p1 || !out[0].Addrs[0].Equal(in[0].Addrs[0]) {
+	if len(errs) != 0 || len(out) != 1 || out[0].ID != p1 || !out[0].Addrs[0].Equal(in[0].Addrs[0]) || !out[0].lastConnected.Equal(last) {
 		t.Fatalf("round trip: %v %v", out, errs)
 	}
 }

@@ -1,0 +1,83 @@
+package messenger_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/skein-p2p/skein/core/messenger"
+)
+
+// TestUnheldUntilAnotherNodeHoldsIt: messages sent while cut off from
+// every peer are counted as on no other node; Flush cannot push them while
+// no peer is connected and says so; once a peer is back, Flush pushes
+// them, returns when a peer holds them, and they are no longer counted.
+func TestUnheldUntilAnotherNodeHoldsIt(t *testing.T) {
+	ctx := context.Background()
+	sn, nodes, ref := threeMembers(t)
+	a := nodes[0]
+	waitFor(t, "a's earlier entries held elsewhere", func() bool {
+		u, err := a.m.Unheld(ctx, ref)
+		return err == nil && len(u) == 0
+	})
+	sn.Partition([]string{"a"}, []string{"b", "c"})
+	waitFor(t, "a sees no peer", func() bool {
+		st, err := a.m.SyncStatus(ctx, ref)
+		return err == nil && st[0].State() == messenger.StateUnreachable
+	})
+	var sent []string
+	for i := range 3 {
+		msg, err := a.m.Send(ctx, ref, fmt.Appendf(nil, "alone %d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, msg.CID.String())
+	}
+	u, err := a.m.Unheld(ctx, ref)
+	if err != nil || len(u) != 3 {
+		t.Fatalf("unheld = %v, %v; want the 3 messages sent alone", u, err)
+	}
+	st, err := a.m.SyncStatus(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(st[0].Logs, func(l messenger.LogSync) bool { return l.Log == "messages" }); i < 0 || st[0].Logs[i].Unheld != 3 {
+		t.Fatalf("sync status logs %+v; want 3 unheld messages", st[0].Logs)
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	left := a.m.Flush(short)
+	cancel()
+	// The 3 messages, and metadata of a's (a chain key shared) if any.
+	if len(left) != 1 || slices.Collect(maps.Values(left))[0] < 3 {
+		t.Fatalf("Flush with no peer = %v; want at least 3 left in one group", left)
+	}
+
+	sn.Heal()
+	waitFor(t, "a reaches a peer again", func() bool {
+		st, err := a.m.SyncStatus(ctx, ref)
+		return err == nil && st[0].Reachable
+	})
+	fctx, cancel := context.WithTimeout(ctx, waitLimit)
+	defer cancel()
+	if left := a.m.Flush(fctx); len(left) != 0 {
+		t.Fatalf("Flush with peers back = %v; want nothing left", left)
+	}
+	if u, err := a.m.Unheld(ctx, ref); err != nil || len(u) != 0 {
+		t.Fatalf("after Flush unheld = %v, %v", u, err)
+	}
+	// Whoever acknowledged them holds them.
+	var holders int
+	for _, n := range nodes[1:] {
+		if slices.ContainsFunc(cids(t, n, ref), func(c cid.Cid) bool { return c.String() == sent[2] }) {
+			holders++
+		}
+	}
+	if holders == 0 {
+		t.Fatal("Flush returned, but no other member holds the last message")
+	}
+}
