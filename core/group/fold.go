@@ -53,12 +53,12 @@ func (f filter) pastCutoff(it *metaItem) error {
 
 // computeFilter returns the filter pass 0's state defines.
 func computeFilter(st *metaState) filter {
-	if len(st.removed) == 0 {
+	if len(st.removed) == 0 && len(st.removedDevs) == 0 {
 		return nil
 	}
 	f := filter{}
 	for _, c := range st.devices {
-		if !st.isRemoved(c.Account) {
+		if !st.gone(c) {
 			continue
 		}
 		f[c.Device] = noCutoff
@@ -102,10 +102,10 @@ func affectsFilter(st *metaState, it *metaItem, s *step) bool {
 		return false
 	}
 	switch it.typ {
-	case MetaRekey, MetaMemberLeft:
+	case MetaRekey, MetaMemberLeft, MetaDeviceRemoved:
 		return true
 	case MetaDeviceAdded:
-		return s.flags&setDevice != 0 && st.isRemoved(it.cert.Account)
+		return s.flags&setDevice != 0 && st.gone(it.cert)
 	}
 	return false
 }

@@ -56,6 +56,9 @@ func dumpState(st *metaState, own bool) string {
 	for a, n := range st.removed {
 		rem = append(rem, fmt.Sprintf("%s×%d", hex.EncodeToString(a[:4]), n))
 	}
+	for d, n := range st.removedDevs {
+		rem = append(rem, fmt.Sprintf("dev %016x×%d", d, n))
+	}
 	slices.Sort(rem)
 	fmt.Fprintf(&b, "removed %v\n", rem)
 	var cuts []string
@@ -197,13 +200,20 @@ func history(t *testing.T, rng *rand.Rand, n *net, ops int) (members []*replica,
 			break
 		}
 		r := pick(live)
-		switch op := rng.IntN(20); {
+		switch op := rng.IntN(22); {
 		case op < 3 && len(members) < 9: // join by r's invitation
 			inv, err := r.g.Invite(ctx)
 			if err != nil {
 				continue
 			}
 			j := &replica{name: fmt.Sprintf("m%d", len(members)), id: newIdentity(t)}
+			if rng.IntN(3) == 0 { // another device of r's account
+				id, err := NewDevice(r.id.Account, r.id.ContactKey)
+				if err != nil {
+					t.Fatal(err)
+				}
+				j.id = id
+			}
 			if j.g, err = Join(ctx, j.id, inv, n.storage(), r.name, r.g.Heads()); err != nil {
 				continue
 			}
@@ -220,10 +230,17 @@ func history(t *testing.T, rng *rand.Rand, n *net, ops int) (members []*replica,
 			_ = r.g.RemoveMember(ctx, victim.id.AccountKey())
 		case op < 11 && len(live) > 2:
 			_ = r.g.Leave(ctx)
+		case op >= 20: // r removes another device of its account, if it has one
+			for _, m := range live {
+				if m != r && m.id.AccountKey() == r.id.AccountKey() {
+					_ = r.g.RemoveDevice(ctx, m.id.DeviceKey())
+					break
+				}
+			}
 		case op < 12: // a removed member writes, linked below its removal
 			var gone []*replica
 			for _, m := range members {
-				if r.g.state.isRemoved(m.id.AccountKey()) {
+				if c := r.g.state.device(m.id.DeviceKey()); r.g.state.isRemoved(m.id.AccountKey()) || c != nil && r.g.state.gone(c) {
 					gone = append(gone, m)
 				}
 			}
