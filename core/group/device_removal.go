@@ -194,3 +194,23 @@ func (g *Group) undoDeviceRemoved(st *metaState, it *metaItem, s *step) {
 		}
 	}
 }
+
+// DeviceState is one device the group's metadata log added.
+type DeviceState struct {
+	Cert *crypto.DeviceCertificate
+	// Removed: the device, or its account, was removed.
+	Removed bool
+}
+
+// Devices lists every device the group added, removed ones included,
+// sorted by device key.
+func (g *Group) Devices() []DeviceState {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]DeviceState, 0, len(g.state.devices))
+	for _, c := range g.state.devices {
+		out = append(out, DeviceState{Cert: c, Removed: g.state.gone(c)})
+	}
+	slices.SortFunc(out, func(a, b DeviceState) int { return compareKeys(a.Cert.Device, b.Cert.Device) })
+	return out
+}

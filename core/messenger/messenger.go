@@ -99,6 +99,8 @@ type Messenger struct {
 	saveWake  chan struct{}
 	saverStop chan struct{}
 	saverDone chan struct{}
+
+	dev deviceState // devices.go
 }
 
 // markDirty schedules g's keys to be saved.
@@ -197,6 +199,10 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 		m.Close()
 		return nil, fmt.Errorf("new messenger: %w", err)
 	}
+	if err := m.startDevices(); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("new messenger: %w", err)
+	}
 	if cfg.ReplicationNode != nil {
 		if err := m.startReplicationNode(ctx); err != nil {
 			m.Close()
@@ -229,7 +235,7 @@ func (m *Messenger) reopen(ctx context.Context) error {
 		if err := json.Unmarshal(kv.Value, &rec); err != nil {
 			return fmt.Errorf("group record %s: %w", gid.Fingerprint(), err)
 		}
-		g, err := group.Open(ctx, m.id, m.cfg.Keystore, gid, m.st, m.opts()...)
+		g, err := group.Open(ctx, m.identity(), m.cfg.Keystore, gid, m.st, m.opts()...)
 		if err != nil {
 			return err
 		}
@@ -324,6 +330,7 @@ func (m *Messenger) Close() error {
 	if dm, ok := m.cfg.Network.(sdk.DirectMessenger); ok && m.cfg.ReplicationNode != nil {
 		_ = dm.HandleRequests(RegisterProtocol, nil)
 	}
+	m.stopDevices()
 	close(m.saverStop)
 	<-m.saverDone
 	m.saveDirty()
@@ -338,7 +345,7 @@ func (m *Messenger) Close() error {
 }
 
 // Identity returns this device's identity.
-func (m *Messenger) Identity() *group.Identity { return m.id }
+func (m *Messenger) Identity() *group.Identity { return m.identity() }
 
 // Network returns the network the messenger runs on.
 func (m *Messenger) Network() sdk.Network { return m.cfg.Network }
@@ -398,12 +405,16 @@ func (m *Messenger) resolve(ref string) (*held, error) {
 	return nil, fmt.Errorf("%w: %q", ErrGroupNotFound, ref)
 }
 
-// Groups lists the groups this node holds, by name then id.
+// Groups lists the groups this node holds, by name then id; the account
+// group, which holds this account's devices, is listed by Devices
+// instead.
 func (m *Messenger) Groups() []GroupInfo {
 	m.mu.Lock()
 	hs := make([]*held, 0, len(m.groups))
 	for _, h := range m.groups {
-		hs = append(hs, h)
+		if h.g.Kind() != group.KindAccount {
+			hs = append(hs, h)
+		}
 	}
 	m.mu.Unlock()
 	out := make([]GroupInfo, 0, len(hs))
@@ -425,7 +436,7 @@ func (m *Messenger) CreateGroup(ctx context.Context, name string) (GroupInfo, er
 	if err := checkName(name); err != nil {
 		return GroupInfo{}, err
 	}
-	g, err := group.Create(ctx, m.id, m.st, m.opts()...)
+	g, err := group.Create(ctx, m.identity(), m.st, m.opts()...)
 	if err != nil {
 		return GroupInfo{}, err
 	}
@@ -464,7 +475,7 @@ func (m *Messenger) JoinGroup(ctx context.Context, token, name string) (GroupInf
 	if h, err := m.resolve(hex.EncodeToString(inv.Group[:])); err == nil && !h.rec.Left {
 		return m.info(h), nil // already held
 	}
-	g, err := group.OpenInvitation(ctx, m.id, inv, m.st, m.opts()...)
+	g, err := group.OpenInvitation(ctx, m.identity(), inv, m.st, m.opts()...)
 	if err != nil {
 		return GroupInfo{}, err
 	}
@@ -671,7 +682,7 @@ func (m *Messenger) Subscribe(ctx context.Context, ref string) (<-chan *group.Me
 
 // ContactToken returns this account's contact token, showing name.
 func (m *Messenger) ContactToken(name string) (string, error) {
-	t, err := m.id.ContactToken(name)
+	t, err := m.identity().ContactToken(name)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
@@ -685,7 +696,7 @@ func (m *Messenger) AddContact(ctx context.Context, token, name string) (string,
 	if err != nil {
 		return "", GroupInfo{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
-	req, g, err := group.RequestContact(ctx, m.id, t, name, m.st, m.opts()...)
+	req, g, err := group.RequestContact(ctx, m.identity(), t, name, m.st, m.opts()...)
 	if err != nil {
 		return "", GroupInfo{}, err
 	}
@@ -702,7 +713,7 @@ func (m *Messenger) AcceptContact(ctx context.Context, token string) (GroupInfo,
 	if err != nil {
 		return GroupInfo{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
-	g, err := group.AcceptContact(ctx, m.id, req, m.st, m.opts()...)
+	g, err := group.AcceptContact(ctx, m.identity(), req, m.st, m.opts()...)
 	if err != nil {
 		return GroupInfo{}, err
 	}
