@@ -78,6 +78,16 @@ type pendingLink struct {
 type deviceState struct {
 	mu      sync.Mutex
 	pending map[[group.LinkIDSize]byte]*pendingLink
+	// linking: a JoinAccount is under way (the watcher waits for it).
+	linking bool
+	// joining: groups the watcher is joining, by hex id.
+	joining map[string]bool
+
+	// The account watcher (device_sync.go).
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+	wg   sync.WaitGroup
 }
 
 // DeviceInfo describes one device of this account.
@@ -127,6 +137,9 @@ type deviceRecord struct {
 // startDevices registers the device protocols.
 func (m *Messenger) startDevices() error {
 	m.dev.pending = map[[group.LinkIDSize]byte]*pendingLink{}
+	m.dev.joining = map[string]bool{}
+	m.dev.wake, m.dev.stop, m.dev.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	go m.watchAccount()
 	dm, ok := m.cfg.Network.(sdk.DirectMessenger)
 	if !ok {
 		return nil
@@ -141,6 +154,11 @@ func (m *Messenger) startDevices() error {
 }
 
 func (m *Messenger) stopDevices() {
+	if m.dev.stop != nil {
+		close(m.dev.stop)
+		<-m.dev.done
+		m.dev.wg.Wait()
+	}
 	if dm, ok := m.cfg.Network.(sdk.DirectMessenger); ok {
 		_ = dm.HandleRequests(LinkProtocol, nil)
 		_ = dm.HandleRequests(HistoryProtocol, nil)
@@ -182,6 +200,7 @@ func (m *Messenger) ensureAccountGroup(ctx context.Context) (*held, error) {
 	if err := m.hold(ctx, g, record{}, true); err != nil {
 		return nil, err
 	}
+	m.wakeAccountSync()
 	return m.accountGroup(), nil
 }
 
@@ -306,23 +325,27 @@ func (m *Messenger) linkGrant(ctx context.Context) ([]byte, error) {
 	}
 	m.markDirty(ah.g)
 	grants = append(grants, grant{"", inv.Token()})
+	type named struct {
+		h    *held
+		name string
+	}
 	m.mu.Lock()
-	var hs []*held
+	var hs []named
 	for _, h := range m.groups {
 		if h != ah && !h.rec.Left {
-			hs = append(hs, h)
+			hs = append(hs, named{h, h.rec.Name})
 		}
 	}
 	m.mu.Unlock()
-	slices.SortFunc(hs, func(a, b *held) int { return strings.Compare(a.rec.Name, b.rec.Name) })
-	for _, h := range hs {
-		inv, err := h.g.Invite(ctx)
+	slices.SortFunc(hs, func(a, b named) int { return strings.Compare(a.name, b.name) })
+	for _, n := range hs {
+		inv, err := n.h.g.Invite(ctx)
 		if err != nil {
-			m.logger.Warn("link a device: cannot invite it to a group; left out", "group", h.g.ID().Fingerprint(), "err", err)
+			m.logger.Warn("link a device: cannot invite it to a group; left out", "group", n.h.g.ID().Fingerprint(), "err", err)
 			continue
 		}
-		m.markDirty(h.g)
-		grants = append(grants, grant{h.rec.Name, inv.Token()})
+		m.markDirty(n.h.g)
+		grants = append(grants, grant{n.name, inv.Token()})
 	}
 	var b []byte
 	seed := id.Account.Seed()
@@ -376,6 +399,19 @@ func (m *Messenger) JoinAccount(ctx context.Context, token, name string, progres
 	if t.Peer == m.cfg.Network.PeerID() {
 		return LinkResult{}, fmt.Errorf("%w: the link token is this node's own", ErrInvalidArgument)
 	}
+	m.dev.mu.Lock()
+	if m.dev.linking {
+		m.dev.mu.Unlock()
+		return LinkResult{}, fmt.Errorf("%w: a link is already under way", ErrInvalidArgument)
+	}
+	m.dev.linking = true
+	m.dev.mu.Unlock()
+	defer func() {
+		m.dev.mu.Lock()
+		m.dev.linking = false
+		m.dev.mu.Unlock()
+		m.wakeAccountSync()
+	}()
 	if err := m.cfg.Network.Connect(ctx, sdk.PeerInfo{ID: t.Peer, Addrs: t.Addrs}); err != nil {
 		return LinkResult{}, fmt.Errorf("join account: reach the linking device %s: %w: %w", t.Peer, ErrUnreachable, err)
 	}
@@ -430,7 +466,7 @@ func (m *Messenger) JoinAccount(ctx context.Context, token, name string, progres
 	progress(LinkProgress{Step: "keys", Total: len(grants)})
 	var errs []error
 	for i, gr := range grants {
-		gi, err := m.JoinGroup(ctx, gr.token, gr.name)
+		gi, err := m.joinGroup(ctx, gr.token, gr.name)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("join group %q: %w", gr.name, err))
 			continue
@@ -837,7 +873,7 @@ func (m *Messenger) handleHistory(ctx context.Context, _ string, req []byte) ([]
 		return refusal(statusRetry, "device %s has not joined the account group here yet", cert.Device.Fingerprint()), nil
 	}
 	h, err := m.resolve(hex.EncodeToString(gid[:]))
-	if err != nil || h.g.ID() != gid || h.rec.Left {
+	if err != nil || h.g.ID() != gid || m.recordOf(h).Left {
 		return refusal(statusRefused, "this device holds no group %s", gid.Fingerprint()), nil
 	}
 	var batch []*group.Message

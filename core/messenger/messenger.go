@@ -360,7 +360,8 @@ func checkName(name string) error {
 }
 
 func (m *Messenger) info(h *held) GroupInfo {
-	return GroupInfo{ID: h.g.ID(), Name: h.rec.Name, Kind: h.g.Kind(), Epoch: h.g.Epoch(), Members: len(h.g.Members()), Left: h.rec.Left}
+	rec := m.recordOf(h)
+	return GroupInfo{ID: h.g.ID(), Name: rec.Name, Kind: h.g.Kind(), Epoch: h.g.Epoch(), Members: len(h.g.Members()), Left: rec.Left}
 }
 
 // Resolve finds the group a reference names: its exact local name, or a
@@ -444,7 +445,9 @@ func (m *Messenger) CreateGroup(ctx context.Context, name string) (GroupInfo, er
 	if err := m.hold(ctx, g, rec, true); err != nil {
 		return GroupInfo{}, err
 	}
-	return m.info(&held{g: g, rec: rec}), nil
+	gi := m.info(&held{g: g, rec: rec})
+	m.announceGroup(ctx, gi) // device_sync.go
+	return gi, nil
 }
 
 // Invite returns a new invitation to the group.
@@ -465,6 +468,14 @@ func (m *Messenger) Invite(ctx context.Context, ref string) (*group.Invitation, 
 // heads from a member reachable on the network (waiting until one is, or
 // ctx ends), joins, and starts replicating.
 func (m *Messenger) JoinGroup(ctx context.Context, token, name string) (GroupInfo, error) {
+	gi, err := m.joinGroup(ctx, token, name)
+	if err == nil {
+		m.announceGroup(ctx, gi) // device_sync.go
+	}
+	return gi, err
+}
+
+func (m *Messenger) joinGroup(ctx context.Context, token, name string) (GroupInfo, error) {
 	if err := checkName(name); err != nil {
 		return GroupInfo{}, err
 	}
@@ -472,7 +483,7 @@ func (m *Messenger) JoinGroup(ctx context.Context, token, name string) (GroupInf
 	if err != nil {
 		return GroupInfo{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
-	if h, err := m.resolve(hex.EncodeToString(inv.Group[:])); err == nil && !h.rec.Left {
+	if h, err := m.resolve(hex.EncodeToString(inv.Group[:])); err == nil && !m.recordOf(h).Left {
 		return m.info(h), nil // already held
 	}
 	g, err := group.OpenInvitation(ctx, m.identity(), inv, m.st, m.opts()...)
@@ -598,6 +609,7 @@ func (m *Messenger) Leave(ctx context.Context, ref string) error {
 	if err := h.g.Leave(ctx); err != nil {
 		return err
 	}
+	m.announceLeft(ctx, h.g.ID()) // device_sync.go
 	m.mu.Lock()
 	h.rec.Left = true
 	rec, ids := h.rec, h.logs
@@ -704,7 +716,9 @@ func (m *Messenger) AddContact(ctx context.Context, token, name string) (string,
 	if err := m.hold(ctx, g, rec, true); err != nil {
 		return "", GroupInfo{}, err
 	}
-	return req.Token(), m.info(&held{g: g, rec: rec}), nil
+	gi := m.info(&held{g: g, rec: rec})
+	m.announceGroup(ctx, gi) // device_sync.go
+	return req.Token(), gi, nil
 }
 
 // AcceptContact reads a contact request and opens the contact group.
@@ -721,7 +735,9 @@ func (m *Messenger) AcceptContact(ctx context.Context, token string) (GroupInfo,
 	if err := m.hold(ctx, g, rec, true); err != nil {
 		return GroupInfo{}, err
 	}
-	return m.info(&held{g: g, rec: rec}), nil
+	gi := m.info(&held{g: g, rec: rec})
+	m.announceGroup(ctx, gi) // device_sync.go
+	return gi, nil
 }
 
 // Peers lists the network's connected peers.
