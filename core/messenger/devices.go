@@ -833,25 +833,11 @@ func (m *Messenger) historyRequest(peer string, gid crypto.PublicKey, after uint
 // that the account group holds and has not removed: statusOK || more(1)
 // || a batch sealed to the device, or a refusal.
 func (m *Messenger) handleHistory(ctx context.Context, _ string, req []byte) ([]byte, error) {
-	const head = 1 + 32 + crypto.DeviceCertificateSize
-	if len(req) < head+1+8+crypto.SignatureSize || req[0] != historyVersion {
-		return refusal(statusRefused, "malformed history request (another protocol version?)"), nil
-	}
-	signed, sig := req[:len(req)-crypto.SignatureSize], req[len(req)-crypto.SignatureSize:]
-	gid, err := crypto.ParsePublicKey(req[1:33])
+	hr, err := parseHistoryRequest(req)
 	if err != nil {
-		return refusal(statusRefused, "malformed history request: %v", err), nil
+		return refusal(statusRefused, "%v", err), nil
 	}
-	cert, err := crypto.ParseDeviceCertificate(req[33:head])
-	if err != nil {
-		return refusal(statusRefused, "malformed history request: %v", err), nil
-	}
-	r := byteReader{b: signed[head:]}
-	after := r.uvarint()
-	at := r.u64()
-	if r.err != nil || len(r.b) != 0 {
-		return refusal(statusRefused, "malformed history request"), nil
-	}
+	gid, cert, after, at, signed, sig := hr.group, hr.cert, hr.after, hr.at, hr.signed, hr.sig
 	id := m.identity()
 	if !cert.Account.Equal(id.AccountKey()) || crypto.VerifyDeviceCertificate(cert, id.AccountKey()) != nil {
 		return refusal(statusRefused, "the requesting device is not certified by this account"), nil
@@ -953,4 +939,36 @@ func (r *byteReader) bytes(max int) []byte {
 	out := r.b[:n]
 	r.b = r.b[n:]
 	return out
+}
+
+// historyRequest is a parsed history request (see historyRequest).
+type parsedHistoryRequest struct {
+	group       crypto.PublicKey
+	cert        *crypto.DeviceCertificate
+	after, at   uint64
+	signed, sig []byte
+}
+
+// parseHistoryRequest decodes a history request strictly; it checks no
+// signature.
+func parseHistoryRequest(req []byte) (*parsedHistoryRequest, error) {
+	const head = 1 + 32 + crypto.DeviceCertificateSize
+	if len(req) < head+1+8+crypto.SignatureSize || req[0] != historyVersion {
+		return nil, errors.New("malformed history request (another protocol version?)")
+	}
+	p := &parsedHistoryRequest{signed: req[:len(req)-crypto.SignatureSize], sig: req[len(req)-crypto.SignatureSize:]}
+	var err error
+	if p.group, err = crypto.ParsePublicKey(req[1:33]); err != nil {
+		return nil, fmt.Errorf("malformed history request: %w", err)
+	}
+	if p.cert, err = crypto.ParseDeviceCertificate(req[33:head]); err != nil {
+		return nil, fmt.Errorf("malformed history request: %w", err)
+	}
+	r := byteReader{b: p.signed[head:]}
+	p.after = r.uvarint()
+	p.at = r.u64()
+	if r.err != nil || len(r.b) != 0 {
+		return nil, errors.New("malformed history request")
+	}
+	return p, nil
 }
