@@ -152,6 +152,7 @@ func (g *Group) applyDeviceRemoved(st *metaState, it *metaItem, s *step) error {
 		}
 	}
 	s.flags |= applied
+	st.removals = append(st.removals, it)
 	for _, d := range p.Removed {
 		st.removedDevs[devIDOf(d)]++
 	}
@@ -182,6 +183,7 @@ func (g *Group) applyDeviceRemoved(st *metaState, it *metaItem, s *step) error {
 // undoDeviceRemoved reverts applyDeviceRemoved.
 func (g *Group) undoDeviceRemoved(st *metaState, it *metaItem, s *step) {
 	p := it.p
+	st.removals = st.removals[:len(st.removals)-1]
 	delete(st.epochs, p.NewEpoch)
 	st.epochOrder = st.epochOrder[:len(st.epochOrder)-1]
 	if s.x != nil {

@@ -26,7 +26,7 @@ func replay(g *Group, items []*metaItem) (s1, final *metaState, verdicts []error
 	for i, it := range items {
 		verdicts[i] = g.apply(s1, it).err
 	}
-	f := computeFilter(s1)
+	f := computeFilter(s1, items)
 	if len(f) == 0 {
 		return s1, s1, verdicts
 	}
@@ -194,6 +194,9 @@ func history(t *testing.T, rng *rand.Rand, n *net, ops int) (members []*replica,
 	}
 	pick := func(rs []*replica) *replica { return rs[rng.IntN(len(rs))] }
 	pullAny := func(to, from *replica) { _ = to.g.Receive(ctx, from.name, from.g.Heads()) }
+	// snaps are metadata heads members had earlier: a removed member links
+	// a backdated entry to them, below its own last entry (and cutoff).
+	snaps := map[*replica][]cid.Cid{}
 	for range ops {
 		live := usable()
 		if len(live) == 0 {
@@ -249,12 +252,19 @@ func history(t *testing.T, rng *rand.Rand, n *net, ops int) (members []*replica,
 			}
 			m := pick(gone)
 			w := newRawWriter(t, n, m.name+"-late", MetaLogID(m.g.ID()), m.id.Device)
-			w.follow(t, m.g.Heads().Meta)
+			if old := snaps[m]; old != nil && rng.IntN(2) == 0 {
+				w.follow(t, old)
+			} else {
+				w.follow(t, m.g.Heads().Meta)
+			}
 			ik, _ := crypto.GenerateSigningKey()
 			w.appendMeta(t, m.g, &MetaPayload{Type: MetaInvitationCreated, Epoch: m.g.state.latestEpoch(), InviteKey: ik.Public()})
 			extra = append(extra, w)
 			_ = r.g.Receive(ctx, w.name, Heads{Meta: w.l.Heads()})
 		default: // partial sync
+			if rng.IntN(4) == 0 {
+				snaps[r] = r.g.Heads().Meta
+			}
 			pullAny(r, pick(members))
 		}
 	}

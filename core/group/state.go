@@ -98,6 +98,10 @@ type metaState struct {
 	shared   map[EpochID]map[devID]int
 	myChains map[chainRef]chainShare
 	app      []*metaItem
+	// removals are the rekeys removing accounts, device-removed and
+	// member-left entries applied, in order (the filter follows their
+	// causal pasts: fold.go).
+	removals []*metaItem
 }
 
 func newMetaState() *metaState {
@@ -203,7 +207,8 @@ type metaItem struct {
 	cid    cid.Cid
 	writer crypto.PublicKey
 	time   uint64
-	err    error // decode or signature failure: refused wherever it sorts
+	next   []cid.Cid // the entry's next links: the removal filter walks them
+	err    error     // decode or signature failure: refused wherever it sorts
 
 	typ   MetaType
 	epoch EpochID
@@ -307,7 +312,7 @@ func pub(k ed25519.PublicKey) crypto.PublicKey {
 // changes once the group is open, so a join runs it without the group's
 // lock.
 func (g *Group) decodeItem(k *logKeys, e *log.Entry) *metaItem {
-	it := &metaItem{cid: e.CID(), writer: pub(e.Writer), time: e.Time}
+	it := &metaItem{cid: e.CID(), writer: pub(e.Writer), time: e.Time, next: e.Next}
 	w := it.writer
 	p, err := openMeta(k, g.id, w, e.Payload)
 	if err != nil {
@@ -499,6 +504,9 @@ func (g *Group) apply(st *metaState, it *metaItem) (s step) {
 			}
 		}
 		s.flags |= applied
+		if len(p.Removed) > 0 {
+			st.removals = append(st.removals, it)
+		}
 		for _, a := range p.Removed {
 			st.removed[a]++
 		}
@@ -532,6 +540,7 @@ func (g *Group) apply(st *metaState, it *metaItem) (s step) {
 		s.flags |= applied
 		s.x = &removal{acct: own}
 		st.removed[own]++
+		st.removals = append(st.removals, it)
 		for _, c := range p.Cutoffs {
 			if a, ok := st.accountOf(c.Device); ok && a.Equal(own) {
 				s.x.old = append(s.x.old, st.mergeCutoff(c))
@@ -638,6 +647,9 @@ func (g *Group) undo(st *metaState, it *metaItem, s *step) {
 			}
 		}
 	case MetaRekey:
+		if len(p.Removed) > 0 {
+			st.removals = st.removals[:len(st.removals)-1]
+		}
 		delete(st.epochs, p.NewEpoch)
 		st.epochOrder = st.epochOrder[:len(st.epochOrder)-1]
 		if s.x != nil {
@@ -649,6 +661,7 @@ func (g *Group) undo(st *metaState, it *metaItem, s *step) {
 	case MetaDeviceRemoved:
 		g.undoDeviceRemoved(st, it, s)
 	case MetaMemberLeft:
+		st.removals = st.removals[:len(st.removals)-1]
 		st.restoreCutoffs(s.x.old)
 		st.unremove(s.x.acct)
 	case MetaAppMetadata:
