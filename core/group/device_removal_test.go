@@ -232,3 +232,37 @@ func TestDeviceRemovedPayloadRoundTrip(t *testing.T) {
 		t.Fatalf("device-removed naming no device: %v, want ErrMalformedPayload", err)
 	}
 }
+
+// TestTwoDevicesRemoveTheSameMemberAtOnce: two devices of one account
+// remove the same member concurrently; every replica ends in one state.
+func TestTwoDevicesRemoveTheSameMemberAtOnce(t *testing.T) {
+	n := newNet()
+	ctx := ctxT(t)
+	rs := n.create(t, "laptop", "bob", "carol")
+	laptop, bob, carol := rs[0], rs[1], rs[2]
+	phone := n.addDevice(t, laptop, "phone")
+	live := []*replica{laptop, bob, phone}
+	syncAll(t, append(live, carol)...)
+	if err := laptop.g.RemoveMember(ctx, carol.id.AccountKey()); err != nil {
+		t.Fatal(err)
+	}
+	if err := phone.g.RemoveMember(ctx, carol.id.AccountKey()); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, live...)
+	send(t, bob, "after")
+	syncAll(t, live...)
+	want := dumpState(laptop.g.state, false)
+	for _, r := range live {
+		if got := dumpState(r.g.state, false); got != want {
+			t.Fatalf("%s's state differs from the laptop's:\n%s\nlaptop:\n%s", r.name, got, want)
+		}
+		if len(r.g.Members()) != 2 || !slices.Contains(bodies(t, r.g), "after") {
+			t.Fatalf("%s: members %v, reads %q", r.name, r.g.Members(), bodies(t, r.g))
+		}
+	}
+	_ = carol.g.Receive(ctx, "bob", bob.g.Heads())
+	if slices.Contains(bodies(t, carol.g), "after") {
+		t.Fatal("the removed member reads on")
+	}
+}
