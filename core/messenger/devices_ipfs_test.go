@@ -227,6 +227,20 @@ func TestDevicesOverIPFS(t *testing.T) {
 	if _, err := phone.Send(ctx, ref, []byte("phone after removal")); !errors.Is(err, group.ErrRemoved) {
 		t.Fatalf("removed phone sends: %v, want ErrRemoved", err)
 	}
+	// Bob sends once he knows of the removal (before, his message in the
+	// old epoch is one the phone may read: concurrency, as for members).
+	waitFor(t, "bob learns the removal", func() bool {
+		mb, err := bob.Members(ref)
+		if err != nil {
+			return false
+		}
+		for _, x := range mb {
+			if x.Account.Equal(laptop.Identity().AccountKey()) {
+				return len(x.Devices) == 2
+			}
+		}
+		return false
+	})
 	if _, err := laptop.Send(ctx, ref, []byte("after removal")); err != nil {
 		t.Fatal(err)
 	}
