@@ -66,6 +66,8 @@ const (
 	historyBatchBytes = 2 << 20
 	domainHistoryReq  = "skein/v1/device-history-request"
 	maxPendingLinks   = 16
+	// linkParallel bounds the groups a new device joins at once.
+	linkParallel = 4
 )
 
 // pendingLink is a link token this device issued.
@@ -464,29 +466,67 @@ func (m *Messenger) JoinAccount(ctx context.Context, token, name string, progres
 	m.logger.Info("this node is now a device of account", "account", acct.Public().Fingerprint(), "device", nid.DeviceKey().Fingerprint())
 	res := LinkResult{Account: nid.AccountKey(), Device: nid.DeviceKey()}
 	progress(LinkProgress{Step: "keys", Total: len(grants)})
-	var errs []error
-	for i, gr := range grants {
+	// The account group first (the linking device answers history requests
+	// only from a device it sees there), then the others, a few at a time,
+	// each with its history as soon as it is joined.
+	var (
+		mu   sync.Mutex
+		errs []error
+		done int
+	)
+	report := func(p LinkProgress) {
+		mu.Lock()
+		defer mu.Unlock()
+		if p.Step == "group" {
+			done++
+		}
+		p.Done, p.Total = done, len(grants)
+		progress(p)
+	}
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	joinOne := func(gr linkGrantEntry) {
 		gi, err := m.joinGroup(ctx, gr.token, gr.name)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("join group %q: %w", gr.name, err))
-			continue
+			fail(fmt.Errorf("join group %q: %w", gr.name, err))
+			return
 		}
-		if gi.Kind != group.KindAccount {
-			res.Groups = append(res.Groups, gi)
+		report(LinkProgress{Step: "group", Group: gi.ID, Name: gr.name})
+		if gi.Kind == group.KindAccount {
+			return
 		}
-		progress(LinkProgress{Step: "group", Group: gi.ID, Name: gr.name, Done: i + 1, Total: len(grants)})
-	}
-	if err := m.RenameDevice(ctx, "", name); err != nil {
-		errs = append(errs, err)
-	}
-	for _, gi := range res.Groups {
+		mu.Lock()
+		res.Groups = append(res.Groups, gi)
+		mu.Unlock()
 		n, err := m.FetchHistory(ctx, t.Peer, gi.ID)
+		mu.Lock()
 		res.Messages += n
+		mu.Unlock()
 		if err != nil {
-			errs = append(errs, err)
+			fail(err)
 		}
-		progress(LinkProgress{Step: "history", Group: gi.ID, Name: gi.Name, Messages: n, Done: len(grants), Total: len(grants)})
+		report(LinkProgress{Step: "history", Group: gi.ID, Name: gi.Name, Messages: n})
 	}
+	joinOne(grants[0])
+	if err := m.RenameDevice(ctx, "", name); err != nil {
+		fail(err)
+	}
+	sem := make(chan struct{}, linkParallel)
+	var wg sync.WaitGroup
+	for _, gr := range grants[1:] {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			joinOne(gr)
+		}()
+	}
+	wg.Wait()
+	slices.SortFunc(res.Groups, func(a, b GroupInfo) int { return strings.Compare(a.Name, b.Name) })
 	progress(LinkProgress{Step: "done", Done: len(grants), Total: len(grants), Messages: res.Messages})
 	if err := errors.Join(errs...); err != nil {
 		return res, fmt.Errorf("join account %s: linked, but: %w", t.Account.Fingerprint(), err)

@@ -64,6 +64,8 @@ func BenchmarkLinkDevice(b *testing.B) {
 			}
 		}
 	}
+	var keys, joined, total time.Duration
+	links := 0
 	b.ResetTimer()
 	for b.Loop() {
 		b.StopTimer()
@@ -73,7 +75,18 @@ func BenchmarkLinkDevice(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		res, err := phone.JoinAccount(ctx, tok, "phone", nil)
+		start := time.Now()
+		res, err := phone.JoinAccount(ctx, tok, "phone", func(p messenger.LinkProgress) {
+			switch {
+			case p.Step == "keys":
+				keys += time.Since(start)
+			case p.Step == "group" && p.Done == p.Total:
+				joined += time.Since(start)
+			case p.Step == "done":
+				total += time.Since(start)
+			}
+		})
+		links++
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -82,4 +95,8 @@ func BenchmarkLinkDevice(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(groups*perGroup), "history-msgs/op")
+	// Where the time goes: the keys arrive, every group joined, history in.
+	b.ReportMetric(float64(keys.Milliseconds())/float64(links), "ms-keys/op")
+	b.ReportMetric(float64(joined.Milliseconds())/float64(links), "ms-joined/op")
+	b.ReportMetric(float64(total.Milliseconds())/float64(links), "ms-done/op")
 }
