@@ -365,6 +365,15 @@ func TestLinkTokenRefusals(t *testing.T) {
 			}
 		})
 	}
+	// A device of another account asks the laptop for history: refused.
+	connectIPFS(t, nets[2], nets[0])
+	mine, err := busy.Resolve("mine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := busy.FetchHistory(ctx, nets[0].PeerID(), mine.ID); !errors.Is(err, messenger.ErrLinkRefused) || !containsFold(err.Error(), "not certified by this account") {
+		t.Fatalf("history for a device of another account: %v", err)
+	}
 	// The valid token was not used up by the forged ones.
 	if _, err := fresh.JoinAccount(ctx, valid, "second", nil); err != nil {
 		t.Fatalf("the valid token after the refusals: %v", err)
