@@ -351,7 +351,7 @@ func (c *cli) linkAfterInit(cmd *cobra.Command, token, name string, passphrase [
 	defer cancel()
 	err = errors.Join(ms.Stop(sctx), stopNode())
 	if jerr != nil {
-		return fmt.Errorf("init --link: %w (the data directory was initialised with its own account; remove it to start over)", jerr)
+		return fmt.Errorf("init --link: %w (the data directory %s was initialised with an account of its own and no group: skein run it and link it with skein device join <a new token>, or remove it to start over)", jerr, cfg.Node.DataDir)
 	}
 	if err != nil {
 		return err
