@@ -336,7 +336,7 @@ func (c *cli) linkAfterInit(cmd *cobra.Command, token, name string, passphrase [
 	if err != nil {
 		return errors.Join(err, stopNode())
 	}
-	_, jerr := ms.m.JoinAccount(ctx, token, name, func(p messenger.LinkProgress) {
+	res, jerr := ms.m.JoinAccount(ctx, token, name, func(p messenger.LinkProgress) {
 		lp := linkProgress{Step: p.Step, Name: p.Name, Done: uint32(p.Done), Total: uint32(p.Total), Messages: uint32(p.Messages)}
 		if !p.Group.IsZero() {
 			lp.Group = p.Group.String()
@@ -350,6 +350,9 @@ func (c *cli) linkAfterInit(cmd *cobra.Command, token, name string, passphrase [
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout)
 	defer cancel()
 	err = errors.Join(ms.Stop(sctx), stopNode())
+	if jerr != nil && !res.Account.IsZero() {
+		return fmt.Errorf("init --link: %w (this node is a device of the account; skein run it and invite it to what it lacks)", jerr)
+	}
 	if jerr != nil {
 		return fmt.Errorf("init --link: %w (the data directory %s was initialised with an account of its own and no group: skein run it and link it with skein device join <a new token>, or remove it to start over)", jerr, cfg.Node.DataDir)
 	}
