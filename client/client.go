@@ -50,6 +50,8 @@ type Client struct {
 	ReplicationNode apiv1.ReplicationNodeClient
 	// Node is the running node itself (its plugins).
 	Node apiv1.NodeClient
+	// Devices: the account's devices (api/v1/devices.proto).
+	Devices apiv1.DevicesClient
 }
 
 // SocketFor returns the socket path for target: target itself when it is a
@@ -126,6 +128,7 @@ func newClient(conn *grpc.ClientConn, target string) *Client {
 		Sync:            apiv1.NewSyncClient(conn),
 		ReplicationNode: apiv1.NewReplicationNodeClient(conn),
 		Node:            apiv1.NewNodeClient(conn),
+		Devices:         apiv1.NewDevicesClient(conn),
 	}
 }
 

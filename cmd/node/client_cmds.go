@@ -54,6 +54,7 @@ func (c *cli) clientCommands() []*cobra.Command {
 		c.peersCommand(),
 		c.syncCommand(),
 		c.replicationCommand(),
+		c.deviceCommand(), // device_cmds.go
 	}
 }
 

@@ -45,6 +45,7 @@ func (c *cli) initCommand() *cobra.Command {
 		passphraseFile string
 		preset         string
 		port           string
+		link, linkName string
 	)
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -72,11 +73,22 @@ it finds the other nodes on its links by mDNS and contacts nobody else.
 and DHT).
 --preset ble writes a node with no network at all (presets/ble.yaml): it
 finds and reaches the Skein nodes its Bluetooth LE radio hears (BlueZ),
-and listens on no IP address.`,
+and listens on no IP address.
+
+--link TOKEN (from skein device link on a device of your account) makes the
+new node a device of that account: init starts the node, fetches the
+account keys, joins every group and contact of the account, imports the
+history, shows progress (--json: one JSON object per step) and stops.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Only the data dir matters here: no file (there is none yet).
-			cfg, err := config.Load(config.WithEnviron(os.Environ), config.WithFlags(cmd.Flags(), flagKeys))
+			environ := os.Environ
+			if link != "" {
+				// The node init --link starts reads the whole environment
+				// with the new file; plugin keys have no file to apply to yet.
+				environ = withoutPluginEnv
+			}
+			cfg, err := config.Load(config.WithEnviron(environ), config.WithFlags(cmd.Flags(), flagKeys))
 			if err != nil {
 				return err
 			}
@@ -104,9 +116,17 @@ and listens on no IP address.`,
 					return err
 				}
 			}
+			if link != "" {
+				if err := checkLinkToken(link); err != nil {
+					return err
+				}
+			}
 			res, err := initDataDir(dir, passphrase, presetYAML, listen)
 			if err != nil {
 				return err
+			}
+			if link != "" {
+				return c.linkAfterInit(cmd, link, linkName, passphrase, asJSON) // device_cmds.go
 			}
 			if asJSON {
 				return c.writeJSON(res)
@@ -119,6 +139,8 @@ and listens on no IP address.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	cmd.Flags().StringVar(&passphraseFile, "passphrase-file", "", "seal the keystore with the passphrase on the first line of this file instead of a key file")
 	cmd.Flags().StringVar(&preset, "preset", "", "write a preset config instead of the defaults: "+strings.Join(presetNames(), ", "))
+	cmd.Flags().StringVar(&link, "link", "", "make this node a device of an existing account, from a link token (skein device link)")
+	cmd.Flags().StringVar(&linkName, "name", "", "with --link: this device's name")
 	cmd.Flags().StringVar(&port, "port", "", "listen on this port (TCP and QUIC; WebSocket on the next one) instead of 4001, or \"any\" for free ports picked at each start: for a second node on one machine")
 	return cmd
 }

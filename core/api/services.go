@@ -74,6 +74,7 @@ func register(s *grpc.Server, m *messenger.Messenger, sources *peersource.Book, 
 	apiv1.RegisterPeersServer(s, peersServer{service: svc})
 	apiv1.RegisterSyncServer(s, syncServer{service: svc})
 	apiv1.RegisterReplicationNodeServer(s, replicationNodeServer{service: svc})
+	apiv1.RegisterDevicesServer(s, devicesServer{service: svc}) // devices.go
 }
 
 // toStatus maps an error to a gRPC status with its text (errors of this

@@ -156,7 +156,7 @@ func (g *Group) checkMessageEntry(e *log.Entry, cutoffs bool) (*checkedMessage, 
 		return nil, fmt.Errorf("%w: writer %s is not a member of epoch %s (%w)", ErrNotMember, w.Fingerprint(), epoch, log.ErrNotYetAllowed)
 	}
 	acct, _ := st.accountOf(w)
-	removed := cutoffs && st.isRemoved(acct)
+	removed := cutoffs && (st.isRemoved(acct) || st.removedDevs[devIDOf(w)] > 0)
 	var cs *cutoffState
 	if removed {
 		cs = st.cutoffs[w]

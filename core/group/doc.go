@@ -14,8 +14,9 @@
 // signed, authorized by the group key or an invitation key), invitation
 // created, chain keys shared to each member device (sealed to that
 // device's X25519 key), rekeys (member removed: a new epoch with a fresh
-// secret sealed to the remaining devices only), member left, and
-// application metadata. The message log holds envelopes: the epoch, a
+// secret sealed to the remaining devices only), member left,
+// application metadata, and device removed (one device of the writer's own
+// account leaves, the account stays: RemoveDevice). The message log holds envelopes: the epoch, a
 // header (sender device, ratchet index) sealed under a key derived from the
 // epoch secret, and the body sealed with the sender device's ratchet
 // message key. Every metadata payload and every envelope's epoch is sealed

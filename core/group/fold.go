@@ -32,38 +32,101 @@ import (
 // removal recorded a cutoff for: all its entries are refused.
 const noCutoff = ^uint64(0)
 
-// filter maps each device of an account pass 0 removed to its cutoff
-// metaTime (noCutoff if none).
-type filter map[crypto.PublicKey]uint64
+// filter maps each removed device (of a removed account, or removed
+// itself) pass 0 found to what of its entries the removals keep.
+type filter map[crypto.PublicKey]*kept
 
-// pastCutoff refuses an entry by a device of a removed account written
-// after the last entry of it the remover had seen. A member-left is
-// exempt: it is the removal itself (apply refuses a second one, its writer
-// being no longer active).
+// kept is what a removed device's entries must satisfy to be applied: a
+// Lamport time at most cut (its cutoff metaTime, noCutoff if none), and
+// being in the causal past of a removal that covers it (seen: their CIDs,
+// as KeyString). The time alone let a removed device backdate an entry
+// below its cutoff, linked to heads older than its last entry, that its
+// remover never saw (an invitation for an outsider, say); the causal past
+// of the removal entry is exactly what its writer had seen.
+type kept struct {
+	cut  uint64
+	seen map[string]bool
+}
+
+// pastCutoff refuses an entry by a removed device written after the last
+// entry of it the remover had seen, or not seen by any remover. A
+// member-left is exempt: it is the removal itself (apply refuses a second
+// one, its writer being no longer active).
 func (f filter) pastCutoff(it *metaItem) error {
 	if it.err == nil && it.typ == MetaMemberLeft {
 		return nil
 	}
-	cut, ok := f[it.writer]
-	if !ok || (cut != noCutoff && it.time <= cut) {
+	k, ok := f[it.writer]
+	if !ok {
 		return nil
 	}
-	return fmt.Errorf("%w: entry by device %s at time %d, after its account was removed", ErrRemoved, it.writer.Fingerprint(), it.time)
+	if k.cut != noCutoff && it.time <= k.cut && k.seen[it.cid.KeyString()] {
+		return nil
+	}
+	if k.cut != noCutoff && it.time <= k.cut {
+		return fmt.Errorf("%w: entry by device %s at time %d, below its cutoff but unseen by its remover (backdated)", ErrRemoved, it.writer.Fingerprint(), it.time)
+	}
+	return fmt.Errorf("%w: entry by device %s at time %d, after its removal", ErrRemoved, it.writer.Fingerprint(), it.time)
 }
 
-// computeFilter returns the filter pass 0's state defines.
-func computeFilter(st *metaState) filter {
-	if len(st.removed) == 0 {
+// computeFilter returns the filter pass 0's state defines over the
+// entries items (all of the log's, in order).
+func computeFilter(st *metaState, items []*metaItem) filter {
+	if len(st.removed) == 0 && len(st.removedDevs) == 0 {
 		return nil
 	}
 	f := filter{}
 	for _, c := range st.devices {
-		if !st.isRemoved(c.Account) {
+		if !st.gone(c) {
 			continue
 		}
-		f[c.Device] = noCutoff
+		k := &kept{cut: noCutoff, seen: map[string]bool{}}
 		if cs := st.cutoffs[c.Device]; cs != nil {
-			f[c.Device] = cs.metaTime
+			k.cut = cs.metaTime
+		}
+		f[c.Device] = k
+	}
+	if len(f) == 0 || len(st.removals) == 0 {
+		return f
+	}
+	byCID := make(map[string]*metaItem, len(items))
+	for _, it := range items {
+		byCID[it.cid.KeyString()] = it
+	}
+	for _, r := range st.removals {
+		covers := func(d crypto.PublicKey) bool {
+			c := st.device(d)
+			if c == nil {
+				return false
+			}
+			switch r.typ {
+			case MetaRekey:
+				return containsKey(r.p.Removed, c.Account)
+			case MetaDeviceRemoved:
+				return containsKey(r.p.Removed, d)
+			case MetaMemberLeft:
+				a, ok := st.accountOf(r.writer)
+				return ok && a.Equal(c.Account)
+			}
+			return false
+		}
+		visited := map[string]bool{}
+		stack := []*metaItem{r}
+		for len(stack) > 0 {
+			it := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for _, n := range it.next {
+				k := n.KeyString()
+				x := byCID[k]
+				if x == nil || visited[k] {
+					continue
+				}
+				visited[k] = true
+				if kp := f[x.writer]; kp != nil && covers(x.writer) {
+					kp.seen[k] = true
+				}
+				stack = append(stack, x)
+			}
 		}
 	}
 	return f
@@ -102,10 +165,10 @@ func affectsFilter(st *metaState, it *metaItem, s *step) bool {
 		return false
 	}
 	switch it.typ {
-	case MetaRekey, MetaMemberLeft:
+	case MetaRekey, MetaMemberLeft, MetaDeviceRemoved:
 		return true
 	case MetaDeviceAdded:
-		return s.flags&setDevice != 0 && st.isRemoved(it.cert.Account)
+		return s.flags&setDevice != 0 && st.gone(it.cert)
 	}
 	return false
 }
@@ -147,7 +210,7 @@ func (g *Group) addItems(batch []*metaItem) []Rejection {
 	}
 	from := p // where the state's verdicts may have changed
 	if changed {
-		f := computeFilter(g.s1)
+		f := computeFilter(g.s1, g.items)
 		switch {
 		case len(f) == 0:
 			if g.s2 != nil {
@@ -163,9 +226,7 @@ func (g *Group) addItems(batch []*metaItem) []Rejection {
 		default:
 			p2 := p
 			for i, it := range g.items[:p] {
-				a, inNew := f[it.writer]
-				b, inOld := g.filter[it.writer]
-				if inNew != inOld || a != b {
+				if (f.pastCutoff(it) == nil) != (g.filter.pastCutoff(it) == nil) {
 					p2 = i
 					break
 				}

@@ -26,7 +26,7 @@ func replay(g *Group, items []*metaItem) (s1, final *metaState, verdicts []error
 	for i, it := range items {
 		verdicts[i] = g.apply(s1, it).err
 	}
-	f := computeFilter(s1)
+	f := computeFilter(s1, items)
 	if len(f) == 0 {
 		return s1, s1, verdicts
 	}
@@ -55,6 +55,9 @@ func dumpState(st *metaState, own bool) string {
 	var rem []string
 	for a, n := range st.removed {
 		rem = append(rem, fmt.Sprintf("%s×%d", hex.EncodeToString(a[:4]), n))
+	}
+	for d, n := range st.removedDevs {
+		rem = append(rem, fmt.Sprintf("dev %016x×%d", d, n))
 	}
 	slices.Sort(rem)
 	fmt.Fprintf(&b, "removed %v\n", rem)
@@ -191,19 +194,29 @@ func history(t *testing.T, rng *rand.Rand, n *net, ops int) (members []*replica,
 	}
 	pick := func(rs []*replica) *replica { return rs[rng.IntN(len(rs))] }
 	pullAny := func(to, from *replica) { _ = to.g.Receive(ctx, from.name, from.g.Heads()) }
+	// snaps are metadata heads members had earlier: a removed member links
+	// a backdated entry to them, below its own last entry (and cutoff).
+	snaps := map[*replica][]cid.Cid{}
 	for range ops {
 		live := usable()
 		if len(live) == 0 {
 			break
 		}
 		r := pick(live)
-		switch op := rng.IntN(20); {
+		switch op := rng.IntN(22); {
 		case op < 3 && len(members) < 9: // join by r's invitation
 			inv, err := r.g.Invite(ctx)
 			if err != nil {
 				continue
 			}
 			j := &replica{name: fmt.Sprintf("m%d", len(members)), id: newIdentity(t)}
+			if rng.IntN(3) == 0 { // another device of r's account
+				id, err := NewDevice(r.id.Account, r.id.ContactKey)
+				if err != nil {
+					t.Fatal(err)
+				}
+				j.id = id
+			}
 			if j.g, err = Join(ctx, j.id, inv, n.storage(), r.name, r.g.Heads()); err != nil {
 				continue
 			}
@@ -220,10 +233,17 @@ func history(t *testing.T, rng *rand.Rand, n *net, ops int) (members []*replica,
 			_ = r.g.RemoveMember(ctx, victim.id.AccountKey())
 		case op < 11 && len(live) > 2:
 			_ = r.g.Leave(ctx)
+		case op >= 20: // r removes another device of its account, if it has one
+			for _, m := range live {
+				if m != r && m.id.AccountKey() == r.id.AccountKey() {
+					_ = r.g.RemoveDevice(ctx, m.id.DeviceKey())
+					break
+				}
+			}
 		case op < 12: // a removed member writes, linked below its removal
 			var gone []*replica
 			for _, m := range members {
-				if r.g.state.isRemoved(m.id.AccountKey()) {
+				if c := r.g.state.device(m.id.DeviceKey()); r.g.state.isRemoved(m.id.AccountKey()) || c != nil && r.g.state.gone(c) {
 					gone = append(gone, m)
 				}
 			}
@@ -232,12 +252,19 @@ func history(t *testing.T, rng *rand.Rand, n *net, ops int) (members []*replica,
 			}
 			m := pick(gone)
 			w := newRawWriter(t, n, m.name+"-late", MetaLogID(m.g.ID()), m.id.Device)
-			w.follow(t, m.g.Heads().Meta)
+			if old := snaps[m]; old != nil && rng.IntN(2) == 0 {
+				w.follow(t, old)
+			} else {
+				w.follow(t, m.g.Heads().Meta)
+			}
 			ik, _ := crypto.GenerateSigningKey()
 			w.appendMeta(t, m.g, &MetaPayload{Type: MetaInvitationCreated, Epoch: m.g.state.latestEpoch(), InviteKey: ik.Public()})
 			extra = append(extra, w)
 			_ = r.g.Receive(ctx, w.name, Heads{Meta: w.l.Heads()})
 		default: // partial sync
+			if rng.IntN(4) == 0 {
+				snaps[r] = r.g.Heads().Meta
+			}
 			pullAny(r, pick(members))
 		}
 	}

@@ -439,7 +439,7 @@ func (g *Group) Members() []Member {
 	defer g.mu.Unlock()
 	byAcct := map[crypto.PublicKey][]crypto.PublicKey{}
 	for _, c := range g.state.devices {
-		if !g.state.isRemoved(c.Account) {
+		if !g.state.gone(c) {
 			byAcct[c.Account] = append(byAcct[c.Account], c.Device)
 		}
 	}
@@ -882,6 +882,9 @@ func (g *Group) usable() error {
 	if a := g.me.AccountKey(); g.state.isRemoved(a) {
 		return fmt.Errorf("%w: this account was removed from the group", ErrRemoved)
 	}
+	if c := g.state.device(g.me.DeviceKey()); c != nil && g.state.gone(c) {
+		return fmt.Errorf("%w: this device was removed from its account", ErrRemoved)
+	}
 	return nil
 }
 
@@ -939,7 +942,7 @@ func (g *Group) shareChain(ctx context.Context, e EpochID) error {
 	var recipients []*crypto.DeviceCertificate
 	for d := range st.epochs[e].members {
 		c := st.devices[d]
-		if c != nil && c.Device != me && !st.isRemoved(c.Account) && done[d] == 0 {
+		if c != nil && c.Device != me && !st.gone(c) && done[d] == 0 {
 			recipients = append(recipients, c)
 		}
 	}
@@ -1113,7 +1116,7 @@ func (g *Group) rekey(ctx context.Context, removed []crypto.PublicKey) error {
 	}
 	var recipients []*crypto.DeviceCertificate
 	for _, c := range st.devices {
-		if !st.isRemoved(c.Account) && !containsKey(removed, c.Account) {
+		if !st.gone(c) && !containsKey(removed, c.Account) {
 			recipients = append(recipients, c)
 		}
 	}

@@ -44,6 +44,9 @@ const (
 	MetaRekey             MetaType = 5
 	MetaMemberLeft        MetaType = 6
 	MetaAppMetadata       MetaType = 7
+	// MetaDeviceRemoved removes devices of the writer's own account (not
+	// the account): a rekey whose Removed names devices (device_removal.go).
+	MetaDeviceRemoved MetaType = 8
 )
 
 // String returns the type's name as used in docs/protocol.md.
@@ -63,6 +66,8 @@ func (t MetaType) String() string {
 		return "member-left"
 	case MetaAppMetadata:
 		return "app-metadata"
+	case MetaDeviceRemoved:
+		return "device-removed"
 	}
 	return fmt.Sprintf("meta-type(%d)", uint8(t))
 }
@@ -136,7 +141,7 @@ type MetaPayload struct {
 	// of every box (absent when there is no share) and the boxes
 	Ephemeral crypto.X25519PublicKey
 	Shares    []Share
-	// rekey
+	// rekey (Removed: accounts) and device-removed (Removed: devices)
 	NewEpoch EpochID
 	Removed  []crypto.PublicKey
 	// rekey and member-left
@@ -182,7 +187,7 @@ func (p *MetaPayload) MarshalBinary() ([]byte, error) {
 		if err := writeShares(&w, p, chainBoxSize); err != nil {
 			return nil, err
 		}
-	case MetaRekey:
+	case MetaRekey, MetaDeviceRemoved:
 		w.raw(p.NewEpoch[:])
 		w.uvarint(uint64(len(p.Removed)))
 		for _, a := range p.Removed {
@@ -294,7 +299,7 @@ func DecodeMetaPayload(b []byte) (*MetaPayload, error) {
 			if r.err == nil && len(p.Shares) == 0 {
 				r.fail("shares", "no share")
 			}
-		case MetaRekey:
+		case MetaRekey, MetaDeviceRemoved:
 			r.fixed("new epoch", p.NewEpoch[:])
 			n := r.count("removed", maxRemoved)
 			for i := 0; i < n && r.err == nil; i++ {
@@ -306,6 +311,9 @@ func DecodeMetaPayload(b []byte) (*MetaPayload, error) {
 			readShares(&r, p, secretBoxSize)
 			if r.err == nil && p.NewEpoch == GenesisEpoch {
 				r.fail("new epoch", "the genesis epoch id")
+			}
+			if r.err == nil && p.Type == MetaDeviceRemoved && len(p.Removed) == 0 {
+				r.fail("removed", "no device")
 			}
 		case MetaMemberLeft:
 			p.Cutoffs = readCutoffs(&r)

@@ -84,28 +84,36 @@ type metaState struct {
 	kind     Kind
 	accounts []crypto.PublicKey
 	devices  map[devID]*crypto.DeviceCertificate
-	// removed counts, per account, the applied entries that removed it.
-	removed    map[crypto.PublicKey]int
-	cutoffs    map[crypto.PublicKey]*cutoffState // per device
-	epochs     map[EpochID]*epochInfo
-	epochOrder []EpochID
-	invites    map[crypto.PublicKey]*inviteInfo
+	// removed counts, per account, the applied entries that removed it;
+	// removedDevs, per device, the device-removed entries that removed it
+	// (one device of an account, the others staying).
+	removed     map[crypto.PublicKey]int
+	removedDevs map[devID]int
+	cutoffs     map[crypto.PublicKey]*cutoffState // per device
+	epochs      map[EpochID]*epochInfo
+	epochOrder  []EpochID
+	invites     map[crypto.PublicKey]*inviteInfo
 	// shared counts, per epoch, this device's chain-keys shares to each
 	// device: whom its sending chain of that epoch already reached.
 	shared   map[EpochID]map[devID]int
 	myChains map[chainRef]chainShare
 	app      []*metaItem
+	// removals are the rekeys removing accounts, device-removed and
+	// member-left entries applied, in order (the filter follows their
+	// causal pasts: fold.go).
+	removals []*metaItem
 }
 
 func newMetaState() *metaState {
 	st := &metaState{
-		devices:  map[devID]*crypto.DeviceCertificate{},
-		removed:  map[crypto.PublicKey]int{},
-		cutoffs:  map[crypto.PublicKey]*cutoffState{},
-		epochs:   map[EpochID]*epochInfo{},
-		invites:  map[crypto.PublicKey]*inviteInfo{},
-		shared:   map[EpochID]map[devID]int{},
-		myChains: map[chainRef]chainShare{},
+		devices:     map[devID]*crypto.DeviceCertificate{},
+		removed:     map[crypto.PublicKey]int{},
+		removedDevs: map[devID]int{},
+		cutoffs:     map[crypto.PublicKey]*cutoffState{},
+		epochs:      map[EpochID]*epochInfo{},
+		invites:     map[crypto.PublicKey]*inviteInfo{},
+		shared:      map[EpochID]map[devID]int{},
+		myChains:    map[chainRef]chainShare{},
 	}
 	st.epochs[GenesisEpoch] = &epochInfo{id: GenesisEpoch, members: map[devID]bool{}}
 	st.epochOrder = []EpochID{GenesisEpoch}
@@ -122,10 +130,17 @@ func (st *metaState) device(d crypto.PublicKey) *crypto.DeviceCertificate {
 
 func (st *metaState) isRemoved(account crypto.PublicKey) bool { return st.removed[account] > 0 }
 
-// active reports whether device d was added and its account not removed.
+// gone reports whether the device of certificate c is removed: its account
+// was removed, or the device itself (device-removed).
+func (st *metaState) gone(c *crypto.DeviceCertificate) bool {
+	return st.isRemoved(c.Account) || st.removedDevs[devIDOf(c.Device)] > 0
+}
+
+// active reports whether device d was added and is not removed (neither
+// its account nor itself).
 func (st *metaState) active(d crypto.PublicKey) bool {
 	c := st.device(d)
-	return c != nil && !st.isRemoved(c.Account)
+	return c != nil && !st.gone(c)
 }
 
 func (st *metaState) accountOf(d crypto.PublicKey) (crypto.PublicKey, bool) {
@@ -150,12 +165,12 @@ func (st *metaState) tainted(e EpochID) bool {
 		return false
 	}
 	for d := range ep.members {
-		if c := st.devices[d]; c != nil && st.isRemoved(c.Account) {
+		if c := st.devices[d]; c != nil && st.gone(c) {
 			return true
 		}
 	}
 	for _, d := range ep.sealedTo {
-		if c := st.devices[d]; c == nil || st.isRemoved(c.Account) {
+		if c := st.devices[d]; c == nil || st.gone(c) {
 			return true
 		}
 	}
@@ -192,7 +207,8 @@ type metaItem struct {
 	cid    cid.Cid
 	writer crypto.PublicKey
 	time   uint64
-	err    error // decode or signature failure: refused wherever it sorts
+	next   []cid.Cid // the entry's next links: the removal filter walks them
+	err    error     // decode or signature failure: refused wherever it sorts
 
 	typ   MetaType
 	epoch EpochID
@@ -296,7 +312,7 @@ func pub(k ed25519.PublicKey) crypto.PublicKey {
 // changes once the group is open, so a join runs it without the group's
 // lock.
 func (g *Group) decodeItem(k *logKeys, e *log.Entry) *metaItem {
-	it := &metaItem{cid: e.CID(), writer: pub(e.Writer), time: e.Time}
+	it := &metaItem{cid: e.CID(), writer: pub(e.Writer), time: e.Time, next: e.Next}
 	w := it.writer
 	p, err := openMeta(k, g.id, w, e.Payload)
 	if err != nil {
@@ -327,7 +343,7 @@ func (g *Group) decodeItem(k *logKeys, e *log.Entry) *metaItem {
 			}
 		}
 		p.AuthSig = nil
-	case MetaChainKeys, MetaRekey:
+	case MetaChainKeys, MetaRekey, MetaDeviceRemoved:
 		if !g.replica {
 			g.openShare(it, p)
 		}
@@ -373,7 +389,7 @@ func (g *Group) openShare(it *metaItem, p *MetaPayload) {
 			copy(cs.key[:], pt[8:])
 			clear(pt)
 			it.opened().chain = cs
-		case MetaRekey:
+		case MetaRekey, MetaDeviceRemoved:
 			pt, err := crypto.OpenFrom(g.me.Device.X25519(), sealed, epochSecretAD(g.id, p.NewEpoch, it.writer, me))
 			if err != nil || len(pt) != 32 {
 				it.opened().err = fmt.Errorf("%w: epoch secret share from %s", ErrTampered, it.writer.Fingerprint())
@@ -413,6 +429,10 @@ func (g *Group) apply(st *metaState, it *metaItem) (s step) {
 	}
 	if a, ok := st.accountOf(w); ok && st.isRemoved(a) {
 		s.err = fmt.Errorf("%w: writer %s wrote after its account was removed", ErrRemoved, w.Fingerprint())
+		return s
+	}
+	if c := st.device(w); c != nil && st.removedDevs[devIDOf(w)] > 0 {
+		s.err = fmt.Errorf("%w: writer %s wrote after the device was removed", ErrRemoved, w.Fingerprint())
 		return s
 	}
 	memberOf := func(epoch EpochID) error {
@@ -484,6 +504,9 @@ func (g *Group) apply(st *metaState, it *metaItem) (s step) {
 			}
 		}
 		s.flags |= applied
+		if len(p.Removed) > 0 {
+			st.removals = append(st.removals, it)
+		}
 		for _, a := range p.Removed {
 			st.removed[a]++
 		}
@@ -499,13 +522,15 @@ func (g *Group) apply(st *metaState, it *metaItem) (s step) {
 		for _, sh := range p.Shares {
 			d := sh.Recipient.dev()
 			ep.sealedTo = append(ep.sealedTo, d)
-			if c := st.devices[d]; c != nil && !st.isRemoved(c.Account) {
+			if c := st.devices[d]; c != nil && !st.gone(c) {
 				ep.members[d] = true
 			}
 		}
 		st.epochs[p.NewEpoch] = ep
 		st.epochOrder = append(st.epochOrder, p.NewEpoch)
 		s.err = mine.err
+	case MetaDeviceRemoved:
+		s.err = g.applyDeviceRemoved(st, it, &s)
 	case MetaMemberLeft:
 		if !st.active(w) {
 			s.err = fmt.Errorf("%w: writer %s", ErrNotMember, w.Fingerprint())
@@ -515,6 +540,7 @@ func (g *Group) apply(st *metaState, it *metaItem) (s step) {
 		s.flags |= applied
 		s.x = &removal{acct: own}
 		st.removed[own]++
+		st.removals = append(st.removals, it)
 		for _, c := range p.Cutoffs {
 			if a, ok := st.accountOf(c.Device); ok && a.Equal(own) {
 				s.x.old = append(s.x.old, st.mergeCutoff(c))
@@ -538,6 +564,9 @@ func (g *Group) applyDeviceAdded(st *metaState, it *metaItem, s *step) error {
 	acct := it.cert.Account
 	if st.isRemoved(acct) {
 		return fmt.Errorf("%w: account %s was removed", ErrRemoved, acct.Fingerprint())
+	}
+	if st.removedDevs[devIDOf(w)] > 0 {
+		return fmt.Errorf("%w: device %s was removed from its account", ErrRemoved, w.Fingerprint())
 	}
 	if st.kind != KindMulti && !containsKey(st.accounts, acct) {
 		return fmt.Errorf("%w: account %s may not join this %s group", ErrNotCertified, acct.Fingerprint(), st.kind)
@@ -618,6 +647,9 @@ func (g *Group) undo(st *metaState, it *metaItem, s *step) {
 			}
 		}
 	case MetaRekey:
+		if len(p.Removed) > 0 {
+			st.removals = st.removals[:len(st.removals)-1]
+		}
 		delete(st.epochs, p.NewEpoch)
 		st.epochOrder = st.epochOrder[:len(st.epochOrder)-1]
 		if s.x != nil {
@@ -626,7 +658,10 @@ func (g *Group) undo(st *metaState, it *metaItem, s *step) {
 		for _, a := range p.Removed {
 			st.unremove(a)
 		}
+	case MetaDeviceRemoved:
+		g.undoDeviceRemoved(st, it, s)
 	case MetaMemberLeft:
+		st.removals = st.removals[:len(st.removals)-1]
 		st.restoreCutoffs(s.x.old)
 		st.unremove(s.x.acct)
 	case MetaAppMetadata:

@@ -22,6 +22,7 @@ const (
 	tokenContact         byte = 2
 	tokenContactRequest  byte = 3
 	tokenReplicationNode byte = 4
+	tokenLink            byte = 5 // link_token.go
 )
 
 const (
@@ -53,6 +54,8 @@ func tokenTypeName(t byte) string {
 		return "contact request"
 	case tokenReplicationNode:
 		return "replication-node token"
+	case tokenLink:
+		return "link token"
 	}
 	return fmt.Sprintf("unknown type %d", t)
 }
@@ -77,6 +80,8 @@ func minTokenBody(t byte) int {
 		return 1 + 32 + 32 + 32 + 1 + crypto.SignatureSize + tokenChecksumSize
 	case tokenReplicationNode:
 		return 1 + 1 + 1 + 1 + 32 + tokenChecksumSize
+	case tokenLink:
+		return 1 + 32 + 8 + 1 + 1 + 1 + 32 + tokenChecksumSize
 	}
 	return 1 + tokenChecksumSize
 }

@@ -34,4 +34,17 @@
 //
 // Groups are named by their local name or a prefix of their hex id
 // (Resolve).
+//
+// Devices (devices.go, device_sync.go): one account on several nodes.
+// LinkDevice makes a one-time link token; JoinAccount on a fresh node
+// fetches the account keys and an invitation to every group over
+// LinkProtocol, joins them, and imports the history over HistoryProtocol.
+// The account group (hidden from Groups) holds the devices, their names and
+// records of the groups each device creates, joins or leaves, which the
+// others follow. RemoveDevice removes a device from every group
+// (docs/protocol.md, "Devices").
+//
+//	tok, _, _ := laptop.LinkDevice(ctx, 0)           // shown to the new device
+//	res, err := phone.JoinAccount(ctx, tok, "phone", nil)
+//	_, n, err := laptop.RemoveDevice(ctx, "phone")
 package messenger

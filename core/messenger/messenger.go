@@ -103,6 +103,7 @@ type Messenger struct {
 
 	book peerBook // peers that share a group (peers.go)
 	held heldBook // own entries known held elsewhere (held.go)
+	dev deviceState // devices.go
 }
 
 // markDirty schedules g's keys to be saved.
@@ -203,6 +204,10 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 		m.Close()
 		return nil, fmt.Errorf("new messenger: %w", err)
 	}
+	if err := m.startDevices(); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("new messenger: %w", err)
+	}
 	if cfg.ReplicationNode != nil {
 		if err := m.startReplicationNode(ctx); err != nil {
 			m.Close()
@@ -235,7 +240,7 @@ func (m *Messenger) reopen(ctx context.Context) error {
 		if err := json.Unmarshal(kv.Value, &rec); err != nil {
 			return fmt.Errorf("group record %s: %w", gid.Fingerprint(), err)
 		}
-		g, err := group.Open(ctx, m.id, m.cfg.Keystore, gid, m.st, m.opts()...)
+		g, err := group.Open(ctx, m.identity(), m.cfg.Keystore, gid, m.st, m.opts()...)
 		if err != nil {
 			return err
 		}
@@ -330,6 +335,7 @@ func (m *Messenger) Close() error {
 	if dm, ok := m.cfg.Network.(sdk.DirectMessenger); ok && m.cfg.ReplicationNode != nil {
 		_ = dm.HandleRequests(RegisterProtocol, nil)
 	}
+	m.stopDevices()
 	close(m.saverStop)
 	<-m.saverDone
 	m.saveDirty()
@@ -345,7 +351,7 @@ func (m *Messenger) Close() error {
 }
 
 // Identity returns this device's identity.
-func (m *Messenger) Identity() *group.Identity { return m.id }
+func (m *Messenger) Identity() *group.Identity { return m.identity() }
 
 // Network returns the network the messenger runs on.
 func (m *Messenger) Network() sdk.Network { return m.cfg.Network }
@@ -360,7 +366,8 @@ func checkName(name string) error {
 }
 
 func (m *Messenger) info(h *held) GroupInfo {
-	return GroupInfo{ID: h.g.ID(), Name: h.rec.Name, Kind: h.g.Kind(), Epoch: h.g.Epoch(), Members: len(h.g.Members()), Left: h.rec.Left}
+	rec := m.recordOf(h)
+	return GroupInfo{ID: h.g.ID(), Name: rec.Name, Kind: h.g.Kind(), Epoch: h.g.Epoch(), Members: len(h.g.Members()), Left: rec.Left}
 }
 
 // Resolve finds the group a reference names: its exact local name, or a
@@ -405,12 +412,16 @@ func (m *Messenger) resolve(ref string) (*held, error) {
 	return nil, fmt.Errorf("%w: %q", ErrGroupNotFound, ref)
 }
 
-// Groups lists the groups this node holds, by name then id.
+// Groups lists the groups this node holds, by name then id; the account
+// group, which holds this account's devices, is listed by Devices
+// instead.
 func (m *Messenger) Groups() []GroupInfo {
 	m.mu.Lock()
 	hs := make([]*held, 0, len(m.groups))
 	for _, h := range m.groups {
-		hs = append(hs, h)
+		if h.g.Kind() != group.KindAccount {
+			hs = append(hs, h)
+		}
 	}
 	m.mu.Unlock()
 	out := make([]GroupInfo, 0, len(hs))
@@ -432,7 +443,7 @@ func (m *Messenger) CreateGroup(ctx context.Context, name string) (GroupInfo, er
 	if err := checkName(name); err != nil {
 		return GroupInfo{}, err
 	}
-	g, err := group.Create(ctx, m.id, m.st, m.opts()...)
+	g, err := group.Create(ctx, m.identity(), m.st, m.opts()...)
 	if err != nil {
 		return GroupInfo{}, err
 	}
@@ -441,7 +452,9 @@ func (m *Messenger) CreateGroup(ctx context.Context, name string) (GroupInfo, er
 		return GroupInfo{}, err
 	}
 	m.logger.Info("group created", "group", g.ID().Fingerprint(), "name", name)
-	return m.info(&held{g: g, rec: rec}), nil
+	gi := m.info(&held{g: g, rec: rec})
+	m.announceGroup(ctx, gi) // device_sync.go
+	return gi, nil
 }
 
 // Invite returns a new invitation to the group.
@@ -462,6 +475,14 @@ func (m *Messenger) Invite(ctx context.Context, ref string) (*group.Invitation, 
 // heads from a member reachable on the network (waiting until one is, or
 // ctx ends), joins, and starts replicating.
 func (m *Messenger) JoinGroup(ctx context.Context, token, name string) (GroupInfo, error) {
+	gi, err := m.joinGroup(ctx, token, name)
+	if err == nil {
+		m.announceGroup(ctx, gi) // device_sync.go
+	}
+	return gi, err
+}
+
+func (m *Messenger) joinGroup(ctx context.Context, token, name string) (GroupInfo, error) {
 	if err := checkName(name); err != nil {
 		return GroupInfo{}, err
 	}
@@ -469,10 +490,10 @@ func (m *Messenger) JoinGroup(ctx context.Context, token, name string) (GroupInf
 	if err != nil {
 		return GroupInfo{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
-	if h, err := m.resolve(hex.EncodeToString(inv.Group[:])); err == nil && !h.rec.Left {
+	if h, err := m.resolve(hex.EncodeToString(inv.Group[:])); err == nil && !m.recordOf(h).Left {
 		return m.info(h), nil // already held
 	}
-	g, err := group.OpenInvitation(ctx, m.id, inv, m.st, m.opts()...)
+	g, err := group.OpenInvitation(ctx, m.identity(), inv, m.st, m.opts()...)
 	if err != nil {
 		return GroupInfo{}, err
 	}
@@ -596,6 +617,7 @@ func (m *Messenger) Leave(ctx context.Context, ref string) error {
 	if err := h.g.Leave(ctx); err != nil {
 		return err
 	}
+	m.announceLeft(ctx, h.g.ID()) // device_sync.go
 	m.mu.Lock()
 	h.rec.Left = true
 	rec, ids := h.rec, h.logs
@@ -681,7 +703,7 @@ func (m *Messenger) Subscribe(ctx context.Context, ref string) (<-chan *group.Me
 
 // ContactToken returns this account's contact token, showing name.
 func (m *Messenger) ContactToken(name string) (string, error) {
-	t, err := m.id.ContactToken(name)
+	t, err := m.identity().ContactToken(name)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
@@ -695,7 +717,7 @@ func (m *Messenger) AddContact(ctx context.Context, token, name string) (string,
 	if err != nil {
 		return "", GroupInfo{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
-	req, g, err := group.RequestContact(ctx, m.id, t, name, m.st, m.opts()...)
+	req, g, err := group.RequestContact(ctx, m.identity(), t, name, m.st, m.opts()...)
 	if err != nil {
 		return "", GroupInfo{}, err
 	}
@@ -703,7 +725,9 @@ func (m *Messenger) AddContact(ctx context.Context, token, name string) (string,
 	if err := m.hold(ctx, g, rec, true); err != nil {
 		return "", GroupInfo{}, err
 	}
-	return req.Token(), m.info(&held{g: g, rec: rec}), nil
+	gi := m.info(&held{g: g, rec: rec})
+	m.announceGroup(ctx, gi) // device_sync.go
+	return req.Token(), gi, nil
 }
 
 // AcceptContact reads a contact request and opens the contact group.
@@ -712,7 +736,7 @@ func (m *Messenger) AcceptContact(ctx context.Context, token string) (GroupInfo,
 	if err != nil {
 		return GroupInfo{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
-	g, err := group.AcceptContact(ctx, m.id, req, m.st, m.opts()...)
+	g, err := group.AcceptContact(ctx, m.identity(), req, m.st, m.opts()...)
 	if err != nil {
 		return GroupInfo{}, err
 	}
@@ -720,7 +744,9 @@ func (m *Messenger) AcceptContact(ctx context.Context, token string) (GroupInfo,
 	if err := m.hold(ctx, g, rec, true); err != nil {
 		return GroupInfo{}, err
 	}
-	return m.info(&held{g: g, rec: rec}), nil
+	gi := m.info(&held{g: g, rec: rec})
+	m.announceGroup(ctx, gi) // device_sync.go
+	return gi, nil
 }
 
 // Peers lists the network's connected peers.

@@ -1,0 +1,3 @@
+package apiv1
+
+//go:generate ../../internal/protogen/protogen.sh devices.proto
