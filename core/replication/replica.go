@@ -542,6 +542,7 @@ func (rep *replica) announce(local []*log.Entry) {
 				}
 				used += len(b)
 				inline = append(inline, b)
+				vouched.add(local[n].CID()) // signed or verified here
 			}
 			n++
 		}
