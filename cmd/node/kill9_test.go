@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os/exec"
 	"path/filepath"
@@ -284,6 +285,118 @@ func TestKill9(t *testing.T) {
 		if t.Failed() {
 			t.Fatalf("round %d: %d acknowledged, %d listed\nnode log:\n%s", round, len(acked), len(listed), node.lines.snapshot())
 		}
+	}
+	node.stop(t)
+}
+
+// TestKill9ConcurrentSenders is TestKill9 with several clients sending at
+// once, whose sends the node writes together (a group commit): after a
+// kill -9 and a restart, every message any of them had acknowledged is
+// there, once, and each sender's in the order it sent them.
+func TestKill9ConcurrentSenders(t *testing.T) {
+	const senders = 8
+	rng := rand.New(rand.NewPCG(12, 12))
+	rounds := 2
+	if testing.Short() {
+		rounds = 1
+	}
+	dataDir := filepath.Join(t.TempDir(), "node")
+	env := testEnv(t)
+	if r := skein(t, env, "init", "--data-dir", dataDir); r.code != 0 {
+		t.Fatalf("init: %s", r.stderr)
+	}
+	node := startKill9Node(t, env, dataDir)
+	cl, err := client.Dial(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	g, err := cl.Groups.Create(ctx, &apiv1.CreateGroupRequest{Name: "kill9"})
+	cl.Close()
+	if err != nil {
+		t.Fatalf("create group: %v", err)
+	}
+	group := g.GetId()
+
+	acked := make([][]ackedMessage, senders)
+	inFlight := map[string]bool{}
+	next := make([]int, senders)
+	for round := range rounds {
+		want := 100 + rng.IntN(201) // 100..300 acknowledged sends in all before the kill
+		t.Logf("round %d: kill after %d acknowledged sends", round, want)
+		total := make(chan int, senders*4)
+		got := make([][]ackedMessage, senders)
+		failed := make([]string, senders)
+		var wg sync.WaitGroup
+		var clients []*client.Client
+		for s := range senders {
+			cl, err := client.Dial(dataDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			clients = append(clients, cl)
+			counts := make(chan int, 1)
+			stop := make(chan struct{})
+			wg.Go(func() {
+				defer close(stop)
+				got[s], failed[s] = sendUntilKilled(ctx, cl, group, round*senders+s, next[s], counts)
+			})
+			go func() {
+				last := 0
+				for {
+					select {
+					case n := <-counts:
+						total <- n - last
+						last = n
+					case <-stop:
+						return
+					}
+				}
+			}()
+		}
+		deadline := time.NewTimer(60 * time.Second)
+		for n := 0; n < want; {
+			select {
+			case d := <-total:
+				n += d
+			case <-deadline.C:
+				t.Fatalf("round %d: only %d acknowledged sends within 60s", round, n)
+			}
+		}
+		deadline.Stop()
+		// The senders are still sending: kill the node under them.
+		node.kill9(t)
+		wg.Wait()
+		for _, cl := range clients {
+			cl.Close()
+		}
+		for s := range senders {
+			acked[s] = append(acked[s], got[s]...)
+			inFlight[failed[s]] = true
+			next[s] += len(got[s]) + 1
+		}
+
+		node = startKill9Node(t, env, dataDir)
+		listed := listMessages(t, dataDir, group)
+		all := 0
+		for s := range senders {
+			// The others' messages are not this sender's to account for.
+			others := maps.Clone(inFlight)
+			for o := range senders {
+				if o != s {
+					for _, a := range acked[o] {
+						others[a.body] = true
+					}
+				}
+			}
+			checkAcked(t, listed, acked[s], others)
+			all += len(acked[s])
+		}
+		if t.Failed() {
+			t.Fatalf("round %d: %d acknowledged, %d listed\nnode log:\n%s", round, all, len(listed), node.lines.snapshot())
+		}
+		t.Logf("round %d: %d acknowledged in all, %d listed", round, all, len(listed))
 	}
 	node.stop(t)
 }

@@ -1000,11 +1000,36 @@ func sealShares(t MetaType, e EpochID, recipients []*crypto.DeviceCertificate, p
 // device that has since been removed, Send first rekeys; if members lack
 // this device's sending chain (they joined since it last sent), it first
 // shares the chain with them.
+//
+// The group is held while the message is sealed and its entry signed, not
+// while the entry is written: concurrent sends share one write (the log's
+// group commit, log.BeginAppend). Send returns once it is durable.
 func (g *Group) Send(ctx context.Context, body []byte) (*Message, error) {
+	msg, p, err := g.beginSend(ctx, body)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Wait(ctx); err != nil {
+		// Not written, so not in the log: not delivered either. (Its
+		// ratchet index stays used.)
+		g.mu.Lock()
+		k := msg.CID.KeyString()
+		delete(g.delivered, k)
+		delete(g.final, k)
+		delete(g.seen, msgRef{sender: msg.Sender, epoch: msg.Epoch, index: msg.Index})
+		g.mu.Unlock()
+		return nil, fmt.Errorf("send to group %s: %w", g.id.Fingerprint(), err)
+	}
+	g.notify(msg)
+	return msg, nil
+}
+
+// beginSend is Send up to writing the entry, under the group's lock.
+func (g *Group) beginSend(ctx context.Context, body []byte) (*Message, *log.Pending, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if err := g.usable(); err != nil {
-		return nil, fmt.Errorf("send to group %s: %w", g.id.Fingerprint(), err)
+		return nil, nil, fmt.Errorf("send to group %s: %w", g.id.Fingerprint(), err)
 	}
 	e, err := g.currentEpoch(ctx)
 	if err == nil {
@@ -1015,7 +1040,7 @@ func (g *Group) Send(ctx context.Context, body []byte) (*Message, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("send to group %s: %w", g.id.Fingerprint(), err)
+		return nil, nil, fmt.Errorf("send to group %s: %w", g.id.Fingerprint(), err)
 	}
 	me := g.me.DeviceKey()
 	idx, mk := g.sendChains[e].Next()
@@ -1024,21 +1049,21 @@ func (g *Group) Send(ctx context.Context, body []byte) (*Message, error) {
 	h := Header{Sender: me, Index: idx, SentAt: now.UnixMilli()}
 	sealedH, err := crypto.Seal(g.headerKey(e, g.secrets[e]), h.marshal(), headerAD(g.id, e, me))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sealedB, err := crypto.Seal(&mk, body, bodyAD(g.id, e, me, idx))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sealedE, err := sealEpoch(g.keys, g.id, me, e)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	env, _ := (&Envelope{SealedEpoch: sealedE, Header: sealedH, Body: sealedB}).MarshalBinary()
 	// The readable local copy is written in the same batch as the entry's
 	// index: both are durable when Send returns, or neither is.
 	var msg *Message
-	entry, err := g.msgs.AppendWith(ctx, env, func(en *log.Entry) ([]log.KVOp, error) {
+	entry, pending, err := g.msgs.BeginAppend(ctx, env, func(en *log.Entry) ([]log.KVOp, error) {
 		msg = &Message{CID: en.CID(), Sender: me, Account: g.me.AccountKey(), Epoch: e, Index: idx,
 			SentAt: time.UnixMilli(h.SentAt), Time: en.Time, Body: slices.Clone(body)}
 		op, err := g.localOp(msg)
@@ -1048,7 +1073,7 @@ func (g *Group) Send(ctx context.Context, body []byte) (*Message, error) {
 		return []log.KVOp{op}, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("send to group %s: %w", g.id.Fingerprint(), err)
+		return nil, nil, fmt.Errorf("send to group %s: %w", g.id.Fingerprint(), err)
 	}
 	k := entry.CID().KeyString()
 	g.delivered[k] = msg
@@ -1061,8 +1086,7 @@ func (g *Group) Send(ctx context.Context, body []byte) (*Message, error) {
 	}
 	s.maxTime = max(s.maxTime, entry.Time)
 	s.limits[e] = max(s.limits[e], idx+1)
-	g.notify(msg)
-	return msg, nil
+	return msg, pending, nil
 }
 
 // cutoffsFor records what this device has seen of the devices of the

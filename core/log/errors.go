@@ -58,6 +58,9 @@ var (
 	ErrInvalidOption = errors.New("invalid option")
 	// ErrClosed: the log was closed.
 	ErrClosed = errors.New("log closed")
+	// ErrWriteFailed: an append or join staged after one whose write
+	// failed was undone with it (it built on what was not written).
+	ErrWriteFailed = errors.New("an earlier write of the log failed")
 )
 
 // Rejection says that one entry did not enter the log, which peer sent it

@@ -168,23 +168,28 @@ func (p *PreparedJoin) Entries() []*Entry {
 func (p *PreparedJoin) Commit(ctx context.Context) (JoinResult, error) {
 	l, from := p.l, p.from
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if p.done {
+		l.mu.Unlock()
 		return JoinResult{}, fmt.Errorf("join log %q from peer %q: %w", l.id, from, ErrJoinCommitted)
 	}
 	p.done = true
 	if l.closed {
+		l.mu.Unlock()
 		return JoinResult{}, fmt.Errorf("join log %q from peer %q: %w", l.id, from, ErrClosed)
 	}
 	accepted, rejected, err := l.validate(ctx, p.nodes, from)
 	if err != nil {
+		l.mu.Unlock()
 		return JoinResult{}, fmt.Errorf("join log %q from peer %q: %w", l.id, from, err)
 	}
+	var w *pendingWrite
 	if len(accepted) > 0 {
-		if err := l.putBlocks(ctx, accepted); err != nil {
-			return JoinResult{}, fmt.Errorf("join log %q from peer %q: %w", l.id, from, err)
-		}
-		if err := l.commit(ctx, accepted, nil); err != nil {
+		w = l.stage(accepted, nil)
+	}
+	l.mu.Unlock()
+	if w != nil {
+		// Written with the appends and joins staged meanwhile.
+		if err := l.flush(ctx, w); err != nil {
 			return JoinResult{}, fmt.Errorf("join log %q from peer %q: %w", l.id, from, err)
 		}
 	}

@@ -62,6 +62,7 @@ type Log struct {
 	opts   options
 	logger *slog.Logger
 
+	wmu    sync.Mutex   // held by the one writer of staged writes (flush)
 	mu     sync.RWMutex // guards the fields below; held for writing by Append and Join's commit
 	closed bool
 	heads  []head     // sorted by binary CID
@@ -70,7 +71,13 @@ type Log struct {
 	// says, without a KV read per CID (a store out of process makes each
 	// one a cross-process call, and a join asks about every link).
 	known map[[cidLen]byte]uint64
-	subs  map[*subscription]struct{}
+	// queue holds the staged writes not yet taken by a writer (group
+	// commit, see flush); unsynced the entries staged and not yet
+	// written, readable from memory meanwhile.
+	queue    []*pendingWrite
+	written  []head // the heads as last written (heads: as staged)
+	unsynced map[string]*Entry
+	subs     map[*subscription]struct{}
 	// writer is the signer's public key; scratch is Append's buffer for
 	// signing bytes (both used under mu).
 	writer  ed25519.PublicKey
@@ -95,7 +102,7 @@ func Open(ctx context.Context, id string, blocks BlockStore, kv KV, signer Signe
 		}
 	}
 	l := &Log{id: id, blocks: blocks, kv: kv, signer: signer, access: access, opts: o,
-		logger: o.logger.With("log", id), subs: map[*subscription]struct{}{}}
+		logger: o.logger.With("log", id), subs: map[*subscription]struct{}{}, unsynced: map[string]*Entry{}}
 	if signer != nil {
 		l.writer = slices.Clone(signer.PublicKey())
 		if len(l.writer) != ed25519.PublicKeySize {
@@ -127,6 +134,7 @@ func Open(ctx context.Context, id string, blocks BlockStore, kv KV, signer Signe
 		l.heads = append(l.heads, head{cid: c, time: binary.BigEndian.Uint64(kvp.Value)})
 	}
 	slices.SortFunc(l.heads, func(a, b head) int { return compareCID(a.cid, b.cid) })
+	l.written = l.heads
 
 	count, err := kv.Get(ctx, l.key(tagCount))
 	switch {
@@ -198,12 +206,13 @@ func (l *Log) cidKey(tag byte, c cid.Cid) []byte {
 func (l *Log) ID() string { return l.id }
 
 // Heads returns the current heads (entries no other entry names in next),
-// sorted by binary CID.
+// sorted by binary CID: those written, so that a peer told of them can
+// fetch them (an append being written is not named until it is).
 func (l *Log) Heads() []cid.Cid {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	out := make([]cid.Cid, len(l.heads))
-	for i, h := range l.heads {
+	out := make([]cid.Cid, len(l.written))
+	for i, h := range l.written {
 		out[i] = h.cid
 	}
 	return out
@@ -238,15 +247,39 @@ func (l *Log) timeOf(c cid.Cid) (uint64, bool) {
 }
 
 // lookup returns the order key of entry c, or an error wrapping ErrNotFound.
-func (l *Log) lookup(ctx context.Context, c cid.Cid) (orderKey, error) {
-	v, err := l.kv.Get(ctx, l.cidKey(tagCIDix, c))
-	if err != nil {
-		return orderKey{}, err
+func (l *Log) lookup(_ context.Context, c cid.Cid) (orderKey, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	i, ok := l.position(c)
+	if !ok {
+		return orderKey{}, fmt.Errorf("entry %s: %w", c, ErrNotFound)
 	}
-	if len(v) != len(orderKey{}) {
-		return orderKey{}, fmt.Errorf("corrupt index record for %s", c)
+	return l.index[i], nil
+}
+
+// position returns the index of entry c in l.index; l.mu is held.
+func (l *Log) position(c cid.Cid) (int, bool) {
+	t, ok := l.timeOf(c)
+	if !ok {
+		return 0, false
 	}
-	return orderKey(v), nil
+	// The entries of time t are few: find c among them.
+	i, _ := slices.BinarySearchFunc(l.index, t, func(k orderKey, t uint64) int {
+		switch kt := k.time(); {
+		case kt < t:
+			return -1
+		case kt > t:
+			return 1
+		}
+		return 0
+	})
+	key := c.KeyString()
+	for ; i < len(l.index) && l.index[i].time() == t; i++ {
+		if string(l.index[i][40:]) == key {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // Position returns the position of entry c in the total order (0 is the
@@ -286,38 +319,26 @@ func (l *Log) Get(ctx context.Context, c cid.Cid) (*Entry, error) {
 // the log is an error wrapping ErrNotFound.
 func (l *Log) GetRun(ctx context.Context, c cid.Cid, n int) ([]*Entry, error) {
 	l.mu.RLock()
-	t, ok := l.timeOf(c)
-	var run []cid.Cid
+	i, ok := l.position(c)
+	var all, run []cid.Cid // the run; those of it to read
+	got := map[string]*Entry{}
 	if ok {
-		// The entries of time t are few: find c among them.
-		i, _ := slices.BinarySearchFunc(l.index, t, func(k orderKey, t uint64) int {
-			switch kt := k.time(); {
-			case kt < t:
-				return -1
-			case kt > t:
-				return 1
+		lo := max(0, i-max(n, 0))
+		all = make([]cid.Cid, 0, i+1-lo)
+		for j := i; j >= lo; j-- {
+			rc := l.index[j].cid()
+			all = append(all, rc)
+			if e := l.unsynced[rc.KeyString()]; e != nil {
+				got[rc.KeyString()] = e
+				continue
 			}
-			return 0
-		})
-		key := c.KeyString()
-		for ; i < len(l.index) && l.index[i].time() == t; i++ {
-			if string(l.index[i][40:]) == key {
-				break
-			}
-		}
-		if i < len(l.index) && string(l.index[i][40:]) == key {
-			lo := max(0, i-max(n, 0))
-			run = make([]cid.Cid, 0, i+1-lo)
-			for j := i; j >= lo; j-- {
-				run = append(run, l.index[j].cid())
-			}
+			run = append(run, rc)
 		}
 	}
 	l.mu.RUnlock()
-	if len(run) == 0 {
+	if !ok {
 		return nil, fmt.Errorf("log %q: get %s: %w", l.id, c, ErrNotFound)
 	}
-	got := make(map[string]*Entry, len(run))
 	for b, err := range l.blocks.GetMany(ctx, run) {
 		if !b.CID.Defined() {
 			if err == nil {
@@ -338,7 +359,7 @@ func (l *Log) GetRun(ctx context.Context, c cid.Cid, n int) ([]*Entry, error) {
 		got[b.CID.KeyString()] = e
 	}
 	out := make([]*Entry, 0, len(got))
-	for _, rc := range run {
+	for _, rc := range all {
 		if e := got[rc.KeyString()]; e != nil {
 			out = append(out, e)
 		}
@@ -351,11 +372,17 @@ func (l *Log) GetRun(ctx context.Context, c cid.Cid, n int) ([]*Entry, error) {
 
 // load reads and decodes a stored entry block.
 func (l *Log) load(ctx context.Context, c cid.Cid) (*Entry, error) {
+	l.mu.RLock()
+	e := l.unsynced[c.KeyString()]
+	l.mu.RUnlock()
+	if e != nil {
+		return e, nil // staged, not yet durable
+	}
 	data, err := l.blocks.Get(ctx, c)
 	if err != nil {
 		return nil, fmt.Errorf("log %q: read block %s: %w", l.id, c, err)
 	}
-	e, err := DecodeBlock(c, data)
+	e, err = DecodeBlock(c, data)
 	if err != nil {
 		return nil, fmt.Errorf("log %q: %w", l.id, err)
 	}
@@ -375,13 +402,48 @@ func (l *Log) Append(ctx context.Context, payload []byte) (*Entry, error) {
 // runs under the log's lock and must not call the log. An error from it
 // aborts the append.
 func (l *Log) AppendWith(ctx context.Context, payload []byte, extra func(*Entry) ([]KVOp, error)) (*Entry, error) {
+	e, p, err := l.BeginAppend(ctx, payload, extra)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Wait(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Pending is an append on its way to storage (BeginAppend).
+type Pending struct {
+	l *Log
+	w *pendingWrite
+}
+
+// Wait returns once the append is durable (as durable as the log's writes
+// are: synced with WithSyncWrites or extra writes), or has failed. Appends
+// and joins waiting at the same time share one block write and one KV
+// batch (a group commit). ctx is not used to abandon the write: an append
+// begun is written.
+func (p *Pending) Wait(ctx context.Context) error {
+	if err := p.l.flush(ctx, p.w); err != nil {
+		return fmt.Errorf("append to log %q: %w", p.l.id, err)
+	}
+	return nil
+}
+
+// BeginAppend is AppendWith in two steps: it signs the new entry and adds
+// it to the log in memory (a later append builds on it; reads of the log
+// see it), then returns; Wait on the returned Pending returns once it is
+// written. Subscribers see the entry once it is written. A caller holding
+// its own lock over the append (core/group) releases it before Wait, so
+// that concurrent appends share one write.
+func (l *Log) BeginAppend(ctx context.Context, payload []byte, extra func(*Entry) ([]KVOp, error)) (*Entry, *Pending, error) {
 	if l.signer == nil {
-		return nil, fmt.Errorf("append to log %q: %w", l.id, ErrReadOnly)
+		return nil, nil, fmt.Errorf("append to log %q: %w", l.id, ErrReadOnly)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return nil, fmt.Errorf("append to log %q: %w", l.id, ErrClosed)
+		return nil, nil, fmt.Errorf("append to log %q: %w", l.id, ErrClosed)
 	}
 
 	// Next: the heads, or the maxNext newest of them; the time exceeds all.
@@ -417,38 +479,44 @@ func (l *Log) AppendWith(ctx context.Context, payload []byte, extra func(*Entry)
 	slices.SortFunc(e.Refs, compareCID)
 
 	if err := sealEntryBuf(e, l.signer, l.writer, &l.scratch); err != nil {
-		return nil, fmt.Errorf("append to log %q: %w", l.id, err)
+		return nil, nil, fmt.Errorf("append to log %q: %w", l.id, err)
 	}
 	if len(e.raw) > l.opts.maxEntrySize {
-		return nil, fmt.Errorf("append to log %q: %w: %d bytes, limit %d", l.id, ErrTooLarge, len(e.raw), l.opts.maxEntrySize)
+		return nil, nil, fmt.Errorf("append to log %q: %w: %d bytes, limit %d", l.id, ErrTooLarge, len(e.raw), l.opts.maxEntrySize)
 	}
 	if err := l.access.CanWrite(ctx, e); err != nil {
-		return nil, fmt.Errorf("append to log %q: %w: %w", l.id, ErrNotAllowed, err)
+		return nil, nil, fmt.Errorf("append to log %q: %w: %w", l.id, ErrNotAllowed, err)
 	}
 	var more []KVOp
 	if extra != nil {
 		var err error
 		if more, err = extra(e); err != nil {
-			return nil, fmt.Errorf("append to log %q: %w", l.id, err)
+			return nil, nil, fmt.Errorf("append to log %q: %w", l.id, err)
 		}
 	}
-	if err := l.blocks.Put(ctx, e.cid, e.raw); err != nil {
-		return nil, fmt.Errorf("append to log %q: put block: %w", l.id, err)
-	}
-	if err := l.commit(ctx, []*Entry{e}, more); err != nil {
-		return nil, fmt.Errorf("append to log %q: %w", l.id, err)
-	}
-	return e, nil
+	return e, &Pending{l: l, w: l.stage([]*Entry{e}, more)}, nil
 }
 
-// commit persists entries (sorted in total order, all new, every next
-// either in the log or among entries) as one KV batch, with extra writes if
-// any (the batch is then synced whatever the log's option), then updates
-// the in-memory heads and index and notifies subscribers. l.mu is held.
-func (l *Log) commit(ctx context.Context, entries []*Entry, extra []KVOp) error {
+// pendingWrite is what one append or join adds, staged: its blocks and KV
+// writes, written by whichever waiter takes the queue first (flush).
+type pendingWrite struct {
+	entries []*Entry
+	ops     []KVOp
+	heads   []head // the log's heads once it is written
+	sync    bool
+	done    chan struct{} // closed once written (or failed)
+	err     error         // set before done is closed
+}
+
+// stage adds entries (sorted in total order, all new, every next either in
+// the log or among entries) to the log in memory, and queues their blocks
+// and their index as one write, with extra writes if any (the write is then
+// synced whatever the log's option). Subscribers are told once it is
+// written. l.mu is held.
+func (l *Log) stage(entries []*Entry, extra []KVOp) *pendingWrite {
 	keys := make([]orderKey, len(entries))
 	referenced := make(map[string]struct{}, len(entries))
-	ops := make([]KVOp, 0, 2*len(entries)+len(l.heads)+1)
+	ops := make([]KVOp, 0, 2*len(entries)+len(l.heads)+1+len(extra))
 	for i, e := range entries {
 		keys[i] = makeOrderKey(e)
 		ops = append(ops,
@@ -475,13 +543,12 @@ func (l *Log) commit(ctx context.Context, entries []*Entry, extra []KVOp) error 
 	}
 	ops = append(ops, KVOp{Key: l.key(tagCount), Value: binary.BigEndian.AppendUint64(nil, uint64(len(l.index)+len(entries)))})
 	ops = append(ops, extra...)
-	if err := l.kv.Batch(ctx, ops, l.opts.syncWrites || len(extra) > 0); err != nil {
-		return fmt.Errorf("write index: %w", err)
-	}
+
 	slices.SortFunc(heads, func(a, b head) int { return compareCID(a.cid, b.cid) })
 	l.heads = heads
 	for i, e := range entries {
 		l.known[[cidLen]byte(keys[i][40:])] = e.Time
+		l.unsynced[e.cid.KeyString()] = e
 	}
 	if len(l.index) == 0 || compareOrderKeys(l.index[len(l.index)-1], keys[0]) < 0 {
 		l.index = append(l.index, keys...)
@@ -500,8 +567,89 @@ func (l *Log) commit(ctx context.Context, entries []*Entry, extra []KVOp) error 
 		merged = append(append(merged, l.index[i:]...), keys[j:]...)
 		l.index = merged
 	}
-	l.notify(entries)
-	return nil
+	w := &pendingWrite{entries: entries, ops: ops, heads: heads,
+		sync: l.opts.syncWrites || len(extra) > 0, done: make(chan struct{})}
+	l.queue = append(l.queue, w)
+	return w
+}
+
+// flush returns once w is written. The first waiter to get the write lock
+// writes every staged write queued so far, in the order staged, as one
+// block write and one KV batch (synced if any of them asks), and tells
+// subscribers; the waiters that queued meanwhile find theirs done, or
+// write the next group together. A failed write is undone in memory, with
+// every append and join staged after it (ErrWriteFailed for those).
+func (l *Log) flush(ctx context.Context, w *pendingWrite) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	select {
+	case <-w.done:
+		return w.err
+	default:
+	}
+	l.mu.Lock()
+	batch := l.queue
+	l.queue = nil
+	l.mu.Unlock()
+	var entries []*Entry
+	var ops []KVOp
+	sync := false
+	for _, b := range batch {
+		entries = append(entries, b.entries...)
+		ops = append(ops, b.ops...)
+		sync = sync || b.sync
+	}
+	// Not abandoned with the caller's context: others wait on this write.
+	wctx := context.WithoutCancel(ctx)
+	err := l.putBlocks(wctx, entries)
+	if err == nil {
+		if err = l.kv.Batch(wctx, ops, sync); err != nil {
+			err = fmt.Errorf("write index: %w", err)
+		}
+	}
+	l.mu.Lock()
+	if err != nil {
+		// Undo it in memory, and everything staged since (built on it):
+		// what was not written is not in the log.
+		later := l.queue
+		l.queue = nil
+		l.rollback(append(slices.Clone(batch), later...))
+		for _, b := range later {
+			b.err = fmt.Errorf("%w: %w", ErrWriteFailed, err)
+			close(b.done)
+		}
+	} else {
+		for _, b := range batch {
+			for _, e := range b.entries {
+				delete(l.unsynced, e.cid.KeyString())
+			}
+			l.notify(b.entries)
+			l.written = b.heads
+		}
+	}
+	l.mu.Unlock()
+	for _, b := range batch {
+		b.err = err
+		close(b.done)
+	}
+	return w.err
+}
+
+// rollback removes from memory the entries of staged writes that were not
+// written; the heads go back to those last written. l.mu is held.
+func (l *Log) rollback(ws []*pendingWrite) {
+	drop := map[[cidLen]byte]bool{}
+	for _, w := range ws {
+		for _, e := range w.entries {
+			var k [cidLen]byte
+			copy(k[:], e.cid.KeyString())
+			drop[k] = true
+			delete(l.known, k)
+			delete(l.unsynced, e.cid.KeyString())
+		}
+	}
+	l.index = slices.DeleteFunc(slices.Clone(l.index), func(k orderKey) bool { return drop[[cidLen]byte(k[40:])] })
+	l.heads = l.written
 }
 
 // Close stops the subscriptions; later Append and Join return ErrClosed.

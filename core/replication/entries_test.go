@@ -570,3 +570,31 @@ func TestAppendRightAfterConnectArrives(t *testing.T) {
 		t.Fatal("the announcement was not lost: the test proves nothing")
 	}
 }
+
+// TestBurstOnFreshConnectionArrives: a burst appended on a connection so
+// new that pubsub loses its announcements arrives through the head
+// exchange that follows each announcement to a peer connected just now,
+// with no timed re-exchange and no anti-entropy to fall back on.
+func TestBurstOnFreshConnectionArrives(t *testing.T) {
+	// Restored after the replicators close (cleanups run last first).
+	t.Cleanup(replication.SetReexchangeAfter([]time.Duration{time.Hour}))
+	sn, peers := simCluster(t, 2, nil, fastOpts(replication.WithAntiEntropyInterval(time.Hour))...)
+	a, b := peers[0], peers[1]
+	appendN(t, a, 3, "before")
+	waitFor(t, 10*time.Second, lens(peers), func() bool { return converged(peers, 3) })
+	sn.SetLink("a", "b", simnet.Link{Loss: 1})
+	sn.Disconnect("a", "b")
+	received := b.rep.Status().Logs[0].Received
+	if err := b.net.Connect(context.Background(), sdk.PeerInfo{ID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() string { return "the head exchange on connecting" }, func() bool {
+		return b.rep.Status().Logs[0].Received > received
+	})
+	lost := sn.Stats().Lost
+	appendN(t, a, 200, "burst")
+	waitFor(t, 20*time.Second, lens(peers), func() bool { return converged(peers, 203) })
+	if sn.Stats().Lost == lost {
+		t.Fatal("no announcement was lost: the test proves nothing")
+	}
+}

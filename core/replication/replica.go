@@ -605,6 +605,7 @@ func (rep *replica) announce(local []*log.Entry) {
 				}
 				used += len(b)
 				inline = append(inline, b)
+				vouched.add(local[n].CID()) // signed or verified here
 			}
 			n++
 		}
@@ -623,6 +624,8 @@ func (rep *replica) announce(local []*log.Entry) {
 		slices.SortFunc(inline, func(x, y []byte) int { return compareCIDs(blockCID(x), blockCID(y)) })
 		rep.send(&Announcement{Log: rep.id, Heads: heads, Inline: inline})
 	}
+	// Peers that connected just now may not get it over pubsub yet.
+	rep.r.exchangeFresh()
 }
 
 // digest publishes the heads for anti-entropy.

@@ -56,7 +56,14 @@ type Replicator struct {
 	blocked    map[string]BlockedPeer
 	exchanging map[string]bool
 	later      map[string]bool      // peers with an exchangeLater running
-	bulkOff    map[string]time.Time // peers not asked for bulk fetches until then
+	// fresh are the peers connected since less than the last
+	// reexchangeAfter: announcements may not reach them yet over pubsub,
+	// so a local announcement is followed by a head exchange with each.
+	fresh map[string]int
+	// again are the peers asked for a head exchange while one with them
+	// was running: it runs once more when that one ends.
+	again   map[string]bool
+	bulkOff map[string]time.Time // peers not asked for bulk fetches until then
 	// rendezvousSlots bounds the rendezvous rounds running at once
 	// (all topics): a node replicating thousands of groups does not start
 	// thousands of DHT lookups at once.
@@ -87,6 +94,7 @@ func New(net sdk.Network, opts ...Option) (*Replicator, error) {
 	r := &Replicator{net: net, opts: o, logger: o.logger.With("component", "replication"),
 		blocks: NewBlockStore(net, o.parallelism), logs: map[LogID]*replica{},
 		topics: map[string]*topicSub{}, blocked: map[string]BlockedPeer{}, exchanging: map[string]bool{}, later: map[string]bool{},
+		fresh: map[string]int{}, again: map[string]bool{},
 		bulkOff: map[string]time.Time{}, rendezvousSlots: make(chan struct{}, rendezvousParallelRounds),
 		proofs: newProofs(), budgets: newBudgets()}
 	r.notify, _ = net.(sdk.PeerNotifier)
@@ -416,10 +424,14 @@ func (r *Replicator) exchangeLater(peer string) {
 		return
 	}
 	r.later[peer] = true
+	r.fresh[peer]++
 	r.wg.Go(func() {
 		defer func() {
 			r.mu.Lock()
 			delete(r.later, peer)
+			if r.fresh[peer]--; r.fresh[peer] <= 0 {
+				delete(r.fresh, peer)
+			}
 			r.mu.Unlock()
 		}()
 		start := time.Now()
@@ -437,6 +449,21 @@ func (r *Replicator) exchangeLater(peer string) {
 			r.exchangeAsync(peer)
 		}
 	})
+}
+
+// exchangeFresh exchanges heads with every fresh peer (see fresh): what
+// was just announced reaches them even if pubsub does not yet deliver to
+// them, at once instead of at the next re-exchange.
+func (r *Replicator) exchangeFresh() {
+	r.mu.Lock()
+	peers := make([]string, 0, len(r.fresh))
+	for p := range r.fresh {
+		peers = append(peers, p)
+	}
+	r.mu.Unlock()
+	for _, p := range peers {
+		r.exchangeAsync(p)
+	}
 }
 
 // connected reports whether the network lists peer as connected.
@@ -467,7 +494,14 @@ func (r *Replicator) exchangeAsync(peer string) {
 		return
 	}
 	r.mu.Lock()
-	if r.exchanging[peer] || !r.running {
+	if !r.running {
+		r.mu.Unlock()
+		return
+	}
+	if r.exchanging[peer] {
+		// The running one may have read the heads before what prompted
+		// this: one more follows it.
+		r.again[peer] = true
 		r.mu.Unlock()
 		return
 	}
@@ -476,13 +510,19 @@ func (r *Replicator) exchangeAsync(peer string) {
 	// Under r.mu, so that Close (which clears running first) never waits
 	// while a goroutine is being added.
 	r.wg.Go(func() {
-		defer func() {
+		for {
+			if err := r.ExchangeHeads(r.ctx, peer); err != nil {
+				r.logger.Debug("head exchange failed", "peer", peer, "err", err)
+			}
 			r.mu.Lock()
-			delete(r.exchanging, peer)
+			if !r.again[peer] || !r.running {
+				delete(r.exchanging, peer)
+				delete(r.again, peer)
+				r.mu.Unlock()
+				return
+			}
+			delete(r.again, peer)
 			r.mu.Unlock()
-		}()
-		if err := r.ExchangeHeads(r.ctx, peer); err != nil {
-			r.logger.Debug("head exchange failed", "peer", peer, "err", err)
 		}
 	})
 }
