@@ -130,3 +130,17 @@ func TestListenBadAddress(t *testing.T) {
 		t.Fatalf("Listen on a bad port: %v", err)
 	}
 }
+
+// FuzzTransportsFromDetails: whatever a network plugin puts in its status
+// details, reading them never panics and yields only named transports.
+func FuzzTransportsFromDetails(f *testing.F) {
+	f.Add("transport.tcp.peers", "3", "transport.quic-v1.bytes_in", "12")
+	f.Add("transport..peers", "x", "transport.peers", "-1")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
+		for _, tr := range TransportsFromDetails(map[string]string{k1: v1, k2: v2}) {
+			if tr.Transport == "" {
+				t.Fatalf("a transport without a name from %q=%q %q=%q", k1, v1, k2, v2)
+			}
+		}
+	})
+}

@@ -65,7 +65,7 @@ type replica struct {
 	missingSince map[string]time.Time // missing remote heads: since when
 	givenUpSet   map[string]bool      // heads given up (no peer served them)
 	givenUp      uint64
-	prog progress // catch-up figures (progress.go)
+	prog         progress // catch-up figures (progress.go)
 }
 
 // via says how heads reached a replica, which decides who can be held

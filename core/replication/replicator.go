@@ -55,7 +55,7 @@ type Replicator struct {
 	topics     map[string]*topicSub
 	blocked    map[string]BlockedPeer
 	exchanging map[string]bool
-	later      map[string]bool      // peers with an exchangeLater running
+	later      map[string]bool // peers with an exchangeLater running
 	// fresh are the peers connected since less than the last
 	// reexchangeAfter: announcements may not reach them yet over pubsub,
 	// so a local announcement is followed by a head exchange with each.

@@ -90,12 +90,10 @@ func startAgent(ctx context.Context, bin, dir, mode string) (*agent, error) {
 	}
 	a.cmd = cmd
 	a.lines = newLines(stderr)
-	line, err := a.lines.wait(ctx, "node running", 60*time.Second)
-	if err != nil {
+	if _, err := a.lines.wait(ctx, "node running", 60*time.Second); err != nil {
 		a.kill()
 		return nil, fmt.Errorf("node %s (%s): %w\n%s", dir, mode, err, a.lines.tail(20))
 	}
-	_ = line
 	if m := metricsLineRE.FindStringSubmatch(a.lines.find(`msg="metrics serving"`)); m != nil {
 		a.metricsAddr = m[1]
 	}

@@ -394,7 +394,9 @@ func (b *bench) latencyScenario(ctx context.Context, mode string, s *Scenario, i
 		}
 		s.Figures = append(s.Figures,
 			b.figure(fmt.Sprintf("p50 of %d messages", sz.Latency), "ms", p50s, p50, LimitStreamRTT, rttMs, false),
-			b.figure(fmt.Sprintf("p99 of %d messages", sz.Latency), "ms", p99s, &target{value: 10}, LimitStreamRTT, rttMs, false))
+			b.figure(fmt.Sprintf("p99 of %d messages", sz.Latency), "ms", p99s, &target{value: 10}, LimitStreamRTT, rttMs, false),
+			b.figure("CPU per message at the sender (node and plugins)", "µs", cpuA, nil, LimitSign+" (one signature)", perOp(b.limits[LimitSign]), false),
+			b.figure("CPU per message at the receiver (node and plugins)", "µs", cpuB, nil, LimitVerify+" (one signature)", perOp(b.limits[LimitVerify]), false))
 		return nil
 	}
 	s.Figures = append(s.Figures,
@@ -486,7 +488,7 @@ func (b *bench) burstScenario(ctx context.Context, mode string, s *Scenario) err
 		return err
 	}
 	defer p.close()
-	var missing, ages, rates []float64
+	var missing, ages, rates, lags []float64
 	for run := range sz.BurstRuns {
 		if err := p.b.stop(); err != nil {
 			return err
@@ -496,17 +498,44 @@ func (b *bench) burstScenario(ctx context.Context, mode string, s *Scenario) err
 			return err
 		}
 		p.b = nb
+		tag := fmt.Sprintf("d%02d", run)
+		// When the burst's messages reach b's subscriber.
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stream, err := nb.cl.Messages.Subscribe(sctx, &apiv1.SubscribeRequest{Group: p.group})
+		if err != nil {
+			return err
+		}
+		if _, err := stream.Header(); err != nil {
+			return err
+		}
+		var mu sync.Mutex
+		var last time.Time
+		arrived := map[int]bool{}
+		go func() {
+			for {
+				m, err := stream.Recv()
+				if err != nil {
+					return
+				}
+				if i := msgIndex(tag, m.GetBody()); i >= 0 {
+					mu.Lock()
+					arrived[i], last = true, time.Now()
+					mu.Unlock()
+				}
+			}
+		}()
 		if err := nb.connect(ctx, p.a); err != nil {
 			return err
 		}
 		connected := time.Now()
-		tag := fmt.Sprintf("d%02d", run)
 		what := fmt.Sprintf("d (%s) burst %d/%d", mode, run+1, sz.BurstRuns)
 		took, err := sendN(ctx, p.a.cl, p.group, tag, sz.Burst, 16, sz.Payload, b.progress, what)
 		if err != nil {
 			return err
 		}
-		ages = append(ages, time.Since(connected).Seconds())
+		lastWrite := time.Now()
+		ages = append(ages, lastWrite.Sub(connected).Seconds())
 		rates = append(rates, float64(sz.Burst)/took.Seconds())
 		select {
 		case <-time.After(2 * time.Second):
@@ -524,6 +553,12 @@ func (b *bench) burstScenario(ctx context.Context, mode string, s *Scenario) err
 			}
 		}
 		missing = append(missing, float64(sz.Burst-len(got)))
+		mu.Lock()
+		if len(arrived) == sz.Burst {
+			lags = append(lags, max(0, last.Sub(lastWrite).Seconds()*1000))
+		}
+		mu.Unlock()
+		cancel()
 	}
 	runsMissing := 0.0
 	for _, m := range missing {
@@ -538,6 +573,7 @@ func (b *bench) burstScenario(ctx context.Context, mode string, s *Scenario) err
 	s.Figures = append(s.Figures, f,
 		b.figure("messages missing per burst (median; runs list each burst)", "msg", missing, nil, "", 0, false),
 		b.figure("connection age at the last write", "s", ages, nil, "", 0, false),
+		b.figure("last message at the peer's subscriber after the last write (bursts complete in 2 s)", "ms", lags, nil, "", 0, false),
 		b.figure("burst write rate, 16 senders", "msg/s", rates, nil, "", 0, false))
 	return nil
 }
