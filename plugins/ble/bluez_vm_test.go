@@ -114,7 +114,7 @@ func TestBlueZFigures(t *testing.T) {
 		}
 	}()
 	var connects, echoes []time.Duration
-	for range 5 {
+	for range 3 {
 		t0 := time.Now()
 		c, err := dialRetrying(t, b, l.Addr())
 		if err != nil {
@@ -136,8 +136,9 @@ func TestBlueZFigures(t *testing.T) {
 	}
 	sort.Slice(connects, func(i, j int) bool { return connects[i] < connects[j] })
 	sort.Slice(echoes, func(i, j int) bool { return echoes[i] < echoes[j] })
-	t.Logf("FIGURE L2CAP connect min %s median %s max %s (5 dials)", connects[0].Round(time.Millisecond), connects[2].Round(time.Millisecond), connects[4].Round(time.Millisecond))
-	t.Logf("FIGURE 200 KB echo min %s median %s max %s", echoes[0].Round(time.Millisecond), echoes[2].Round(time.Millisecond), echoes[4].Round(time.Millisecond))
+	load, _ := os.ReadFile("/proc/loadavg")
+	t.Logf("FIGURE L2CAP connect min %s median %s max %s (3 dials); guest load average %s", connects[0].Round(time.Millisecond), connects[1].Round(time.Millisecond), connects[2].Round(time.Millisecond), strings.TrimSpace(string(load)))
+	t.Logf("FIGURE 200 KB echo over L2CAP min %s median %s max %s", echoes[0].Round(time.Millisecond), echoes[1].Round(time.Millisecond), echoes[2].Round(time.Millisecond))
 }
 
 // dialRetrying dials as the node does: a refused first channel (seen once

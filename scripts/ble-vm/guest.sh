@@ -31,13 +31,13 @@ cd /tmp
 
 # 1. The plugin on the real stack: discovery, connect figures, the
 #    transport conformance suite (hci0 listens, hci1 dials).
-#    LargeTransferBothWays (4 MiB each way) runs last, alone: the guest
-#    emulates its CPU, so it is slow there.
+#    Not LargeTransferBothWays (4 MiB each way): the guest emulates its
+#    CPU and moves ~20-150 KB/s, so it would take minutes; the suite over
+#    the sim driver runs it, and TestBlueZFigures moves 200 KB each way.
 suite='^TestBlueZConformance$/^(Protocol|EchoBothWays|CloseGivesEOFAfterData|ManyConnections|AcceptHonoursContext|CloseUnblocksAccept|DialClosedListenerFails|ReadDeadline)$'
-for t in TestBlueZDiscovery TestBlueZFigures TestBlueZConformance TestBlueZLargeTransfer; do
+for t in TestBlueZDiscovery TestBlueZFigures TestBlueZConformance; do
   run="^$t\$"
   [ $t = TestBlueZConformance ] && run=$suite
-  [ $t = TestBlueZLargeTransfer ] && run='^TestBlueZConformance$/^LargeTransferBothWays$'
   SKEIN_BLE_ADAPTERS=hci0,hci1 timeout 300 $S/ble.test -test.run "$run" -test.v -test.timeout 290s > $O/$t.log 2>&1
   rc=$?
   grep -h 'FIGURE' $O/$t.log | sed 's/^ *[a-z_]*\.go:[0-9]*: //' >> $O/figures.txt
