@@ -35,7 +35,7 @@ func TestBLESimFigures(t *testing.T) {
 		connects = append(connects, time.Since(t0))
 		if i < runs-1 {
 			for _, d := range nodes {
-				_ = d.stop()
+				_ = stopBLENode(d)
 			}
 			continue
 		}

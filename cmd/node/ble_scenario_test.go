@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +25,17 @@ import (
 // plugin's discovery (node.RunDiscovery), as with the ble preset.
 
 var bleMediumSeq atomic.Int64
+
+// bleStops holds each started node's stop, run once (a test may stop a
+// node before its cleanup does).
+var bleStops sync.Map // *demoNode -> func() error
+
+func stopBLENode(d *demoNode) error {
+	if f, ok := bleStops.Load(d); ok {
+		return f.(func() error)()
+	}
+	return d.stop()
+}
 
 type bleSpot struct {
 	name   string
@@ -97,7 +109,9 @@ func startBLENodesWith(t *testing.T, pluginKeys func(bleSpot) string, spots ...b
 		if err != nil {
 			t.Fatalf("start %s: %v", s.name, err)
 		}
-		t.Cleanup(func() { _ = d.stop() })
+		stop := sync.OnceValue(d.stop)
+		bleStops.Store(d, stop)
+		t.Cleanup(func() { _ = stop() })
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {
