@@ -30,6 +30,8 @@ fi
 [ -e /dev/kvm ] || true # TCG is used either way: KVM hangs nested guests here
 
 S=$(mktemp -d /tmp/skein-blevm-share.XXXXXX)
+# Keep the logs (out/, console.log), not the 150 MB of binaries.
+trap 'rm -f "$S/ble.test" "$S/skein"' EXIT
 echo "ble-vm: building the tests and skein into $S"
 go test -c -o "$S/ble.test" ./plugins/ble || { echo "ble-vm: FAIL: building the plugin tests"; exit 1; }
 go build -o "$S/skein" ./cmd/node || { echo "ble-vm: FAIL: building skein"; exit 1; }
