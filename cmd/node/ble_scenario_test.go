@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,6 +26,17 @@ import (
 
 var bleMediumSeq atomic.Int64
 
+// bleStops holds each started node's stop, run once (a test may stop a
+// node before its cleanup does).
+var bleStops sync.Map // *demoNode -> func() error
+
+func stopBLENode(d *demoNode) error {
+	if f, ok := bleStops.Load(d); ok {
+		return f.(func() error)()
+	}
+	return d.stop()
+}
+
 type bleSpot struct {
 	name   string
 	x      float64
@@ -32,7 +44,7 @@ type bleSpot struct {
 	tcp    bool // also listen on loopback TCP (a LAN)
 }
 
-func bleScenarioConfig(medium string, s bleSpot) string {
+func bleScenarioConfig(medium string, s bleSpot, pluginKeys func(bleSpot) string) string {
 	listen := "[]"
 	if s.tcp {
 		listen = "[/ip4/127.0.0.1/tcp/0]"
@@ -61,16 +73,22 @@ plugins:
     config:
       driver: sim
       sim_medium: %s
-      sim_device: %s
-      sim_position: [%v, 0]
-      sim_range: %v
-      report_interval: 1s
-      tie_break_wait: 3s
-`, listen, medium, s.name, s.x, s.range_)
+%s`, listen, medium, pluginKeys(s))
+}
+
+// fastDiscovery reports peers every second and breaks ties after 3 s.
+func fastDiscovery(s bleSpot) string {
+	return fmt.Sprintf("      sim_device: %s\n      sim_position: [%v, 0]\n      sim_range: %v\n      report_interval: 1s\n      tie_break_wait: 3s\n",
+		s.name, s.x, s.range_)
 }
 
 // startBLENodes starts one node per spot and runs discovery on each.
 func startBLENodes(t *testing.T, spots ...bleSpot) (string, []*demoNode) {
+	t.Helper()
+	return startBLENodesWith(t, fastDiscovery, spots...)
+}
+
+func startBLENodesWith(t *testing.T, pluginKeys func(bleSpot) string, spots ...bleSpot) (string, []*demoNode) {
 	t.Helper()
 	medium := fmt.Sprintf("scenario-%d-%d", os.Getpid(), bleMediumSeq.Add(1))
 	c := &cli{stdout: io.Discard, stderr: io.Discard}
@@ -84,14 +102,16 @@ func startBLENodes(t *testing.T, spots ...bleSpot) (string, []*demoNode) {
 		if _, err := initDataDir(dir, nil, nil, nil); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, configFileName), []byte(bleScenarioConfig(medium, s)), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, configFileName), []byte(bleScenarioConfig(medium, s, pluginKeys)), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		d, err := c.startDemoNode(t.Context(), s.name, dir, "warn")
 		if err != nil {
 			t.Fatalf("start %s: %v", s.name, err)
 		}
-		t.Cleanup(func() { _ = d.stop() })
+		stop := sync.OnceValue(d.stop)
+		bleStops.Store(d, stop)
+		t.Cleanup(func() { _ = stop() })
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {

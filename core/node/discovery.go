@@ -354,8 +354,9 @@ var errDialBudget = errors.New("discovery dial budget spent for now")
 // dial connects to p unless it is connected already; dialled says
 // whether this node dialled.
 func (d *dialer) dial(ctx context.Context, p sdk.PeerInfo) (dialled bool, err error) {
-	if p.ID > d.self {
-		// The smaller ID dials first; this side dials only if it has not.
+	if p.ID < d.self {
+		// The smaller ID dials first: this side, the larger, dials only if
+		// the peer has not connected within the yield.
 		t := time.NewTimer(discoveryYield)
 		select {
 		case <-ctx.Done():

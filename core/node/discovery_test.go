@@ -259,7 +259,8 @@ func TestDiscoverBoundsDialsUnderAFlood(t *testing.T) {
 	const flood = 20000
 	start := time.Now()
 	for i := range flood {
-		// "a" < "m-self": this node dials at once, without yielding.
+		// "a" < "m-self": this node is the larger and would yield; the
+		// yield is 0 here.
 		found <- sdk.PeerInfo{ID: fmt.Sprintf("a-fake-%06d", i), Addrs: []string{"/ip4/10.0.0.200/tcp/4001"}}
 	}
 	took := time.Since(start)
@@ -365,5 +366,57 @@ func TestDiscoverRedialsAPeerThatCameBack(t *testing.T) {
 	}
 	if connectedAt[0] != "a-peer by d" {
 		t.Fatalf("OnConnected got %q", connectedAt)
+	}
+}
+
+// TestDiscoverSmallerIDDialsFirst: of two nodes that find each other at
+// once, the one with the smaller peer id dials at once and the larger
+// waits discoveryYield for it (here longer than the test), so they do not
+// open two connections.
+func TestDiscoverSmallerIDDialsFirst(t *testing.T) {
+	cases := []struct {
+		name     string
+		peer     string
+		wantDial bool
+	}{
+		{"peer larger: dial at once", "z-peer", true},
+		{"peer smaller: wait for it", "a-peer", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			setDiscoveryTuning(t, func() { discoveryYield = time.Hour })
+			nw := &fakeNetwork{id: "m-self", reachable: true, addrs: []string{"/ip4/10.0.0.1/tcp/4001"}}
+			disc := &scriptedDiscovery{finds: make(chan chan sdk.PeerInfo, 1)}
+			found := make(chan sdk.PeerInfo, 2)
+			disc.finds <- found
+			connected := make(chan string, 2)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				done <- Discover(ctx, nw, map[string]sdk.Discovery{"d": disc}, "ns", slog.New(slog.DiscardHandler),
+					OnConnected(func(id, _ string) { connected <- id }))
+			}()
+			found <- sdk.PeerInfo{ID: tc.peer, Addrs: []string{"/ip4/10.0.0.2/tcp/4001"}}
+			// A marker peer larger than self is always dialled at once:
+			// once it is, the sighting under test has been handled.
+			found <- sdk.PeerInfo{ID: "zz-marker", Addrs: []string{"/ip4/10.0.0.3/tcp/4001"}}
+			var got []string
+			deadline := time.After(30 * time.Second)
+			for !slices.Contains(got, "zz-marker") || (tc.wantDial && !slices.Contains(got, tc.peer)) {
+				select {
+				case id := <-connected:
+					got = append(got, id)
+				case <-deadline:
+					t.Fatalf("connected %v: the larger peers were not dialled at once", got)
+				}
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if slices.Contains(got, tc.peer) != tc.wantDial {
+				t.Fatalf("connected %v; want %s dialled: %v", got, tc.peer, tc.wantDial)
+			}
+		})
 	}
 }

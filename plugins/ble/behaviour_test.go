@@ -442,3 +442,51 @@ func TestSimLossReproducible(t *testing.T) {
 		t.Fatal("different seeds, same losses")
 	}
 }
+
+// TestGATTFallback: a device that refuses L2CAP channels is reached over
+// the GATT byte stream, whose packets come out of order and are put back
+// in sequence; with the fallback off the dial is refused.
+func TestGATTFallback(t *testing.T) {
+	cases := []struct {
+		name     string
+		fallback bool
+	}{
+		{"fallback", true},
+		{"no fallback", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			medium := newMedium()
+			a, _ := startSim(t, medium, "gatt_fallback", tc.fallback)
+			b, _ := startSim(t, medium, "sim_channels", false)
+			lb, err := b.Listen(t.Context(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer lb.Close()
+			got := accept(t, lb)
+			c, err := a.Dial(t.Context(), lb.Addr())
+			if !tc.fallback {
+				if !errors.Is(err, ErrRefused) {
+					t.Fatalf("dial without fallback: %v, want ErrRefused", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			s := <-got
+			msg := bytes.Repeat([]byte("out of order, in order "), 20000)
+			go func() { _, _ = c.Write(msg); _ = c.Close() }()
+			all, err := io.ReadAll(s)
+			if err != nil || !bytes.Equal(all, msg) {
+				t.Fatalf("read %d bytes (%v), want the %d sent in order", len(all), err, len(msg))
+			}
+			link := c.(*conn).link.(*simEnd)
+			if link.Ordered() || link.out.swapped.Load() == 0 {
+				t.Fatalf("link ordered %v, %d packets swapped: the fallback did not reorder", link.Ordered(), link.out.swapped.Load())
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 	"github.com/godbus/dbus/v5/prop"
+	"golang.org/x/sys/unix"
 
 	"github.com/skein-p2p/skein/sdk"
 )
@@ -57,6 +58,7 @@ type bluezDriver struct {
 	advUp    bool // advertisement registered
 	appUp    bool // GATT application registered
 	scans    int
+	nextPSM  int
 	closed   bool
 }
 
@@ -154,7 +156,23 @@ func (b *bluezDriver) Listen(ctx context.Context, addr string) (LinkListener, er
 		}
 		psm = p
 	}
-	l, err := listenL2CAP(local, psm, b.cfg.ChannelMTU)
+	var l *l2capListener
+	if psm != 0 {
+		l, err = listenL2CAP(local, psm, b.cfg.ChannelMTU)
+	} else {
+		// Dynamic LE PSMs (0x80-0xFF) in turn: the kernel would hand out
+		// the one just closed again, which a peer's dial backoff may
+		// still hold.
+		for range 0x80 {
+			b.mu.Lock()
+			p := 0x80 + b.nextPSM%0x80
+			b.nextPSM++
+			b.mu.Unlock()
+			if l, err = listenL2CAP(local, uint16(p), b.cfg.ChannelMTU); err == nil || !errors.Is(err, unix.EADDRINUSE) {
+				break
+			}
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

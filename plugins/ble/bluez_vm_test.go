@@ -5,6 +5,7 @@ package ble
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"sort"
@@ -26,7 +27,8 @@ func bluezPair(t *testing.T) (a, b *Plugin) {
 	if len(ads) != 2 || ads[0] == "" {
 		t.Skip("SKEIN_BLE_ADAPTERS (two adapters of a real stack) not set: scripts/ble-vm/run.sh sets it in its guest")
 	}
-	a, b = New(), New()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, b = New(WithLogger(logger.With("side", "a"))), New(WithLogger(logger.With("side", "b")))
 	plugintest.StartLinked(t, a, map[string]any{"driver": "bluez", "adapter": ads[0], "max_links": 32, "report_interval": "1s", "tie_break_wait": "0s"})
 	plugintest.StartLinked(t, b, map[string]any{"driver": "bluez", "adapter": ads[1], "max_links": 32, "report_interval": "1s", "tie_break_wait": "0s"})
 	return a, b
@@ -83,7 +85,7 @@ func TestBlueZDiscovery(t *testing.T) {
 				_ = c.Close()
 			}
 		}()
-		c, err := b.Dial(ctx, l.Addr())
+		c, err := dialRetrying(t, b, l.Addr())
 		if err != nil {
 			t.Fatalf("dial the address found: %v", err)
 		}
@@ -112,9 +114,9 @@ func TestBlueZFigures(t *testing.T) {
 		}
 	}()
 	var connects, echoes []time.Duration
-	for range 5 {
+	for range 3 {
 		t0 := time.Now()
-		c, err := b.Dial(t.Context(), l.Addr())
+		c, err := dialRetrying(t, b, l.Addr())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,6 +136,23 @@ func TestBlueZFigures(t *testing.T) {
 	}
 	sort.Slice(connects, func(i, j int) bool { return connects[i] < connects[j] })
 	sort.Slice(echoes, func(i, j int) bool { return echoes[i] < echoes[j] })
-	t.Logf("FIGURE L2CAP connect min %s median %s max %s (5 dials)", connects[0].Round(time.Millisecond), connects[2].Round(time.Millisecond), connects[4].Round(time.Millisecond))
-	t.Logf("FIGURE 200 KB echo min %s median %s max %s", echoes[0].Round(time.Millisecond), echoes[2].Round(time.Millisecond), echoes[4].Round(time.Millisecond))
+	load, _ := os.ReadFile("/proc/loadavg")
+	t.Logf("FIGURE L2CAP connect min %s median %s max %s (3 dials); guest load average %s", connects[0].Round(time.Millisecond), connects[1].Round(time.Millisecond), connects[2].Round(time.Millisecond), strings.TrimSpace(string(load)))
+	t.Logf("FIGURE 200 KB echo over L2CAP min %s median %s max %s", echoes[0].Round(time.Millisecond), echoes[1].Round(time.Millisecond), echoes[2].Round(time.Millisecond))
+}
+
+// dialRetrying dials as the node does: a refused first channel (seen once
+// in a while right after the controllers come up) is tried again after
+// the plugin's backoff.
+func dialRetrying(t *testing.T, p *Plugin, addr string) (net.Conn, error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := p.Dial(t.Context(), addr)
+		if err == nil || time.Now().After(deadline) {
+			return c, err
+		}
+		t.Logf("dial %s: %v; again", addr, err)
+		time.Sleep(500 * time.Millisecond)
+	}
 }

@@ -47,8 +47,9 @@ type Config struct {
 	// ChannelMTU is the receive MTU asked of L2CAP channels (driver
 	// bluez). Default 2048.
 	ChannelMTU int
-	// GATTFallback lets the bluez driver carry a link over a GATT byte
-	// stream when the peer refuses an L2CAP channel. Default true.
+	// GATTFallback carries a link over a GATT byte stream when the peer
+	// refuses L2CAP channels (driver sim; the bluez driver does not carry
+	// data over GATT yet). Default true.
 	GATTFallback bool
 
 	// SimMedium names the simulated medium (driver sim); devices on
@@ -104,7 +105,7 @@ func ConfigSchema() []sdk.ConfigKey {
 		{Key: "tie_break_wait", Type: "duration", Default: d.TieBreakWait.String(), Description: "the peer with the smaller peer id dials; the other reports it only if no link came within this wait"},
 		{Key: "adapter", Type: "string", Default: d.Adapter, Description: "driver bluez: the adapter to use (hci0, hci1, ...)"},
 		{Key: "channel_mtu", Type: "int", Default: strconv.Itoa(d.ChannelMTU), Description: "driver bluez: receive MTU of L2CAP channels; 23 to 65535"},
-		{Key: "gatt_fallback", Type: "bool", Default: strconv.FormatBool(d.GATTFallback), Description: "driver bluez: carry a link over a GATT byte stream when the peer refuses an L2CAP channel"},
+		{Key: "gatt_fallback", Type: "bool", Default: strconv.FormatBool(d.GATTFallback), Description: "carry a link over a GATT byte stream when the peer refuses L2CAP channels (driver sim; the bluez driver does not carry data over GATT yet)"},
 		{Key: "sim_medium", Type: "string", Default: d.SimMedium, Description: "driver sim: the simulated medium; devices on different media never meet"},
 		{Key: "sim_device", Type: "string", Default: "", Description: "driver sim: this device's name on the medium; empty picks sim-N"},
 		{Key: "sim_seed", Type: "int", Default: "0", Description: "driver sim: seed of the medium's loss generators; 0 keeps the medium's"},
@@ -114,6 +115,7 @@ func ConfigSchema() []sdk.ConfigKey {
 		{Key: "sim_loss", Type: "number", Default: "0", Description: "driver sim: probability that a packet must be sent again, 0 to 0.9"},
 		{Key: "sim_range", Type: "number", Default: "0", Description: "driver sim: how far the radio reaches, in the unit of sim_position; 0: the whole medium"},
 		{Key: "sim_position", Type: "list", Default: "[0 0]", Description: "driver sim: the device's position [x, y]"},
+		{Key: "sim_channels", Type: "bool", Default: "true", Description: "driver sim: the device accepts L2CAP channels; false: it refuses them, and a dialler with gatt_fallback carries the link over a GATT byte stream"},
 		{Key: "sim_max_links", Type: "int", Default: strconv.Itoa(d.Sim.MaxLinks), Description: "driver sim: links the simulated controller holds at once (a link to itself counts twice)"},
 		{Key: "sim_advertise_interval", Type: "duration", Default: d.Sim.AdvertiseInterval.String(), Description: "driver sim: how often advertisements are heard"},
 	}
@@ -195,6 +197,12 @@ func ParseConfig(raw map[string]any) (Config, []sdk.Diagnostic) {
 			cfg.Sim.Range, err = parseFloatIn(v, 0, 1e9)
 		case "sim_position":
 			cfg.Sim.X, cfg.Sim.Y, err = parsePosition(v)
+		case "sim_channels":
+			b, ok := v.(bool)
+			if !ok {
+				err = fmt.Errorf("want true or false, got %T", v)
+			}
+			cfg.Sim.NoChannels = !b
 		case "sim_max_links":
 			cfg.Sim.MaxLinks, err = parseIntIn(v, 1, 256)
 		case "sim_advertise_interval":
@@ -209,6 +217,7 @@ func ParseConfig(raw map[string]any) (Config, []sdk.Diagnostic) {
 	if cfg.DialBackoffMax < cfg.DialBackoff {
 		bad("dial_backoff_max", "%s is less than dial_backoff %s", cfg.DialBackoffMax, cfg.DialBackoff)
 	}
+	cfg.Sim.GATTFallback = cfg.GATTFallback
 	return cfg, diags
 }
 

@@ -125,3 +125,11 @@ func TestDiscoverySimOutOfProcess(t *testing.T) {
 func TestLifecycle(t *testing.T) {
 	plugintest.TestPlugin(t, func(testing.TB) sdk.Plugin { return New() })
 }
+
+// TestConformanceSimGATTFallback: the suite over the GATT byte stream
+// (the device refuses L2CAP channels; packets come out of order).
+func TestConformanceSimGATTFallback(t *testing.T) {
+	p := New()
+	plugintest.StartLinked(t, p, simConfig("", "sim_channels", false))
+	plugintest.TestTransport(t, func(testing.TB) (sdk.Transport, string) { return p, "" })
+}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/skein-p2p/skein/sdk"
@@ -64,6 +65,14 @@ type SimParams struct {
 	AdvertiseInterval time.Duration
 	// MaxLinks caps the device's links (both directions). Default 8.
 	MaxLinks int
+	// NoChannels makes the device refuse L2CAP channels, as some phones
+	// do: a dialler with GATTFallback then carries the link over a GATT
+	// byte stream (ATT MTU at most 185, notifications that may arrive
+	// out of order, a quarter of the bandwidth).
+	NoChannels bool
+	// GATTFallback lets this device fall back to a GATT byte stream when
+	// the peer refuses channels.
+	GATTFallback bool
 }
 
 // Defaults of the simulated radio.
@@ -78,7 +87,7 @@ const (
 // DefaultSimParams returns the figures every unset one takes.
 func DefaultSimParams() SimParams {
 	return SimParams{MTU: DefaultSimMTU, Bandwidth: DefaultSimBandwidth, Latency: DefaultSimLatency,
-		AdvertiseInterval: DefaultSimAdvertiseInterval, MaxLinks: DefaultSimMaxLinks}
+		AdvertiseInterval: DefaultSimAdvertiseInterval, MaxLinks: DefaultSimMaxLinks, GATTFallback: true}
 }
 
 // simWindow is the credits of one direction of a link, in packets.
@@ -355,7 +364,11 @@ func (d *simDevice) Dial(ctx context.Context, addr string) (Link, error) {
 	case t.listeners[psm] == nil:
 		a.mu.Unlock()
 		return nil, fmt.Errorf("sim dial %s: %w", addr, ErrRefused)
+	case (t.params.NoChannels || d.params.NoChannels) && !d.params.GATTFallback:
+		a.mu.Unlock()
+		return nil, fmt.Errorf("sim dial %s: %w: L2CAP channels refused and no GATT fallback", addr, ErrRefused)
 	}
+	gatt := t.params.NoChannels || d.params.NoChannels
 	need := map[*simDevice]int{d: 1}
 	need[t]++
 	for dv, n := range need {
@@ -367,6 +380,9 @@ func (d *simDevice) Dial(ctx context.Context, addr string) (Link, error) {
 	l := t.listeners[psm]
 	d.nextPSM++ // the dialler's own channel id, for its address
 	link := newSimLink(a.seed, d, t, fmt.Sprintf("%s@%d", d.name, 0x80+(d.nextPSM%0x80)), l.addr)
+	if gatt {
+		link = newSimGATTLink(a.seed, d, t, fmt.Sprintf("%s@gatt", d.name), l.addr)
+	}
 	select {
 	case l.backlog <- link.b:
 	default:
@@ -539,6 +555,7 @@ func (l *simListener) Close() error {
 // simLink is one link: two ends and a pipe each way.
 type simLink struct {
 	a, b *simEnd
+	gatt bool // the GATT fallback: packets may come out of order
 	done chan struct{}
 	once sync.Once
 	err  error // why it broke; set before done closes
@@ -562,12 +579,14 @@ type simPkt struct {
 
 // simPipe is one direction of a link.
 type simPipe struct {
-	bw      int64
-	lat     time.Duration
-	loss    float64
-	credits chan struct{} // one per packet in flight or unread
-	q       chan simPkt   // in flight
-	rx      chan []byte   // delivered, unread
+	unordered bool
+	swapped   atomic.Int64 // packets delivered out of order
+	bw        int64
+	lat       time.Duration
+	loss      float64
+	credits   chan struct{} // one per packet in flight or unread
+	q         chan simPkt   // in flight
+	rx        chan []byte   // delivered, unread
 
 	mu       sync.Mutex
 	rng      *rand.Rand
@@ -576,6 +595,16 @@ type simPipe struct {
 }
 
 func newSimLink(seed uint64, from, to *simDevice, fromAddr, toAddr string) *simLink {
+	return makeSimLink(seed, from, to, fromAddr, toAddr, false)
+}
+
+// newSimGATTLink is the fallback: a GATT byte stream (writes one way,
+// notifications the other) whose packets may come out of order.
+func newSimGATTLink(seed uint64, from, to *simDevice, fromAddr, toAddr string) *simLink {
+	return makeSimLink(seed, from, to, fromAddr, toAddr, true)
+}
+
+func makeSimLink(seed uint64, from, to *simDevice, fromAddr, toAddr string, gatt bool) *simLink {
 	mtu := min(from.params.MTU, to.params.MTU)
 	bw := from.params.Bandwidth
 	if to.params.Bandwidth > 0 && (bw == 0 || to.params.Bandwidth < bw) {
@@ -583,11 +612,17 @@ func newSimLink(seed uint64, from, to *simDevice, fromAddr, toAddr string) *simL
 	}
 	lat := max(from.params.Latency, to.params.Latency)
 	loss := max(from.params.Loss, to.params.Loss)
-	l := &simLink{done: make(chan struct{})}
+	if gatt {
+		mtu = min(mtu, 185)
+		if bw > 0 {
+			bw = max(bw/4, 1)
+		}
+	}
+	l := &simLink{done: make(chan struct{}), gatt: gatt}
 	pipe := func(src, dst string) *simPipe {
 		h := fnv.New64a()
 		_, _ = fmt.Fprintf(h, "%s>%s", src, dst)
-		p := &simPipe{bw: bw, lat: lat, loss: loss, credits: make(chan struct{}, simWindow),
+		p := &simPipe{bw: bw, lat: lat, loss: loss, unordered: gatt, credits: make(chan struct{}, simWindow),
 			q: make(chan simPkt, simWindow), rx: make(chan []byte, simWindow),
 			rng: rand.New(rand.NewPCG(seed, h.Sum64()))}
 		go p.run(l.done)
@@ -608,6 +643,27 @@ func (p *simPipe) run(done <-chan struct{}) {
 		case pkt := <-p.q:
 			if err := sleepUntil(done, pkt.at); err != nil {
 				return
+			}
+			if p.unordered {
+				// A notification overtaken by the next one, as D-Bus
+				// signals delivered from goroutines of their own are.
+				select {
+				case next := <-p.q:
+					p.mu.Lock()
+					swap := p.rng.Float64() < 0.3
+					p.mu.Unlock()
+					if swap {
+						p.swapped.Add(1)
+						pkt, next = next, pkt
+					}
+					p.rx <- pkt.data
+					if err := sleepUntil(done, next.at); err != nil {
+						return
+					}
+					p.rx <- next.data
+					continue
+				default:
+				}
 			}
 			p.rx <- pkt.data // never blocks: credits bound q and rx together
 		}
@@ -722,7 +778,7 @@ func (e *simEnd) WritePacket(p []byte, deadline time.Time) error {
 }
 
 func (e *simEnd) MTU() int             { return e.mtu }
-func (e *simEnd) Ordered() bool        { return true }
+func (e *simEnd) Ordered() bool        { return !e.link.gatt }
 func (e *simEnd) LocalAddr() string    { return e.local }
 func (e *simEnd) RemoteAddr() string   { return e.remote }
 func (e *simEnd) RemoteDevice() string { return e.remoteDev }

@@ -1,0 +1,111 @@
+# Runs as root inside the guest of scripts/ble-vm/run.sh (bash), with the
+# host's / read-only as its root and the share folder at /tmp/share, which
+# holds ble.test and skein built on the host. Results go to
+# /tmp/share/out: one line per check in summary.txt ("PASS ..." or
+# "FAIL ..."), "FIGURE ..." lines, and the logs.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp
+S=/tmp/share; O=$S/out; mkdir -p $O
+exec > $O/guest.log 2>&1
+set -x
+touch $O/booted
+result() { echo "$*" >> $O/summary.txt; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.2fs", b-a}'; }
+
+# D-Bus, two virtual LE controllers (btvirt needs a retry now and then),
+# bluetoothd, both powered.
+mkdir -p /run/dbus
+dbus-daemon --system --fork --print-pid
+for try in 1 2 3 4 5; do
+  btvirt -L -l2 > $O/btvirt.log 2>&1 &
+  BV=$!
+  sleep 3
+  if kill -0 $BV 2>/dev/null && [ -e /sys/class/bluetooth/hci1 ]; then echo "btvirt up after try $try"; break; fi
+  kill $BV 2>/dev/null; sleep 1
+done
+/usr/libexec/bluetooth/bluetoothd -n > $O/bluetoothd.log 2>&1 &
+sleep 3
+btmgmt -i hci0 power on; btmgmt -i hci1 power on
+if ! [ -e /sys/class/bluetooth/hci1 ]; then result "FAIL guest: btvirt made no second controller"; exit 0; fi
+cd /tmp
+
+# 1. The plugin on the real stack: discovery, connect figures, the
+#    transport conformance suite (hci0 listens, hci1 dials).
+#    Not LargeTransferBothWays (4 MiB each way): the guest emulates its
+#    CPU and moves ~20-150 KB/s, so it would take minutes; the suite over
+#    the sim driver runs it, and TestBlueZFigures moves 200 KB each way.
+suite='^TestBlueZConformance$/^(Protocol|EchoBothWays|CloseGivesEOFAfterData|ManyConnections|AcceptHonoursContext|CloseUnblocksAccept|DialClosedListenerFails|ReadDeadline)$'
+for t in TestBlueZDiscovery TestBlueZFigures TestBlueZConformance; do
+  run="^$t\$"
+  [ $t = TestBlueZConformance ] && run=$suite
+  SKEIN_BLE_ADAPTERS=hci0,hci1 timeout 300 $S/ble.test -test.run "$run" -test.v -test.timeout 290s > $O/$t.log 2>&1
+  rc=$?
+  grep -h 'FIGURE' $O/$t.log | sed 's/^ *[a-z_]*\.go:[0-9]*: //' >> $O/figures.txt
+  if [ $rc = 0 ]; then result "PASS $t"; else result "FAIL $t (rc $rc, out/$t.log)"; fi
+done
+
+# 2. Two skein nodes made by `skein init --preset ble`, one per controller,
+#    BLE their only transport: they find each other, one makes a group,
+#    the other joins, messages both ways.
+SK=$S/skein
+$SK init --preset ble --data-dir /tmp/a > /dev/null
+$SK init --preset ble --data-dir /tmp/b > /dev/null
+sed -i 's/adapter: hci0/adapter: hci1/' /tmp/b/skein.yaml
+# In the emulated guest a plugin process takes seconds to start (a 70 MB
+# binary over 9p, an emulated CPU): the store and the network run linked
+# in, the BLE plugin out of process (the preset's default) with time to
+# start.
+for n in a b; do
+  sed -i -e 's/^    id: store.pebble$/&\n    mode: linked/' -e 's/^    id: network.ipfs$/&\n    mode: linked/' \
+    -e 's/^    id: transport.ble$/&\n    start_timeout: 120s/' /tmp/$n/skein.yaml
+done
+cp /tmp/a/skein.yaml $O/skein-a.yaml
+t0=$(now)
+$SK run --data-dir /tmp/a > $O/node-a.log 2>&1 &
+A=$!
+$SK run --data-dir /tmp/b > $O/node-b.log 2>&1 &
+B=$!
+for i in $(seq 1 180); do
+  $SK id --json --data-dir /tmp/a > /tmp/a.id 2>/dev/null && $SK id --json --data-dir /tmp/b > /tmp/b.id 2>/dev/null && break
+  sleep 1
+done
+echo "FIGURE two skein nodes (ble preset): both answering their CLI $(since $t0) after start (process start in the emulated guest)" >> $O/figures.txt
+t0=$(now)
+PA=$(sed -n 's/.*"peer_id": *"\([^"]*\)".*/\1/p' /tmp/a.id); PB=$(sed -n 's/.*"peer_id": *"\([^"]*\)".*/\1/p' /tmp/b.id)
+connected=""
+for i in $(seq 1 240); do
+  if $SK peers --json --data-dir /tmp/a 2>/dev/null | grep -q "$PB"; then connected=yes; break; fi
+  sleep 0.5
+done
+if [ -z "$connected" ]; then
+  result "FAIL two skein nodes: not connected over BLE within 120 s of both answering"
+else
+  result "PASS two skein nodes connected over BLE"
+  echo "FIGURE two skein nodes (ble preset): connected over BLE $(since $t0) after both answered (advertise, scan, identity read, dial, Noise, yamux)" >> $O/figures.txt
+  $SK peers --data-dir /tmp/a > $O/peers-a.txt 2>&1
+  t1=$(now)
+  $SK group create --data-dir /tmp/a offline > /dev/null
+  TOK=$($SK group invite --data-dir /tmp/a offline 2>/dev/null)
+  if $SK group join --data-dir /tmp/b --name offline "$TOK" > $O/join.txt 2>&1; then
+    echo "FIGURE two skein nodes: group joined over BLE in $(since $t1)" >> $O/figures.txt
+    t2=$(now)
+    $SK send --data-dir /tmp/a offline "hello from a over ble" > /dev/null
+    $SK send --data-dir /tmp/b offline "hello from b over ble" > /dev/null
+    ok=""
+    for i in $(seq 1 120); do
+      ma=$($SK messages --json --data-dir /tmp/a offline 2>/dev/null); mb=$($SK messages --json --data-dir /tmp/b offline 2>/dev/null)
+      if echo "$ma" | grep -q "hello from b over ble" && echo "$mb" | grep -q "hello from a over ble"; then ok=yes; break; fi
+      sleep 0.5
+    done
+    if [ -n "$ok" ]; then
+      result "PASS two skein nodes: group joined, messages both ways"
+      echo "FIGURE two skein nodes: a message each way, both held, in $(since $t2)" >> $O/figures.txt
+    else
+      result "FAIL two skein nodes: messages not exchanged within 60 s"
+    fi
+  else
+    result "FAIL two skein nodes: join failed ($(tail -1 $O/join.txt))"
+  fi
+fi
+kill $A $B 2>/dev/null; wait $A $B 2>/dev/null
+touch $O/done
