@@ -198,7 +198,7 @@ func WriteSweep(dir, key string, points []SweepPoint) ([]string, error) {
 			f              func(*Result) float64
 		}{
 			{"convergence-vs-n", "convergence time after the last send", "convergence (ms)", func(r *Result) float64 { return ms(r.Convergence) }},
-			{"bytes-vs-n", "bytes sent + received per node", "bytes per node", (*Result).BytesPerNode},
+			{"bytes-vs-n", "payload bytes sent + received per node", "KiB per node", func(r *Result) float64 { return r.BytesPerNode() / 1024 }},
 		} {
 			path := filepath.Join(dir, pl.name+"."+ext)
 			if err := plotAgainstN(path, pts, pl.title, pl.y, pl.f); err != nil {
@@ -236,9 +236,16 @@ func writeSweepCSV(path, key string, names []string, pts []SweepPoint) error {
 		return err
 	}
 	w := csv.NewWriter(f)
-	_ = w.Write(append([]string{key, "nodes", "settled", "loadavg"}, names...))
+	head := []string{key, "nodes", "settled", "loadavg"}
+	if key == "nodes" {
+		head = slices.Delete(head, 1, 2)
+	}
+	_ = w.Write(append(head, names...))
 	for _, p := range pts {
 		rec := []string{p.Value, strconv.Itoa(p.Result.Nodes), strconv.FormatBool(p.Result.Settled), p.Result.LoadAvg}
+		if key == "nodes" {
+			rec = slices.Delete(rec, 1, 2)
+		}
 		for _, n := range names {
 			rec = append(rec, strconv.FormatFloat(p.Result.Metrics[n], 'g', 6, 64))
 		}

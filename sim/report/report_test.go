@@ -93,7 +93,7 @@ func TestWriteSweep(t *testing.T) {
 	}
 	data, _ := os.ReadFile(filepath.Join(dir, "sweep.csv"))
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) != 4 || !strings.HasPrefix(lines[1], "2,2,") || !strings.HasPrefix(lines[3], "8,8,") {
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "nodes,settled,loadavg,") || !strings.HasPrefix(lines[1], "2,false,") || !strings.HasPrefix(lines[3], "8,false,") {
 		t.Fatalf("sweep.csv:\n%s", data)
 	}
 }
