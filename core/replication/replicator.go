@@ -56,6 +56,7 @@ type Replicator struct {
 	// thousands of DHT lookups at once.
 	rendezvousSlots chan struct{}
 	wg              sync.WaitGroup
+	later           reexchanges // head exchanges due again with peers that connected
 }
 
 type topicSub struct {
@@ -127,6 +128,7 @@ func (r *Replicator) Start(ctx context.Context) error {
 	}
 	r.running = true
 	r.wg.Go(r.antiEntropyLoop)
+	r.wg.Go(r.reexchangeLoop)
 	return nil
 }
 
@@ -349,42 +351,6 @@ func (r *Replicator) followPeers(events <-chan sdk.PeerEvent) {
 			r.logger.Debug("peer events", "err", err)
 		}
 	}
-}
-
-// reexchangeAfter are the times after a peer connects at which heads are
-// exchanged with it again. Pubsub delivers to a new peer only once it has
-// learnt the peer's subscriptions (over plugins/ipfs on loopback, ~80 ms
-// after connecting): an append announced in between is lost, and, if
-// nothing is appended after it, would wait for anti-entropy.
-var reexchangeAfter = []time.Duration{300 * time.Millisecond, 3 * time.Second}
-
-// exchangeLater exchanges heads with peer again at reexchangeAfter, while
-// it stays connected.
-func (r *Replicator) exchangeLater(peer string) {
-	if r.direct == nil {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.running {
-		return
-	}
-	r.wg.Go(func() {
-		start := time.Now()
-		for _, d := range reexchangeAfter {
-			t := time.NewTimer(d - time.Since(start))
-			select {
-			case <-r.ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			if !r.connected(peer) || r.isBlocked(peer) {
-				return
-			}
-			r.exchangeAsync(peer)
-		}
-	})
 }
 
 // connected reports whether the network lists peer as connected.
