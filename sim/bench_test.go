@@ -53,7 +53,7 @@ func groupRun(b *testing.B, n int) {
 	progress := func(p sim.Progress) {
 		if verbose && time.Since(last) > 5*time.Second {
 			last = time.Now()
-			fmt.Fprintf(os.Stderr, "%s %d/%d %v\n", p.Phase, p.Done, p.Total, p.Elapsed.Round(time.Millisecond))
+			fmt.Fprintf(os.Stderr, "%s %d/%d %v %s\n", p.Phase, p.Done, p.Total, p.Elapsed.Round(time.Millisecond), p.Detail)
 		}
 	}
 	goBefore := runtime.NumGoroutine()
