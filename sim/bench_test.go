@@ -20,7 +20,8 @@ import (
 // one message reaching every member, removing a member and the rekey
 // reaching everyone, memory and goroutines per member, and closing the
 // cluster. One iteration is one whole run (use -benchtime=1x). N=1000 runs
-// with SKEIN_BENCH_LARGE=1; SKEIN_BENCH_N=a,b,... picks the sizes.
+// with SKEIN_BENCH_LARGE=1; SKEIN_BENCH_N=a,b,... picks the sizes;
+// SKEIN_BENCH_TIMEOUT bounds one run (default 20m).
 func BenchmarkGroupOfN(b *testing.B) {
 	sizes := []int{10, 100}
 	if os.Getenv("SKEIN_BENCH_LARGE") == "1" {
@@ -46,14 +47,18 @@ func BenchmarkGroupOfN(b *testing.B) {
 }
 
 func groupRun(b *testing.B, n int) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	limit := 20 * time.Minute
+	if d, err := time.ParseDuration(os.Getenv("SKEIN_BENCH_TIMEOUT")); err == nil {
+		limit = d
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	verbose := os.Getenv("SKEIN_BENCH_PROGRESS") != ""
 	last := time.Now()
 	progress := func(p sim.Progress) {
 		if verbose && time.Since(last) > 5*time.Second {
 			last = time.Now()
-			fmt.Fprintf(os.Stderr, "%s %d/%d %v\n", p.Phase, p.Done, p.Total, p.Elapsed.Round(time.Millisecond))
+			fmt.Fprintf(os.Stderr, "%s %d/%d %v %s\n", p.Phase, p.Done, p.Total, p.Elapsed.Round(time.Millisecond), p.Detail)
 		}
 	}
 	goBefore := runtime.NumGoroutine()

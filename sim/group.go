@@ -418,14 +418,19 @@ func (g *Group) WaitSettled(ctx context.Context) error {
 			return nil
 		}
 		epoch, err := g.epoch(members[0].node)
-		for i < len(members) && g.lacks(ctx, members[i], len(members), epoch, err) == "" {
+		why := ""
+		for i < len(members) {
+			if why = g.lacks(ctx, members[i], len(members), epoch, err); why != "" {
+				why = members[i].node.ID + ": " + why
+				break
+			}
 			i++
 			wait = 20 * time.Millisecond
 		}
 		g.mu.Lock()
 		g.settleAt = i
 		g.mu.Unlock()
-		g.c.progress("settle", i, len(members), start)
+		g.c.progressDetail("settle", i, len(members), start, why)
 		if i == len(members) {
 			s := g.Settled(ctx)
 			if s.Done() {

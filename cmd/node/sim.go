@@ -70,7 +70,8 @@ every message, or run.settle_timeout. It writes into --out:
 --sweep key=v1,v2,... runs the scenario once per value of a dotted key
 (nodes=10,100,1000 or links.default.loss=0,0.1,0.3), each run in
 <out>/<key>=<value>/, and adds sweep.csv, sweep.json, convergence-vs-n,
-bytes-vs-n and latency-cdf plots of all runs in <out>.
+bytes-vs-n (-vs-<key> for another key) and latency-cdf plots of all runs
+in <out>.
 
 A progress bar shows on stderr (--quiet hides it).`,
 		Args: cobra.ExactArgs(1),

@@ -132,8 +132,14 @@ func (l *Log) PrepareJoin(ctx context.Context, heads []cid.Cid, from string, opt
 	for range l.opts.verifyParallelism {
 		wg.Go(func() {
 			for n := range verify {
+				k := n.c.KeyString()
+				if l.verified.has(k) {
+					continue
+				}
 				if err := n.e.VerifySignature(); err != nil {
 					n.err = err
+				} else {
+					l.verified.add(k)
 				}
 			}
 		})

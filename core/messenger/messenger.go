@@ -101,9 +101,9 @@ type Messenger struct {
 	saverStop chan struct{}
 	saverDone chan struct{}
 
-	book peerBook // peers that share a group (peers.go)
-	held heldBook // own entries known held elsewhere (held.go)
-	dev deviceState // devices.go
+	book peerBook    // peers that share a group (peers.go)
+	held heldBook    // own entries known held elsewhere (held.go)
+	dev  deviceState // devices.go
 }
 
 // markDirty schedules g's keys to be saved.

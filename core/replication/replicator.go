@@ -55,11 +55,6 @@ type Replicator struct {
 	topics     map[string]*topicSub
 	blocked    map[string]BlockedPeer
 	exchanging map[string]bool
-	later      map[string]bool // peers with an exchangeLater running
-	// fresh are the peers connected since less than the last
-	// reexchangeAfter: announcements may not reach them yet over pubsub,
-	// so a local announcement is followed by a head exchange with each.
-	fresh map[string]int
 	// again are the peers asked for a head exchange while one with them
 	// was running: it runs once more when that one ends.
 	again   map[string]bool
@@ -69,6 +64,7 @@ type Replicator struct {
 	// thousands of DHT lookups at once.
 	rendezvousSlots chan struct{}
 	wg              sync.WaitGroup
+	later           reexchanges // head exchanges due again with peers that connected
 }
 
 type topicSub struct {
@@ -93,8 +89,8 @@ func New(net sdk.Network, opts ...Option) (*Replicator, error) {
 	}
 	r := &Replicator{net: net, opts: o, logger: o.logger.With("component", "replication"),
 		blocks: NewBlockStore(net, o.parallelism), logs: map[LogID]*replica{},
-		topics: map[string]*topicSub{}, blocked: map[string]BlockedPeer{}, exchanging: map[string]bool{}, later: map[string]bool{},
-		fresh: map[string]int{}, again: map[string]bool{},
+		topics: map[string]*topicSub{}, blocked: map[string]BlockedPeer{}, exchanging: map[string]bool{},
+		again:   map[string]bool{},
 		bulkOff: map[string]time.Time{}, rendezvousSlots: make(chan struct{}, rendezvousParallelRounds),
 		proofs: newProofs(), budgets: newBudgets()}
 	r.notify, _ = net.(sdk.PeerNotifier)
@@ -153,6 +149,7 @@ func (r *Replicator) Start(ctx context.Context) error {
 	if r.scorer != nil {
 		r.wg.Go(r.scoreLoop)
 	}
+	r.wg.Go(r.reexchangeLoop)
 	return nil
 }
 
@@ -404,63 +401,19 @@ func (r *Replicator) followPeers(events <-chan sdk.PeerEvent) {
 	}
 }
 
-// reexchangeAfter are the times after a peer connects at which heads are
-// exchanged with it again. Pubsub delivers to a new peer only once it has
-// learnt the peer's subscriptions (over plugins/ipfs on loopback, ~80 ms
-// after connecting): an append announced in between is lost, and, if
-// nothing is appended after it, would wait for anti-entropy.
-var reexchangeAfter = []time.Duration{300 * time.Millisecond, 3 * time.Second}
-
-// exchangeLater exchanges heads with peer again at reexchangeAfter, while
-// it stays connected. At most one runs per peer: a peer that reconnects
-// over and over does not pile up goroutines.
-func (r *Replicator) exchangeLater(peer string) {
-	if r.direct == nil {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.running || r.later[peer] {
-		return
-	}
-	r.later[peer] = true
-	r.fresh[peer]++
-	r.wg.Go(func() {
-		defer func() {
-			r.mu.Lock()
-			delete(r.later, peer)
-			if r.fresh[peer]--; r.fresh[peer] <= 0 {
-				delete(r.fresh, peer)
-			}
-			r.mu.Unlock()
-		}()
-		start := time.Now()
-		for _, d := range reexchangeAfter {
-			t := time.NewTimer(d - time.Since(start))
-			select {
-			case <-r.ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			if !r.connected(peer) || r.isBlocked(peer) {
-				return
-			}
-			r.exchangeAsync(peer)
-		}
-	})
-}
-
-// exchangeFresh exchanges heads with every fresh peer (see fresh): what
-// was just announced reaches them even if pubsub does not yet deliver to
-// them, at once instead of at the next re-exchange.
+// exchangeFresh exchanges heads with every fresh peer (one still due a
+// re-exchange, see reexchanges): what was just announced reaches them even
+// if pubsub does not yet deliver to them, at once instead of at the next
+// re-exchange.
 func (r *Replicator) exchangeFresh() {
-	r.mu.Lock()
-	peers := make([]string, 0, len(r.fresh))
-	for p := range r.fresh {
+	q := &r.later
+	q.init()
+	q.mu.Lock()
+	peers := make([]string, 0, len(q.due))
+	for p := range q.due {
 		peers = append(peers, p)
 	}
-	r.mu.Unlock()
+	q.mu.Unlock()
 	for _, p := range peers {
 		r.exchangeAsync(p)
 	}

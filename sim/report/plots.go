@@ -10,12 +10,15 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/skein-p2p/skein/internal/bytesize"
 )
 
 // Plot size.
@@ -164,7 +167,9 @@ func WriteSweep(dir, key string, points []SweepPoint) ([]string, error) {
 		return nil, fmt.Errorf("write sweep: %w", err)
 	}
 	pts := slices.Clone(points)
-	slices.SortStableFunc(pts, func(a, b SweepPoint) int { return cmp.Compare(a.Result.Nodes, b.Result.Nodes) })
+	if key == "nodes" {
+		slices.SortStableFunc(pts, func(a, b SweepPoint) int { return cmp.Compare(a.Result.Nodes, b.Result.Nodes) })
+	}
 	var files []string
 	names := metricNames(pts)
 	csvPath := filepath.Join(dir, "sweep.csv")
@@ -198,10 +203,14 @@ func WriteSweep(dir, key string, points []SweepPoint) ([]string, error) {
 			f              func(*Result) float64
 		}{
 			{"convergence-vs-n", "convergence time after the last send", "convergence (ms)", func(r *Result) float64 { return ms(r.Convergence) }},
-			{"bytes-vs-n", "bytes sent + received per node", "bytes per node", (*Result).BytesPerNode},
+			{"bytes-vs-n", "payload bytes sent + received per node", "KiB per node", func(r *Result) float64 { return r.BytesPerNode() / 1024 }},
 		} {
-			path := filepath.Join(dir, pl.name+"."+ext)
-			if err := plotAgainstN(path, pts, pl.title, pl.y, pl.f); err != nil {
+			name := pl.name
+			if key != "nodes" {
+				name = strings.TrimSuffix(name, "n") + key // convergence-vs-links.default.loss
+			}
+			path := filepath.Join(dir, name+"."+ext)
+			if err := plotAgainst(path, key, pts, pl.title, pl.y, pl.f); err != nil {
 				return files, fmt.Errorf("write %s: %w", path, err)
 			}
 			files = append(files, path)
@@ -236,9 +245,16 @@ func writeSweepCSV(path, key string, names []string, pts []SweepPoint) error {
 		return err
 	}
 	w := csv.NewWriter(f)
-	_ = w.Write(append([]string{key, "nodes", "settled", "loadavg"}, names...))
+	head := []string{key, "nodes", "settled", "loadavg"}
+	if key == "nodes" {
+		head = slices.Delete(head, 1, 2)
+	}
+	_ = w.Write(append(head, names...))
 	for _, p := range pts {
 		rec := []string{p.Value, strconv.Itoa(p.Result.Nodes), strconv.FormatBool(p.Result.Settled), p.Result.LoadAvg}
+		if key == "nodes" {
+			rec = slices.Delete(rec, 1, 2)
+		}
 		for _, n := range names {
 			rec = append(rec, strconv.FormatFloat(p.Result.Metrics[n], 'g', 6, 64))
 		}
@@ -252,17 +268,36 @@ func writeSweepCSV(path, key string, names []string, pts []SweepPoint) error {
 	return f.Close()
 }
 
-func plotAgainstN(path string, pts []SweepPoint, title, ylabel string, f func(*Result) float64) error {
+// sweepX is a sweep point's position on the x axis: its node count for a
+// sweep over nodes, else its value as a number (a duration in ms, a size
+// in bytes), else its rank.
+func sweepX(key string, i int, pt SweepPoint) (float64, string) {
+	if key == "nodes" {
+		return float64(pt.Result.Nodes), "nodes (N)"
+	}
+	if f, err := strconv.ParseFloat(pt.Value, 64); err == nil {
+		return f, key
+	}
+	if d, err := time.ParseDuration(pt.Value); err == nil {
+		return ms(d), key + " (ms)"
+	}
+	if b, err := bytesize.Parse(pt.Value); err == nil {
+		return float64(b), key + " (bytes)"
+	}
+	return float64(i), key + " (run)"
+}
+
+func plotAgainst(path, key string, pts []SweepPoint, title, ylabel string, f func(*Result) float64) error {
 	p := plot.New()
 	p.Title.Text = title
-	p.X.Label.Text = "nodes (N)"
 	p.Y.Label.Text = ylabel
 	p.Add(plotter.NewGrid())
 	xy := make(plotter.XYs, len(pts))
 	for i, pt := range pts {
-		xy[i] = plotter.XY{X: float64(pt.Result.Nodes), Y: f(pt.Result)}
+		xy[i].X, p.X.Label.Text = sweepX(key, i, pt)
+		xy[i].Y = f(pt.Result)
 	}
-	if len(pts) > 2 && pts[0].Result.Nodes > 0 && pts[len(pts)-1].Result.Nodes/pts[0].Result.Nodes >= 50 {
+	if key == "nodes" && len(pts) > 2 && pts[0].Result.Nodes > 0 && pts[len(pts)-1].Result.Nodes/pts[0].Result.Nodes >= 50 {
 		p.X.Scale = plot.LogScale{}
 		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	}

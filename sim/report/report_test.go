@@ -93,8 +93,29 @@ func TestWriteSweep(t *testing.T) {
 	}
 	data, _ := os.ReadFile(filepath.Join(dir, "sweep.csv"))
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) != 4 || !strings.HasPrefix(lines[1], "2,2,") || !strings.HasPrefix(lines[3], "8,8,") {
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "nodes,settled,loadavg,") || !strings.HasPrefix(lines[1], "2,false,") || !strings.HasPrefix(lines[3], "8,false,") {
 		t.Fatalf("sweep.csv:\n%s", data)
+	}
+}
+
+func TestWriteSweepOtherKey(t *testing.T) {
+	dir := t.TempDir()
+	pts := []SweepPoint{{"250ms", sample(4)}, {"1s", sample(4)}}
+	if _, err := WriteSweep(dir, "replication.anti_entropy", pts); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"convergence-vs-replication.anti_entropy.png", "bytes-vs-replication.anti_entropy.svg", "sweep.csv"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Error(err)
+		}
+	}
+	for i, tc := range []struct {
+		key, value string
+		x          float64
+	}{{"nodes", "4", 4}, {"links.default.loss", "0.25", 0.25}, {"run.settle_timeout", "2s", 2000}, {"links.default.bandwidth", "1KiB", 1024}, {"name", "x", 3}} {
+		if x, _ := sweepX(tc.key, 3, SweepPoint{tc.value, sample(4)}); x != tc.x {
+			t.Errorf("case %d: x = %v, want %v", i, x, tc.x)
+		}
 	}
 }
 

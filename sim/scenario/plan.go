@@ -15,6 +15,9 @@ import (
 // MaxNodes bounds Scenario.Nodes.
 const MaxNodes = 100_000
 
+// MaxSends bounds the messages one timeline sends (all traffic entries).
+const MaxSends = 1_000_000
+
 // MaxMessageSize bounds Traffic.Size (the log's default entry limit is
 // 1 MiB, and an entry carries more than the body).
 const MaxMessageSize = 512 << 10
@@ -313,6 +316,7 @@ func (s *Scenario) plan(source string) (*Plan, []Problem) {
 	}
 
 	trafficRand := rand.New(rand.NewPCG(s.Seed, streamTraffic))
+	sends := 0
 	for i, t := range s.Traffic {
 		key := fmt.Sprintf("traffic[%d]", i)
 		g, ok := groupIdx[t.Group]
@@ -341,6 +345,10 @@ func (s *Scenario) plan(source string) (*Plan, []Problem) {
 				bad(t.From.line, key+".from", "node %s is not a member of group %q", p.Nodes[n], t.Group)
 				break
 			}
+		}
+		if sends += len(from) * t.Count; sends > MaxSends {
+			bad(0, key+".count", "the traffic sends %d messages or more, above the limit of %d", sends, MaxSends)
+			break
 		}
 		for _, n := range from {
 			var offset time.Duration

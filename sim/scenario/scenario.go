@@ -191,7 +191,7 @@ type Run struct {
 type Replication struct {
 	// AntiEntropy is the interval of the periodic head exchange that
 	// repairs lost announcements. Default: package sim's, which grows with
-	// N (N x 200ms, at least 1s) so that a thousand nodes do not spend the
+	// N (N seconds, at least 1s) so that a thousand nodes do not spend the
 	// machine on it; a node's own default is 10s.
 	AntiEntropy time.Duration `yaml:"anti_entropy"`
 }

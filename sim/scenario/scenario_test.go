@@ -92,6 +92,7 @@ func TestBadScenarios(t *testing.T) {
 		{"merge strategy not available", "nodes: 3\nlog: {merge: last-writer-wins}\n", []string{"log.merge: \"last-writer-wins\" is not available: core/log has one merge order"}},
 		{"crypto suite not available", "nodes: 3\ncrypto: {suite: aes-gcm}\n", []string{"crypto.suite: \"aes-gcm\" is not available"}},
 		{"bad append refs", "nodes: 3\nlog: {append_refs: 70}\n", []string{"log.append_refs: must be in [0, 62], got 70"}},
+		{"too many sends", "nodes: 10\ntraffic: [{count: 2000000000, every: 1s}]\n", []string{"traffic[0].count: the traffic sends 20000000000 messages or more, above the limit of 1000000"}},
 		{"key twice", "nodes: 3\nnodes: 4\n", []string{"nodes: key given twice"}},
 		{"not yaml", "nodes: [3\n", []string{"scenario x.yaml: not YAML"}},
 		{"mapping expected", "nodes: 3\nlinks: fast\n", []string{"links: expected a mapping of keys, got string \"fast\""}},
