@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,7 +22,8 @@ import (
 // reaching everyone, memory and goroutines per member, and closing the
 // cluster. One iteration is one whole run (use -benchtime=1x). N=1000 runs
 // with SKEIN_BENCH_LARGE=1; SKEIN_BENCH_N=a,b,... picks the sizes;
-// SKEIN_BENCH_TIMEOUT bounds one run (default 20m).
+// SKEIN_BENCH_TIMEOUT bounds one run (default 20m); SKEIN_BENCH_HEAPPROFILE
+// names a file for a heap profile of the settled group.
 func BenchmarkGroupOfN(b *testing.B) {
 	sizes := []int{10, 100}
 	if os.Getenv("SKEIN_BENCH_LARGE") == "1" {
@@ -81,6 +83,17 @@ func groupRun(b *testing.B, n int) {
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	heap := ms.HeapInuse
+	if path := os.Getenv("SKEIN_BENCH_HEAPPROFILE"); path != "" {
+		// What the settled group holds (go tool pprof -sample_index=inuse_space).
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
 
 	msg, err := g.Send(ctx, c.Node(n/2), []byte("to everyone"))
 	if err != nil {

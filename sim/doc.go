@@ -8,8 +8,9 @@
 // What it hides: keystores in a temporary directory, invitations (one per
 // joiner, written by the creator), concurrent joins (bounded by
 // Config.JoinParallelism), replicator options a simulation wants
-// (replication.WithPubsubValidated, a short anti-entropy period, no DHT
-// rendezvous), and the connection graph: every pair connected up to
+// (replication.WithPubsubValidated, an anti-entropy period of N seconds
+// so that digests cost O(N), not O(N²), no DHT rendezvous), keystores on
+// tmpfs, and the connection graph: every pair connected up to
 // FullMeshLimit nodes, otherwise each node dials Config.Degree others
 // (seeded) plus its ring neighbours, as libp2p's connection limits keep a
 // node's peers bounded.
@@ -33,6 +34,11 @@
 //	gs := g.Stats()                                  // sent, deliveries, members
 //	ns := c.Node(3).Stats()                          // messages and simnet traffic
 //	ts := c.Network().TopicStats()                   // per topic
+//
+// Config.Progress is called as NewGroup, WaitSettled, WaitDelivered and
+// Close advance; while settling, Progress.Detail names the first member not
+// settled and what it lacks. BenchmarkGroupOfN measures issue 13's targets
+// (docs/performance.md, "Groups of a thousand").
 //
 // Every messenger call works on Node.Messenger; the network (partitions,
 // per-pair links, Stop/Start of a node) on Cluster.Network and Node.Net.

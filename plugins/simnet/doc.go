@@ -43,7 +43,9 @@
 // goroutine per subscription and per event stream, none per link, and its
 // duplicate filter is a 256-message window per origin. Peers() and the
 // mesh follow an index of live connections, so a node's work follows its
-// own connections, not the network's size. Closing is immediate.
+// own connections, not the network's size. A block's bytes are held once
+// for the whole network, whichever nodes store it (they are immutable and
+// named by their hash). Closing is immediate.
 //
 // Usage sketch:
 //

@@ -185,7 +185,10 @@ func (nd *Node) PutBlocks(_ context.Context, blocks []sdk.Block) error {
 		if !sum.Equals(c) {
 			return fmt.Errorf("put block %s: %w", c, ErrHashMismatch)
 		}
-		ok = append(ok, checked{c.KeyString(), bytes.Clone(b.Data)})
+		ok = append(ok, checked{c.KeyString(), b.Data})
+	}
+	for i := range ok {
+		ok[i].data = nd.net.intern(ok[i].key, ok[i].data)
 	}
 	nd.mu.Lock()
 	defer nd.mu.Unlock()

@@ -1,6 +1,7 @@
 package simnet
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -138,6 +139,11 @@ type Network struct {
 	// provided: content routing records, cid key -> providing node IDs
 	provided map[string]map[string]bool
 
+	// blocks holds one copy of each block's bytes, which every node that
+	// stores the block shares (they are immutable and named by their hash).
+	blockMu sync.Mutex
+	blocks  map[string][]byte
+
 	stats struct {
 		published, sent, lost, received, duplicate, rejected, overflow, delivered, gossip,
 		blocks, requests atomic.Uint64
@@ -152,7 +158,7 @@ func New(opts ...Option) *Network {
 		nodes: map[string]*Node{}, index: map[string]int{}, links: map[dirLink]Link{},
 		rngs: map[dirLink]*rand.Rand{}, lastAt: map[dirLink]time.Time{}, conns: map[pair]bool{},
 		side: map[string]int{}, live: map[pair]bool{}, adj: map[string]map[string]struct{}{},
-		provided: map[string]map[string]bool{}}
+		provided: map[string]map[string]bool{}, blocks: map[string][]byte{}}
 	for _, o := range opts {
 		o(n)
 	}
@@ -384,6 +390,19 @@ func (n *Network) routableLocked(a, b string) bool {
 		return false
 	}
 	return !na.blocks(b) && !nb.blocks(a)
+}
+
+// intern returns the network's copy of the block named key, made from
+// data (copied) if it has none.
+func (n *Network) intern(key string, data []byte) []byte {
+	n.blockMu.Lock()
+	defer n.blockMu.Unlock()
+	if d, ok := n.blocks[key]; ok {
+		return d
+	}
+	d := bytes.Clone(data)
+	n.blocks[key] = d
+	return d
 }
 
 // schedFor returns the scheduler of what arrives at nd.
