@@ -491,7 +491,9 @@ func (m *Messenger) JoinAccount(ctx context.Context, token, name string, progres
 		mu.Unlock()
 	}
 	joinOne := func(gr linkGrantEntry) {
-		gi, err := m.joinGroup(ctx, gr.token, gr.name)
+		jctx, cancel := context.WithTimeout(ctx, accountJoinTimeout)
+		gi, err := m.joinGroup(jctx, gr.token, gr.name)
+		cancel()
 		if err != nil {
 			fail(fmt.Errorf("join group %q: %w", gr.name, err))
 			return
