@@ -103,6 +103,10 @@ func TestDeviceLinkThroughTheBinary(t *testing.T) {
 		r := skein(t, env, "device", "list", "--data-dir", phoneDir)
 		return r.code == 0 && strings.Contains(r.stdout, "(this) (removed)")
 	})
+	waitUntil(t, "the phone learns its removal from g", func() bool {
+		r := skein(t, env, "group", "members", "g", "--data-dir", phoneDir)
+		return r.code == 0 && strings.Contains(r.stdout, "1 device  (you)")
+	})
 	r = skein(t, env, "send", "g", "after removal", "--data-dir", phoneDir)
 	if r.code == 0 || !strings.Contains(r.stderr, "removed") {
 		t.Fatalf("the removed phone sends: exit %d, stderr %q", r.code, r.stderr)

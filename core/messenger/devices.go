@@ -68,6 +68,8 @@ const (
 	maxPendingLinks   = 16
 	// linkParallel bounds the groups a new device joins at once.
 	linkParallel = 4
+	// historyWaitLimit bounds one group's history transfer.
+	historyWaitLimit = 2 * time.Minute
 )
 
 // pendingLink is a link token this device issued.
@@ -489,7 +491,9 @@ func (m *Messenger) JoinAccount(ctx context.Context, token, name string, progres
 		mu.Unlock()
 	}
 	joinOne := func(gr linkGrantEntry) {
-		gi, err := m.joinGroup(ctx, gr.token, gr.name)
+		jctx, cancel := context.WithTimeout(ctx, accountJoinTimeout)
+		gi, err := m.joinGroup(jctx, gr.token, gr.name)
+		cancel()
 		if err != nil {
 			fail(fmt.Errorf("join group %q: %w", gr.name, err))
 			return
@@ -780,6 +784,10 @@ func (m *Messenger) FetchHistory(ctx context.Context, peer string, gid crypto.Pu
 	total := 0
 	var after uint64
 	retry := 50 * time.Millisecond
+	// Waiting (for the other device to see this one, or for entries to
+	// arrive) is bounded: the link must end even if replication stalls.
+	ctx, cancel := context.WithTimeout(ctx, historyWaitLimit)
+	defer cancel()
 	for {
 		req, err := m.historyRequest(peer, gid, after)
 		if err != nil {

@@ -144,7 +144,23 @@ func TestDevicesOverIPFS(t *testing.T) {
 		}
 	}
 
-	// Each device sends; every other node reads it as the account's.
+	// Each device sends; every other node reads it as the account's. (A
+	// sender shares its chain with the devices it knows of: wait until
+	// both know all three.)
+	for name, m := range map[string]*messenger.Messenger{"phone": phone, "tablet": tablet} {
+		waitFor(t, name+" sees the three devices in g", func() bool {
+			mb, err := m.Members(ref)
+			if err != nil {
+				return false
+			}
+			for _, x := range mb {
+				if x.Account.Equal(laptop.Identity().AccountKey()) {
+					return len(x.Devices) == 3
+				}
+			}
+			return false
+		})
+	}
 	for i, m := range []*messenger.Messenger{phone, tablet} {
 		if _, err := m.Send(ctx, ref, fmt.Appendf(nil, "device %d", i)); err != nil {
 			t.Fatal(err)
@@ -220,6 +236,18 @@ func TestDevicesOverIPFS(t *testing.T) {
 		for _, d := range ds {
 			if d.This {
 				return d.Removed
+			}
+		}
+		return false
+	})
+	waitFor(t, "the phone learns its removal from g", func() bool {
+		mb, err := phone.Members(ref)
+		if err != nil {
+			return false
+		}
+		for _, x := range mb {
+			if x.Account.Equal(laptop.Identity().AccountKey()) {
+				return len(x.Devices) == 2
 			}
 		}
 		return false
