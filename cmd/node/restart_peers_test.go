@@ -133,7 +133,16 @@ func TestPeersFoundAgainAfterRestart(t *testing.T) {
 	if got := bodies(t, env, bDir, "team"); !slices.Contains(got, "one") || !slices.Contains(got, "two") || !slices.Contains(got, "three") {
 		t.Fatalf("bob in sync, but holds %q", got)
 	}
-	t.Logf("bob's log: %s", bob.lines.wait(t, "catch-up finished", 10*time.Second))
+	bob.lines.wait(t, "catch-up finished", 10*time.Second)
+	// The log counts entries, not heads: the three messages (one head).
+	waitUntil(t, "bob's log says the catch-up fetched the 3 messages", func() bool {
+		for _, l := range strings.Split(bob.lines.snapshot(), "\n") {
+			if strings.Contains(l, `msg="catch-up finished"`) && strings.Contains(l, "channel=messages") && strings.Contains(l, " fetched=3 ") && strings.Contains(l, " added=3 ") {
+				return true
+			}
+		}
+		return false
+	})
 	alice.lines.wait(t, "group peer found", 10*time.Second)
 }
 

@@ -227,30 +227,41 @@ const flushPoll = 100 * time.Millisecond
 // share a group and are connected, until one of them holds every own
 // entry (of both logs of every group) or ctx ends: each round swaps heads
 // with them (they fetch what they lack; their answer says what they hold).
-// It returns how many own entries are still on no other node, per group
-// fingerprint, and logs them.
+// A group with no peer of its own connected is not waited for. It returns
+// how many own entries are still on no other node, per group fingerprint,
+// and logs them.
 func (m *Messenger) Flush(ctx context.Context) map[string]int {
 	start := time.Now()
 	pushed := false
 	for {
 		left := m.unheldCounts(ctx)
-		if len(left) == 0 {
-			if pushed {
+		connected := m.connectedPeers(ctx)
+		waiting := 0
+		for gid := range left {
+			if _, ids := m.groupLogs(gid); len(ids) > 0 {
+				if up, _ := m.reachability(ids, connected); up {
+					waiting++
+				}
+			}
+		}
+		if waiting == 0 || ctx.Err() != nil {
+			out := map[string]int{}
+			for gid, n := range left {
+				out[gid.Fingerprint()] = n
+				m.logger.Warn("left unsent: entries of ours that no other node holds; they go out when this node runs again with a peer of the group",
+					"group", gid.Fingerprint(), "entries", n)
+			}
+			if len(left) == 0 && pushed {
 				m.logger.Info("everything sent is held by another node", "took", time.Since(start).Round(time.Millisecond).String())
 			}
-			return nil
-		}
-		peers := m.connectedGroupPeers(ctx)
-		if len(peers) == 0 || ctx.Err() != nil {
-			for g, n := range left {
-				m.logger.Warn("left unsent: entries of ours that no other node holds; they go out when this node runs again with a peer of the group",
-					"group", g, "entries", n, "peers_connected", len(peers))
+			if len(out) == 0 {
+				return nil
 			}
-			return left
+			return out
 		}
 		pushed = true
 		var wg sync.WaitGroup
-		for _, p := range peers {
+		for _, p := range m.connectedGroupPeers(connected) {
 			wg.Go(func() {
 				if err := m.repl.ExchangeHeads(ctx, p); err != nil {
 					m.logger.Debug("flush: head exchange", "peer", p, "err", err)
@@ -267,11 +278,11 @@ func (m *Messenger) Flush(ctx context.Context) map[string]int {
 	}
 }
 
-// unheldCounts counts, per group fingerprint, the own entries no other
-// node is known to hold (groups with none left out).
-func (m *Messenger) unheldCounts(ctx context.Context) map[string]int {
+// unheldCounts counts, per group, the own entries no other node is known
+// to hold (groups with none left out).
+func (m *Messenger) unheldCounts(ctx context.Context) map[crypto.PublicKey]int {
 	remote := remoteHeads(m.repl.Status())
-	out := map[string]int{}
+	out := map[crypto.PublicKey]int{}
 	for _, gi := range m.Groups() {
 		if gi.Left {
 			continue
@@ -282,7 +293,7 @@ func (m *Messenger) unheldCounts(ctx context.Context) map[string]int {
 			continue
 		}
 		if n := len(meta) + len(msgs); n > 0 {
-			out[gi.ID.Fingerprint()] = n
+			out[gi.ID] = n
 		}
 	}
 	return out
@@ -290,8 +301,7 @@ func (m *Messenger) unheldCounts(ctx context.Context) map[string]int {
 
 // connectedGroupPeers returns the connected peers seen replicating one of
 // our groups.
-func (m *Messenger) connectedGroupPeers(ctx context.Context) []string {
-	connected := m.connectedPeers(ctx)
+func (m *Messenger) connectedGroupPeers(connected map[string]bool) []string {
 	b := &m.book
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -81,3 +81,33 @@ func TestUnheldUntilAnotherNodeHoldsIt(t *testing.T) {
 		t.Fatal("Flush returned, but no other member holds the last message")
 	}
 }
+
+// TestLastReachableSurvivesRestart: a member cut off and restarted says
+// since when no peer has been reachable, not "since the node started".
+func TestLastReachableSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	sn, nodes, ref := threeMembers(t)
+	a := nodes[0]
+	sn.Partition([]string{"a"}, []string{"b", "c"})
+	waitFor(t, "a sees no peer", func() bool {
+		st, err := a.m.SyncStatus(ctx, ref)
+		return err == nil && st[0].State() == messenger.StateUnreachable
+	})
+	st, _ := a.m.SyncStatus(ctx, ref)
+	lost := st[0].LastReachable
+	if lost.IsZero() {
+		t.Fatal("no last reachable time while running")
+	}
+	if err := a.m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := messenger.New(ctx, messenger.Config{Keystore: a.ks, Store: a.st, Network: a.net})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	st, err = m.SyncStatus(ctx, ref)
+	if err != nil || st[0].State() != messenger.StateUnreachable || !st[0].LastReachable.Equal(lost.UTC().Round(0)) {
+		t.Fatalf("after restart: %+v, %v; want unreachable since %v", st, err, lost)
+	}
+}

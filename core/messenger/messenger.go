@@ -339,6 +339,13 @@ func (m *Messenger) Close() error {
 	close(m.saverStop)
 	<-m.saverDone
 	m.saveDirty()
+	reach := make(map[crypto.PublicKey][]replication.LogID, len(groups))
+	for gid, h := range groups {
+		reach[gid] = h.logs
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	m.saveReach(rctx, reach)
+	cancel()
 	errs := []error{m.repl.Close()}
 	m.stopPeerBook()
 	for _, h := range groups {

@@ -131,3 +131,32 @@ func TestUnreachablePeerIsNotWanted(t *testing.T) {
 		t.Fatalf("status wanted = %q after a failed connect, want 0", got)
 	}
 }
+
+// FuzzLoadWantedPeers: whatever the file holds, loading it returns peers
+// and errors, never panics, and what it returns saves and loads back the
+// same.
+func FuzzLoadWantedPeers(f *testing.F) {
+	f.Add([]byte(`{"version":1,"peers":[{"id":"12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA","addrs":["/ip4/10.0.0.1/tcp/4001"],"last_connected":"2026-12-05T07:00:00Z"}]}`))
+	f.Add([]byte(`{"version":1,"peers":[{"id":"x","addrs":["nope"],"last_connected":"yesterday"}]}`))
+	f.Add([]byte(`{"version":2}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), wantedPeersFile)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		peers, _ := loadWantedPeers(path)
+		if err := saveWantedPeers(path, peers); err != nil {
+			t.Fatal(err)
+		}
+		again, errs := loadWantedPeers(path)
+		if len(errs) != 0 || len(again) != len(peers) {
+			t.Fatalf("round trip of %d peers: %d back, %v", len(peers), len(again), errs)
+		}
+		for i := range peers {
+			if again[i].ID != peers[i].ID || !again[i].lastConnected.Equal(peers[i].lastConnected) || len(again[i].Addrs) != len(peers[i].Addrs) {
+				t.Fatalf("peer %d: %+v back as %+v", i, peers[i], again[i])
+			}
+		}
+	})
+}
