@@ -636,9 +636,22 @@ func (b *bench) coldScenario(ctx context.Context, mode string, s *Scenario) erro
 			return err
 		}
 		full = append(full, ag.ready.Sub(ag.started).Seconds()*1000)
+		var prof *cpuProfile
+		if run == 0 {
+			// What listing the newest message costs (the start itself
+			// runs before the profile endpoint serves).
+			prof = startProfile(ctx, ag, estimate(sz.Cold, 20000), b.profilePath("e", mode))
+		}
 		t0 := time.Now()
 		_, err = ag.cl.Messages.List(ctx, &apiv1.ListMessagesRequest{Group: b.coldGroup, Reverse: true, Limit: 1})
 		list = append(list, time.Since(t0).Seconds()*1000)
+		if prof != nil {
+			top, perr := prof.wait()
+			s.Profile, s.Top = prof.path, top
+			if perr != nil {
+				s.Top = append(s.Top, "profile: "+perr.Error())
+			}
+		}
 		if err := errors.Join(err, ag.stop()); err != nil {
 			return err
 		}
