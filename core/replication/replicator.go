@@ -73,7 +73,8 @@ type topicSub struct {
 
 // New returns a Replicator over net; it does nothing until Start. The
 // optional capabilities (sdk.PeerNotifier, sdk.DirectMessenger,
-// sdk.PeerBlocker) are used when net has them.
+// sdk.PeerBlocker, sdk.TopicGate, sdk.TopicValidator, sdk.PeerScorer)
+// are used when net has them.
 func New(net sdk.Network, opts ...Option) (*Replicator, error) {
 	if net == nil {
 		return nil, errors.New("new replicator: nil network")
