@@ -208,9 +208,17 @@ func TestFloodReport(t *testing.T) {
 				return
 			}
 			published++
-			if cutAt == 0 && h.Network().Connectedness(info.ID) != network.Connected {
+		}
+	})
+	// When a closes the flooder's connection (polled apart from the
+	// publishing, which may block).
+	floodWG.Go(func() {
+		for floodCtx.Err() == nil {
+			if h.Network().Connectedness(info.ID) != network.Connected {
 				cutAt = time.Since(start)
+				return
 			}
+			time.Sleep(10 * time.Millisecond) // polling a condition
 		}
 	})
 	for i := 0; time.Since(start) < floodFor; i++ {
