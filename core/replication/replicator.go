@@ -351,7 +351,7 @@ func (r *Replicator) readMessages(topic string, keys *TopicKeys, msgs <-chan sdk
 		// With the replicator's validator, what reaches here asks
 		// nothing to be fetched (see validator); without it, heads to
 		// fetch are bounded per peer.
-		if r.judge == nil && !rep.selfContained(a) && !r.fetchAllowed(m.From) {
+		if r.judge == nil && !rep.selfContained(a) && !r.fetchAllowed(m.From, topic) {
 			continue
 		}
 		how := viaAnnouncement
