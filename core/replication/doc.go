@@ -1,8 +1,8 @@
 // Package replication keeps Skein's Merkle logs in sync between the peers
 // that replicate them, over any sdk.Network. It imports no libp2p or boxo:
 // it talks to sdk.Network and to its optional capabilities
-// (sdk.PeerNotifier, sdk.DirectMessenger, sdk.PeerBlocker), using each when
-// the network has it.
+// (sdk.PeerNotifier, sdk.DirectMessenger, sdk.PeerBlocker, sdk.TopicGate,
+// sdk.TopicValidator, sdk.PeerScorer), using each when the network has it.
 //
 // Every replicated log has a pubsub topic derived from a secret its
 // members share (Topic: it reveals neither the secret nor the group's
@@ -22,6 +22,20 @@
 //     digest, joins of heads still missing are retried, and heads are
 //     exchanged directly with a few peers, so that a lost announcement
 //     never leaves a replica behind.
+//
+// Nothing of a log is told to or asked of a peer that has not proved, on
+// its current connection, that it holds the log's secret: the membership
+// proof (ProofProtocol, Prove) runs with every peer that connects, and the
+// head exchange, the entries protocol and admission to the topic's mesh
+// (sdk.TopicGate, when the network has it) follow only for the topics
+// both proved; a peer that proved none gets the answers a log that does
+// not exist gets. Announcements are sealed under a key derived from the
+// secret (DeriveTopicKeys, TopicKeys.Seal), and the replicator judges
+// every message of its topics (sdk.TopicValidator): what does not open is
+// rejected, and an announcement naming heads to fetch is used but never
+// forwarded, costing its author a token of a per-peer head fetch budget;
+// what a peer claims and does not serve lowers its score (sdk.PeerScorer),
+// and heads nobody serves are given up (LogStatus.GivenUp).
 //
 // A replica far behind does not walk the DAG one bitswap round trip per
 // level: a join of heads from a head exchange, a digest or a retry asks

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,7 +63,8 @@ func newBudgets() *budgets {
 	return &budgets{buckets: map[string]*bucket{}, score: map[string]float64{}, reasons: map[string]string{}}
 }
 
-// take spends one token of peer's fetch budget; false when it has none.
+// take spends one token of the fetch budget key names (a peer and a
+// topic); false when it has none.
 func (b *budgets) take(peer string, now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -90,10 +92,16 @@ func (b *budgets) take(peer string, now time.Time) bool {
 	return true
 }
 
+// forget drops peer's budgets (of every topic).
 func (b *budgets) forget(peer string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	delete(b.buckets, peer)
+	prefix := peer + "\x00"
+	for k := range b.buckets {
+		if strings.HasPrefix(k, prefix) {
+			delete(b.buckets, k)
+		}
+	}
 }
 
 func (b *budgets) add(peer string, delta float64, reason string) {
@@ -160,10 +168,12 @@ func (rep *replica) selfContained(a *Announcement) bool {
 	return true
 }
 
-// fetchAllowed spends one token of peer's head fetch budget, and costs the
-// peer score when it has none left.
-func (r *Replicator) fetchAllowed(peer string) bool {
-	if r.budgets.take(peer, time.Now()) {
+// fetchAllowed spends one token of peer's head fetch budget for topic,
+// and costs the peer score when it has none left. Budgets are per topic:
+// an honest peer in many groups (a replication node's digests) does not
+// spend one group's budget on another's.
+func (r *Replicator) fetchAllowed(peer, topic string) bool {
+	if r.budgets.take(peer+"\x00"+topic, time.Now()) {
 		return true
 	}
 	r.score(peer, scoreOverBudget, "announcements over the head fetch budget")

@@ -56,7 +56,7 @@ func (r *Replicator) validator(keys *TopicKeys) sdk.MessageValidator {
 		// Heads to fetch: the message is used here but not forwarded,
 		// so a peer that hands one over is its author, answerable for
 		// serving the heads; it pays from its fetch budget.
-		if r.fetchAllowed(from) {
+		if r.fetchAllowed(from, keys.Topic) {
 			rep.received(from, a.Heads, a.Inline, viaAuthored)
 		}
 		return sdk.VerdictIgnore

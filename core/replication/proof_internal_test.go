@@ -468,3 +468,82 @@ func TestValidatorVerdicts(t *testing.T) {
 		})
 	}
 }
+
+// scored is a simnet node that records application scores.
+type scored struct {
+	*simnet.Node
+	mu     sync.Mutex
+	scores map[string]float64
+}
+
+func (s *scored) ScorePeer(_ context.Context, peer string, delta float64, _ string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.scores[peer] += delta
+	return nil
+}
+
+func (s *scored) score(peer string) float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.scores[peer]
+}
+
+// TestAnnouncerThatDoesNotServeLosesScore: a key holder announces a head
+// (to be fetched: not forwarded, so it is the author) and, asked for it
+// directly, serves nothing. It loses score at once, and nobody else is
+// asked for the head on its word.
+func TestAnnouncerThatDoesNotServeLosesScore(t *testing.T) {
+	ctx := context.Background()
+	sn := simnet.New()
+	t.Cleanup(func() { _ = sn.Close() })
+	nv, _ := sn.AddNode("v")
+	sv := &scored{Node: nv, scores: map[string]float64{}}
+	r, err := New(sv, WithAntiEntropyInterval(time.Hour), WithRendezvousInterval(0), WithFetchTimeout(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	l, err := log.Open(ctx, "test/messages", r.BlockStore(), log.NewMemKV(), log.NewKeySigner(priv),
+		log.AllowWriters(priv.Public().(ed25519.PublicKey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close(); _ = l.Close() })
+	keys := mustKeys(t, memberSecret)
+	id, err := r.Add(memberSecret, "messages", l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	liar, _ := sn.AddNode("liar")
+	sn.ConnectAll()
+	if err := liar.HandleRequests(EntriesProtocol, func(_ context.Context, _ string, raw []byte) ([]byte, error) {
+		req, err := DecodeEntriesRequest(raw)
+		if err != nil {
+			return nil, err
+		}
+		return (&EntriesResponse{Log: req.Log}).MarshalBinary()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := Prove(ctx, liar, "liar", "v", []*TopicKeys{keys}); err != nil || !ok[0] {
+		t.Fatalf("prove: %v %v", ok, err)
+	}
+	sealed, err := keys.Seal(&Announcement{Log: id, Heads: []cid.Cid{blockCID([]byte("nobody has this"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := r.validator(keys)(ctx, "liar", sealed); v != sdk.VerdictIgnore {
+		t.Fatalf("verdict %d for heads to fetch, want ignore (not forwarded)", v)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for sv.score("liar") > scoreNotServed/2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the liar's score is %v; the head fetch never ended (fetch timeout is an hour)", sv.score("liar"))
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition
+	}
+}

@@ -76,7 +76,8 @@ type topicSub struct {
 
 // New returns a Replicator over net; it does nothing until Start. The
 // optional capabilities (sdk.PeerNotifier, sdk.DirectMessenger,
-// sdk.PeerBlocker) are used when net has them.
+// sdk.PeerBlocker, sdk.TopicGate, sdk.TopicValidator, sdk.PeerScorer)
+// are used when net has them.
 func New(net sdk.Network, opts ...Option) (*Replicator, error) {
 	if net == nil {
 		return nil, errors.New("new replicator: nil network")
@@ -355,7 +356,7 @@ func (r *Replicator) readMessages(topic string, keys *TopicKeys, msgs <-chan sdk
 		// With the replicator's validator, what reaches here asks
 		// nothing to be fetched (see validator); without it, heads to
 		// fetch are bounded per peer.
-		if r.judge == nil && !rep.selfContained(a) && !r.fetchAllowed(m.From) {
+		if r.judge == nil && !rep.selfContained(a) && !r.fetchAllowed(m.From, topic) {
 			continue
 		}
 		how := viaAnnouncement

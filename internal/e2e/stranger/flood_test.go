@@ -88,6 +88,15 @@ func TestFloodReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A member reads another from that one's first message after it
+	// learnt of the join: b must know c before the measured messages.
+	for _, n := range []*node{a, b, c} {
+		waitFor(t, n.name+" to see every member", 60*time.Second, func() bool {
+			var ms []map[string]any
+			n.cliJSON(t, &ms, "group", "members", "club", "--json")
+			return len(ms) == 3
+		})
+	}
 
 	// c prints every message as it arrives.
 	follow := exec.CommandContext(ctx, skeinBin, "messages", "club", "--follow", "--json", "--data-dir", c.dataDir)
@@ -208,9 +217,17 @@ func TestFloodReport(t *testing.T) {
 				return
 			}
 			published++
-			if cutAt == 0 && h.Network().Connectedness(info.ID) != network.Connected {
+		}
+	})
+	// When a closes the flooder's connection (polled apart from the
+	// publishing, which may block).
+	floodWG.Go(func() {
+		for floodCtx.Err() == nil {
+			if h.Network().Connectedness(info.ID) != network.Connected {
 				cutAt = time.Since(start)
+				return
 			}
+			time.Sleep(10 * time.Millisecond) // polling a condition
 		}
 	})
 	for i := 0; time.Since(start) < floodFor; i++ {
