@@ -177,7 +177,11 @@ func (m *Messenger) peerEvent(e sdk.PeerEvent) {
 	}
 	was := p.connected
 	p.connected = e.Connected
-	p.lastUp = time.Now()
+	if was || e.Connected {
+		// Connected until now (a repeated "disconnected" moves nothing:
+		// the peer was not up since the first).
+		p.lastUp = time.Now()
+	}
 	b.mu.Unlock()
 	if was == e.Connected {
 		return
