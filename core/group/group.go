@@ -1290,13 +1290,15 @@ func (g *Group) Messages(ctx context.Context, opts ...ListOption) iter.Seq2[*Mes
 	return func(yield func(*Message, error) bool) {
 		// Collect first so the caller may call back into the group.
 		var out []*Message
-		for e, err := range g.msgs.Entries(ctx, o.logOpts...) {
+		// The log's order from its index alone: no entry block is read
+		// (the delivered copies are in memory).
+		for c, err := range g.msgs.CIDs(ctx, o.logOpts...) {
 			if err != nil {
 				yield(nil, fmt.Errorf("list messages of group %s: %w", g.id.Fingerprint(), err))
 				return
 			}
 			g.mu.Lock()
-			m := g.delivered[e.CID().KeyString()]
+			m := g.delivered[c.KeyString()]
 			g.mu.Unlock()
 			if m != nil {
 				out = append(out, m)

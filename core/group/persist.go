@@ -232,14 +232,21 @@ func (g *Group) restore(ctx context.Context) error {
 			}
 		}
 	}
+	// Only the entries not delivered are read: reopening a large group
+	// reads no block of a message it already holds.
 	var todo []*log.Entry
-	for e, err := range g.msgs.Entries(ctx) {
+	for c, err := range g.msgs.CIDs(ctx) {
 		if err != nil {
 			return fmt.Errorf("read message log: %w", err)
 		}
-		if !g.final[e.CID().KeyString()] {
-			todo = append(todo, e)
+		if g.final[c.KeyString()] {
+			continue
 		}
+		e, err := g.msgs.Get(ctx, c)
+		if err != nil {
+			return fmt.Errorf("read message log: %w", err)
+		}
+		todo = append(todo, e)
 	}
 	// Refusals were reported when the entries arrived; not again here.
 	_ = g.processMessages(todo, "")

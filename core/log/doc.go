@@ -23,6 +23,16 @@
 // log as it is then and adds, so a caller that serialises commits under a
 // lock of its own (the group layer) holds it only for the second half.
 //
+// Writes are group commits: an append or a join's commit is staged in
+// memory (the next append builds on it) and queued, and the first of the
+// waiting callers writes every queued one as one block write
+// ([BlockPutter] when the block store has it) and one KV batch, synced if
+// any asks. [Log.BeginAppend] returns before the write, so a caller that
+// holds its own lock over an append releases it before [Pending.Wait];
+// concurrent appends then share one fsync. A failed write is undone in
+// memory with everything staged after it. The index is also kept in
+// memory, so Has and a join's lookups read no KV.
+//
 // Usage sketch:
 //
 //	blocks := log.NewMemBlockStore()     // or the network plugin's blocks

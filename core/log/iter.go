@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"iter"
 	"slices"
+
+	"github.com/ipfs/go-cid"
 )
 
 // Entries iterates over the log in total order (time, writer key, binary
@@ -13,11 +15,30 @@ import (
 // snapshot of the index); each entry is read from the BlockStore as the
 // iteration reaches it. An error ends the iteration.
 func (l *Log) Entries(ctx context.Context, opts ...IterOption) iter.Seq2[*Entry, error] {
+	return func(yield func(*Entry, error) bool) {
+		for c, err := range l.CIDs(ctx, opts...) {
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			e, err := l.load(ctx, c)
+			if !yield(e, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// CIDs is Entries without reading the entries: it yields their CIDs, from
+// the index in memory (no block read; with the network out of process, no
+// cross-process call per entry). A caller that needs a few of the entries
+// (those a group has not delivered) Gets those alone.
+func (l *Log) CIDs(ctx context.Context, opts ...IterOption) iter.Seq2[cid.Cid, error] {
 	o := iterOptions{untilPos: -1}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return func(yield func(*Entry, error) bool) {
+	return func(yield func(cid.Cid, error) bool) {
 		// Look the bounds up first, then snapshot the index: a commit
 		// updates the KV and the index under one lock, so the snapshot
 		// holds every key found.
@@ -25,13 +46,13 @@ func (l *Log) Entries(ctx context.Context, opts ...IterOption) iter.Seq2[*Entry,
 		var err error
 		if o.since.Defined() {
 			if sinceKey, err = l.lookup(ctx, o.since); err != nil {
-				yield(nil, fmt.Errorf("iterate log %q since %s: %w", l.id, o.since, err))
+				yield(cid.Undef, fmt.Errorf("iterate log %q since %s: %w", l.id, o.since, err))
 				return
 			}
 		}
 		if o.until.Defined() {
 			if untilKey, err = l.lookup(ctx, o.until); err != nil {
-				yield(nil, fmt.Errorf("iterate log %q until %s: %w", l.id, o.until, err))
+				yield(cid.Undef, fmt.Errorf("iterate log %q until %s: %w", l.id, o.until, err))
 				return
 			}
 		}
@@ -76,11 +97,10 @@ func (l *Log) Entries(ctx context.Context, opts ...IterOption) iter.Seq2[*Entry,
 				return
 			}
 			if err := ctx.Err(); err != nil {
-				yield(nil, fmt.Errorf("iterate log %q: %w", l.id, err))
+				yield(cid.Undef, fmt.Errorf("iterate log %q: %w", l.id, err))
 				return
 			}
-			e, err := l.load(ctx, idx[i].cid())
-			if !yield(e, err) || err != nil {
+			if !yield(idx[i].cid(), nil) {
 				return
 			}
 			n++
