@@ -55,6 +55,10 @@ type Config struct {
 	// SimMedium names the simulated medium (driver sim); devices on
 	// different media never meet. Default "default".
 	SimMedium string
+	// SimHub is a unix socket path: the medium is shared with the sim
+	// drivers of other processes naming the same path (the first serves
+	// it); empty: the medium lives in this process.
+	SimHub string
 	// SimDevice is the device's name on the medium; empty picks one.
 	SimDevice string
 	// SimSeed seeds the medium's loss generators (0: keep the medium's).
@@ -107,6 +111,7 @@ func ConfigSchema() []sdk.ConfigKey {
 		{Key: "channel_mtu", Type: "int", Default: strconv.Itoa(d.ChannelMTU), Description: "driver bluez: receive MTU of L2CAP channels; 23 to 65535"},
 		{Key: "gatt_fallback", Type: "bool", Default: strconv.FormatBool(d.GATTFallback), Description: "carry a link over a GATT byte stream when the peer refuses L2CAP channels (driver sim; the bluez driver does not carry data over GATT yet)"},
 		{Key: "sim_medium", Type: "string", Default: d.SimMedium, Description: "driver sim: the simulated medium; devices on different media never meet"},
+		{Key: "sim_hub", Type: "string", Default: "", Description: "driver sim: unix socket path of a medium shared by processes (the first plugin naming it serves it); empty: the medium lives in this process"},
 		{Key: "sim_device", Type: "string", Default: "", Description: "driver sim: this device's name on the medium; empty picks sim-N"},
 		{Key: "sim_seed", Type: "int", Default: "0", Description: "driver sim: seed of the medium's loss generators; 0 keeps the medium's"},
 		{Key: "sim_mtu", Type: "int", Default: strconv.Itoa(d.Sim.MTU), Description: "driver sim: largest packet on a link (phones offer 23, 185, 517); 23 to 65535"},
@@ -173,6 +178,11 @@ func ParseConfig(raw map[string]any) (Config, []sdk.Diagnostic) {
 			cfg.SimMedium, err = parseString(v)
 			if err == nil && cfg.SimMedium == "" {
 				err = fmt.Errorf("empty")
+			}
+		case "sim_hub":
+			cfg.SimHub, err = parseString(v)
+			if err == nil && len(cfg.SimHub) > 100 {
+				err = fmt.Errorf("%d bytes: a unix socket path has at most 100", len(cfg.SimHub))
 			}
 		case "sim_device":
 			cfg.SimDevice, err = parseString(v)

@@ -113,6 +113,9 @@ func (p *Plugin) Configure(_ context.Context, raw map[string]any) ([]sdk.Diagnos
 func newDriver(cfg Config, logger *slog.Logger) (Driver, error) {
 	switch cfg.Driver {
 	case "sim":
+		if cfg.SimHub != "" {
+			return newHubDriver(cfg.SimHub, cfg.SimMedium, cfg.SimDevice, cfg.Sim, cfg.SimSeed), nil
+		}
 		d := newSimDriver(cfg.SimMedium, cfg.SimDevice, cfg.Sim)
 		if cfg.SimSeed != 0 {
 			d.air.SetSeed(cfg.SimSeed)
