@@ -2,7 +2,6 @@ package group
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"slices"
 
@@ -71,38 +70,8 @@ func (g *Group) DeviceRemoved(device crypto.PublicKey) bool {
 // removeDevices writes a device-removed entry: a new epoch sealed to every
 // active device but the removed ones, with their cutoffs. g.mu is held.
 func (g *Group) removeDevices(ctx context.Context, devices []crypto.PublicKey) error {
-	st := g.state
-	parent := st.latestEpoch()
-	me := g.me.DeviceKey()
-	if !st.member(parent, me) {
-		return fmt.Errorf("%w: this device is not in epoch %s", ErrNotMember, parent)
-	}
-	var id EpochID
-	if _, err := rand.Read(id[:]); err != nil {
-		return err
-	}
-	var recipients []*crypto.DeviceCertificate
-	for _, c := range st.devices {
-		if !st.gone(c) && !containsKey(devices, c.Device) {
-			recipients = append(recipients, c)
-		}
-	}
-	if len(recipients) > maxShares {
-		return fmt.Errorf("%w: %d member devices, a rekey reaches at most %d", ErrConflict, len(recipients), maxShares)
-	}
-	slices.SortFunc(recipients, func(a, b *crypto.DeviceCertificate) int { return compareKeys(a.Device, b.Device) })
-	secret := crypto.RandomKey()
-	p, err := sealShares(MetaDeviceRemoved, parent, recipients, secret[:], func(r crypto.PublicKey) []byte { return epochSecretAD(g.id, id, me, r) }, g.logger)
-	if err != nil {
-		return err
-	}
-	p.NewEpoch, p.Removed, p.Cutoffs = id, slices.Clone(devices), g.cutoffsForDevices(devices)
-	g.secrets[id] = &secret
-	if err := g.appendMeta(ctx, p); err != nil {
-		delete(g.secrets, id)
-		return err
-	}
-	return nil
+	return g.newEpoch(ctx, MetaDeviceRemoved, slices.Clone(devices), g.cutoffsForDevices(devices),
+		func(c *crypto.DeviceCertificate) bool { return containsKey(devices, c.Device) })
 }
 
 // cutoffsForDevices records what this device has seen of the given

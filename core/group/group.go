@@ -1128,6 +1128,15 @@ func (g *Group) lastMetaTime(d crypto.PublicKey) uint64 {
 // accounts' devices. Members share their sending chains of the new epoch
 // when they next send.
 func (g *Group) rekey(ctx context.Context, removed []crypto.PublicKey) error {
+	return g.newEpoch(ctx, MetaRekey, removed, g.cutoffsFor(removed),
+		func(c *crypto.DeviceCertificate) bool { return containsKey(removed, c.Account) })
+}
+
+// newEpoch writes a metadata entry of type t starting a new epoch: a fresh
+// secret sealed to every active device that leave does not exclude, with
+// removed and cutoffs recorded. g.mu is held.
+func (g *Group) newEpoch(ctx context.Context, t MetaType, removed []crypto.PublicKey, cutoffs []Cutoff,
+	leave func(*crypto.DeviceCertificate) bool) error {
 	st := g.state
 	parent := st.latestEpoch()
 	me := g.me.DeviceKey()
@@ -1140,7 +1149,7 @@ func (g *Group) rekey(ctx context.Context, removed []crypto.PublicKey) error {
 	}
 	var recipients []*crypto.DeviceCertificate
 	for _, c := range st.devices {
-		if !st.gone(c) && !containsKey(removed, c.Account) {
+		if !st.gone(c) && !leave(c) {
 			recipients = append(recipients, c)
 		}
 	}
@@ -1149,11 +1158,11 @@ func (g *Group) rekey(ctx context.Context, removed []crypto.PublicKey) error {
 	}
 	slices.SortFunc(recipients, func(a, b *crypto.DeviceCertificate) int { return compareKeys(a.Device, b.Device) })
 	secret := crypto.RandomKey()
-	p, err := sealShares(MetaRekey, parent, recipients, secret[:], func(r crypto.PublicKey) []byte { return epochSecretAD(g.id, id, me, r) }, g.logger)
+	p, err := sealShares(t, parent, recipients, secret[:], func(r crypto.PublicKey) []byte { return epochSecretAD(g.id, id, me, r) }, g.logger)
 	if err != nil {
 		return err
 	}
-	p.NewEpoch, p.Removed, p.Cutoffs = id, removed, g.cutoffsFor(removed)
+	p.NewEpoch, p.Removed, p.Cutoffs = id, removed, cutoffs
 	g.secrets[id] = &secret
 	if err := g.appendMeta(ctx, p); err != nil {
 		delete(g.secrets, id)
