@@ -142,7 +142,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		"RSS and CPU are summed over the node's process and its plugin processes (/proc); peak RSS is sampled every 50 ms.",
 		"Wire bytes are TCP payload bytes of the nodes' connections (ss bytes_sent/bytes_received: Noise, yamux, gossipsub and all), divided by the messages; stream bytes are what the network plugin counts above Noise and yamux (skein_transport_*_bytes_total).",
 		"Profiles (--profile) are of the node process only: in process mode the plugins' CPU is not in them.",
-		"group.ReplicatedLog has no Get, so groups never serve /skein/entries/1 bulk fetches: catch-up (b) fetches entry by entry over bitswap (skein_blocks_fetched_total{source=\"network\"}).",
+		"Catch-up (b) counts the blocks the offline node fetched by source (skein_blocks_fetched_total): bulk (/skein/entries/1), inline (in announcements) or network (bitswap, one by one).",
 	)
 	for _, id := range cfg.Scenarios {
 		for _, mode := range cfg.Modes {
