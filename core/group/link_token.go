@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/skein-p2p/skein/core/crypto"
 )
@@ -54,36 +53,20 @@ func (t *LinkToken) check() error {
 	switch {
 	case t.Account.IsZero():
 		return fmt.Errorf("link token: %w: no account", ErrTokenMalformed)
-	case t.Peer == "" || len(t.Peer) > MaxNodePeerLen || !utf8.ValidString(t.Peer):
-		return fmt.Errorf("link token: %w: peer id must be 1 to %d bytes of text", ErrTokenMalformed, MaxNodePeerLen)
-	case len(t.Addrs) > MaxNodeAddrs:
-		return fmt.Errorf("link token: %w: %d addresses, at most %d", ErrTokenMalformed, len(t.Addrs), MaxNodeAddrs)
 	case t.Expires.Unix() <= 0:
 		return fmt.Errorf("link token: %w: no expiry", ErrTokenMalformed)
 	}
-	for i, a := range t.Addrs {
-		if a == "" || len(a) > MaxNodeAddrLen || !utf8.ValidString(a) {
-			return fmt.Errorf("link token: %w: address %d must be 1 to %d bytes of text", ErrTokenMalformed, i, MaxNodeAddrLen)
-		}
-	}
-	return nil
+	return checkNodeContact("link token", t.Peer, t.Addrs)
 }
 
 // Token returns the text form. Addresses are dropped from the end until
 // the text fits MaxTokenLen; an invalid token gives "".
 func (t *LinkToken) Token() string {
 	c := *t
-	for {
-		p, err := c.MarshalBinary()
-		if err != nil {
-			return ""
-		}
-		s := encodeToken(tokenLink, p)
-		if len(s) <= MaxTokenLen || len(c.Addrs) == 0 {
-			return s
-		}
-		c.Addrs = c.Addrs[:len(c.Addrs)-1]
-	}
+	return encodeFitting(tokenLink, len(t.Addrs), func(keep int) ([]byte, error) {
+		c.Addrs = t.Addrs[:keep]
+		return c.MarshalBinary()
+	})
 }
 
 // ID is the token's public name: a hash of its secret, which the new

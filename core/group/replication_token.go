@@ -2,7 +2,6 @@ package group
 
 import (
 	"fmt"
-	"unicode/utf8"
 )
 
 // Bounds of a ReplicationNodeToken.
@@ -43,18 +42,7 @@ func (t *ReplicationNodeToken) MarshalBinary() ([]byte, error) {
 }
 
 func (t *ReplicationNodeToken) check() error {
-	switch {
-	case t.Peer == "" || len(t.Peer) > MaxNodePeerLen || !utf8.ValidString(t.Peer):
-		return fmt.Errorf("replication-node token: %w: peer id must be 1 to %d bytes of text", ErrTokenMalformed, MaxNodePeerLen)
-	case len(t.Addrs) > MaxNodeAddrs:
-		return fmt.Errorf("replication-node token: %w: %d addresses, at most %d", ErrTokenMalformed, len(t.Addrs), MaxNodeAddrs)
-	}
-	for i, a := range t.Addrs {
-		if a == "" || len(a) > MaxNodeAddrLen || !utf8.ValidString(a) {
-			return fmt.Errorf("replication-node token: %w: address %d must be 1 to %d bytes of text", ErrTokenMalformed, i, MaxNodeAddrLen)
-		}
-	}
-	return nil
+	return checkNodeContact("replication-node token", t.Peer, t.Addrs)
 }
 
 // Token returns the text form: TokenPrefix followed by base32 of type ||
@@ -62,17 +50,10 @@ func (t *ReplicationNodeToken) check() error {
 // fits MaxTokenLen; an invalid token gives "".
 func (t *ReplicationNodeToken) Token() string {
 	c := *t
-	for {
-		p, err := c.MarshalBinary()
-		if err != nil {
-			return ""
-		}
-		s := encodeToken(tokenReplicationNode, p)
-		if len(s) <= MaxTokenLen || len(c.Addrs) == 0 {
-			return s
-		}
-		c.Addrs = c.Addrs[:len(c.Addrs)-1]
-	}
+	return encodeFitting(tokenReplicationNode, len(t.Addrs), func(keep int) ([]byte, error) {
+		c.Addrs = t.Addrs[:keep]
+		return c.MarshalBinary()
+	})
 }
 
 // String names the peer only, never the secret.

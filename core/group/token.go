@@ -94,6 +94,39 @@ func tokenChecksum(body []byte) []byte {
 }
 
 // encodeToken returns TokenPrefix || base32(type || payload || checksum).
+// encodeFitting encodes a token whose payload names n addresses: marshal
+// gives the payload with the first keep of them. Addresses are dropped
+// from the end until the text fits MaxTokenLen; a payload that does not
+// marshal gives "".
+func encodeFitting(typ byte, n int, marshal func(keep int) ([]byte, error)) string {
+	for keep := n; ; keep-- {
+		p, err := marshal(keep)
+		if err != nil {
+			return ""
+		}
+		if s := encodeToken(typ, p); len(s) <= MaxTokenLen || keep == 0 {
+			return s
+		}
+	}
+}
+
+// checkNodeContact checks the peer id and addresses a token gives to
+// reach a node; what names the token in errors.
+func checkNodeContact(what, peer string, addrs []string) error {
+	switch {
+	case peer == "" || len(peer) > MaxNodePeerLen || !utf8.ValidString(peer):
+		return fmt.Errorf("%s: %w: peer id must be 1 to %d bytes of text", what, ErrTokenMalformed, MaxNodePeerLen)
+	case len(addrs) > MaxNodeAddrs:
+		return fmt.Errorf("%s: %w: %d addresses, at most %d", what, ErrTokenMalformed, len(addrs), MaxNodeAddrs)
+	}
+	for i, a := range addrs {
+		if a == "" || len(a) > MaxNodeAddrLen || !utf8.ValidString(a) {
+			return fmt.Errorf("%s: %w: address %d must be 1 to %d bytes of text", what, ErrTokenMalformed, i, MaxNodeAddrLen)
+		}
+	}
+	return nil
+}
+
 func encodeToken(typ byte, payload []byte) string {
 	body := make([]byte, 0, 1+len(payload)+tokenChecksumSize)
 	body = append(body, typ)
