@@ -37,6 +37,8 @@ type config struct {
 	logOpts []log.Option
 	window  int
 	suite   crypto.Suite
+	// msgOrder is the message log's order (nil: the log's default).
+	msgOrder log.Order
 	// suiteSet: WithSuite was given (a group that knows its own suite
 	// then checks it against this one).
 	suiteSet bool
@@ -65,6 +67,23 @@ func WithSuite(s crypto.Suite) Option {
 			return fmt.Errorf("crypto suite %q: %w: it cannot seal under a given ephemeral key (crypto.EphemeralSealer)", s.Name(), crypto.ErrInvalidOption)
 		}
 		c.suite, c.suiteSet = s, true
+		return nil
+	}
+}
+
+// WithMessageOrder sets the total order of the message log (default
+// log.LamportOrder): how concurrent messages are listed, the same on
+// every member that uses the same order. Every member of a group must use
+// the same; the log records it, and reopening with another fails
+// (log.ErrOrderMismatch). The metadata log keeps the default: the
+// membership is defined over that order (compareItems in the fold), so it
+// is part of the protocol, not a parameter.
+func WithMessageOrder(o log.Order) Option {
+	return func(c *config) error {
+		if o == nil {
+			return errors.New("nil message order")
+		}
+		c.msgOrder = o
 		return nil
 	}
 }
@@ -292,8 +311,11 @@ func openGroup(ctx context.Context, id *Identity, kind Kind, groupPub crypto.Pub
 	if err != nil {
 		return nil, fmt.Errorf("open group %s: %w", groupPub.Fingerprint(), err)
 	}
-	g.msgs, err = log.Open(ctx, MessagesLogID(groupPub), st.Blocks, st.KV, signer, msgAccess{g},
-		append(slices.Clone(cfg.logOpts), log.WithKeyPrefix([]byte("group/"+hexID+"/messages/")))...)
+	msgOpts := append(slices.Clone(cfg.logOpts), log.WithKeyPrefix([]byte("group/"+hexID+"/messages/")))
+	if cfg.msgOrder != nil {
+		msgOpts = append(msgOpts, log.WithOrder(cfg.msgOrder))
+	}
+	g.msgs, err = log.Open(ctx, MessagesLogID(groupPub), st.Blocks, st.KV, signer, msgAccess{g}, msgOpts...)
 	if err != nil {
 		_ = g.meta.Close()
 		return nil, fmt.Errorf("open group %s: %w", groupPub.Fingerprint(), err)
