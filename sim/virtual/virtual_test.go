@@ -80,3 +80,26 @@ func TestScenarioFile(t *testing.T) {
 	t.Log("\n" + res.Summary())
 	t.Logf("wrote %v", files)
 }
+
+// The worked example of docs/experiments.md, bound by a 10 s anti-entropy
+// period across its regions, settles on the virtual clock.
+func TestExampleOnVirtualClock(t *testing.T) {
+	s, err := scenario.Load("../../examples/sim/suite-order-clock.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Crypto.Suite != scenario.SuiteAESGCM || s.Log.Merge != scenario.MergeLamportCID {
+		t.Fatalf("the example runs suite %q and order %q", s.Crypto.Suite, s.Log.Merge)
+	}
+	res, err := virtual.Run(t, s, experiment.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Settled || len(res.Deliveries) != res.Expected || res.Expected != 72*11 {
+		t.Fatalf("settled %v: %d of %d deliveries, want %d", res.Settled, len(res.Deliveries), res.Expected, 72*11)
+	}
+	if res.LatencyQuantile(0.99) < time.Second {
+		t.Errorf("p99 latency %v: cross-region messages wait for anti-entropy (10 s), not less than 1 s", res.LatencyQuantile(0.99))
+	}
+	t.Logf("simulated: p50 %v, p99 %v, convergence %v", res.LatencyQuantile(0.5), res.LatencyQuantile(0.99), res.Convergence)
+}
