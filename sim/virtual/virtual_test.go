@@ -3,6 +3,7 @@ package virtual_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,14 +55,26 @@ func TestVirtualClock(t *testing.T) {
 
 // TestScenarioFile runs the scenario file named by SKEIN_SIM_SCENARIO on
 // the virtual clock and writes its report to SKEIN_SIM_OUT (default
-// sim-out/NAME-virtual under the current directory). Without
-// SKEIN_SIM_SCENARIO it is skipped.
+// sim-out/NAME-virtual under the current directory). SKEIN_SIM_SET sets
+// keys as skein sim run --sweep does with one value each
+// ("nodes=100,links.default.loss=0.1"). Without SKEIN_SIM_SCENARIO it is
+// skipped.
 func TestScenarioFile(t *testing.T) {
 	path := os.Getenv("SKEIN_SIM_SCENARIO")
 	if path == "" {
 		t.Skip("set SKEIN_SIM_SCENARIO to a scenario file")
 	}
-	s, err := scenario.Load(path)
+	var ovs []scenario.Override
+	if set := os.Getenv("SKEIN_SIM_SET"); set != "" {
+		for kv := range strings.SplitSeq(set, ",") {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				t.Fatalf("SKEIN_SIM_SET: %q is not key=value", kv)
+			}
+			ovs = append(ovs, scenario.Override{Key: strings.TrimSpace(k), Value: strings.TrimSpace(v)})
+		}
+	}
+	s, err := scenario.Load(path, ovs...)
 	if err != nil {
 		t.Fatal(err)
 	}
