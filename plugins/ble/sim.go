@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -394,6 +395,9 @@ func (d *simDevice) Dial(ctx context.Context, addr string) (Link, error) {
 	d.links[link] = true
 	t.links[link] = true
 	a.mu.Unlock()
+	if gatt {
+		return dialGATTOverLink(ctx, link.a, uint16(psm), slog.Default())
+	}
 	return link.a, nil
 }
 
@@ -521,6 +525,9 @@ type simListener struct {
 func (l *simListener) Accept(ctx context.Context) (Link, error) {
 	select {
 	case e := <-l.backlog:
+		if e.link.gatt {
+			return acceptGATTOverLink(ctx, e, slog.Default())
+		}
 		return e, nil
 	case <-l.done:
 		return nil, ErrClosed
