@@ -74,6 +74,8 @@ type SimParams struct {
 	// GATTFallback lets this device fall back to a GATT byte stream when
 	// the peer refuses channels.
 	GATTFallback bool
+	// GATTOnly makes this device dial over the GATT byte stream always.
+	GATTOnly bool
 }
 
 // Defaults of the simulated radio.
@@ -369,7 +371,7 @@ func (d *simDevice) Dial(ctx context.Context, addr string) (Link, error) {
 		a.mu.Unlock()
 		return nil, fmt.Errorf("sim dial %s: %w: L2CAP channels refused and no GATT fallback", addr, ErrRefused)
 	}
-	gatt := t.params.NoChannels || d.params.NoChannels
+	gatt := t.params.NoChannels || d.params.NoChannels || d.params.GATTOnly
 	need := map[*simDevice]int{d: 1}
 	need[t]++
 	for dv, n := range need {
