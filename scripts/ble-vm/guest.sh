@@ -96,6 +96,13 @@ else
   TOK=$($SK group invite --data-dir /tmp/a offline 2>/dev/null)
   if $SK group join --data-dir /tmp/b --name offline "$TOK" > $O/join.txt 2>&1; then
     echo "FIGURE two skein nodes: group joined over BLE in $(since $t1)" >> $O/figures.txt
+    # What a sends before it has read b's join stays closed to b
+    # (docs/cli.md): wait until a lists b.
+    for i in $(seq 1 120); do
+      [ "$($SK group members --json --data-dir /tmp/a offline 2>/dev/null | grep -o '"account"' | wc -l)" = 2 ] && break
+      sleep 0.5
+    done
+    echo "FIGURE two skein nodes: a lists b as a member $(since $t1) after the join began" >> $O/figures.txt
     t2=$(now)
     $SK send --data-dir /tmp/a offline "hello from a over ble" > /dev/null
     $SK send --data-dir /tmp/b offline "hello from b over ble" > /dev/null
