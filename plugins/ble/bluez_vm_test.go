@@ -47,7 +47,7 @@ func bluezPairWith(t *testing.T, bKeys map[string]any) (a, b *Plugin) {
 
 // crossTransport listens on one plugin and dials from the other: a radio
 // cannot connect to itself.
-type crossTransport struct{ listen, dial *Plugin }
+type crossTransport struct{ listen, dial sdk.Transport }
 
 func (c crossTransport) Protocol() string { return c.listen.Protocol() }
 func (c crossTransport) Listen(ctx context.Context, addr string) (sdk.Listener, error) {
@@ -60,6 +60,27 @@ func (c crossTransport) Dial(ctx context.Context, addr string) (net.Conn, error)
 func TestBlueZConformance(t *testing.T) {
 	a, b := bluezPair(t)
 	plugintest.TestTransport(t, func(testing.TB) (sdk.Transport, string) { return crossTransport{listen: a, dial: b}, "" })
+}
+
+// TestBlueZConformanceOutOfProcess: the suite against two plugin
+// processes (this test binary serving the plugin), one per adapter, over
+// the socket data plane.
+func TestBlueZConformanceOutOfProcess(t *testing.T) {
+	ads := strings.Split(os.Getenv("SKEIN_BLE_ADAPTERS"), ",")
+	if len(ads) != 2 || ads[0] == "" {
+		t.Skip("SKEIN_BLE_ADAPTERS (two adapters of a real stack) not set: scripts/ble-vm/run.sh sets it in its guest")
+	}
+	var trs []sdk.Transport
+	for _, ad := range ads {
+		rp := plugintest.StartProcess(t, ID, plugintest.WithConfig(map[string]any{"driver": "bluez", "adapter": ad, "max_links": 32,
+			"report_interval": "1s", "tie_break_wait": "0s"}))
+		tr, ok := rp.Transport()
+		if !ok {
+			t.Fatal("plugin does not serve a transport")
+		}
+		trs = append(trs, tr)
+	}
+	plugintest.TestTransport(t, func(testing.TB) (sdk.Transport, string) { return crossTransport{listen: trs[0], dial: trs[1]}, "" })
 }
 
 // TestBlueZDiscovery: b finds a's advertisement by scanning, reads its

@@ -37,11 +37,12 @@ cd /tmp
 #    TestBlueZGATTFallback dials over the GATT byte stream (gatt_only),
 #    as where L2CAP channels are refused; bounded to 2 min.
 suite='^TestBlueZConformance$/^(Protocol|EchoBothWays|CloseGivesEOFAfterData|ManyConnections|AcceptHonoursContext|CloseUnblocksAccept|DialClosedListenerFails|ReadDeadline)$'
-tests="TestBlueZDiscovery TestBlueZFigures TestBlueZConformance TestBlueZGATTFallback"
+tests="TestBlueZDiscovery TestBlueZFigures TestBlueZConformance TestBlueZConformanceOutOfProcess TestBlueZGATTFallback"
 [ -s $S/only ] && tests=$(cat $S/only)
 for t in $tests; do
   run="^$t\$"
   [ $t = TestBlueZConformance ] && run=$suite
+  [ $t = TestBlueZConformanceOutOfProcess ] && run=${suite/TestBlueZConformance/TestBlueZConformanceOutOfProcess}
   limit=300
   [ $t = TestBlueZGATTFallback ] && limit=120
   SKEIN_BLE_ADAPTERS=hci0,hci1 timeout $limit $S/ble.test -test.run "$run" -test.v -test.timeout $((limit - 10))s > $O/$t.log 2>&1
