@@ -217,6 +217,15 @@ func (b *bluezDriver) Dial(ctx context.Context, addr string) (Link, error) {
 		return b.dialGATTBlueZ(ctx, conn, remote, psm)
 	}
 	link, err := dialL2CAP(ctx, local, remote, psm, b.cfg.ChannelMTU)
+	// A channel asked for while the LE connection under it is being set
+	// up or torn down (bluetoothd's own GATT client uses it too) is reset
+	// or refused now and then: two more tries before calling it refused.
+	for try := 1; try <= 2 && err != nil && (errors.Is(err, ErrRefused) || errors.Is(err, unix.ECONNRESET)); try++ {
+		if sleepCtx(ctx, time.Duration(try)*300*time.Millisecond) != nil {
+			break
+		}
+		link, err = dialL2CAP(ctx, local, remote, psm, b.cfg.ChannelMTU)
+	}
 	if err != nil && errors.Is(err, ErrRefused) && b.cfg.GATTFallback {
 		b.log.Info("ble: L2CAP channel refused; trying the GATT byte stream", "device", remote.String(), "err", err)
 		glink, gerr := b.dialGATTBlueZ(ctx, conn, remote, psm)
