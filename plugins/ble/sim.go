@@ -104,7 +104,13 @@ type Air struct {
 	seed    uint64
 	devices map[string]*simDevice
 	auto    int
+
+	carried atomic.Int64 // bytes of packets sent on links, both ways
 }
+
+// Carried is how many bytes of packets (frame headers included) links of
+// the medium have sent, in all: what the bandwidth bounds.
+func (a *Air) Carried() int64 { return a.carried.Load() }
 
 var airs struct {
 	sync.Mutex
@@ -782,6 +788,7 @@ func (e *simEnd) WritePacket(p []byte, deadline time.Time) error {
 	}
 	o.lastAt = at
 	o.mu.Unlock()
+	e.dev.air.carried.Add(int64(len(p)))
 	o.q <- simPkt{data: slices.Clone(p), at: at}
 	return nil
 }
