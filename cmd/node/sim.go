@@ -73,7 +73,13 @@ every message, or run.settle_timeout. It writes into --out:
 bytes-vs-n (-vs-<key> for another key) and latency-cdf plots of all runs
 in <out>.
 
-A progress bar shows on stderr (--quiet hides it).`,
+A progress bar shows on stderr (--quiet hides it).
+
+Times are on the wall clock. To run on a virtual clock (link delays and
+replication intervals take no wall time; see docs/experiments.md):
+
+  SKEIN_SIM_SCENARIO=$PWD/scenario.yaml SKEIN_SIM_OUT=$PWD/out \
+      go test -run TestScenarioFile -v ./sim/virtual`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)

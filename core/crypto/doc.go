@@ -32,7 +32,8 @@
 // XChaCha20-Poly1305); [OpenFrom] opens with the device's private key. [Seal]
 // and [Open] seal under a 32-byte symmetric key with a random 24-byte nonce.
 // Both bind associated data. All of them go through [DefaultSuite]; a research
-// experiment can supply another [Suite].
+// experiment can supply another [Suite], such as [AESGCMSuite] (AES-256-GCM,
+// the same sizes), which core/group takes with group.WithSuite.
 //
 // # Ratchet
 //

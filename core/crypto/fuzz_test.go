@@ -96,6 +96,49 @@ func FuzzOpen(f *testing.F) {
 	})
 }
 
+// FuzzAESGCMOpen and FuzzAESGCMOpenFrom feed arbitrary bytes to the second
+// suite's decoders: errors only of the documented kinds, never plaintext
+// with an error.
+func FuzzAESGCMOpen(f *testing.F) {
+	f.Add(make([]byte, SealOverhead))
+	key := fuzzSymmetricKey()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		plain, err := AESGCMSuite{}.Open(key, b, fuzzAD)
+		if err != nil {
+			if plain != nil {
+				t.Fatal("plaintext returned with error")
+			}
+			if !errors.Is(err, ErrDecrypt) && !errors.Is(err, ErrMalformed) {
+				t.Fatalf("unexpected error kind: %v", err)
+			}
+			return
+		}
+		if len(plain) != len(b)-SealOverhead {
+			t.Fatalf("plaintext length %d for box of %d", len(plain), len(b))
+		}
+	})
+}
+
+func FuzzAESGCMOpenFrom(f *testing.F) {
+	f.Add(make([]byte, SealToOverhead))
+	key := fuzzX25519Key(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		plain, err := AESGCMSuite{}.OpenFrom(key, b, fuzzAD)
+		if err != nil {
+			if plain != nil {
+				t.Fatal("plaintext returned with error")
+			}
+			if !errors.Is(err, ErrDecrypt) && !errors.Is(err, ErrMalformed) {
+				t.Fatalf("unexpected error kind: %v", err)
+			}
+			return
+		}
+		if len(plain) != len(b)-SealToOverhead {
+			t.Fatalf("plaintext length %d for box of %d", len(plain), len(b))
+		}
+	})
+}
+
 func FuzzReceivingChainUnmarshal(f *testing.F) {
 	f.Add([]byte{'R', 1})
 	f.Fuzz(func(t *testing.T, b []byte) {

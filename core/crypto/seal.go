@@ -44,6 +44,17 @@ type Suite interface {
 	OpenFrom(recipient *X25519PrivateKey, sealed, ad []byte) ([]byte, error)
 }
 
+// EphemeralSealer is the optional capability of a Suite that MultiSealer
+// needs (and so core/group, which seals epoch shares to many devices at
+// once): SealTo under a given ephemeral key. Its output must be exactly
+// SealTo's, ephemeral public key first. Both built-in suites have it.
+type EphemeralSealer interface {
+	Suite
+	// SealToEphemeral is SealTo with eph as the ephemeral key. The caller
+	// uses eph for one message only.
+	SealToEphemeral(eph *X25519PrivateKey, recipient X25519PublicKey, plaintext, ad []byte) ([]byte, error)
+}
+
 // XChaChaSuite is the default Suite.
 //
 // Seal output: nonce(24, random) || XChaCha20-Poly1305(key, nonce, plaintext, ad).
@@ -55,7 +66,7 @@ type Suite interface {
 // every ephemeral key, and so every k, is used once.
 type XChaChaSuite struct{}
 
-var _ Suite = XChaChaSuite{}
+var _ EphemeralSealer = XChaChaSuite{}
 
 // DefaultSuite returns the default sealing scheme, XChaChaSuite.
 func DefaultSuite() Suite { return XChaChaSuite{} }
@@ -107,6 +118,18 @@ func (XChaChaSuite) SealTo(recipient X25519PublicKey, plaintext, ad []byte) ([]b
 		return nil, fmt.Errorf("seal to %s: %w", recipient.Fingerprint(), err)
 	}
 	return sealToWith(eph, rpub, recipient, plaintext, ad)
+}
+
+// SealToEphemeral implements EphemeralSealer.
+func (XChaChaSuite) SealToEphemeral(eph *X25519PrivateKey, recipient X25519PublicKey, plaintext, ad []byte) ([]byte, error) {
+	if eph == nil {
+		return nil, fmt.Errorf("seal to %s: %w: nil ephemeral key", recipient.Fingerprint(), ErrInvalidOption)
+	}
+	rpub, err := ecdh.X25519().NewPublicKey(recipient[:])
+	if err != nil {
+		return nil, fmt.Errorf("seal to %s: %w: recipient key", recipient.Fingerprint(), ErrMalformed)
+	}
+	return sealToWith(eph.priv, rpub, recipient, plaintext, ad)
 }
 
 // sealToWith is SealTo with a given ephemeral key (test vectors use a fixed one).
@@ -235,38 +258,49 @@ func DeriveKey(secret, salt []byte, info string) ([KeySize]byte, error) {
 // PKC 2003), secure for this construction. Use one MultiSealer per message
 // and Destroy it after.
 type MultiSealer struct {
-	eph *ecdh.PrivateKey
+	suite EphemeralSealer
+	eph   *X25519PrivateKey
 }
 
-// NewMultiSealer draws a fresh ephemeral key.
+// NewMultiSealer draws a fresh ephemeral key, for DefaultSuite.
 func NewMultiSealer() (*MultiSealer, error) {
-	eph, err := ecdh.X25519().GenerateKey(rand.Reader)
+	return NewMultiSealerFor(XChaChaSuite{})
+}
+
+// NewMultiSealerFor draws a fresh ephemeral key, for suite s. A suite
+// without the EphemeralSealer capability is an error wrapping
+// ErrInvalidOption.
+func NewMultiSealerFor(s Suite) (*MultiSealer, error) {
+	es, ok := s.(EphemeralSealer)
+	if !ok {
+		return nil, fmt.Errorf("seal to many: %w: suite %q cannot seal under a given ephemeral key (no SealToEphemeral)", ErrInvalidOption, s.Name())
+	}
+	eph, err := GenerateX25519Key()
 	if err != nil {
 		return nil, fmt.Errorf("seal to many: %w", err)
 	}
-	return &MultiSealer{eph: eph}, nil
+	return &MultiSealer{suite: es, eph: eph}, nil
 }
 
 // Ephemeral returns the ephemeral public key to send beside the boxes.
 func (m *MultiSealer) Ephemeral() X25519PublicKey {
-	return X25519PublicKey(m.eph.PublicKey().Bytes())
+	return m.eph.Public()
 }
 
 // SealTo seals plaintext to recipient, binding ad, and returns the box
-// (ciphertext || tag, len(plaintext) + TagSize bytes). A low-order
-// recipient key is an error wrapping ErrMalformed; the sealer stays usable
-// for the other recipients.
+// (ciphertext || tag, len(plaintext) + TagSize bytes with the built-in
+// suites). A low-order recipient key is an error wrapping ErrMalformed;
+// the sealer stays usable for the other recipients.
 func (m *MultiSealer) SealTo(recipient X25519PublicKey, plaintext, ad []byte) ([]byte, error) {
 	if m.eph == nil {
 		return nil, fmt.Errorf("seal to %s: %w: sealer destroyed", recipient.Fingerprint(), ErrInvalidOption)
 	}
-	rpub, err := ecdh.X25519().NewPublicKey(recipient[:])
-	if err != nil {
-		return nil, fmt.Errorf("seal to %s: %w: recipient key", recipient.Fingerprint(), ErrMalformed)
-	}
-	out, err := sealToWith(m.eph, rpub, recipient, plaintext, ad)
+	out, err := m.suite.SealToEphemeral(m.eph, recipient, plaintext, ad)
 	if err != nil {
 		return nil, err
+	}
+	if len(out) < X25519KeySize {
+		return nil, fmt.Errorf("seal to %s: %w: suite %q returned %d bytes", recipient.Fingerprint(), ErrMalformed, m.suite.Name(), len(out))
 	}
 	return out[X25519KeySize:], nil
 }

@@ -10,7 +10,7 @@ func TestSealOpen(t *testing.T) {
 	key := RandomKey()
 	other := RandomKey()
 	ad := []byte("group/epoch/1")
-	for _, suite := range []Suite{DefaultSuite()} {
+	for _, suite := range []Suite{DefaultSuite(), AESGCMSuite{}} {
 		t.Run(suite.Name(), func(t *testing.T) {
 			for _, size := range []int{0, 1, 200, 64 << 10} {
 				plain := bytes.Repeat([]byte{0xa5}, size)
@@ -78,7 +78,7 @@ func TestSealToOpenFrom(t *testing.T) {
 	bob := mustDeviceKey(t)
 	ad := []byte("chain-key-share")
 	plain := []byte("a chain key for bob")
-	for _, suite := range []Suite{DefaultSuite()} {
+	for _, suite := range []Suite{DefaultSuite(), AESGCMSuite{}} {
 		t.Run(suite.Name(), func(t *testing.T) {
 			sealed, err := suite.SealTo(alice.Public().X25519, plain, ad)
 			if err != nil {
@@ -135,8 +135,10 @@ func TestSealToOpenFrom(t *testing.T) {
 func TestSealToLowOrderRecipient(t *testing.T) {
 	// The all-zero point has small order: X25519 with it is all-zero and
 	// must be refused rather than sealing under a predictable key.
-	if _, err := SealTo(X25519PublicKey{}, []byte("x"), nil); !errors.Is(err, ErrMalformed) {
-		t.Fatalf("got %v, want ErrMalformed", err)
+	for _, suite := range []Suite{DefaultSuite(), AESGCMSuite{}} {
+		if _, err := suite.SealTo(X25519PublicKey{}, []byte("x"), nil); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("%s: got %v, want ErrMalformed", suite.Name(), err)
+		}
 	}
 }
 
@@ -166,6 +168,12 @@ func TestRandomKey(t *testing.T) {
 // A MultiSealer's boxes are SealTo boxes under one ephemeral key: each
 // recipient opens its own with OpenFrom, and no other.
 func TestMultiSealer(t *testing.T) {
+	for _, suite := range []Suite{DefaultSuite(), AESGCMSuite{}} {
+		t.Run(suite.Name(), func(t *testing.T) { testMultiSealer(t, suite) })
+	}
+}
+
+func testMultiSealer(t *testing.T, suite Suite) {
 	var keys []*X25519PrivateKey
 	for range 3 {
 		k, err := GenerateX25519Key()
@@ -174,7 +182,7 @@ func TestMultiSealer(t *testing.T) {
 		}
 		keys = append(keys, k)
 	}
-	m, err := NewMultiSealer()
+	m, err := NewMultiSealerFor(suite)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +201,7 @@ func TestMultiSealer(t *testing.T) {
 	}
 	for i, k := range keys {
 		for j, box := range boxes {
-			got, err := OpenFrom(k, append(eph[:], box...), []byte{byte(j)})
+			got, err := suite.OpenFrom(k, append(eph[:], box...), []byte{byte(j)})
 			switch {
 			case i == j && (err != nil || !bytes.Equal(got, pt)):
 				t.Fatalf("recipient %d opens its box: %q, %v", i, got, err)
@@ -212,4 +220,102 @@ func TestMultiSealer(t *testing.T) {
 	if _, err := m.SealTo(keys[0].Public(), pt, nil); !errors.Is(err, ErrInvalidOption) {
 		t.Fatalf("destroyed sealer: %v", err)
 	}
+}
+
+// Each suite's boxes open under that suite only: a member sealing with one
+// and opening with the other gets ErrDecrypt, never plaintext.
+func TestSuitesDoNotOpenEachOther(t *testing.T) {
+	key := RandomKey()
+	dev, err := GenerateX25519Key()
+	if err != nil {
+		t.Fatal(err)
+	}
+	suites := []Suite{DefaultSuite(), AESGCMSuite{}}
+	for _, a := range suites {
+		for _, b := range suites {
+			if a.Name() == b.Name() {
+				continue
+			}
+			t.Run(a.Name()+" to "+b.Name(), func(t *testing.T) {
+				sealed, err := a.Seal(&key, []byte("hello"), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, err := b.Open(&key, sealed, nil); !errors.Is(err, ErrDecrypt) || got != nil {
+					t.Fatalf("open: %q, %v, want ErrDecrypt", got, err)
+				}
+				box, err := a.SealTo(dev.Public(), []byte("hello"), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, err := b.OpenFrom(dev, box, nil); !errors.Is(err, ErrDecrypt) || got != nil {
+					t.Fatalf("open from: %q, %v, want ErrDecrypt", got, err)
+				}
+			})
+		}
+	}
+}
+
+func TestSuiteByName(t *testing.T) {
+	tests := []struct {
+		name    string
+		wantErr error
+	}{
+		{"xchacha20poly1305-x25519-hkdfsha256", nil},
+		{AESGCMSuiteName, nil},
+		{"rot13", ErrInvalidOption},
+		{"", ErrInvalidOption},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := SuiteByName(tc.name)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("got %v, want %v", err, tc.wantErr)
+			}
+			if err == nil {
+				if s.Name() != tc.name {
+					t.Fatalf("suite %q for name %q", s.Name(), tc.name)
+				}
+				if err := CheckSuiteSizes(s); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// shortSuite adds a 12-byte nonce instead of 24: the group wire formats
+// cannot hold it, and CheckSuiteSizes says so.
+type shortSuite struct{ XChaChaSuite }
+
+func (shortSuite) Name() string { return "short" }
+func (s shortSuite) Seal(key *[KeySize]byte, plaintext, ad []byte) ([]byte, error) {
+	out, err := s.XChaChaSuite.Seal(key, plaintext, ad)
+	return out[12:], err
+}
+
+func TestCheckSuiteSizes(t *testing.T) {
+	if err := CheckSuiteSizes(shortSuite{}); !errors.Is(err, ErrInvalidOption) {
+		t.Fatalf("got %v, want ErrInvalidOption", err)
+	}
+	if _, err := NewMultiSealerFor(noEphemeral{}); !errors.Is(err, ErrInvalidOption) {
+		t.Fatalf("suite without SealToEphemeral: got %v, want ErrInvalidOption", err)
+	}
+}
+
+// noEphemeral hides XChaChaSuite's SealToEphemeral.
+type noEphemeral struct{ s XChaChaSuite }
+
+func (n noEphemeral) Name() string { return "no-ephemeral" }
+func (n noEphemeral) Seal(key *[KeySize]byte, p, ad []byte) ([]byte, error) {
+	return n.s.Seal(key, p, ad)
+}
+func (n noEphemeral) Open(key *[KeySize]byte, b, ad []byte) ([]byte, error) {
+	return n.s.Open(key, b, ad)
+}
+func (n noEphemeral) SealTo(r X25519PublicKey, p, ad []byte) ([]byte, error) {
+	return n.s.SealTo(r, p, ad)
+}
+func (n noEphemeral) OpenFrom(r *X25519PrivateKey, b, ad []byte) ([]byte, error) {
+	return n.s.OpenFrom(r, b, ad)
 }

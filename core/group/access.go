@@ -169,7 +169,7 @@ func (g *Group) checkMessageEntry(e *log.Entry, cutoffs bool) (*checkedMessage, 
 	if secret == nil {
 		return cm, nil
 	}
-	hb, err := crypto.Open(g.headerKey(epoch, secret), env.Header, headerAD(g.id, epoch, w))
+	hb, err := g.suite.Open(g.headerKey(epoch, secret), env.Header, headerAD(g.id, epoch, w))
 	if err != nil {
 		return nil, fmt.Errorf("%w: header of a message by %s: %v", ErrTampered, w.Fingerprint(), err)
 	}

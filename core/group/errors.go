@@ -76,6 +76,11 @@ var (
 	ErrConflict = errors.New("conflicting metadata")
 	// ErrClosed: the group was closed.
 	ErrClosed = errors.New("group closed")
+
+	// ErrSuiteMismatch: the group seals with another crypto suite than
+	// the one this device was given (group.WithSuite), or with one it
+	// does not have.
+	ErrSuiteMismatch = errors.New("crypto suite mismatch")
 )
 
 // Rejection is one entry the group refused, with the peer it came from

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/skein-p2p/skein/core/crypto"
 )
 
 func FuzzDecodeMetaPayload(f *testing.F) {
@@ -59,6 +61,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 
 func FuzzParseInvitation(f *testing.F) {
 	f.Add("skein1-")
+	f.Add((&Invitation{Kind: KindMulti, Suite: crypto.AESGCMSuiteName}).Token())
 	f.Fuzz(func(t *testing.T, s string) {
 		inv, err := ParseInvitation(s)
 		if err != nil {

@@ -36,6 +36,76 @@ type config struct {
 	logger  *slog.Logger
 	logOpts []log.Option
 	window  int
+	suite   crypto.Suite
+	// msgOrder is the message log's order (nil: the log's default).
+	msgOrder log.Order
+	// suiteSet: WithSuite was given (a group that knows its own suite
+	// then checks it against this one).
+	suiteSet bool
+}
+
+// WithSuite sets the crypto suite that seals everything of the group:
+// message headers and bodies, metadata payloads, envelope epochs, shares
+// of chain keys and epoch secrets, and the local copies of delivered
+// messages (default crypto.DefaultSuite()). The suite is part of the
+// group: Invite writes it into the invitation (when not the default) and
+// SaveKeys into the saved keys, so a joiner or a reopened group takes it
+// from there. Given here as well, it must agree: a group of another suite
+// is an error wrapping ErrSuiteMismatch, never a group whose payloads do
+// not open. The suite must add the default suite's overheads
+// (crypto.CheckSuiteSizes; the wire formats have fixed-size fields) and
+// seal under a given ephemeral key (crypto.EphemeralSealer).
+func WithSuite(s crypto.Suite) Option {
+	return func(c *config) error {
+		if err := crypto.CheckSuiteSizes(s); err != nil {
+			return err
+		}
+		if n := len(s.Name()); n == 0 || n > maxSuiteName {
+			return fmt.Errorf("crypto suite %q: %w: its name must be 1 to %d bytes", s.Name(), crypto.ErrInvalidOption, maxSuiteName)
+		}
+		if _, ok := s.(crypto.EphemeralSealer); !ok {
+			return fmt.Errorf("crypto suite %q: %w: it cannot seal under a given ephemeral key (crypto.EphemeralSealer)", s.Name(), crypto.ErrInvalidOption)
+		}
+		c.suite, c.suiteSet = s, true
+		return nil
+	}
+}
+
+// WithMessageOrder sets the total order of the message log (default
+// log.LamportOrder): how concurrent messages are listed, the same on
+// every member that uses the same order. Every member of a group must use
+// the same; the log records it, and reopening with another fails
+// (log.ErrOrderMismatch). The metadata log keeps the default: the
+// membership is defined over that order (compareItems in the fold), so it
+// is part of the protocol, not a parameter.
+func WithMessageOrder(o log.Order) Option {
+	return func(c *config) error {
+		if o == nil {
+			return errors.New("nil message order")
+		}
+		c.msgOrder = o
+		return nil
+	}
+}
+
+// groupSuite makes the group use the suite it was made with (named in
+// an invitation or its saved keys): the one WithSuite gave if the names
+// agree, else a built-in suite of that name.
+func groupSuite(name string) Option {
+	return func(c *config) error {
+		if c.suiteSet {
+			if c.suite.Name() != name {
+				return fmt.Errorf("%w: the group seals with %q, this device was given %q (group.WithSuite, or crypto.suite in a scenario)", ErrSuiteMismatch, name, c.suite.Name())
+			}
+			return nil
+		}
+		s, err := crypto.SuiteByName(name)
+		if err != nil {
+			return fmt.Errorf("%w: the group seals with %q, which is not built in: pass it with group.WithSuite", ErrSuiteMismatch, name)
+		}
+		c.suite = s
+		return nil
+	}
 }
 
 // WithLogger sets the logger (default: discard).
@@ -125,6 +195,7 @@ type Group struct {
 	left     bool
 	replica  bool         // a replication node: verifies and stores, holds no secret
 	replKey  *[32]byte    // the replication key
+	suite    crypto.Suite // seals everything of the group (WithSuite)
 	keys     *logKeys     // derived from replKey: seal metadata payloads and envelope epochs
 	joining  *pendingJoin // set between OpenInvitation and CompleteJoin
 	changed  chan struct{}
@@ -199,7 +270,7 @@ func openGroup(ctx context.Context, id *Identity, kind Kind, groupPub crypto.Pub
 	if st.Blocks == nil || st.KV == nil {
 		return nil, errors.New("storage needs a block store and a kv")
 	}
-	cfg := config{logger: slog.New(slog.DiscardHandler), window: crypto.DefaultRatchetWindow}
+	cfg := config{logger: slog.New(slog.DiscardHandler), window: crypto.DefaultRatchetWindow, suite: crypto.DefaultSuite()}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, fmt.Errorf("group option: %w", err)
@@ -209,6 +280,7 @@ func openGroup(ctx context.Context, id *Identity, kind Kind, groupPub crypto.Pub
 		id: groupPub, kind: kind, groupKey: groupKey, me: id,
 		logger:    cfg.logger.With("group", groupPub.Fingerprint()),
 		window:    cfg.window,
+		suite:     cfg.suite,
 		knownKind: kind,
 		s1:        newMetaState(),
 		admitted:  newAdmission(),
@@ -239,8 +311,11 @@ func openGroup(ctx context.Context, id *Identity, kind Kind, groupPub crypto.Pub
 	if err != nil {
 		return nil, fmt.Errorf("open group %s: %w", groupPub.Fingerprint(), err)
 	}
-	g.msgs, err = log.Open(ctx, MessagesLogID(groupPub), st.Blocks, st.KV, signer, msgAccess{g},
-		append(slices.Clone(cfg.logOpts), log.WithKeyPrefix([]byte("group/"+hexID+"/messages/")))...)
+	msgOpts := append(slices.Clone(cfg.logOpts), log.WithKeyPrefix([]byte("group/"+hexID+"/messages/")))
+	if cfg.msgOrder != nil {
+		msgOpts = append(msgOpts, log.WithOrder(cfg.msgOrder))
+	}
+	g.msgs, err = log.Open(ctx, MessagesLogID(groupPub), st.Blocks, st.KV, signer, msgAccess{g}, msgOpts...)
 	if err != nil {
 		_ = g.meta.Close()
 		return nil, fmt.Errorf("open group %s: %w", groupPub.Fingerprint(), err)
@@ -336,7 +411,7 @@ func (g *Group) found(ctx context.Context, accounts []crypto.PublicKey, secret [
 // setReplicationKey sets the group's replication key and the keys derived
 // from it; g.mu is held (or the group is not shared yet).
 func (g *Group) setReplicationKey(k [32]byte) error {
-	keys, err := deriveLogKeys(g.id, &k)
+	keys, err := deriveLogKeys(g.suite, g.id, &k)
 	if err != nil {
 		return err
 	}
@@ -367,6 +442,9 @@ func (g *Group) appendMeta(ctx context.Context, p *MetaPayload) error {
 	}
 	return nil
 }
+
+// Suite returns the crypto suite the group seals with.
+func (g *Group) Suite() crypto.Suite { return g.suite }
 
 // headerKey returns the header key of epoch e, derived once.
 func (g *Group) headerKey(e EpochID, secret *[32]byte) *[32]byte {
@@ -482,6 +560,9 @@ func (g *Group) Invite(ctx context.Context) (*Invitation, error) {
 		return nil, fmt.Errorf("invite to group %s: %w", g.id.Fingerprint(), err)
 	}
 	inv := &Invitation{Kind: g.kind, Group: g.id, Epoch: e, Secret: *g.secrets[e], ReplicationKey: *g.replKey}
+	if n := g.suite.Name(); n != crypto.DefaultSuite().Name() {
+		inv.Suite = n
+	}
 	seed := ik.Seed()
 	copy(inv.InviteSeed[:], seed)
 	clear(seed)
@@ -551,7 +632,7 @@ func OpenInvitation(ctx context.Context, id *Identity, inv *Invitation, st Stora
 	if err != nil {
 		return nil, fmt.Errorf("join group %s: %w", inv.Group.Fingerprint(), err)
 	}
-	g, err := openGroup(ctx, id, inv.Kind, inv.Group, gk, st, opts)
+	g, err := openGroup(ctx, id, inv.Kind, inv.Group, gk, st, append(slices.Clone(opts), groupSuite(inv.SuiteName())))
 	if err != nil {
 		return nil, fmt.Errorf("join group %s: %w", inv.Group.Fingerprint(), err)
 	}
@@ -859,7 +940,7 @@ func (g *Group) openMessage(e *log.Entry) (msg *Message, wait bool, err error) {
 		return nil, false, fmt.Errorf("%w: %v", ErrUnreadable, err)
 	}
 	g.seen[ref] = k
-	body, err := crypto.Open(&mk, env.Body, bodyAD(g.id, epoch, w, h.Index))
+	body, err := g.suite.Open(&mk, env.Body, bodyAD(g.id, epoch, w, h.Index))
 	clear(mk[:])
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: body of message %d by %s: %v", ErrTampered, h.Index, w.Fingerprint(), err)
@@ -954,7 +1035,7 @@ func (g *Group) shareChain(ctx context.Context, e EpochID) error {
 	for len(recipients) > 0 {
 		batch := recipients[:min(len(recipients), maxShares)]
 		recipients = recipients[len(batch):]
-		p, err := sealShares(MetaChainKeys, e, batch, pt, func(r crypto.PublicKey) []byte { return chainKeyAD(g.id, e, me, r) }, g.logger)
+		p, err := sealShares(g.suite, MetaChainKeys, e, batch, pt, func(r crypto.PublicKey) []byte { return chainKeyAD(g.id, e, me, r) }, g.logger)
 		if err != nil {
 			return err
 		}
@@ -976,9 +1057,9 @@ var errChainLost = errors.New("sending chain lost: rekeyed")
 // device whose agreement key cannot receive (a low-order point in its
 // certificate) is skipped and logged: it could never open a share, and it
 // must not stop the others from getting theirs.
-func sealShares(t MetaType, e EpochID, recipients []*crypto.DeviceCertificate, pt []byte,
+func sealShares(suite crypto.Suite, t MetaType, e EpochID, recipients []*crypto.DeviceCertificate, pt []byte,
 	ad func(crypto.PublicKey) []byte, logger *slog.Logger) (*MetaPayload, error) {
-	ms, err := crypto.NewMultiSealer()
+	ms, err := crypto.NewMultiSealerFor(suite)
 	if err != nil {
 		return nil, err
 	}
@@ -1047,11 +1128,11 @@ func (g *Group) beginSend(ctx context.Context, body []byte) (*Message, *log.Pend
 	defer clear(mk[:])
 	now := time.Now()
 	h := Header{Sender: me, Index: idx, SentAt: now.UnixMilli()}
-	sealedH, err := crypto.Seal(g.headerKey(e, g.secrets[e]), h.marshal(), headerAD(g.id, e, me))
+	sealedH, err := g.suite.Seal(g.headerKey(e, g.secrets[e]), h.marshal(), headerAD(g.id, e, me))
 	if err != nil {
 		return nil, nil, err
 	}
-	sealedB, err := crypto.Seal(&mk, body, bodyAD(g.id, e, me, idx))
+	sealedB, err := g.suite.Seal(&mk, body, bodyAD(g.id, e, me, idx))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -1158,7 +1239,7 @@ func (g *Group) newEpoch(ctx context.Context, t MetaType, removed []crypto.Publi
 	}
 	slices.SortFunc(recipients, func(a, b *crypto.DeviceCertificate) int { return compareKeys(a.Device, b.Device) })
 	secret := crypto.RandomKey()
-	p, err := sealShares(t, parent, recipients, secret[:], func(r crypto.PublicKey) []byte { return epochSecretAD(g.id, id, me, r) }, g.logger)
+	p, err := sealShares(g.suite, t, parent, recipients, secret[:], func(r crypto.PublicKey) []byte { return epochSecretAD(g.id, id, me, r) }, g.logger)
 	if err != nil {
 		return err
 	}
@@ -1228,7 +1309,7 @@ func (g *Group) PutMetadata(ctx context.Context, data []byte) error {
 		return fmt.Errorf("put metadata in group %s: %w", g.id.Fingerprint(), err)
 	}
 	k := metaKey(g.id, g.secrets[e])
-	sealed, err := crypto.Seal(&k, data, appMetadataAD(g.id, e, g.me.DeviceKey()))
+	sealed, err := g.suite.Seal(&k, data, appMetadataAD(g.id, e, g.me.DeviceKey()))
 	if err != nil {
 		return err
 	}
@@ -1248,7 +1329,7 @@ func (g *Group) Metadata() []AppMetadata {
 		mine := it.opened()
 		if s := g.secrets[am.Epoch]; mine.app == nil && s != nil {
 			k := metaKey(g.id, s)
-			data, err := crypto.Open(&k, it.p.Sealed, appMetadataAD(g.id, am.Epoch, it.writer))
+			data, err := g.suite.Open(&k, it.p.Sealed, appMetadataAD(g.id, am.Epoch, it.writer))
 			clear(k[:])
 			mine.app = &openedApp{data: data, err: err}
 			if err != nil {

@@ -152,12 +152,13 @@ func accountGroupKeys(account *crypto.SigningKey) (seed, secret [32]byte, err er
 // epochs. Members and replication nodes hold them; whoever holds only the
 // blocks does not.
 type logKeys struct {
+	suite    crypto.Suite
 	meta     [32]byte
 	envelope [32]byte
 }
 
-func deriveLogKeys(group crypto.PublicKey, replKey *[32]byte) (*logKeys, error) {
-	var k logKeys
+func deriveLogKeys(suite crypto.Suite, group crypto.PublicKey, replKey *[32]byte) (*logKeys, error) {
+	k := logKeys{suite: suite}
 	var err error
 	if k.meta, err = crypto.DeriveKey(replKey[:], group[:], labelMetaSealKey); err != nil {
 		return nil, err
@@ -180,7 +181,7 @@ func sealMeta(k *logKeys, group, writer crypto.PublicKey, p *MetaPayload) ([]byt
 		return nil, err
 	}
 	defer clear(inner)
-	sealed, err := crypto.Seal(&k.meta, inner, metaAD(group, writer))
+	sealed, err := k.suite.Seal(&k.meta, inner, metaAD(group, writer))
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +198,7 @@ func openMeta(k *logKeys, group, writer crypto.PublicKey, b []byte) (*MetaPayloa
 	case b[0] != payloadVersion:
 		return nil, fmt.Errorf("%w: metadata payload version %d, want %d", ErrMalformedPayload, b[0], payloadVersion)
 	}
-	inner, err := crypto.Open(&k.meta, b[1:], metaAD(group, writer))
+	inner, err := k.suite.Open(&k.meta, b[1:], metaAD(group, writer))
 	if err != nil {
 		return nil, fmt.Errorf("%w: metadata payload does not open under this group's key: %v", ErrMalformedPayload, err)
 	}
@@ -212,7 +213,7 @@ func envelopeEpochAD(group, writer crypto.PublicKey) []byte {
 // sealEpoch seals the epoch of writer's message entry.
 func sealEpoch(k *logKeys, group, writer crypto.PublicKey, e EpochID) ([sealedEpochSize]byte, error) {
 	var out [sealedEpochSize]byte
-	sealed, err := crypto.Seal(&k.envelope, e[:], envelopeEpochAD(group, writer))
+	sealed, err := k.suite.Seal(&k.envelope, e[:], envelopeEpochAD(group, writer))
 	if err != nil {
 		return out, err
 	}
@@ -223,7 +224,7 @@ func sealEpoch(k *logKeys, group, writer crypto.PublicKey, e EpochID) ([sealedEp
 // openEpoch opens an envelope's epoch (errors wrap ErrMalformedPayload).
 func openEpoch(k *logKeys, group, writer crypto.PublicKey, env *Envelope) (EpochID, error) {
 	var e EpochID
-	pt, err := crypto.Open(&k.envelope, env.SealedEpoch[:], envelopeEpochAD(group, writer))
+	pt, err := k.suite.Open(&k.envelope, env.SealedEpoch[:], envelopeEpochAD(group, writer))
 	if err != nil || len(pt) != EpochIDSize {
 		return e, fmt.Errorf("%w: the envelope's epoch does not open under this group's key", ErrMalformedPayload)
 	}

@@ -104,7 +104,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 func fuzzSealing(t testing.TB) (*logKeys, crypto.PublicKey, crypto.PublicKey) {
 	t.Helper()
 	group, writer := crypto.PublicKey{1}, crypto.PublicKey{2}
-	keys, err := deriveLogKeys(group, &[32]byte{3})
+	keys, err := deriveLogKeys(crypto.DefaultSuite(), group, &[32]byte{3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestSealedMetaPayload(t *testing.T) {
 	if bytes.Contains(sealed, p.InviteKey[:]) || bytes.Contains(sealed, plain[1:]) {
 		t.Fatal("the sealed payload shows its content")
 	}
-	otherKeys, err := deriveLogKeys(group, &[32]byte{4})
+	otherKeys, err := deriveLogKeys(crypto.DefaultSuite(), group, &[32]byte{4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -19,7 +20,7 @@ import (
 // delivered. Open restores both.
 
 const (
-	keysBlobVersion = 2 // 2 added the replication key
+	keysBlobVersion = 3 // 2 added the replication key, 3 the crypto suite
 	adLocalMessage  = "skein/v1/group/local-message\x00"
 )
 
@@ -69,6 +70,7 @@ func (g *Group) SaveKeys(ks *crypto.Keystore) error {
 		return fmt.Errorf("save group %s: %w: no replication key", g.id.Fingerprint(), ErrNotMember)
 	}
 	w.raw(g.replKey[:])
+	w.bytes([]byte(g.suite.Name()))
 	left := byte(0)
 	if g.left {
 		left = 1
@@ -113,7 +115,7 @@ func Open(ctx context.Context, id *Identity, ks *crypto.Keystore, group crypto.P
 	defer clear(blob)
 	r := wireReader{b: blob, what: "group keys"}
 	version := r.byte1("version")
-	if r.err == nil && version != keysBlobVersion && version != 1 {
+	if r.err == nil && (version < 1 || version > keysBlobVersion) {
 		r.fail("version", "unsupported version %d", version)
 	}
 	kind := Kind(r.byte1("kind"))
@@ -137,6 +139,10 @@ func Open(ctx context.Context, id *Identity, ks *crypto.Keystore, group crypto.P
 	if version >= 2 {
 		replKey = new([32]byte)
 		r.fixed("replication key", replKey[:])
+	}
+	suite := crypto.DefaultSuite().Name() // versions 1 and 2 knew no other
+	if version >= 3 {
+		suite = string(r.bytes("suite", maxSuiteName))
 	}
 	left := r.byte1("left") == 1
 	secrets := map[EpochID]*[32]byte{}
@@ -188,9 +194,9 @@ func Open(ctx context.Context, id *Identity, ks *crypto.Keystore, group crypto.P
 	if r.err != nil {
 		return nil, fmt.Errorf("open group %s: %w: %v", group.Fingerprint(), ErrMalformedPayload, r.err)
 	}
-	g, err := openGroup(ctx, id, kind, gid, gk, st, opts)
+	g, err := openGroup(ctx, id, kind, gid, gk, st, append(slices.Clone(opts), groupSuite(suite)))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("open group %s: %w", group.Fingerprint(), err)
 	}
 	g.mu.Lock()
 	g.localKey, g.secrets, g.sendChains, g.recvChains, g.left = localKey, secrets, send, recv, left
@@ -290,7 +296,7 @@ func (g *Group) storeLocal(ctx context.Context, ms ...*Message) error {
 func (g *Group) localOp(m *Message) (log.KVOp, error) {
 	ad := append([]byte(adLocalMessage), g.id[:]...)
 	ad = append(ad, m.CID.Bytes()...)
-	sealed, err := crypto.Seal(&g.localKey, encodeLocal(m), ad)
+	sealed, err := g.suite.Seal(&g.localKey, encodeLocal(m), ad)
 	if err != nil {
 		return log.KVOp{}, err
 	}
@@ -304,7 +310,7 @@ func (g *Group) openLocal(cidBytes, sealed []byte) (*Message, error) {
 	}
 	ad := append([]byte(adLocalMessage), g.id[:]...)
 	ad = append(ad, c.Bytes()...)
-	pt, err := crypto.Open(&g.localKey, sealed, ad)
+	pt, err := g.suite.Open(&g.localKey, sealed, ad)
 	if err != nil {
 		return nil, fmt.Errorf("stored message %s: %w", c, err)
 	}

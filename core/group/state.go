@@ -380,7 +380,7 @@ func (g *Group) openShare(it *metaItem, p *MetaPayload) {
 		sealed := append(p.Ephemeral[:len(p.Ephemeral):len(p.Ephemeral)], s.Box...)
 		switch p.Type {
 		case MetaChainKeys:
-			pt, err := crypto.OpenFrom(g.me.Device.X25519(), sealed, chainKeyAD(g.id, p.Epoch, it.writer, me))
+			pt, err := g.suite.OpenFrom(g.me.Device.X25519(), sealed, chainKeyAD(g.id, p.Epoch, it.writer, me))
 			if err != nil || len(pt) != chainShareSize {
 				it.opened().err = fmt.Errorf("%w: chain key share from %s", ErrTampered, it.writer.Fingerprint())
 				return
@@ -390,7 +390,7 @@ func (g *Group) openShare(it *metaItem, p *MetaPayload) {
 			clear(pt)
 			it.opened().chain = cs
 		case MetaRekey, MetaDeviceRemoved:
-			pt, err := crypto.OpenFrom(g.me.Device.X25519(), sealed, epochSecretAD(g.id, p.NewEpoch, it.writer, me))
+			pt, err := g.suite.OpenFrom(g.me.Device.X25519(), sealed, epochSecretAD(g.id, p.NewEpoch, it.writer, me))
 			if err != nil || len(pt) != 32 {
 				it.opened().err = fmt.Errorf("%w: epoch secret share from %s", ErrTampered, it.writer.Fingerprint())
 				return

@@ -210,7 +210,13 @@ func checkName(n string) error {
 // replication key(32) flags(1).
 const invitationFixedLen = 1 + 32 + EpochIDSize + 32 + 32 + 32 + 1
 
-const invitationFlagGroupSeed = 0x01
+const (
+	invitationFlagGroupSeed = 0x01
+	invitationFlagSuite     = 0x02 // a crypto suite name follows: uvarint length || name
+)
+
+// maxSuiteName bounds a crypto suite name in an invitation.
+const maxSuiteName = 64
 
 // Invitation is everything a device needs to join a group: the group's
 // public key and kind, the current epoch and its secret, and a one-account
@@ -235,6 +241,18 @@ type Invitation struct {
 	ReplicationKey [32]byte
 	// GroupSeed is the group key's seed, only in account-group invitations.
 	GroupSeed []byte
+	// Suite names the group's crypto suite when it is not the default
+	// (group.WithSuite); "" is crypto.DefaultSuite(). Default-suite
+	// tokens carry no suite, so they are those of before suites.
+	Suite string
+}
+
+// SuiteName returns the name of the invitation's crypto suite.
+func (inv *Invitation) SuiteName() string {
+	if inv.Suite == "" {
+		return crypto.DefaultSuite().Name()
+	}
+	return inv.Suite
 }
 
 // InviteKey returns the invitation's public key, as registered in the
@@ -256,11 +274,22 @@ func (inv *Invitation) MarshalBinary() ([]byte, error) {
 	w.raw(inv.Secret[:])
 	w.raw(inv.InviteSeed[:])
 	w.raw(inv.ReplicationKey[:])
+	if len(inv.Suite) > maxSuiteName {
+		return nil, fmt.Errorf("invitation: suite name of %d bytes, at most %d", len(inv.Suite), maxSuiteName)
+	}
+	flags := byte(0)
 	if len(inv.GroupSeed) > 0 {
-		w.byte1(invitationFlagGroupSeed)
+		flags |= invitationFlagGroupSeed
+	}
+	if inv.Suite != "" {
+		flags |= invitationFlagSuite
+	}
+	w.byte1(flags)
+	if len(inv.GroupSeed) > 0 {
 		w.raw(inv.GroupSeed)
-	} else {
-		w.byte1(0)
+	}
+	if inv.Suite != "" {
+		w.bytes([]byte(inv.Suite))
 	}
 	return w.b, nil
 }
@@ -304,12 +333,24 @@ func decodeInvitation(p []byte) (*Invitation, error) {
 	r.fixed("invite seed", inv.InviteSeed[:])
 	r.fixed("replication key", inv.ReplicationKey[:])
 	flags := r.byte1("flags")
-	if r.err == nil && flags&^invitationFlagGroupSeed != 0 {
+	if r.err == nil && flags&^(invitationFlagGroupSeed|invitationFlagSuite) != 0 {
 		r.fail("flags", "unknown flags %#x", flags)
 	}
 	if r.err == nil && flags&invitationFlagGroupSeed != 0 {
 		inv.GroupSeed = make([]byte, crypto.SeedSize)
 		r.fixed("group seed", inv.GroupSeed)
+	}
+	if r.err == nil && flags&invitationFlagSuite != 0 {
+		name := r.bytes("suite", maxSuiteName)
+		switch {
+		case r.err != nil:
+		case len(name) == 0 || !utf8.Valid(name):
+			r.fail("suite", "must be 1 to %d bytes of text", maxSuiteName)
+		case string(name) == crypto.DefaultSuite().Name():
+			r.fail("suite", "the default suite is not written (one token per invitation)")
+		default:
+			inv.Suite = string(name)
+		}
 	}
 	r.end()
 	if r.err != nil {

@@ -17,7 +17,9 @@
 // lacks, verifies every entry (hash, encoding, signature, write access via
 // the [AccessController] the group layer supplies, size limits, clock
 // sanity) before it enters, and reports every rejected entry with the peer
-// that sent it. The total order is (time, writer key, CID binary), ascending.
+// that sent it. The total order is (time, writer key, CID binary), ascending;
+// [WithOrder] swaps the tie-break among entries of one time for another
+// [Order] (e.g. [LamportCIDOrder]: time, then CID), recorded with the log.
 // A Join is two halves: [Log.PrepareJoin] fetches and checks signatures
 // without any lock of the log, [PreparedJoin.Commit] validates against the
 // log as it is then and adds, so a caller that serialises commits under a

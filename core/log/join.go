@@ -411,7 +411,7 @@ func (l *Log) validate(ctx context.Context, nodes map[string]*joinNode, from str
 	}
 	slices.SortFunc(rejected, func(a, b Rejection) int { return compareCID(a.CID, b.CID) })
 	slices.SortFunc(accepted, func(a, b *Entry) int {
-		ka, kb := makeOrderKey(a), makeOrderKey(b)
+		ka, kb := l.orderKeyOf(a), l.orderKeyOf(b)
 		return compareOrderKeys(ka, kb)
 	})
 	return accepted, rejected, nil

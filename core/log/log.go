@@ -15,8 +15,9 @@ import (
 )
 
 // orderKey is an entry's position key in the total order: time (8 bytes,
-// big-endian), writer key (32 bytes), binary CID (36 bytes). Comparing two
-// keys bytewise compares entries in the total order.
+// big-endian), tie-break (32 bytes: the writer key unless the log has
+// another Order, order.go), binary CID (36 bytes). Comparing two keys
+// bytewise compares entries in the total order.
 type orderKey [8 + 32 + cidLen]byte
 
 func makeOrderKey(e *Entry) orderKey {
@@ -163,6 +164,9 @@ func Open(ctx context.Context, id string, blocks BlockStore, kv KV, signer Signe
 	}
 	if count != nil && uint64(len(l.index)) != binary.BigEndian.Uint64(count) {
 		return nil, fmt.Errorf("open log %q: index holds %d entries, count record says %d", id, len(l.index), binary.BigEndian.Uint64(count))
+	}
+	if err := l.checkOrder(ctx); err != nil {
+		return nil, fmt.Errorf("open log %q: %w", id, err)
 	}
 	l.known = make(map[[cidLen]byte]uint64, len(l.index))
 	for i := range l.index {
@@ -520,7 +524,7 @@ func (l *Log) stage(entries []*Entry, extra []KVOp) *pendingWrite {
 	referenced := make(map[string]struct{}, len(entries))
 	ops := make([]KVOp, 0, 2*len(entries)+len(l.heads)+1+len(extra))
 	for i, e := range entries {
-		keys[i] = makeOrderKey(e)
+		keys[i] = l.orderKeyOf(e)
 		ops = append(ops,
 			KVOp{Key: l.cidKey(tagCIDix, e.cid), Value: keys[i][:]},
 			KVOp{Key: l.key(tagOrder, keys[i][:]), Value: []byte{}})

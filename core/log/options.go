@@ -44,6 +44,7 @@ type options struct {
 	keyPrefix         []byte
 	syncWrites        bool
 	logger            *slog.Logger
+	order             Order // nil: LamportOrder (order.go)
 }
 
 func defaultOptions() options {

@@ -461,7 +461,7 @@ func (r *Replicator) noBulk(peer string) {
 	if len(r.bulkOff) >= 4096 {
 		clear(r.bulkOff)
 	}
-	r.bulkOff[peer] = time.Now().Add(bulkRetryAfter)
+	r.bulkOff[peer] = time.Now().Add(r.opts.bulkRetry)
 }
 
 // canBulk reports whether peer may be asked for a bulk fetch.

@@ -579,9 +579,7 @@ func TestAppendRightAfterConnectArrives(t *testing.T) {
 // exchange that follows each announcement to a peer connected just now,
 // with no timed re-exchange and no anti-entropy to fall back on.
 func TestBurstOnFreshConnectionArrives(t *testing.T) {
-	// Restored after the replicators close (cleanups run last first).
-	t.Cleanup(replication.SetReexchangeAfter([]time.Duration{time.Hour}))
-	sn, peers := simCluster(t, 2, nil, fastOpts(replication.WithAntiEntropyInterval(time.Hour))...)
+	sn, peers := simCluster(t, 2, nil, fastOpts(replication.WithAntiEntropyInterval(time.Hour), replication.WithReexchange(time.Hour))...)
 	a, b := peers[0], peers[1]
 	appendN(t, a, 3, "before")
 	waitFor(t, 10*time.Second, lens(peers), func() bool { return converged(peers, 3) })

@@ -26,6 +26,23 @@ type TopicKeys struct {
 	Topic string
 	proof [crypto.KeySize]byte
 	seal  [crypto.KeySize]byte
+	suite crypto.Suite // nil: crypto.DefaultSuite()
+}
+
+// WithSuite returns a copy of k that seals and opens with suite s (which
+// must add crypto.SealOverhead, as the default does: see
+// crypto.CheckSuiteSizes). Every replica of a topic must use the same.
+func (k *TopicKeys) WithSuite(s crypto.Suite) *TopicKeys {
+	c := *k
+	c.suite = s
+	return &c
+}
+
+func (k *TopicKeys) sealer() crypto.Suite {
+	if k.suite == nil {
+		return crypto.DefaultSuite()
+	}
+	return k.suite
 }
 
 // DeriveTopicKeys derives the topic and the keys of secret.
@@ -62,7 +79,8 @@ func sealAD(topic string) []byte {
 }
 
 // Seal encodes a (an announcement or a digest) and seals it for the topic:
-// version, kindSealed, then XChaCha20-Poly1305 under the topic's seal key
+// version, kindSealed, then the suite's Seal (XChaCha20-Poly1305 by
+// default, see WithSuite) under the topic's seal key
 // of uvarint(length) || encoding || zero padding to a multiple of 256
 // bytes. Only a holder of the topic secret can open it or tell what it
 // announces.
@@ -80,7 +98,7 @@ func (k *TopicKeys) sealBytes(plain []byte) ([]byte, error) {
 	if r := len(inner) % sealPad; r != 0 {
 		inner = append(inner, make([]byte, sealPad-r)...)
 	}
-	box, err := crypto.Seal(&k.seal, inner, sealAD(k.Topic))
+	box, err := k.sealer().Seal(&k.seal, inner, sealAD(k.Topic))
 	if err != nil {
 		return nil, fmt.Errorf("seal announcement: %w", err)
 	}
@@ -100,7 +118,7 @@ func (k *TopicKeys) Open(data []byte) (*Announcement, error) {
 	if len(data) < 2+sealedOverhead || len(data) > MaxSealedSize || data[0] != WireVersion || data[1] != kindSealed {
 		return nil, fmt.Errorf("open announcement: %w", ErrNotSealedForTopic)
 	}
-	inner, err := crypto.Open(&k.seal, data[2:], sealAD(k.Topic))
+	inner, err := k.sealer().Open(&k.seal, data[2:], sealAD(k.Topic))
 	if err != nil {
 		return nil, fmt.Errorf("open announcement: %w", ErrNotSealedForTopic)
 	}

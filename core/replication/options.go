@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/skein-p2p/skein/core/crypto"
 )
 
 // Defaults, each overridable by an Option.
@@ -57,6 +59,9 @@ type options struct {
 	peerSeenHook   func(peerID string, log LogID) // see WithPeerSeen
 	logger         *slog.Logger
 	giveUpAfter    time.Duration
+	suite          crypto.Suite // nil: crypto.DefaultSuite()
+	reexchange     []time.Duration
+	bulkRetry      time.Duration
 	// pubsubValidated: every honest node's network validates pubsub
 	// messages with ValidateAnnouncement before forwarding them.
 	pubsubValidated bool
@@ -77,6 +82,8 @@ func defaultOptions() options {
 		bulkBytes:      DefaultBulkBytes,
 		rendezvous:     DefaultRendezvousInterval,
 		giveUpAfter:    DefaultGiveUpAfter,
+		reexchange:     reexchangeAfter,
+		bulkRetry:      bulkRetryAfter,
 		logger:         slog.New(slog.DiscardHandler),
 	}
 }
@@ -93,6 +100,50 @@ func nonNegativeDuration(name string, d time.Duration) error {
 		return fmt.Errorf("replication option: %s must not be negative, got %v", name, d)
 	}
 	return nil
+}
+
+// WithReexchange sets the times after a peer connects at which heads are
+// exchanged with it again (default 300 ms and 3 s). Until the last, the
+// peer also counts as fresh: each announcement is followed by a head
+// exchange with it, as pubsub may not deliver to it yet. None: only the
+// exchange on connect, then anti-entropy. They must be positive and
+// increasing. A simulation with slower or faster links than loopback
+// scales them with its latency.
+func WithReexchange(after ...time.Duration) Option {
+	return func(o *options) error {
+		for i, d := range after {
+			if err := positiveDuration("re-exchange time", d); err != nil {
+				return err
+			}
+			if i > 0 && d <= after[i-1] {
+				return fmt.Errorf("replication option: re-exchange times must increase, got %v after %v", d, after[i-1])
+			}
+		}
+		o.reexchange = append([]time.Duration(nil), after...)
+		return nil
+	}
+}
+
+// WithBulkRetryAfter sets how long a peer whose bulk entry fetch failed
+// is asked for entries one block at a time before bulk is tried with it
+// again (default 1 minute).
+func WithBulkRetryAfter(d time.Duration) Option {
+	return func(o *options) error { o.bulkRetry = d; return positiveDuration("bulk retry", d) }
+}
+
+// WithSuite sets the crypto suite that seals every topic's announcements
+// and digests (default crypto.DefaultSuite()). Every replica of a topic
+// must use the same: a sealed announcement of another suite does not
+// open (ErrNotSealedForTopic). It must add crypto.SealOverhead, as the
+// default does (crypto.CheckSuiteSizes), since MaxSealedSize assumes it.
+func WithSuite(s crypto.Suite) Option {
+	return func(o *options) error {
+		if err := crypto.CheckSuiteSizes(s); err != nil {
+			return fmt.Errorf("replication option: %w", err)
+		}
+		o.suite = s
+		return nil
+	}
 }
 
 // WithAntiEntropyInterval sets the anti-entropy period (default

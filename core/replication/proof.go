@@ -238,12 +238,12 @@ type proofs struct {
 	mu         sync.Mutex
 	proven     map[string]map[string]bool // peer -> topics
 	challenges map[string]proofChallenge  // prover -> pending nonce
-	locks      map[string]*sync.Mutex     // prover side: one run per peer at a time
+	locks      map[string]chan struct{}   // prover side: one run per peer at a time
 }
 
 func newProofs() *proofs {
 	return &proofs{proven: map[string]map[string]bool{}, challenges: map[string]proofChallenge{},
-		locks: map[string]*sync.Mutex{}}
+		locks: map[string]chan struct{}{}}
 }
 
 // has reports whether peer proved topic on its current connection.
@@ -281,17 +281,20 @@ func (p *proofs) forgetTopic(topic string) {
 }
 
 // lock serialises this node's proof runs to peer (a second hello would
-// replace the first's challenge).
+// replace the first's challenge). The lock is a channel, not a mutex: it
+// is held across a network round trip, and a goroutine waiting on a
+// channel counts as blocked for testing/synctest, whose fake clock then
+// advances (sim's virtual clock); one waiting on a mutex does not.
 func (p *proofs) lock(peer string) func() {
 	p.mu.Lock()
 	l := p.locks[peer]
 	if l == nil {
-		l = &sync.Mutex{}
+		l = make(chan struct{}, 1)
 		p.locks[peer] = l
 	}
 	p.mu.Unlock()
-	l.Lock()
-	return l.Unlock
+	l <- struct{}{}
+	return func() { <-l }
 }
 
 // challenge records a fresh verifier nonce for prover's hello.

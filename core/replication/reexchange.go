@@ -5,11 +5,12 @@ import (
 	"time"
 )
 
-// reexchangeAfter are the times after a peer connects at which heads are
-// exchanged with it again. Pubsub delivers to a new peer only once it has
-// learnt the peer's subscriptions (over plugins/ipfs on loopback, ~80 ms
-// after connecting): an append announced in between is lost, and, if
-// nothing is appended after it, would wait for anti-entropy.
+// reexchangeAfter are the default times (WithReexchange) after a peer
+// connects at which heads are exchanged with it again. Pubsub delivers
+// to a new peer only once it has learnt the peer's subscriptions (over
+// plugins/ipfs on loopback, ~80 ms after connecting): an append announced
+// in between is lost, and, if nothing is appended after it, would wait
+// for anti-entropy.
 var reexchangeAfter = []time.Duration{300 * time.Millisecond, 3 * time.Second}
 
 // reexchanges are the peers due another head exchange: one goroutine
@@ -38,7 +39,7 @@ func (q *reexchanges) init() {
 // exchangeLater exchanges heads with peer again at reexchangeAfter (from
 // now: a reconnect starts over), while it stays connected.
 func (r *Replicator) exchangeLater(peer string) {
-	if r.direct == nil {
+	if r.direct == nil || len(r.opts.reexchange) == 0 {
 		return
 	}
 	q := &r.later
@@ -55,6 +56,7 @@ func (r *Replicator) exchangeLater(peer string) {
 // reexchangeLoop runs the exchanges exchangeLater schedules until the
 // replicator stops.
 func (r *Replicator) reexchangeLoop() {
+	after := r.opts.reexchange
 	q := &r.later
 	q.init()
 	timer := time.NewTimer(time.Hour)
@@ -65,7 +67,7 @@ func (r *Replicator) reexchangeLoop() {
 		next := time.Duration(-1)
 		q.mu.Lock()
 		for peer, x := range q.due {
-			at := x.connected.Add(reexchangeAfter[x.step])
+			at := x.connected.Add(after[x.step])
 			if wait := at.Sub(now); wait > 0 {
 				if next < 0 || wait < next {
 					next = wait
@@ -73,12 +75,12 @@ func (r *Replicator) reexchangeLoop() {
 				continue
 			}
 			ready = append(ready, peer)
-			if x.step+1 == len(reexchangeAfter) {
+			if x.step+1 == len(after) {
 				delete(q.due, peer)
 			} else {
 				x.step++
 				q.due[peer] = x
-				if wait := x.connected.Add(reexchangeAfter[x.step]).Sub(now); next < 0 || wait < next {
+				if wait := x.connected.Add(after[x.step]).Sub(now); next < 0 || wait < next {
 					next = wait
 				}
 			}

@@ -191,6 +191,9 @@ func (r *Replicator) Add(secret []byte, channel string, l Log) (LogID, error) {
 	if err != nil {
 		return LogID{}, fmt.Errorf("replicate log: %w", err)
 	}
+	if r.opts.suite != nil {
+		keys = keys.WithSuite(r.opts.suite)
+	}
 	if l == nil {
 		return LogID{}, errors.New("replicate log: nil log")
 	}

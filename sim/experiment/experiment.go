@@ -37,8 +37,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skein-p2p/skein/core/crypto"
 	"github.com/skein-p2p/skein/core/group"
 	"github.com/skein-p2p/skein/core/log"
+	"github.com/skein-p2p/skein/core/replication"
 	"github.com/skein-p2p/skein/plugins/simnet"
 	"github.com/skein-p2p/skein/sim"
 	"github.com/skein-p2p/skein/sim/report"
@@ -60,8 +62,34 @@ func SimLink(l scenario.Link) simnet.Link {
 	return simnet.Link{Latency: l.Latency, Jitter: l.Jitter, Loss: l.Loss, Bandwidth: int64(l.Bandwidth)}
 }
 
-// groupOptions maps the scenario's log parameters onto core/log options.
-func groupOptions(s *scenario.Scenario) []group.Option {
+// suite returns the scenario's crypto suite.
+func suite(s *scenario.Scenario) (crypto.Suite, error) {
+	cs, err := crypto.SuiteByName(s.Crypto.Suite)
+	if err != nil {
+		return nil, fmt.Errorf("crypto.suite: %w", err)
+	}
+	return cs, nil
+}
+
+// groupOptions maps the scenario's log parameters onto core/log options,
+// its merge order onto the message logs' order and its crypto suite onto
+// the groups' suite.
+func groupOptions(s *scenario.Scenario) ([]group.Option, error) {
+	// The suite is given even when it is the default: a node of this
+	// scenario then refuses a group of another suite (ErrSuiteMismatch)
+	// instead of adopting it from the invitation.
+	cs, err := suite(s)
+	if err != nil {
+		return nil, err
+	}
+	gos := []group.Option{group.WithSuite(cs)}
+	if s.Log.Merge != scenario.MergeLamport {
+		o, err := log.OrderByName(s.Log.Merge)
+		if err != nil {
+			return nil, fmt.Errorf("log.merge: %w", err)
+		}
+		gos = append(gos, group.WithMessageOrder(o))
+	}
 	var lo []log.Option
 	if s.Log.AppendRefs != nil {
 		lo = append(lo, log.WithAppendRefs(*s.Log.AppendRefs))
@@ -72,10 +100,38 @@ func groupOptions(s *scenario.Scenario) []group.Option {
 	if s.Log.JoinParallelism > 0 {
 		lo = append(lo, log.WithJoinParallelism(s.Log.JoinParallelism))
 	}
-	if len(lo) == 0 {
-		return nil
+	if len(lo) > 0 {
+		gos = append(gos, group.WithLogOptions(lo...))
 	}
-	return []group.Option{group.WithLogOptions(lo...)}
+	return gos, nil
+}
+
+// replicationOptions maps the scenario's replication intervals and crypto
+// suite onto the replicators' options (anti_entropy goes to
+// sim.Config.AntiEntropy).
+func replicationOptions(s *scenario.Scenario) ([]replication.Option, error) {
+	var ro []replication.Option
+	r := s.Replication
+	if r.Reexchange != nil {
+		ro = append(ro, replication.WithReexchange(*r.Reexchange...))
+	}
+	if r.BulkRetry > 0 {
+		ro = append(ro, replication.WithBulkRetryAfter(r.BulkRetry))
+	}
+	if r.FetchTimeout > 0 {
+		ro = append(ro, replication.WithFetchTimeout(r.FetchTimeout))
+	}
+	if r.RequestTimeout > 0 {
+		ro = append(ro, replication.WithRequestTimeout(r.RequestTimeout))
+	}
+	if s.Crypto.Suite != scenario.SuiteDefault {
+		cs, err := suite(s)
+		if err != nil {
+			return nil, err
+		}
+		ro = append(ro, replication.WithSuite(cs))
+	}
+	return ro, nil
 }
 
 // Run runs the scenario once and returns what it measured. An error means
@@ -94,13 +150,21 @@ func Run(ctx context.Context, s *scenario.Scenario, opts Options) (*report.Resul
 	mem := startMemWatch()
 	defer mem.stop()
 
+	gopts, err := groupOptions(s)
+	if err != nil {
+		return nil, fmt.Errorf("sim %s: %w", s.Name, err)
+	}
+	ropts, err := replicationOptions(s)
+	if err != nil {
+		return nil, fmt.Errorf("sim %s: %w", s.Name, err)
+	}
 	setupStart := time.Now()
 	bar := report.NewProgress(opts.Progress, label+" setup", 1000) // per mille of the current phase
 	setupCtx, cancelSetup := context.WithTimeout(ctx, s.Run.SetupTimeout)
 	defer cancelSetup()
 	c, err := sim.New(setupCtx, sim.Config{
 		Nodes: s.Nodes, Link: SimLink(s.Links.Default), Seed: s.Seed, Degree: s.Degree,
-		AntiEntropy: s.Replication.AntiEntropy, GroupOptions: groupOptions(s), Logger: opts.Logger,
+		AntiEntropy: s.Replication.AntiEntropy, GroupOptions: gopts, Replication: ropts, Logger: opts.Logger,
 		Progress: func(p sim.Progress) {
 			bar.Set(p.Done*1000/max(p.Total, 1), fmt.Sprintf("%s %d/%d", p.Phase, p.Done, p.Total))
 		},

@@ -79,6 +79,10 @@ type Result struct {
 	Scenario string `json:"scenario"`
 	Nodes    int    `json:"nodes"`
 	Seed     uint64 `json:"seed"`
+	// Clock is "virtual" when the run went on sim/virtual's fake clock
+	// (every time below is then simulated time: link delays and protocol
+	// intervals, no CPU time), else "" (the wall clock).
+	Clock string `json:"clock,omitempty"`
 	// Setup is the wall time to build the nodes and form the groups.
 	Setup time.Duration `json:"setup_ns"`
 	// Run is the wall time of the timeline and the wait to settle.
@@ -270,6 +274,9 @@ func (r *Result) writeJSON(path string) error {
 // Summary is a short human-readable account of the run.
 func (r *Result) Summary() string {
 	s := fmt.Sprintf("scenario %s: %d nodes, seed %d\n", r.Scenario, r.Nodes, r.Seed)
+	if r.Clock != "" {
+		s += "clock: " + r.Clock + " (times are simulated: link delays and protocol intervals, no CPU time)\n"
+	}
 	s += fmt.Sprintf("sends %d, deliveries %d of %d expected (%.1f%%), settled %v\n",
 		len(r.Sends), len(r.Deliveries), r.Expected, 100*r.Metrics["delivered_fraction"], r.Settled)
 	s += fmt.Sprintf("latency p50 %s, p99 %s; convergence after the last send %s\n",

@@ -363,9 +363,17 @@ func (s *Scenario) plan(source string) (*Plan, []Problem) {
 	}
 
 	switch s.Log.Merge {
-	case MergeLamport:
+	case MergeLamport, MergeLamportCID:
 	default:
-		bad(0, "log.merge", "%q is not available: core/log has one merge order, %q (Lamport time, then writer key, then CID), and no interface to swap it", s.Log.Merge, MergeLamport)
+		bad(0, "log.merge", "%q is not a merge order: use %q (Lamport time, then writer key, then CID) or %q (Lamport time, then CID)", s.Log.Merge, MergeLamport, MergeLamportCID)
+	}
+	if r := s.Replication.Reexchange; r != nil {
+		for i, d := range *r {
+			if d <= 0 || i > 0 && d <= (*r)[i-1] {
+				bad(0, fmt.Sprintf("replication.reexchange[%d]", i), "the times must be positive and increase, got %v", d)
+				break
+			}
+		}
 	}
 	if r := s.Log.AppendRefs; r != nil && (*r < 0 || *r > 62) {
 		bad(0, "log.append_refs", "must be in [0, 62], got %d", *r)
@@ -379,8 +387,10 @@ func (s *Scenario) plan(source string) (*Plan, []Problem) {
 	if s.Log.JoinParallelism < 0 {
 		bad(0, "log.join_parallelism", "must not be negative, got %d", s.Log.JoinParallelism)
 	}
-	if s.Crypto.Suite != SuiteDefault {
-		bad(0, "crypto.suite", "%q is not available: core/crypto has a Suite interface, but core/group seals with the default suite only (%q)", s.Crypto.Suite, SuiteDefault)
+	switch s.Crypto.Suite {
+	case SuiteDefault, SuiteAESGCM:
+	default:
+		bad(0, "crypto.suite", "%q is not a crypto suite: use %q or %q", s.Crypto.Suite, SuiteDefault, SuiteAESGCM)
 	}
 	if len(ps) > 0 {
 		return nil, ps

@@ -52,11 +52,18 @@ func (e *InvalidError) Error() string {
 // Is reports that an *InvalidError matches ErrInvalid.
 func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
 
-// Names of the only merge order and crypto suite the core has (see
+// Names of the merge orders (core/log's built-in Orders) and crypto
+// suites (core/crypto's built-in Suites) a scenario can pick (see
 // Log.Merge and Crypto.Suite).
 const (
+	// MergeLamport: Lamport time, then writer key, then CID (the default).
 	MergeLamport = "lamport"
+	// MergeLamportCID: Lamport time, then CID (no writer favoured).
+	MergeLamportCID = "lamport-cid"
+	// SuiteDefault is XChaCha20-Poly1305 with X25519 and HKDF-SHA256.
 	SuiteDefault = "xchacha20poly1305-x25519-hkdfsha256"
+	// SuiteAESGCM is AES-256-GCM with X25519 and HKDF-SHA256.
+	SuiteAESGCM = "aes256gcm-x25519-hkdfsha256"
 )
 
 // Scenario is one experiment: nodes, the links between them, groups,
@@ -194,12 +201,28 @@ type Replication struct {
 	// N (N seconds, at least 1s) so that a thousand nodes do not spend the
 	// machine on it; a node's own default is 10s.
 	AntiEntropy time.Duration `yaml:"anti_entropy"`
+	// Reexchange lists the times after a peer connects at which heads
+	// are exchanged with it again, increasing (a node's default: 300ms
+	// and 3s); an empty list: none. Scale them with the link latency.
+	Reexchange *[]time.Duration `yaml:"reexchange"`
+	// BulkRetry is how long a peer whose bulk fetch failed is asked for
+	// single blocks before bulk is tried again (default 1m).
+	BulkRetry time.Duration `yaml:"bulk_retry"`
+	// FetchTimeout is how long a join waits with no block arriving
+	// before it gives up until the next anti-entropy round (default 30s).
+	FetchTimeout time.Duration `yaml:"fetch_timeout"`
+	// RequestTimeout bounds one direct request: a head exchange, a
+	// proof, a bulk fetch (default 10s).
+	RequestTimeout time.Duration `yaml:"request_timeout"`
 }
 
 // Log picks the log's parameters (core/log options).
 type Log struct {
-	// Merge names the merge order. core/log has one, "lamport" (Lamport
-	// time, then writer key, then CID), and no interface to swap it.
+	// Merge names the total order of every group's message log:
+	// "lamport" (Lamport time, then writer key, then CID; the default) or
+	// "lamport-cid" (Lamport time, then CID). It decides how concurrent
+	// messages are listed; the metadata log keeps "lamport", which the
+	// membership protocol is defined over.
 	Merge string `yaml:"merge"`
 	// AppendRefs is how many skip pointers each entry carries (default 3).
 	AppendRefs *int `yaml:"append_refs"`
@@ -211,9 +234,10 @@ type Log struct {
 
 // Crypto picks the crypto suite.
 type Crypto struct {
-	// Suite names the sealing suite. core/crypto defines a Suite
-	// interface, but core/group seals with the default one only, so this
-	// accepts only SuiteDefault.
+	// Suite names the crypto suite every group seals with and every
+	// replicator seals announcements with: SuiteDefault
+	// ("xchacha20poly1305-x25519-hkdfsha256") or SuiteAESGCM
+	// ("aes256gcm-x25519-hkdfsha256").
 	Suite string `yaml:"suite"`
 }
 

@@ -50,6 +50,20 @@ func TestLoadFull(t *testing.T) {
 	if !reflect.DeepEqual(kinds, want) || p.Sends != 11 {
 		t.Fatalf("events %v (sends %d), want %v", kinds, p.Sends, want)
 	}
+	if s.Log.Merge != MergeLamportCID || s.Crypto.Suite != SuiteAESGCM {
+		t.Fatalf("merge %q suite %q", s.Log.Merge, s.Crypto.Suite)
+	}
+	r := s.Replication
+	if r.AntiEntropy != 200*time.Millisecond || r.Reexchange == nil || !reflect.DeepEqual(*r.Reexchange, []time.Duration{50 * time.Millisecond, 500 * time.Millisecond}) ||
+		r.BulkRetry != 5*time.Second || r.FetchTimeout != 3*time.Second || r.RequestTimeout != 2*time.Second {
+		t.Fatalf("replication %+v", r)
+	}
+	if d, _ := Parse("x.yaml", []byte("nodes: 2\n"), "x"); d.Replication.Reexchange != nil || d.Log.Merge != MergeLamport || d.Crypto.Suite != SuiteDefault {
+		t.Fatalf("defaults: reexchange %v merge %q suite %q", d.Replication.Reexchange, d.Log.Merge, d.Crypto.Suite)
+	}
+	if d, _ := Parse("x.yaml", []byte("nodes: 2\nreplication: {reexchange: []}\n"), "x"); d.Replication.Reexchange == nil || len(*d.Replication.Reexchange) != 0 {
+		t.Fatal("reexchange: [] is not an empty list of times")
+	}
 	if s.Log.AppendRefs == nil || *s.Log.AppendRefs != 2 {
 		t.Fatalf("log.append_refs %v", s.Log.AppendRefs)
 	}
@@ -89,8 +103,10 @@ func TestBadScenarios(t *testing.T) {
 		{"online before offline", "nodes: 3\nchurn: [{nodes: 0, offline: 2s, online: 1s}]\n", []string{"churn[0].online: must be after offline"}},
 		{"pick too many", "nodes: 3\nchurn: [{nodes: 0-1, pick: 3, offline: 1s}]\n", []string{"churn[0].pick: must be between 0 and the 2 selected nodes, got 3"}},
 		{"node in two regions", "nodes: 3\nregions: {a: 0-1, b: 1-2}\n", []string{"regions.b: node n0001 is already in region \"a\""}},
-		{"merge strategy not available", "nodes: 3\nlog: {merge: last-writer-wins}\n", []string{"log.merge: \"last-writer-wins\" is not available: core/log has one merge order"}},
-		{"crypto suite not available", "nodes: 3\ncrypto: {suite: aes-gcm}\n", []string{"crypto.suite: \"aes-gcm\" is not available"}},
+		{"merge strategy not available", "nodes: 3\nlog: {merge: last-writer-wins}\n", []string{"log.merge: \"last-writer-wins\" is not a merge order: use \"lamport\""}},
+		{"crypto suite not available", "nodes: 3\ncrypto: {suite: aes-gcm}\n", []string{"crypto.suite: \"aes-gcm\" is not a crypto suite: use"}},
+		{"re-exchange not increasing", "nodes: 3\nreplication: {reexchange: [1s, 500ms]}\n", []string{"replication.reexchange[1]: the times must be positive and increase"}},
+		{"re-exchange zero", "nodes: 3\nreplication: {reexchange: [0]}\n", []string{"replication.reexchange[0]: the times must be positive"}},
 		{"bad append refs", "nodes: 3\nlog: {append_refs: 70}\n", []string{"log.append_refs: must be in [0, 62], got 70"}},
 		{"too many sends", "nodes: 10\ntraffic: [{count: 2000000000, every: 1s}]\n", []string{"traffic[0].count: the traffic sends 20000000000 messages or more, above the limit of 1000000"}},
 		{"key twice", "nodes: 3\nnodes: 4\n", []string{"nodes: key given twice"}},
