@@ -17,6 +17,7 @@ import (
 	"github.com/skein-p2p/skein/core/group"
 	"github.com/skein-p2p/skein/core/messenger"
 	"github.com/skein-p2p/skein/core/replication"
+	"github.com/skein-p2p/skein/internal/sigcache"
 	"github.com/skein-p2p/skein/plugins/simnet"
 	"github.com/skein-p2p/skein/plugins/store/memstore"
 )
@@ -42,6 +43,9 @@ const (
 	// DefaultDegree is the connections each node opens in a larger
 	// cluster (plus a ring that keeps the graph connected).
 	DefaultDegree = 8
+	// VerifyCachePerNode sizes the process's cache of verified
+	// signatures, which the in-process nodes share, per node.
+	VerifyCachePerNode = 64
 )
 
 // ErrClosed is returned by calls on a closed Cluster.
@@ -178,6 +182,12 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 			return nil, fmt.Errorf("sim: %w", err)
 		}
 		c.dir, c.tempDir = d, true
+	}
+	// The nodes share the process's cache of verified signatures: an
+	// entry or certificate one node verified is not verified again by
+	// the others (see docs/experiments.md).
+	if want := VerifyCachePerNode * cfg.Nodes; want > sigcache.Size() {
+		sigcache.SetSize(want)
 	}
 	opts := append([]simnet.Option{simnet.WithSeed(cfg.Seed), simnet.WithDefaultLink(cfg.Link)}, cfg.Network...)
 	c.net = simnet.New(opts...)

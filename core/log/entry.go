@@ -9,6 +9,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/skein-p2p/skein/internal/sigcache"
 )
 
 // Version is the entry format version this package writes and reads.
@@ -244,7 +246,7 @@ func blockCID(data []byte) cid.Cid {
 
 // VerifySignature checks the entry's signature under its writer key.
 func (e *Entry) VerifySignature() error {
-	if len(e.Writer) != ed25519.PublicKeySize || !ed25519.Verify(e.Writer, signingBytes(e), e.Sig) {
+	if len(e.Writer) != ed25519.PublicKeySize || !sigcache.Verify(e.Writer, signingBytes(e), e.Sig) {
 		return fmt.Errorf("entry %s: %w", e.cid, ErrBadSignature)
 	}
 	return nil
