@@ -15,6 +15,7 @@ import (
 
 	"github.com/skein-p2p/skein/core/crypto"
 	"github.com/skein-p2p/skein/core/group"
+	"github.com/skein-p2p/skein/core/log"
 	"github.com/skein-p2p/skein/core/messenger"
 	"github.com/skein-p2p/skein/core/replication"
 	"github.com/skein-p2p/skein/internal/sigcache"
@@ -46,6 +47,9 @@ const (
 	// VerifyCachePerNode sizes the process's cache of verified
 	// signatures, which the in-process nodes share, per node.
 	VerifyCachePerNode = 64
+	// InternPerNode sizes the process's table of shared decoded CIDs
+	// (core/log's SetCIDInternSize), per node.
+	InternPerNode = 64
 )
 
 // ErrClosed is returned by calls on a closed Cluster.
@@ -189,6 +193,11 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	if want := VerifyCachePerNode * cfg.Nodes; want > sigcache.Size() {
 		sigcache.SetSize(want)
 	}
+	// And one copy of each decoded link (a CID): every node holds the
+	// same metadata entries.
+	if want := InternPerNode * cfg.Nodes; want > log.CIDInternSize() {
+		log.SetCIDInternSize(want)
+	}
 	opts := append([]simnet.Option{simnet.WithSeed(cfg.Seed), simnet.WithDefaultLink(cfg.Link)}, cfg.Network...)
 	c.net = simnet.New(opts...)
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -284,7 +293,7 @@ func (c *Cluster) startNode(ctx context.Context, id string) (*Node, error) {
 		// Peers are found by the connection graph, not a DHT.
 		replication.WithRendezvousInterval(0),
 	}, c.cfg.Replication...)
-	m, err := messenger.New(ctx, messenger.Config{Keystore: ks, Store: memstore.New(), Network: nd,
+	m, err := messenger.New(ctx, messenger.Config{Keystore: ks, Store: newShortKeys(memstore.New()), Network: nd,
 		Replication: ropts, Logger: logger, GroupOptions: c.cfg.GroupOptions})
 	if err != nil {
 		ks.Close()

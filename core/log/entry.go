@@ -270,7 +270,7 @@ func DecodeBlock(c cid.Cid, data []byte) (*Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode block %s: %w", c, err)
 	}
-	e.cid = c
+	e.cid = internCID(c)
 	return e, nil
 }
 
@@ -405,7 +405,7 @@ func (d *decoder) links(name string) ([]cid.Cid, error) {
 			return nil, d.fail("field %q: links not sorted or duplicated", name)
 		}
 		prev = raw
-		c, err := cid.Cast(raw)
+		c, err := castLink(raw)
 		if err != nil {
 			return nil, d.fail("field %q[%d]: %v", name, i, err)
 		}
