@@ -47,8 +47,9 @@ const (
 	// VerifyCachePerNode sizes the process's cache of verified
 	// signatures, which the in-process nodes share, per node.
 	VerifyCachePerNode = 64
-	// InternPerNode sizes the process's table of shared decoded CIDs
-	// (core/log's SetCIDInternSize), per node.
+	// InternPerNode sizes the process's tables of shared decoded CIDs
+	// and entries (core/log's SetCIDInternSize, SetEntryInternSize), per
+	// node.
 	InternPerNode = 64
 )
 
@@ -193,10 +194,13 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	if want := VerifyCachePerNode * cfg.Nodes; want > sigcache.Size() {
 		sigcache.SetSize(want)
 	}
-	// And one copy of each decoded link (a CID): every node holds the
-	// same metadata entries.
+	// And one copy of each decoded entry and link (a CID): every node
+	// holds the same metadata entries.
 	if want := InternPerNode * cfg.Nodes; want > log.CIDInternSize() {
 		log.SetCIDInternSize(want)
+	}
+	if want := InternPerNode * cfg.Nodes; want > log.EntryInternSize() {
+		log.SetEntryInternSize(want)
 	}
 	opts := append([]simnet.Option{simnet.WithSeed(cfg.Seed), simnet.WithDefaultLink(cfg.Link)}, cfg.Network...)
 	c.net = simnet.New(opts...)

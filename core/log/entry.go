@@ -262,9 +262,18 @@ func DecodeBlock(c cid.Cid, data []byte) (*Entry, error) {
 	if len(k) != cidLen || k[:4] != string(cidPrefix[:]) {
 		return nil, fmt.Errorf("decode block %s: %w: not a CIDv1 dag-cbor sha2-256 cid", c, ErrMalformed)
 	}
+	if e := sharedEntry(c, data); e != nil {
+		return e, nil // these very bytes hashed to c before (see SetEntryInternSize)
+	}
 	sum := sha256.Sum256(data)
 	if k[4:] != string(sum[:]) {
 		return nil, fmt.Errorf("decode block %s: %w", c, ErrHashMismatch)
+	}
+	if e, err := shareEntry(c, data); e != nil || err != nil {
+		if err != nil {
+			return nil, fmt.Errorf("decode block %s: %w", c, err)
+		}
+		return e, nil
 	}
 	e, err := decodeEntry(data)
 	if err != nil {
@@ -277,6 +286,18 @@ func DecodeBlock(c cid.Cid, data []byte) (*Entry, error) {
 // DecodeEntry decodes an entry from its encoding and computes its CID. It
 // performs the same checks as DecodeBlock except the CID comparison.
 func DecodeEntry(data []byte) (*Entry, error) {
+	if entryIntern.size.Load() != 0 {
+		c := blockCID(data)
+		if e := sharedEntry(c, data); e != nil {
+			return e, nil
+		}
+		if e, err := shareEntry(c, data); e != nil || err != nil {
+			if err != nil {
+				return nil, fmt.Errorf("decode entry: %w", err)
+			}
+			return e, nil
+		}
+	}
 	e, err := decodeEntry(data)
 	if err != nil {
 		return nil, fmt.Errorf("decode entry: %w", err)

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"sync"
 	"sync/atomic"
 
@@ -94,4 +95,82 @@ func storeCID(k [cidLen]byte, c cid.Cid) cid.Cid {
 	}
 	cidIntern.cur[k] = c
 	return c
+}
+
+// entryIntern shares decoded entries between every log of the process,
+// by CID, the same way (SetEntryInternSize; off by default): a block
+// decoded again (by another node of a simulation, or served to a peer)
+// yields the entry decoded first when its bytes are the same, without
+// decoding or hashing them again. A decoded entry is never modified (its
+// fields alias its block's bytes, which nobody may modify either); the
+// table keeps its own copy of those bytes. Bytes that differ from the
+// table's under the same CID are decoded as usual (and fail its hash).
+var entryIntern struct {
+	size     atomic.Int64
+	mu       sync.Mutex
+	cur, old map[[cidLen]byte]*Entry
+}
+
+// SetEntryInternSize sets how many decoded entries the process shares
+// between its logs (0, the default, turns sharing off) and empties the
+// table. Package sim turns it on for its in-process nodes.
+func SetEntryInternSize(n int) {
+	entryIntern.mu.Lock()
+	defer entryIntern.mu.Unlock()
+	entryIntern.size.Store(int64(max(n, 0)))
+	entryIntern.cur, entryIntern.old = nil, nil
+}
+
+// EntryInternSize returns the size SetEntryInternSize set.
+func EntryInternSize() int { return int(entryIntern.size.Load()) }
+
+// sharedEntry returns the table's entry for c if its bytes are data.
+func sharedEntry(c cid.Cid, data []byte) *Entry {
+	s := c.KeyString()
+	if entryIntern.size.Load() == 0 || len(s) != cidLen {
+		return nil
+	}
+	var k [cidLen]byte
+	copy(k[:], s)
+	entryIntern.mu.Lock()
+	e, ok := entryIntern.cur[k]
+	if !ok {
+		e = entryIntern.old[k]
+	}
+	entryIntern.mu.Unlock()
+	if e == nil || !bytes.Equal(e.raw, data) {
+		return nil
+	}
+	return e
+}
+
+// shareEntry decodes data (a block whose hash the caller checked against
+// c) into a new entry the table keeps, on its own copy of data; it
+// returns nil when the table is off.
+func shareEntry(c cid.Cid, data []byte) (*Entry, error) {
+	size := int(entryIntern.size.Load())
+	s := c.KeyString()
+	if size == 0 || len(s) != cidLen {
+		return nil, nil
+	}
+	e, err := decodeEntry(bytes.Clone(data))
+	if err != nil {
+		return nil, err
+	}
+	e.cid = internCID(c)
+	var k [cidLen]byte
+	copy(k[:], s)
+	entryIntern.mu.Lock()
+	defer entryIntern.mu.Unlock()
+	if got := entryIntern.cur[k]; got != nil && bytes.Equal(got.raw, e.raw) {
+		return got, nil // decoded meanwhile
+	}
+	if entryIntern.cur == nil {
+		entryIntern.cur = make(map[[cidLen]byte]*Entry)
+	}
+	if len(entryIntern.cur) >= max(size/2, 1) {
+		entryIntern.old, entryIntern.cur = entryIntern.cur, make(map[[cidLen]byte]*Entry)
+	}
+	entryIntern.cur[k] = e
+	return e, nil
 }

@@ -2,6 +2,7 @@ package log
 
 import (
 	"crypto/sha256"
+	"errors"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -42,5 +43,48 @@ func TestCIDIntern(t *testing.T) {
 	}
 	if _, err := castLink([]byte{1, 2, 3}); err == nil {
 		t.Fatal("castLink accepted 3 bytes")
+	}
+}
+
+// TestEntryIntern: with the table on, a block decoded twice gives one
+// entry equal to a plain decode; other bytes under its CID still fail the
+// hash check; a malformed block is refused each time; off, every decode
+// is new.
+func TestEntryIntern(t *testing.T) {
+	defer SetEntryInternSize(0)
+	defer SetCIDInternSize(0)
+	a := craft(t, testKey(t, 1), "one", 1, nil, nil)
+	b := craft(t, testKey(t, 1), "two", 2, []cid.Cid{a.CID()}, nil)
+	for _, size := range []int{0, 1, 64} {
+		SetEntryInternSize(size)
+		SetCIDInternSize(size)
+		for _, e := range []*Entry{a, b} {
+			data := append([]byte(nil), e.Bytes()...)
+			x, err := DecodeBlock(e.CID(), data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			y, err := DecodeEntry(append([]byte(nil), e.Bytes()...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (x == y) != (size > 0) {
+				t.Fatalf("size %d: shared = %v", size, x == y)
+			}
+			for _, got := range []*Entry{x, y} {
+				if !got.CID().Equals(e.CID()) || string(got.Payload) != string(e.Payload) || got.Time != e.Time ||
+					len(got.Next) != len(e.Next) || string(got.Sig) != string(e.Sig) {
+					t.Fatalf("size %d: decoded %+v, want %+v", size, got, e)
+				}
+			}
+			// The caller's buffer changing does not change the shared entry.
+			data[len(data)-1] ^= 1
+			if string(x.Bytes()) != string(e.Bytes()) && size > 0 {
+				t.Fatalf("size %d: the shared entry aliases the caller's buffer", size)
+			}
+			if _, err := DecodeBlock(e.CID(), data); !errors.Is(err, ErrHashMismatch) {
+				t.Fatalf("size %d: tampered bytes: %v, want ErrHashMismatch", size, err)
+			}
+		}
 	}
 }
