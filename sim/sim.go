@@ -15,8 +15,10 @@ import (
 
 	"github.com/skein-p2p/skein/core/crypto"
 	"github.com/skein-p2p/skein/core/group"
+	"github.com/skein-p2p/skein/core/log"
 	"github.com/skein-p2p/skein/core/messenger"
 	"github.com/skein-p2p/skein/core/replication"
+	"github.com/skein-p2p/skein/internal/sigcache"
 	"github.com/skein-p2p/skein/plugins/simnet"
 	"github.com/skein-p2p/skein/plugins/store/memstore"
 )
@@ -42,6 +44,13 @@ const (
 	// DefaultDegree is the connections each node opens in a larger
 	// cluster (plus a ring that keeps the graph connected).
 	DefaultDegree = 8
+	// VerifyCachePerNode sizes the process's cache of verified
+	// signatures, which the in-process nodes share, per node.
+	VerifyCachePerNode = 64
+	// InternPerNode sizes the process's tables of shared decoded CIDs
+	// and entries (core/log's SetCIDInternSize, SetEntryInternSize), per
+	// node.
+	InternPerNode = 64
 )
 
 // ErrClosed is returned by calls on a closed Cluster.
@@ -179,6 +188,20 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 		c.dir, c.tempDir = d, true
 	}
+	// The nodes share the process's cache of verified signatures: an
+	// entry or certificate one node verified is not verified again by
+	// the others (see docs/experiments.md).
+	if want := VerifyCachePerNode * cfg.Nodes; want > sigcache.Size() {
+		sigcache.SetSize(want)
+	}
+	// And one copy of each decoded entry and link (a CID): every node
+	// holds the same metadata entries.
+	if want := InternPerNode * cfg.Nodes; want > log.CIDInternSize() {
+		log.SetCIDInternSize(want)
+	}
+	if want := InternPerNode * cfg.Nodes; want > log.EntryInternSize() {
+		log.SetEntryInternSize(want)
+	}
 	opts := append([]simnet.Option{simnet.WithSeed(cfg.Seed), simnet.WithDefaultLink(cfg.Link)}, cfg.Network...)
 	c.net = simnet.New(opts...)
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -274,7 +297,7 @@ func (c *Cluster) startNode(ctx context.Context, id string) (*Node, error) {
 		// Peers are found by the connection graph, not a DHT.
 		replication.WithRendezvousInterval(0),
 	}, c.cfg.Replication...)
-	m, err := messenger.New(ctx, messenger.Config{Keystore: ks, Store: memstore.New(), Network: nd,
+	m, err := messenger.New(ctx, messenger.Config{Keystore: ks, Store: newShortKeys(memstore.New()), Network: nd,
 		Replication: ropts, Logger: logger, GroupOptions: c.cfg.GroupOptions})
 	if err != nil {
 		ks.Close()

@@ -67,6 +67,7 @@ func TestBLESimFigures(t *testing.T) {
 			send(t, a, ref, fmt.Sprintf("away %04d", k))
 		}
 		t1 := time.Now()
+		carried0 := ble.SimAir(medium).Carried()
 		if err := ble.SimAir(medium).Move(b.name, 10, 0); err != nil {
 			t.Fatal(err)
 		}
@@ -74,12 +75,13 @@ func TestBLESimFigures(t *testing.T) {
 			t.Fatal(err)
 		}
 		catchUp := time.Since(t1)
+		carried := ble.SimAir(medium).Carried() - carried0
 		slices.Sort(connects)
 		load, _ := os.ReadFile("/proc/loadavg")
-		t.Logf("FIGURE sim defaults: discover+connect median %s (min %s, max %s, %d runs); message latency p50 %s p99 %s max %s (50 messages); catch-up of %d messages %s (from back in range); load average %s",
+		t.Logf("FIGURE sim defaults: discover+connect median %s (min %s, max %s, %d runs); message latency p50 %s p99 %s max %s (50 messages); catch-up of %d messages %s (from back in range), %d bytes on the radio (%d per message), %.0f%% of one direction's %d B/s; load average %s",
 			connects[len(connects)/2].Round(time.Millisecond), connects[0].Round(time.Millisecond), connects[len(connects)-1].Round(time.Millisecond), runs,
 			lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*99/100].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond),
-			away, catchUp.Round(time.Millisecond), string(load[:len(load)-1]))
+			away, catchUp.Round(time.Millisecond), carried, carried/away, 100*float64(carried)/(catchUp.Seconds()*ble.DefaultSimBandwidth), ble.DefaultSimBandwidth, string(load[:len(load)-1]))
 	}
 }
 

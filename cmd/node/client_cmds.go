@@ -299,7 +299,14 @@ func (c *cli) groupJoinCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "join <token>",
 		Short: "Join a group with an invitation token (waits until a member is reachable)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Join a group with an invitation token (waits until a member is reachable).
+
+It returns once this device is written into the group. Each member reads
+that a moment later, when the entry reaches its node; what a member sends
+before then is sealed for the members it knew and stays closed to this
+device. To be sure a member's next message is readable here, wait until
+its 'skein group members' lists this account.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withClient(cmd, &f, func(ctx context.Context, cl *client.Client) error {
 				if timeout > 0 {

@@ -8,6 +8,8 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+
+	"github.com/skein-p2p/skein/internal/sigcache"
 )
 
 // Key and signature sizes in bytes.
@@ -72,7 +74,7 @@ func (p PublicKey) Verify(domain string, msg, sig []byte) error {
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
-	if len(sig) != SignatureSize || !ed25519.Verify(ed25519.PublicKey(p[:]), m, sig) {
+	if len(sig) != SignatureSize || !sigcache.Verify(ed25519.PublicKey(p[:]), m, sig) {
 		return fmt.Errorf("verify %s signature by %s: %w", domain, p.Fingerprint(), ErrInvalidSignature)
 	}
 	return nil

@@ -9,6 +9,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/skein-p2p/skein/internal/sigcache"
 )
 
 // Version is the entry format version this package writes and reads.
@@ -244,7 +246,7 @@ func blockCID(data []byte) cid.Cid {
 
 // VerifySignature checks the entry's signature under its writer key.
 func (e *Entry) VerifySignature() error {
-	if len(e.Writer) != ed25519.PublicKeySize || !ed25519.Verify(e.Writer, signingBytes(e), e.Sig) {
+	if len(e.Writer) != ed25519.PublicKeySize || !sigcache.Verify(e.Writer, signingBytes(e), e.Sig) {
 		return fmt.Errorf("entry %s: %w", e.cid, ErrBadSignature)
 	}
 	return nil
@@ -260,21 +262,42 @@ func DecodeBlock(c cid.Cid, data []byte) (*Entry, error) {
 	if len(k) != cidLen || k[:4] != string(cidPrefix[:]) {
 		return nil, fmt.Errorf("decode block %s: %w: not a CIDv1 dag-cbor sha2-256 cid", c, ErrMalformed)
 	}
+	if e := sharedEntry(c, data); e != nil {
+		return e, nil // these very bytes hashed to c before (see SetEntryInternSize)
+	}
 	sum := sha256.Sum256(data)
 	if k[4:] != string(sum[:]) {
 		return nil, fmt.Errorf("decode block %s: %w", c, ErrHashMismatch)
+	}
+	if e, err := shareEntry(c, data); e != nil || err != nil {
+		if err != nil {
+			return nil, fmt.Errorf("decode block %s: %w", c, err)
+		}
+		return e, nil
 	}
 	e, err := decodeEntry(data)
 	if err != nil {
 		return nil, fmt.Errorf("decode block %s: %w", c, err)
 	}
-	e.cid = c
+	e.cid = internCID(c)
 	return e, nil
 }
 
 // DecodeEntry decodes an entry from its encoding and computes its CID. It
 // performs the same checks as DecodeBlock except the CID comparison.
 func DecodeEntry(data []byte) (*Entry, error) {
+	if entryIntern.size.Load() != 0 {
+		c := blockCID(data)
+		if e := sharedEntry(c, data); e != nil {
+			return e, nil
+		}
+		if e, err := shareEntry(c, data); e != nil || err != nil {
+			if err != nil {
+				return nil, fmt.Errorf("decode entry: %w", err)
+			}
+			return e, nil
+		}
+	}
 	e, err := decodeEntry(data)
 	if err != nil {
 		return nil, fmt.Errorf("decode entry: %w", err)
@@ -403,7 +426,7 @@ func (d *decoder) links(name string) ([]cid.Cid, error) {
 			return nil, d.fail("field %q: links not sorted or duplicated", name)
 		}
 		prev = raw
-		c, err := cid.Cast(raw)
+		c, err := castLink(raw)
 		if err != nil {
 			return nil, d.fail("field %q[%d]: %v", name, i, err)
 		}

@@ -131,15 +131,12 @@ func (l *Log) PrepareJoin(ctx context.Context, heads []cid.Cid, from string, opt
 	var wg sync.WaitGroup
 	for range l.opts.verifyParallelism {
 		wg.Go(func() {
+			// VerifySignature goes through the process's cache of
+			// verified signatures (internal/sigcache): the same entries
+			// joined from several peers at once are verified once.
 			for n := range verify {
-				k := n.c.KeyString()
-				if l.verified.has(k) {
-					continue
-				}
 				if err := n.e.VerifySignature(); err != nil {
 					n.err = err
-				} else {
-					l.verified.add(k)
 				}
 			}
 		})

@@ -83,8 +83,6 @@ type Log struct {
 	// signing bytes (both used under mu).
 	writer  ed25519.PublicKey
 	scratch []byte
-
-	verified verifiedSigs // entries whose signature verified lately (joins)
 }
 
 // Open opens (or creates) the log id in kv, with entry blocks in blocks.

@@ -36,6 +36,14 @@ const ServiceUUID = "b1e5c0de-5ce1-4e1d-9a7e-5e1d0000b1e5"
 // IdentityUUID is the identity characteristic (read) of the service.
 const IdentityUUID = "b1e5c0de-5ce1-4e1d-9a7e-5e1d0001b1e5"
 
+// RXUUID (write without response) and TXUUID (notify) are the GATT byte
+// stream's characteristics, the fallback where L2CAP channels are refused
+// (gattstream.go).
+const (
+	RXUUID = "b1e5c0de-5ce1-4e1d-9a7e-5e1d0002b1e5"
+	TXUUID = "b1e5c0de-5ce1-4e1d-9a7e-5e1d0003b1e5"
+)
+
 // serviceUUIDBytes is ServiceUUID in the little-endian order of the air.
 var serviceUUIDBytes = uuidLE(ServiceUUID)
 

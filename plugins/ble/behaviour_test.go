@@ -444,8 +444,8 @@ func TestSimLossReproducible(t *testing.T) {
 }
 
 // TestGATTFallback: a device that refuses L2CAP channels is reached over
-// the GATT byte stream, whose packets come out of order and are put back
-// in sequence; with the fallback off the dial is refused.
+// the GATT byte stream (gattstream.go), whose values come out of order
+// and are put back in sequence; with the fallback off the dial is refused.
 func TestGATTFallback(t *testing.T) {
 	cases := []struct {
 		name     string
@@ -483,7 +483,7 @@ func TestGATTFallback(t *testing.T) {
 			if err != nil || !bytes.Equal(all, msg) {
 				t.Fatalf("read %d bytes (%v), want the %d sent in order", len(all), err, len(msg))
 			}
-			link := c.(*conn).link.(*simEnd)
+			link := c.(*conn).link.(*gattStream).pipe.(*simEnd)
 			if link.Ordered() || link.out.swapped.Load() == 0 {
 				t.Fatalf("link ordered %v, %d packets swapped: the fallback did not reorder", link.Ordered(), link.out.swapped.Load())
 			}

@@ -60,12 +60,18 @@ type bluezDriver struct {
 	scans    int
 	nextPSM  int
 	closed   bool
+
+	listeners map[uint16]*bluezListener // by PSM, for GATT links
+	gattUsers map[string]int            // GATT links per device (ReadIdentity leaves them connected)
+	gatt      *gattServer
 }
 
 var _ Driver = (*bluezDriver)(nil)
 
 func newBlueZDriver(cfg Config, logger *slog.Logger) (Driver, error) {
-	return &bluezDriver{cfg: cfg, log: logger.With("adapter", cfg.Adapter)}, nil
+	b := &bluezDriver{cfg: cfg, log: logger.With("adapter", cfg.Adapter), listeners: map[uint16]*bluezListener{}, gattUsers: map[string]int{}}
+	b.gatt = &gattServer{b: b, streams: map[uint32]*gattStream{}}
+	return b, nil
 }
 
 func (b *bluezDriver) Start(ctx context.Context) error {
@@ -118,6 +124,7 @@ func (b *bluezDriver) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
+	go b.gatt.abortAll(ErrClosed)
 	if b.conn != nil {
 		b.unadvertiseLocked()
 		_ = b.conn.Close()
@@ -176,6 +183,10 @@ func (b *bluezDriver) Listen(ctx context.Context, addr string) (LinkListener, er
 	if err != nil {
 		return nil, err
 	}
+	bl := &bluezListener{l2capListener: l, b: b, gatt: make(chan Link, gattSegmentQueue)}
+	b.mu.Lock()
+	b.listeners[l.psm] = bl
+	b.mu.Unlock()
 	// An LE device is dialled only while it advertises connectably: until
 	// Advertise says more, advertise the service alone.
 	conn, _, err := b.ensure(ctx)
@@ -190,7 +201,7 @@ func (b *bluezDriver) Listen(ctx context.Context, addr string) (LinkListener, er
 		}
 		b.mu.Unlock()
 	}
-	return l, nil
+	return bl, nil
 }
 
 func (b *bluezDriver) Dial(ctx context.Context, addr string) (Link, error) {
@@ -198,11 +209,32 @@ func (b *bluezDriver) Dial(ctx context.Context, addr string) (Link, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, local, err := b.ensure(ctx)
+	conn, local, err := b.ensure(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return dialL2CAP(ctx, local, remote, psm, b.cfg.ChannelMTU)
+	if b.cfg.GATTOnly {
+		return b.dialGATTBlueZ(ctx, conn, remote, psm)
+	}
+	link, err := dialL2CAP(ctx, local, remote, psm, b.cfg.ChannelMTU)
+	// A channel asked for while the LE connection under it is being set
+	// up or torn down (bluetoothd's own GATT client uses it too) is reset
+	// or refused now and then: two more tries before calling it refused.
+	for try := 1; try <= 2 && err != nil && (errors.Is(err, ErrRefused) || errors.Is(err, unix.ECONNRESET)); try++ {
+		if sleepCtx(ctx, time.Duration(try)*300*time.Millisecond) != nil {
+			break
+		}
+		link, err = dialL2CAP(ctx, local, remote, psm, b.cfg.ChannelMTU)
+	}
+	if err != nil && errors.Is(err, ErrRefused) && b.cfg.GATTFallback {
+		b.log.Info("ble: L2CAP channel refused; trying the GATT byte stream", "device", remote.String(), "err", err)
+		glink, gerr := b.dialGATTBlueZ(ctx, conn, remote, psm)
+		if gerr != nil {
+			return nil, fmt.Errorf("%w; GATT byte stream: %v", err, gerr)
+		}
+		return glink, nil
+	}
+	return link, err
 }
 
 // adPieces splits an advertisement into what LEAdvertisement1 takes.
@@ -297,6 +329,12 @@ func (b *bluezDriver) paths() (app, svc, char, adv dbus.ObjectPath) {
 	return dbus.ObjectPath(base), dbus.ObjectPath(base + "/service0"), dbus.ObjectPath(base + "/service0/char0"), dbus.ObjectPath(base + "/adv0")
 }
 
+// gattPaths are the GATT byte stream's characteristics.
+func (b *bluezDriver) gattPaths() (rx, tx dbus.ObjectPath) {
+	base := "/org/skein/ble/" + b.cfg.Adapter + "/service0"
+	return dbus.ObjectPath(base + "/char1"), dbus.ObjectPath(base + "/char2")
+}
+
 func (b *bluezDriver) Advertise(ctx context.Context, adv, identity []byte) error {
 	if len(adv) > MaxAdvertisement {
 		return fmt.Errorf("%w: %d bytes", ErrAdvertisementSize, len(adv))
@@ -337,8 +375,14 @@ func (b *bluezDriver) registerLocked(ctx context.Context, conn *dbus.Conn, adv, 
 	svcProps := map[string]dbus.Variant{"UUID": dbus.MakeVariant(ServiceUUID), "Primary": dbus.MakeVariant(true)}
 	charProps := map[string]dbus.Variant{"UUID": dbus.MakeVariant(IdentityUUID), "Service": dbus.MakeVariant(svc),
 		"Flags": dbus.MakeVariant([]string{"read"})}
+	rx, tx := b.gattPaths()
+	rxProps := map[string]dbus.Variant{"UUID": dbus.MakeVariant(RXUUID), "Service": dbus.MakeVariant(svc),
+		"Flags": dbus.MakeVariant([]string{"write-without-response"})}
+	txProps := map[string]dbus.Variant{"UUID": dbus.MakeVariant(TXUUID), "Service": dbus.MakeVariant(svc),
+		"Flags": dbus.MakeVariant([]string{"notify"})}
 	objects := map[dbus.ObjectPath]map[string]map[string]dbus.Variant{
 		svc: {ifaceGattSvc: svcProps}, char: {ifaceGattChar: charProps},
+		rx: {ifaceGattChar: rxProps}, tx: {ifaceGattChar: txProps},
 	}
 	if err := conn.Export(appObject{objects: objects}, app, ifaceObjMgr); err != nil {
 		return fmt.Errorf("bluez export application: %w", err)
@@ -350,6 +394,18 @@ func (b *bluezDriver) registerLocked(ctx context.Context, conn *dbus.Conn, adv, 
 		return fmt.Errorf("bluez export characteristic: %w", err)
 	}
 	if _, err := prop.Export(conn, char, prop.Map{ifaceGattChar: propsOf(charProps)}); err != nil {
+		return fmt.Errorf("bluez export characteristic: %w", err)
+	}
+	if err := conn.Export(rxObject{s: b.gatt}, rx, ifaceGattChar); err != nil {
+		return fmt.Errorf("bluez export characteristic: %w", err)
+	}
+	if _, err := prop.Export(conn, rx, prop.Map{ifaceGattChar: propsOf(rxProps)}); err != nil {
+		return fmt.Errorf("bluez export characteristic: %w", err)
+	}
+	if err := conn.Export(txObject{}, tx, ifaceGattChar); err != nil {
+		return fmt.Errorf("bluez export characteristic: %w", err)
+	}
+	if _, err := prop.Export(conn, tx, prop.Map{ifaceGattChar: propsOf(txProps)}); err != nil {
 		return fmt.Errorf("bluez export characteristic: %w", err)
 	}
 	// The advertisement.
@@ -364,13 +420,13 @@ func (b *bluezDriver) registerLocked(ctx context.Context, conn *dbus.Conn, adv, 
 	cctx, cancel := context.WithTimeout(ctx, bluezCallLimit)
 	defer cancel()
 	ad := conn.Object(bluezService, b.adapter)
-	if identity != nil {
-		if err := ad.CallWithContext(cctx, ifaceGattMgr+".RegisterApplication", 0, app, map[string]dbus.Variant{}).Err; err != nil {
-			b.unexportLocked()
-			return fmt.Errorf("bluez register GATT application: %w", err)
-		}
-		b.appUp = true
+	// The application goes up without an identity too: the GATT byte
+	// stream's characteristics serve the listeners.
+	if err := ad.CallWithContext(cctx, ifaceGattMgr+".RegisterApplication", 0, app, map[string]dbus.Variant{}).Err; err != nil {
+		b.unexportLocked()
+		return fmt.Errorf("bluez register GATT application: %w", err)
 	}
+	b.appUp = true
 	if err := ad.CallWithContext(cctx, ifaceAdvMgr+".RegisterAdvertisement", 0, advPath, map[string]dbus.Variant{}).Err; err != nil {
 		if b.appUp {
 			_ = ad.Call(ifaceGattMgr+".UnregisterApplication", 0, app).Err
@@ -409,7 +465,8 @@ func (b *bluezDriver) unadvertiseLocked() {
 
 func (b *bluezDriver) unexportLocked() {
 	app, svc, char, advPath := b.paths()
-	for _, p := range []dbus.ObjectPath{app, svc, char, advPath} {
+	rx, tx := b.gattPaths()
+	for _, p := range []dbus.ObjectPath{app, svc, char, advPath, rx, tx} {
 		for _, iface := range []string{ifaceObjMgr, ifaceGattChar, ifaceAdv, ifaceProps} {
 			_ = b.conn.Export(nil, p, iface)
 		}
@@ -559,7 +616,14 @@ func (b *bluezDriver) ReadIdentity(ctx context.Context, device string) ([]byte, 
 	if err := dev.CallWithContext(ctx, ifaceDevice+".Connect", 0).Err; err != nil {
 		return nil, fmt.Errorf("bluez connect %s: %w: %v", device, ErrOutOfRange, err)
 	}
-	defer func() { _ = dev.Call(ifaceDevice+".Disconnect", 0).Err }()
+	defer func() {
+		b.mu.Lock()
+		inUse := b.gattUsers[device] > 0
+		b.mu.Unlock()
+		if !inUse { // a GATT link to the device needs the connection
+			_ = dev.Call(ifaceDevice+".Disconnect", 0).Err
+		}
+	}()
 	for {
 		var resolved bool
 		if err := dev.CallWithContext(ctx, ifaceProps+".Get", 0, ifaceDevice, "ServicesResolved").Store(&resolved); err != nil {

@@ -48,9 +48,11 @@ type Config struct {
 	// bluez). Default 2048.
 	ChannelMTU int
 	// GATTFallback carries a link over a GATT byte stream when the peer
-	// refuses L2CAP channels (driver sim; the bluez driver does not carry
-	// data over GATT yet). Default true.
+	// refuses L2CAP channels. Default true.
 	GATTFallback bool
+	// GATTOnly dials every link over the GATT byte stream, never an
+	// L2CAP channel: to test the fallback. Default false.
+	GATTOnly bool
 
 	// SimMedium names the simulated medium (driver sim); devices on
 	// different media never meet. Default "default".
@@ -109,7 +111,8 @@ func ConfigSchema() []sdk.ConfigKey {
 		{Key: "tie_break_wait", Type: "duration", Default: d.TieBreakWait.String(), Description: "the peer with the smaller peer id dials; the other reports it only if no link came within this wait"},
 		{Key: "adapter", Type: "string", Default: d.Adapter, Description: "driver bluez: the adapter to use (hci0, hci1, ...)"},
 		{Key: "channel_mtu", Type: "int", Default: strconv.Itoa(d.ChannelMTU), Description: "driver bluez: receive MTU of L2CAP channels; 23 to 65535"},
-		{Key: "gatt_fallback", Type: "bool", Default: strconv.FormatBool(d.GATTFallback), Description: "carry a link over a GATT byte stream when the peer refuses L2CAP channels (driver sim; the bluez driver does not carry data over GATT yet)"},
+		{Key: "gatt_fallback", Type: "bool", Default: strconv.FormatBool(d.GATTFallback), Description: "carry a link over a GATT byte stream (sequence numbers, acks, a window) when the peer refuses L2CAP channels"},
+		{Key: "gatt_only", Type: "bool", Default: "false", Description: "dial every link over the GATT byte stream, never an L2CAP channel (to test the fallback; slower)"},
 		{Key: "sim_medium", Type: "string", Default: d.SimMedium, Description: "driver sim: the simulated medium; devices on different media never meet"},
 		{Key: "sim_hub", Type: "string", Default: "", Description: "driver sim: unix socket path of a medium shared by processes (the first plugin naming it serves it); empty: the medium lives in this process"},
 		{Key: "sim_device", Type: "string", Default: "", Description: "driver sim: this device's name on the medium; empty picks sim-N"},
@@ -174,6 +177,12 @@ func ParseConfig(raw map[string]any) (Config, []sdk.Diagnostic) {
 				err = fmt.Errorf("want true or false, got %T", v)
 			}
 			cfg.GATTFallback = b
+		case "gatt_only":
+			b, ok := v.(bool)
+			if !ok {
+				err = fmt.Errorf("want true or false, got %T", v)
+			}
+			cfg.GATTOnly = b
 		case "sim_medium":
 			cfg.SimMedium, err = parseString(v)
 			if err == nil && cfg.SimMedium == "" {
@@ -228,6 +237,7 @@ func ParseConfig(raw map[string]any) (Config, []sdk.Diagnostic) {
 		bad("dial_backoff_max", "%s is less than dial_backoff %s", cfg.DialBackoffMax, cfg.DialBackoff)
 	}
 	cfg.Sim.GATTFallback = cfg.GATTFallback
+	cfg.Sim.GATTOnly = cfg.GATTOnly
 	return cfg, diags
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -73,6 +74,8 @@ type SimParams struct {
 	// GATTFallback lets this device fall back to a GATT byte stream when
 	// the peer refuses channels.
 	GATTFallback bool
+	// GATTOnly makes this device dial over the GATT byte stream always.
+	GATTOnly bool
 }
 
 // Defaults of the simulated radio.
@@ -101,7 +104,13 @@ type Air struct {
 	seed    uint64
 	devices map[string]*simDevice
 	auto    int
+
+	carried atomic.Int64 // bytes of packets sent on links, both ways
 }
+
+// Carried is how many bytes of packets (frame headers included) links of
+// the medium have sent, in all: what the bandwidth bounds.
+func (a *Air) Carried() int64 { return a.carried.Load() }
 
 var airs struct {
 	sync.Mutex
@@ -368,7 +377,7 @@ func (d *simDevice) Dial(ctx context.Context, addr string) (Link, error) {
 		a.mu.Unlock()
 		return nil, fmt.Errorf("sim dial %s: %w: L2CAP channels refused and no GATT fallback", addr, ErrRefused)
 	}
-	gatt := t.params.NoChannels || d.params.NoChannels
+	gatt := t.params.NoChannels || d.params.NoChannels || d.params.GATTOnly
 	need := map[*simDevice]int{d: 1}
 	need[t]++
 	for dv, n := range need {
@@ -394,6 +403,9 @@ func (d *simDevice) Dial(ctx context.Context, addr string) (Link, error) {
 	d.links[link] = true
 	t.links[link] = true
 	a.mu.Unlock()
+	if gatt {
+		return dialGATTOverLink(ctx, link.a, uint16(psm), slog.Default())
+	}
 	return link.a, nil
 }
 
@@ -521,6 +533,9 @@ type simListener struct {
 func (l *simListener) Accept(ctx context.Context) (Link, error) {
 	select {
 	case e := <-l.backlog:
+		if e.link.gatt {
+			return acceptGATTOverLink(ctx, e, slog.Default())
+		}
 		return e, nil
 	case <-l.done:
 		return nil, ErrClosed
@@ -773,6 +788,7 @@ func (e *simEnd) WritePacket(p []byte, deadline time.Time) error {
 	}
 	o.lastAt = at
 	o.mu.Unlock()
+	e.dev.air.carried.Add(int64(len(p)))
 	o.q <- simPkt{data: slices.Clone(p), at: at}
 	return nil
 }

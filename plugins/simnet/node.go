@@ -417,9 +417,12 @@ func (nd *Node) Connect(_ context.Context, p sdk.PeerInfo) error {
 		n.mu.Unlock()
 		return fmt.Errorf("connect %q: %w", p.ID, ErrUnknownPeer)
 	}
-	n.conns[mkpair(nd.id, p.ID)] = true
+	// Only this pair can change: re-check it, not the whole network (a
+	// messenger connects to every group peer it hears of).
+	pr := mkpair(nd.id, p.ID)
+	n.conns[pr] = true
 	live := n.liveLocked(nd.id, p.ID)
-	ev := n.recomputeLocked()
+	ev := n.recheckLocked(pr, nil)
 	n.mu.Unlock()
 	n.emit(ev)
 	if !live {

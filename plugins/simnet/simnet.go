@@ -342,20 +342,7 @@ func (n *Network) recomputeLocked() []peerEventFor {
 			return
 		}
 		seen[p] = true
-		now := n.liveLocked(p.a, p.b)
-		if now == n.live[p] {
-			return
-		}
-		if now {
-			n.live[p] = true
-			n.link(p.a, p.b)
-			n.link(p.b, p.a)
-		} else {
-			delete(n.live, p)
-			delete(n.adj[p.a], p.b)
-			delete(n.adj[p.b], p.a)
-		}
-		ev = append(ev, peerEventFor{n.nodes[p.a], p.b, now}, peerEventFor{n.nodes[p.b], p.a, now})
+		ev = n.recheckLocked(p, ev)
 	}
 	for p := range n.conns {
 		check(p)
@@ -364,6 +351,25 @@ func (n *Network) recomputeLocked() []peerEventFor {
 		check(p)
 	}
 	return ev
+}
+
+// recheckLocked updates the live state of one pair and appends the events
+// to emit if it changed.
+func (n *Network) recheckLocked(p pair, ev []peerEventFor) []peerEventFor {
+	now := n.liveLocked(p.a, p.b)
+	if now == n.live[p] {
+		return ev
+	}
+	if now {
+		n.live[p] = true
+		n.link(p.a, p.b)
+		n.link(p.b, p.a)
+	} else {
+		delete(n.live, p)
+		delete(n.adj[p.a], p.b)
+		delete(n.adj[p.b], p.a)
+	}
+	return append(ev, peerEventFor{n.nodes[p.a], p.b, now}, peerEventFor{n.nodes[p.b], p.a, now})
 }
 
 func (n *Network) emit(ev []peerEventFor) {

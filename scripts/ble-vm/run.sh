@@ -4,7 +4,8 @@
 # virtual LE controllers from btvirt; see make-image.sh) that runs them
 # (guest.sh), and prints what passed and the figures measured.
 #
-#   scripts/ble-vm/run.sh            # from the repository; ~3 min
+#   scripts/ble-vm/run.sh            # from the repository; ~5-7 min
+#   SKEIN_BLEVM_ONLY=TestBlueZGATTFallback scripts/ble-vm/run.sh   # one test
 #
 # The guest image is built on first use into $SKEIN_BLEVM_DIR (default
 # /tmp/skein-blevm), which needs root (apt-get). Where the image cannot be
@@ -36,6 +37,9 @@ echo "ble-vm: building the tests and skein into $S"
 go test -c -o "$S/ble.test" ./plugins/ble || { echo "ble-vm: FAIL: building the plugin tests"; exit 1; }
 go build -o "$S/skein" ./cmd/node || { echo "ble-vm: FAIL: building skein"; exit 1; }
 cp scripts/ble-vm/guest.sh "$S/vm-run.sh"
+# SKEIN_BLEVM_ONLY="TestBlueZGATTFallback ...": run these plugin tests
+# alone (no skein nodes), to iterate.
+[ -n "${SKEIN_BLEVM_ONLY:-}" ] && echo "$SKEIN_BLEVM_ONLY" > "$S/only"
 
 boot() {
   timeout "${VM_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m 3072 -smp 2 \
