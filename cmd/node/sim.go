@@ -10,6 +10,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,6 +18,7 @@ import (
 	"github.com/skein-p2p/skein/sim/experiment"
 	"github.com/skein-p2p/skein/sim/report"
 	"github.com/skein-p2p/skein/sim/scenario"
+	"github.com/skein-p2p/skein/sim/virtual"
 )
 
 func (c *cli) simCommand() *cobra.Command {
@@ -55,6 +57,7 @@ type simRunRecord struct {
 func (c *cli) simRunCommand() *cobra.Command {
 	var out, sweep, cpuProfile, memProfile string
 	var asJSON, quiet bool
+	var clock string
 	cmd := &cobra.Command{
 		Use:   "run scenario.yaml",
 		Short: "Run a scenario and write every delivery (CSV, JSON) and plots (PNG, SVG)",
@@ -75,13 +78,21 @@ in <out>.
 
 A progress bar shows on stderr (--quiet hides it).
 
-Times are on the wall clock. To run on a virtual clock (link delays and
-replication intervals take no wall time; see docs/experiments.md):
-
-  SKEIN_SIM_SCENARIO=$PWD/scenario.yaml SKEIN_SIM_OUT=$PWD/out \
-      go test -run TestScenarioFile -v ./sim/virtual`,
+--clock virtual runs on a virtual clock (sim/virtual: testing/synctest's
+fake clock): link delays and replication intervals take no wall time, and
+every time reported is simulated (CPU work takes none). Without it times
+are on the wall clock. See docs/experiments.md.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch clock {
+			case "wall":
+			case virtual.Clock:
+				if testing.Testing() {
+					return errors.New("--clock virtual: not from inside a test (use sim/virtual.Run)")
+				}
+			default:
+				return fmt.Errorf("--clock %q: use wall or virtual", clock)
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if cpuProfile != "" {
@@ -95,7 +106,30 @@ replication intervals take no wall time; see docs/experiments.md):
 				}
 				defer pprof.StopCPUProfile()
 			}
-			err := c.scenarioError(c.simRun(ctx, args[0], out, sweep, asJSON, quiet))
+			if clock == virtual.Clock {
+				// The run goes into a bubble, with a context of the
+				// bubble's (one made out here would wait on the wall
+				// clock); Main exits the process when it is done. An
+				// interrupt then ends the process as by default.
+				stop()
+				virtual.Main(func(ctx context.Context) int {
+					err := c.scenarioError(c.simRun(ctx, args[0], out, sweep, asJSON, quiet, virtual.Clock))
+					if cpuProfile != "" {
+						pprof.StopCPUProfile()
+					}
+					if memProfile != "" {
+						if perr := writeHeapProfile(memProfile); perr != nil && err == nil {
+							err = perr
+						}
+					}
+					if err != nil {
+						printError(c.stderr, err)
+						return exitCode(err)
+					}
+					return 0
+				})
+			}
+			err := c.scenarioError(c.simRun(ctx, args[0], out, sweep, asJSON, quiet, ""))
 			if memProfile != "" {
 				if perr := writeHeapProfile(memProfile); perr != nil && err == nil {
 					err = perr
@@ -108,6 +142,7 @@ replication intervals take no wall time; see docs/experiments.md):
 	cmd.Flags().StringVar(&sweep, "sweep", "", "run once per value of a key: key=v1,v2,... (e.g. nodes=10,100,1000)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the runs' metrics and files as JSON on stdout")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar on stderr")
+	cmd.Flags().StringVar(&clock, "clock", "wall", "wall, or virtual: simulated time (testing/synctest's fake clock); see docs/experiments.md")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	cmd.Flags().StringVar(&memProfile, "memprofile", "", "write a heap profile at the end of the run to this file")
 	return cmd
@@ -193,7 +228,7 @@ func loadScenario(path, key, value string) (*scenario.Scenario, error) {
 	return scenario.Load(path, ovs...)
 }
 
-func (c *cli) simRun(ctx context.Context, path, out, sweep string, asJSON, quiet bool) error {
+func (c *cli) simRun(ctx context.Context, path, out, sweep string, asJSON, quiet bool, clock string) error {
 	key, values, err := parseSweep(sweep)
 	if err != nil {
 		return err
@@ -223,7 +258,7 @@ func (c *cli) simRun(ctx context.Context, path, out, sweep string, asJSON, quiet
 			dir = filepath.Join(out, key+"="+values[i])
 			label = fmt.Sprintf("%s %s=%s (%d/%d)", s.Name, key, values[i], i+1, len(values))
 		}
-		res, err := experiment.Run(ctx, s, experiment.Options{Progress: progress, Label: label})
+		res, err := experiment.Run(ctx, s, experiment.Options{Progress: progress, Label: label, Clock: clock})
 		if err != nil {
 			return err
 		}

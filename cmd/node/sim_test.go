@@ -151,3 +151,44 @@ func TestSimCheckExamples(t *testing.T) {
 		}
 	}
 }
+
+// TestSimRunVirtualClock runs the real binary with --clock virtual: the
+// run goes through a synctest bubble (sim/virtual.Main), its stdout stays
+// the command's own (JSON here, no test harness output), its summary says
+// the times are simulated, and a bad scenario still fails with the
+// scenario's problems. In process (a test) the flag is refused.
+func TestSimRunVirtualClock(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	r := skein(t, testEnv(t), "sim", "run", writeScenario(t, tinyScenario), "--clock", "virtual", "--out", out, "--json", "--quiet")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	var res simRunOutput
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, r.stdout)
+	}
+	if len(res.Runs) != 1 || !res.Runs[0].Settled || res.Runs[0].Metrics["delivered_fraction"] != 1 {
+		t.Fatalf("runs %+v", res.Runs)
+	}
+	summary, err := os.ReadFile(filepath.Join(out, "summary.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(summary), "clock: virtual") {
+		t.Errorf("the summary does not say the clock is virtual:\n%s", summary)
+	}
+
+	bad := skein(t, testEnv(t), "sim", "run", writeScenario(t, "nodes: 3\ntraffic: [{from: 5}]\n"), "--clock", "virtual")
+	if bad.code != 1 || !strings.Contains(bad.stderr, "traffic[0].from: node index 5 out of range") {
+		t.Fatalf("bad scenario: exit %d\n%s", bad.code, bad.stderr)
+	}
+
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"sim", "run", writeScenario(t, tinyScenario), "--clock", "virtual"}, &stdout, &stderr); code == 0 ||
+		!strings.Contains(stderr.String(), "not from inside a test") {
+		t.Fatalf("in process: exit %d\n%s", code, stderr.String())
+	}
+	if code := run([]string{"sim", "run", writeScenario(t, tinyScenario), "--clock", "sundial"}, &stdout, &stderr); code == 0 {
+		t.Fatal("--clock sundial accepted")
+	}
+}

@@ -1,6 +1,7 @@
 package group
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"testing"
@@ -48,6 +49,21 @@ func TestGroupMessageOrder(t *testing.T) {
 		if got := bodies(t, r.g); !slices.Equal(got, want) {
 			t.Fatalf("%s lists %q, alice %q", r.name, got, want)
 		}
+	}
+	// Listed by time, then CID: concurrent messages of different writers
+	// interleave by hash, not by writer.
+	var prev *Message
+	for m, err := range rs[0].g.Messages(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prev != nil && prev.Time == m.Time && bytes.Compare(prev.CID.Bytes(), m.CID.Bytes()) > 0 {
+			t.Fatalf("messages at time %d listed out of CID order", m.Time)
+		}
+		if prev != nil && prev.Time > m.Time {
+			t.Fatal("messages listed out of time order")
+		}
+		prev = m
 	}
 	ks := testKeystore(t)
 	st := n.storage()

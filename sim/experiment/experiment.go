@@ -55,6 +55,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Label prefixes the progress bar (default: the scenario's name).
 	Label string
+	// Clock names the clock the run is on, for the result
+	// (report.Result.Clock): "" the wall clock, or "virtual" when the
+	// caller runs it in a testing/synctest bubble (package sim/virtual).
+	Clock string
 }
 
 // SimLink converts a scenario link model to simnet's.
@@ -263,7 +267,7 @@ func Run(ctx context.Context, s *scenario.Scenario, opts Options) (*report.Resul
 	run := time.Since(t0)
 	cancelRun()
 	res := r.result()
-	res.Scenario, res.Nodes, res.Seed = s.Name, s.Nodes, s.Seed
+	res.Scenario, res.Nodes, res.Seed, res.Clock = s.Name, s.Nodes, s.Seed, opts.Clock
 	res.Setup, res.Run, res.Settled = setup, run, settled
 	res.HeapPeak, res.RSSPeak, res.LoadAvg = mem.peak(), peakRSS(), loadAvg()
 	st := c.Network().Stats()

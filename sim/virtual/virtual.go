@@ -7,10 +7,10 @@
 // takes, and its delivery times are simulated times: link delays and
 // protocol intervals, with CPU work taking none.
 //
-// A synctest bubble is only available to tests (synctest.Test takes a
-// *testing.T), so a virtual run goes through go test:
+// From the command line: skein sim run --clock virtual (which uses Main),
+// or through go test:
 //
-//	SKEIN_SIM_SCENARIO=$PWD/examples/sim/virtual-clock.yaml SKEIN_SIM_OUT=$PWD/sim-out/virtual \
+//	SKEIN_SIM_SCENARIO=$PWD/examples/sim/suite-order-clock.yaml SKEIN_SIM_OUT=$PWD/sim-out/virtual \
 //	    go test -run TestScenarioFile -v ./sim/virtual
 //
 // or from a test of your own:
@@ -31,6 +31,7 @@ package virtual
 
 import (
 	"context"
+	"os"
 	"testing"
 	"testing/synctest"
 
@@ -52,13 +53,38 @@ func Run(t *testing.T, s *scenario.Scenario, opts experiment.Options) (*report.R
 		res *report.Result
 		err error
 	)
+	opts.Clock = Clock
 	synctest.Test(t, func(t *testing.T) {
 		// The context is made in the bubble: a deadline timer made
 		// outside would run on the wall clock.
 		res, err = experiment.Run(context.Background(), s, opts)
 	})
-	if res != nil {
-		res.Clock = Clock
-	}
 	return res, err
+}
+
+// Main runs f in a synctest bubble from a program that is not a test (a
+// command such as skein sim run --clock virtual) and exits the process
+// with f's code; it does not return. f gets a context made in the bubble:
+// pass Clock in experiment.Options so the results say which clock they
+// are on.
+//
+// A bubble needs a *testing.T, which only a running test has: Main runs
+// one through testing.Main, which the testing package keeps "for other
+// systems that simulate go test". It clears the command line first (the
+// testing package would parse it as test flags), and it must not be
+// called from a test (use Run): it panics then.
+func Main(f func(ctx context.Context) int) {
+	if testing.Testing() {
+		panic("virtual.Main called from a test: use virtual.Run")
+	}
+	os.Args = os.Args[:1]
+	testing.Main(func(string, string) (bool, error) { return true, nil },
+		[]testing.InternalTest{{Name: "SkeinVirtualClock", F: func(t *testing.T) {
+			code := 0
+			synctest.Test(t, func(*testing.T) { code = f(context.Background()) })
+			// Exit here, not through testing.Main, which would print
+			// PASS on stdout.
+			os.Exit(code)
+		}}}, nil, nil)
+	os.Exit(2) // not reached: the test exits
 }
