@@ -9,3 +9,7 @@ func SetReexchangeAfter(ds []time.Duration) (restore func()) {
 	reexchangeAfter = ds
 	return func() { reexchangeAfter = old }
 }
+
+// TopicJoinExchanges returns how many head exchanges r started because a
+// proven peer joined a topic.
+func TopicJoinExchanges(r *Replicator) int64 { return r.topicJoins.Load() }
