@@ -213,3 +213,41 @@ func TestMultiSealer(t *testing.T) {
 		t.Fatalf("destroyed sealer: %v", err)
 	}
 }
+
+// TestSealOnce: the output is the ciphertext and tag only (no nonce), it
+// opens under the same key and associated data and under nothing else, and
+// every modified byte fails closed.
+func TestSealOnce(t *testing.T) {
+	key := RandomKey()
+	plain, ad := []byte("a message under a single-use key"), []byte("ad")
+	sealed, err := SealOnce(&key, plain, ad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sealed) != len(plain)+TagSize {
+		t.Fatalf("sealed %d bytes, want %d", len(sealed), len(plain)+TagSize)
+	}
+	got, err := OpenOnce(&key, sealed, ad)
+	if err != nil || string(got) != string(plain) {
+		t.Fatalf("OpenOnce = %q, %v", got, err)
+	}
+	other := RandomKey()
+	for name, open := range map[string]func() ([]byte, error){
+		"wrong key": func() ([]byte, error) { return OpenOnce(&other, sealed, ad) },
+		"wrong ad":  func() ([]byte, error) { return OpenOnce(&key, sealed, []byte("da")) },
+	} {
+		if _, err := open(); !errors.Is(err, ErrDecrypt) {
+			t.Errorf("%s: err = %v, want ErrDecrypt", name, err)
+		}
+	}
+	for i := range sealed {
+		bad := append([]byte(nil), sealed...)
+		bad[i] ^= 1
+		if _, err := OpenOnce(&key, bad, ad); !errors.Is(err, ErrDecrypt) {
+			t.Fatalf("byte %d flipped: err = %v, want ErrDecrypt", i, err)
+		}
+	}
+	if _, err := OpenOnce(&key, sealed[:TagSize-1], ad); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("short input: err = %v, want ErrMalformed", err)
+	}
+}
