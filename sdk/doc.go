@@ -22,10 +22,12 @@
 // StatusReporter for health, PacketTransport for radio-like links, and for
 // a Network PeerNotifier, DirectMessenger, PeerBlocker, TransportAttacher,
 // TopicGate (closed topics), TopicValidator (the host judges each pubsub
-// message) and PeerScorer. Serve announces each one the value implements
-// in Describe's capabilities (CapNetworkPeerEvents, CapNetworkDirect,
+// message), PeerScorer and TopicPeerNotifier (peers joining a pubsub
+// topic). Serve announces each one the value implements in Describe's
+// capabilities (CapNetworkPeerEvents, CapNetworkDirect,
 // CapNetworkBlockPeer, CapNetworkTransports, CapNetworkTopicGate,
-// CapNetworkTopicValidator, CapNetworkPeerScorer) and carries it over the
+// CapNetworkTopicValidator, CapNetworkPeerScorer,
+// CapNetworkTopicPeerEvents) and carries it over the
 // wire; a host's validator answers the plugin's validations over one
 // stream per topic.
 // An out-of-process network attaches a transport plugin by its

@@ -87,6 +87,8 @@ const (
 	CapNetworkTopicValidator = "network.topic-validator"
 	// CapNetworkPeerScorer: the network implements PeerScorer.
 	CapNetworkPeerScorer = "network.peer-scorer"
+	// CapNetworkTopicPeerEvents: the network implements TopicPeerNotifier.
+	CapNetworkTopicPeerEvents = "network.topic-peer-events"
 )
 
 // Errors a host sees at the boundary.
@@ -99,7 +101,7 @@ var (
 	ErrKindNotServed = errors.New("plugin does not serve this kind")
 	// ErrCapabilityNotServed is returned by an optional capability method
 	// (PeerEvents, HandleRequests, Request, BlockPeer, CloseTopic,
-	// AdmitPeer, ValidateTopic, ScorePeer) of a remote or
+	// AdmitPeer, ValidateTopic, ScorePeer, TopicPeerEvents) of a remote or
 	// host-proxied network whose plugin does not announce the capability.
 	// A caller falls back as it would when a type assertion fails.
 	ErrCapabilityNotServed = errors.New("capability not served by the plugin")

@@ -23,6 +23,30 @@ type PeerNotifier interface {
 	PeerEvents(ctx context.Context) (<-chan PeerEvent, error)
 }
 
+// TopicPeerEvent reports a peer joining or leaving a pubsub topic: the
+// peer announced (or withdrew) its subscription to the topic to this node.
+type TopicPeerEvent struct {
+	Peer   string
+	Joined bool
+}
+
+// TopicPeerNotifier is an optional Network capability: a stream of the
+// peers joining and leaving one pubsub topic this node subscribes to (for
+// gossipsub, the topic's PeerJoin and PeerLeave events), so replication can
+// swap heads with a peer as soon as the topic's messages can reach it, not
+// only when it connects.
+//
+// A join means the network now knows the peer subscribes to the topic; on
+// a closed topic (TopicGate) it says nothing of admission either way.
+type TopicPeerNotifier interface {
+	// TopicPeerEvents streams the topic's join and leave events until ctx
+	// ends. Peers already on the topic when it is called are reported
+	// first, as joins. The caller must be subscribed to the topic (or
+	// about to be): a network may report nothing for a topic it has not
+	// joined.
+	TopicPeerEvents(ctx context.Context, topic string) (<-chan TopicPeerEvent, error)
+}
+
 // RequestHandler answers one direct request from peer `from`.
 type RequestHandler func(ctx context.Context, from string, request []byte) ([]byte, error)
 

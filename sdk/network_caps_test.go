@@ -231,6 +231,83 @@ func nextEvent(t testing.TB, ch <-chan sdk.PeerEvent) sdk.PeerEvent {
 	return sdk.PeerEvent{}
 }
 
+// TopicPeerEvents: every connected peer is on every topic (it reports
+// connections as joins).
+func (n *capNetwork) TopicPeerEvents(ctx context.Context, topic string) (<-chan sdk.TopicPeerEvent, error) {
+	evs, err := n.PeerEvents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan sdk.TopicPeerEvent)
+	go func() {
+		defer close(out)
+		for ev := range evs {
+			select {
+			case out <- sdk.TopicPeerEvent{Peer: ev.Peer, Joined: ev.Connected}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// TestTopicPeerEventsAcrossTheWire: the capability is announced and its
+// events cross the wire in order, peers already on the topic first; the
+// stream ends with its context.
+func TestTopicPeerEventsAcrossTheWire(t *testing.T) {
+	rp := plugintest.StartProcess(t, "capnetwork")
+	desc, _ := rp.Description()
+	if !slices.Contains(desc.Capabilities, sdk.CapNetworkTopicPeerEvents) {
+		t.Fatalf("capabilities %v lack %q", desc.Capabilities, sdk.CapNetworkTopicPeerEvents)
+	}
+	n, _ := rp.Network()
+	tn := n.(sdk.TopicPeerNotifier)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
+	if _, err := tn.TopicPeerEvents(ctx, ""); !errors.Is(err, sdk.ErrInvalidArgument) {
+		t.Fatalf("empty topic: err = %v, want sdk.ErrInvalidArgument", err)
+	}
+	if err := n.Connect(ctx, sdk.PeerInfo{ID: "p1"}); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := tn.TopicPeerEvents(ctx, "topic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func() sdk.TopicPeerEvent {
+		t.Helper()
+		select {
+		case ev, ok := <-evs:
+			if !ok {
+				t.Fatal("topic peer events ended")
+			}
+			return ev
+		case <-time.After(10 * time.Second):
+			t.Fatal("no topic peer event within 10s")
+		}
+		return sdk.TopicPeerEvent{}
+	}
+	if ev := next(); ev != (sdk.TopicPeerEvent{Peer: "p1", Joined: true}) {
+		t.Fatalf("first event = %+v, want p1 joined (already on the topic)", ev)
+	}
+	if err := n.Connect(ctx, sdk.PeerInfo{ID: "p2"}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(); ev != (sdk.TopicPeerEvent{Peer: "p2", Joined: true}) {
+		t.Fatalf("event = %+v, want p2 joined", ev)
+	}
+	cancel()
+	select {
+	case _, ok := <-evs:
+		if ok {
+			t.Fatal("event after cancel on a quiet network")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("channel not closed within 10s of cancel")
+	}
+}
+
 func TestNetworkCapabilitiesAcrossTheWire(t *testing.T) {
 	rp := plugintest.StartProcess(t, "capnetwork")
 	desc, _ := rp.Description()
@@ -430,6 +507,7 @@ func TestNetworkWithoutCapabilitiesSaysSo(t *testing.T) {
 			return n.(sdk.TopicValidator).ValidateTopic("t", func(context.Context, string, []byte) sdk.Verdict { return sdk.VerdictAccept })
 		}},
 		{"score peer", func() error { return n.(sdk.PeerScorer).ScorePeer(ctx, "p", -1, "r") }},
+		{"topic peer events", func() error { _, err := n.(sdk.TopicPeerNotifier).TopicPeerEvents(ctx, "t"); return err }},
 	}
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {

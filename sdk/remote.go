@@ -182,10 +182,11 @@ func (r *RemotePlugin) Discovery() (Discovery, bool) {
 
 // Network returns the plugin's network if Describe declared it. The value
 // always has the methods of the optional capabilities PeerNotifier,
-// DirectMessenger, PeerBlocker, TopicGate, TopicValidator and PeerScorer;
-// each fails with ErrCapabilityNotServed unless the plugin announced it
-// (CapNetworkPeerEvents, CapNetworkDirect, CapNetworkBlockPeer,
-// CapNetworkTopicGate, CapNetworkTopicValidator, CapNetworkPeerScorer).
+// DirectMessenger, PeerBlocker, TopicGate, TopicValidator, PeerScorer and
+// TopicPeerNotifier; each fails with ErrCapabilityNotServed unless the
+// plugin announced it (CapNetworkPeerEvents, CapNetworkDirect,
+// CapNetworkBlockPeer, CapNetworkTopicGate, CapNetworkTopicValidator,
+// CapNetworkPeerScorer, CapNetworkTopicPeerEvents).
 // Handlers registered with HandleRequests and validators registered with
 // ValidateTopic belong to the plugin, whichever Network value registered
 // them.
@@ -208,6 +209,7 @@ func (r *RemotePlugin) Network() (Network, bool) {
 			topicGate:      slices.Contains(desc.Capabilities, CapNetworkTopicGate),
 			topicValidator: slices.Contains(desc.Capabilities, CapNetworkTopicValidator),
 			peerScorer:     slices.Contains(desc.Capabilities, CapNetworkPeerScorer),
+			topicPeers:     slices.Contains(desc.Capabilities, CapNetworkTopicPeerEvents),
 		},
 	}, true
 }

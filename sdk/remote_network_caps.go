@@ -21,9 +21,10 @@ import (
 // the capability in Describe.
 
 var (
-	_ PeerNotifier    = (*remoteNetwork)(nil)
-	_ DirectMessenger = (*remoteNetwork)(nil)
-	_ PeerBlocker     = (*remoteNetwork)(nil)
+	_ PeerNotifier      = (*remoteNetwork)(nil)
+	_ DirectMessenger   = (*remoteNetwork)(nil)
+	_ PeerBlocker       = (*remoteNetwork)(nil)
+	_ TopicPeerNotifier = (*remoteNetwork)(nil)
 )
 
 // registerTimeout bounds the plugin's acknowledgement of a handler stream.
@@ -35,6 +36,7 @@ type networkCaps struct {
 	transports                    bool // TransportAttacher (transport_attach.go)
 	// TopicGate, TopicValidator, PeerScorer (remote_topics.go)
 	topicGate, topicValidator, peerScorer bool
+	topicPeers                            bool // TopicPeerNotifier
 }
 
 // capError converts an error of a capability RPC: UNIMPLEMENTED means the
@@ -78,6 +80,50 @@ func (n *remoteNetwork) PeerEvents(ctx context.Context) (<-chan PeerEvent, error
 			}
 			select {
 			case out <- PeerEvent{Peer: ev.GetPeer(), Connected: ev.GetConnected()}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// TopicPeerEvents implements TopicPeerNotifier over the wire. The channel
+// closes when ctx ends or the plugin goes away.
+func (n *remoteNetwork) TopicPeerEvents(ctx context.Context, topic string) (<-chan TopicPeerEvent, error) {
+	op := "network topic peer events " + topic
+	if !n.caps.topicPeers {
+		return nil, fmt.Errorf("%s: %w", op, ErrCapabilityNotServed)
+	}
+	if topic == "" {
+		return nil, fmt.Errorf("%s: empty topic: %w", op, ErrInvalidArgument)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	stream, err := n.c.TopicPeerEvents(sctx, &wirev1.TopicRequest{Topic: topic})
+	if err == nil {
+		_, err = stream.Recv() // the started event
+	}
+	if err != nil {
+		cancel()
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: plugin ended the stream before it started", op)
+		}
+		return nil, capError(op, err)
+	}
+	out := make(chan TopicPeerEvent)
+	go func() {
+		defer cancel()
+		defer close(out)
+		for {
+			ev, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			if ev.GetPeer() == "" {
+				continue
+			}
+			select {
+			case out <- TopicPeerEvent{Peer: ev.GetPeer(), Joined: ev.GetJoined()}:
 			case <-ctx.Done():
 				return
 			}

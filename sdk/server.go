@@ -143,6 +143,9 @@ func completeDescription(p Plugin, d Description) (Description, error) {
 		if _, ok := p.(PeerScorer); ok {
 			add(CapNetworkPeerScorer)
 		}
+		if _, ok := p.(TopicPeerNotifier); ok {
+			add(CapNetworkTopicPeerEvents)
+		}
 	}
 	d.Capabilities = caps
 	return d, nil

@@ -54,6 +54,37 @@ func (n *networkServer) PeerEvents(_ *wirev1.Empty, stream grpc.ServerStreamingS
 	}
 }
 
+func (n *networkServer) TopicPeerEvents(req *wirev1.TopicRequest, stream grpc.ServerStreamingServer[wirev1.TopicPeerEventMessage]) error {
+	tn, ok := n.impl.(TopicPeerNotifier)
+	if !ok {
+		return capUnimplemented("TopicPeerNotifier")
+	}
+	if req.GetTopic() == "" {
+		return status.Error(codes.InvalidArgument, "topic peer events: topic is required")
+	}
+	ctx := stream.Context()
+	ch, err := tn.TopicPeerEvents(ctx, req.GetTopic())
+	if err != nil {
+		return toStatus(err)
+	}
+	if err := stream.Send(&wirev1.TopicPeerEventMessage{Started: true}); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-ch:
+			if !ok {
+				return nil
+			}
+			if err := stream.Send(&wirev1.TopicPeerEventMessage{Peer: ev.Peer, Joined: ev.Joined}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
 func (n *networkServer) Request(ctx context.Context, req *wirev1.DirectRequest) (*wirev1.DirectResponse, error) {
 	dm, ok := n.impl.(DirectMessenger)
 	if !ok {

@@ -37,6 +37,12 @@ type Suite interface {
 	Seal(key *[KeySize]byte, plaintext, ad []byte) ([]byte, error)
 	// Open reverses Seal.
 	Open(key *[KeySize]byte, sealed, ad []byte) ([]byte, error)
+	// SealOnce encrypts plaintext under a key that seals nothing else,
+	// ever (a ratchet message key), binding ad; its output is the
+	// ciphertext and a TagSize (16-byte) tag, no nonce.
+	SealOnce(key *[KeySize]byte, plaintext, ad []byte) ([]byte, error)
+	// OpenOnce reverses SealOnce.
+	OpenOnce(key *[KeySize]byte, sealed, ad []byte) ([]byte, error)
 	// SealTo encrypts plaintext so only the holder of recipient's private key
 	// can open it, binding ad.
 	SealTo(recipient X25519PublicKey, plaintext, ad []byte) ([]byte, error)
@@ -210,6 +216,55 @@ func Seal(key *[KeySize]byte, plaintext, ad []byte) ([]byte, error) {
 // error wrapping ErrDecrypt; a too-short input, ErrMalformed.
 func Open(key *[KeySize]byte, sealed, ad []byte) ([]byte, error) {
 	return XChaChaSuite{}.Open(key, sealed, ad)
+}
+
+// SealOnce implements Suite: it encrypts plaintext under a key that seals
+// nothing else, ever (a ratchet message key), binding ad. Output: ciphertext || 16-byte tag:
+// XChaCha20-Poly1305 with the all-zero nonce, which is safe only because
+// the key is used for one plaintext; under any other key use Seal.
+func (XChaChaSuite) SealOnce(key *[KeySize]byte, plaintext, ad []byte) ([]byte, error) {
+	if key == nil {
+		return nil, fmt.Errorf("seal once: %w: nil key", ErrInvalidOption)
+	}
+	aead, err := chacha20poly1305.NewX(key[:])
+	if err != nil {
+		return nil, fmt.Errorf("seal once: %w", err)
+	}
+	var nonce [NonceSize]byte
+	return aead.Seal(make([]byte, 0, len(plaintext)+TagSize), nonce[:], plaintext, ad), nil
+}
+
+// OpenOnce implements Suite: it decrypts the output of SealOnce. Wrong key, wrong ad or
+// tampering gives an error wrapping ErrDecrypt; an input shorter than the
+// tag, ErrMalformed.
+func (XChaChaSuite) OpenOnce(key *[KeySize]byte, sealed, ad []byte) ([]byte, error) {
+	if key == nil {
+		return nil, fmt.Errorf("open once: %w: nil key", ErrInvalidOption)
+	}
+	if len(sealed) < TagSize {
+		return nil, fmt.Errorf("open once: %w: sealed length %d below minimum %d", ErrMalformed, len(sealed), TagSize)
+	}
+	aead, err := chacha20poly1305.NewX(key[:])
+	if err != nil {
+		return nil, fmt.Errorf("open once: %w", err)
+	}
+	var nonce [NonceSize]byte
+	plain, err := aead.Open(nil, nonce[:], sealed, ad)
+	if err != nil {
+		return nil, fmt.Errorf("open once: %w", ErrDecrypt)
+	}
+	return plain, nil
+}
+
+// SealOnce encrypts plaintext under a single-use key with DefaultSuite,
+// binding ad (see XChaChaSuite.SealOnce).
+func SealOnce(key *[KeySize]byte, plaintext, ad []byte) ([]byte, error) {
+	return XChaChaSuite{}.SealOnce(key, plaintext, ad)
+}
+
+// OpenOnce decrypts the output of SealOnce with DefaultSuite.
+func OpenOnce(key *[KeySize]byte, sealed, ad []byte) ([]byte, error) {
+	return XChaChaSuite{}.OpenOnce(key, sealed, ad)
 }
 
 // SealTo seals plaintext to a device's X25519 public key with DefaultSuite,

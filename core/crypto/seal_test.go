@@ -244,6 +244,13 @@ func TestSuitesDoNotOpenEachOther(t *testing.T) {
 				if got, err := b.Open(&key, sealed, nil); !errors.Is(err, ErrDecrypt) || got != nil {
 					t.Fatalf("open: %q, %v, want ErrDecrypt", got, err)
 				}
+				once, err := a.SealOnce(&key, []byte("hello"), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, err := b.OpenOnce(&key, once, nil); !errors.Is(err, ErrDecrypt) || got != nil {
+					t.Fatalf("open once: %q, %v, want ErrDecrypt", got, err)
+				}
 				box, err := a.SealTo(dev.Public(), []byte("hello"), nil)
 				if err != nil {
 					t.Fatal(err)
@@ -313,9 +320,57 @@ func (n noEphemeral) Seal(key *[KeySize]byte, p, ad []byte) ([]byte, error) {
 func (n noEphemeral) Open(key *[KeySize]byte, b, ad []byte) ([]byte, error) {
 	return n.s.Open(key, b, ad)
 }
+func (n noEphemeral) SealOnce(key *[KeySize]byte, p, ad []byte) ([]byte, error) {
+	return n.s.SealOnce(key, p, ad)
+}
+func (n noEphemeral) OpenOnce(key *[KeySize]byte, b, ad []byte) ([]byte, error) {
+	return n.s.OpenOnce(key, b, ad)
+}
 func (n noEphemeral) SealTo(r X25519PublicKey, p, ad []byte) ([]byte, error) {
 	return n.s.SealTo(r, p, ad)
 }
 func (n noEphemeral) OpenFrom(r *X25519PrivateKey, b, ad []byte) ([]byte, error) {
 	return n.s.OpenFrom(r, b, ad)
+}
+
+// TestSealOnce (each suite): the output is the ciphertext and tag only (no nonce), it
+// opens under the same key and associated data and under nothing else, and
+// every modified byte fails closed.
+func TestSealOnce(t *testing.T) {
+	for _, suite := range []Suite{DefaultSuite(), AESGCMSuite{}} {
+		t.Run(suite.Name(), func(t *testing.T) {
+			key := RandomKey()
+			plain, ad := []byte("a message under a single-use key"), []byte("ad")
+			sealed, err := suite.SealOnce(&key, plain, ad)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sealed) != len(plain)+TagSize {
+				t.Fatalf("sealed %d bytes, want %d", len(sealed), len(plain)+TagSize)
+			}
+			got, err := suite.OpenOnce(&key, sealed, ad)
+			if err != nil || string(got) != string(plain) {
+				t.Fatalf("OpenOnce = %q, %v", got, err)
+			}
+			other := RandomKey()
+			for name, open := range map[string]func() ([]byte, error){
+				"wrong key": func() ([]byte, error) { return suite.OpenOnce(&other, sealed, ad) },
+				"wrong ad":  func() ([]byte, error) { return suite.OpenOnce(&key, sealed, []byte("da")) },
+			} {
+				if _, err := open(); !errors.Is(err, ErrDecrypt) {
+					t.Errorf("%s: err = %v, want ErrDecrypt", name, err)
+				}
+			}
+			for i := range sealed {
+				bad := append([]byte(nil), sealed...)
+				bad[i] ^= 1
+				if _, err := suite.OpenOnce(&key, bad, ad); !errors.Is(err, ErrDecrypt) {
+					t.Fatalf("byte %d flipped: err = %v, want ErrDecrypt", i, err)
+				}
+			}
+			if _, err := suite.OpenOnce(&key, sealed[:TagSize-1], ad); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("short input: err = %v, want ErrMalformed", err)
+			}
+		})
+	}
 }

@@ -17,6 +17,7 @@ const AESGCMSuiteName = "aes256gcm-x25519-hkdfsha256"
 const (
 	aesSealInfo   = "skein/v1/aes256gcm/seal"
 	aesSealToInfo = "skein/v1/aes256gcm/seal-to"
+	aesOnceInfo   = "skein/v1/aes256gcm/seal-once"
 	aesNonceSize  = 12
 )
 
@@ -99,6 +100,40 @@ func (AESGCMSuite) Open(key *[KeySize]byte, sealed, ad []byte) ([]byte, error) {
 	plain, err := aead.Open(nil, n, sealed[NonceSize:], ad)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", ErrDecrypt)
+	}
+	return plain, nil
+}
+
+// SealOnce implements Suite. Output: AES-256-GCM(k, n, plaintext, ad),
+// where k(32) || n(12) = HKDF-SHA256(ikm = key, no salt,
+// info = "skein/v1/aes256gcm/seal-once", length 44): a derived nonce, safe
+// because the key seals one plaintext only; 16 bytes of overhead.
+func (AESGCMSuite) SealOnce(key *[KeySize]byte, plaintext, ad []byte) ([]byte, error) {
+	if key == nil {
+		return nil, fmt.Errorf("seal once: %w: nil key", ErrInvalidOption)
+	}
+	aead, n, err := aesGCMFrom(key[:], nil, aesOnceInfo)
+	if err != nil {
+		return nil, fmt.Errorf("seal once: %w", err)
+	}
+	return aead.Seal(make([]byte, 0, len(plaintext)+TagSize), n, plaintext, ad), nil
+}
+
+// OpenOnce implements Suite: it reverses SealOnce.
+func (AESGCMSuite) OpenOnce(key *[KeySize]byte, sealed, ad []byte) ([]byte, error) {
+	if key == nil {
+		return nil, fmt.Errorf("open once: %w: nil key", ErrInvalidOption)
+	}
+	if len(sealed) < TagSize {
+		return nil, fmt.Errorf("open once: %w: sealed length %d below minimum %d", ErrMalformed, len(sealed), TagSize)
+	}
+	aead, n, err := aesGCMFrom(key[:], nil, aesOnceInfo)
+	if err != nil {
+		return nil, fmt.Errorf("open once: %w", err)
+	}
+	plain, err := aead.Open(nil, n, sealed, ad)
+	if err != nil {
+		return nil, fmt.Errorf("open once: %w", ErrDecrypt)
 	}
 	return plain, nil
 }

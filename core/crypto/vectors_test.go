@@ -35,6 +35,10 @@ type vectors struct {
 	SealPlain        string            `json:"seal_plaintext"`
 	SealAD           string            `json:"seal_ad"`
 	SealBox          string            `json:"seal_box"`
+	SealOnceKey      string            `json:"seal_once_key"`
+	SealOncePlain    string            `json:"seal_once_plaintext"`
+	SealOnceAD       string            `json:"seal_once_ad"`
+	SealOnceBox      string            `json:"seal_once_box"`
 	RatchetChainKey  string            `json:"ratchet_chain_key"`
 	RatchetMsgKeys   []string          `json:"ratchet_message_keys"`
 	RatchetNextChain string            `json:"ratchet_chain_key_after"`
@@ -109,6 +113,13 @@ func deterministicVectors(tb testing.TB) vectors {
 	v.DeriveInfo = "skein/v1/test-derive"
 	dk, _ := DeriveKey(fill(4, 32), []byte("salt"), v.DeriveInfo)
 	v.DeriveOut = hex.EncodeToString(dk[:])
+
+	once := (*[KeySize]byte)(fill(5, KeySize))
+	v.SealOnceKey = hex.EncodeToString(once[:])
+	v.SealOncePlain = hex.EncodeToString(fill('m', 200))
+	v.SealOnceAD = hex.EncodeToString([]byte("skein/v1/test-ad"))
+	ob, _ := SealOnce(once, fill('m', 200), []byte("skein/v1/test-ad"))
+	v.SealOnceBox = hex.EncodeToString(ob)
 	return v
 }
 

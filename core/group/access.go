@@ -173,12 +173,10 @@ func (g *Group) checkMessageEntry(e *log.Entry, cutoffs bool) (*checkedMessage, 
 	if err != nil {
 		return nil, fmt.Errorf("%w: header of a message by %s: %v", ErrTampered, w.Fingerprint(), err)
 	}
-	h, err := decodeHeader(hb)
+	// The header opened under an associated data naming w: w is its sender.
+	h, err := decodeHeader(hb, w)
 	if err != nil {
 		return nil, err
-	}
-	if !h.Sender.Equal(w) {
-		return nil, fmt.Errorf("%w: header names sender %s, entry written by %s", ErrTampered, h.Sender.Fingerprint(), w.Fingerprint())
 	}
 	if removed && h.Index >= cs.limits[epoch] {
 		return nil, fmt.Errorf("%w: message index %d by device %s in epoch %s is past the cutoff %d", ErrRemoved, h.Index, w.Fingerprint(), epoch, cs.limits[epoch])

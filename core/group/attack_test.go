@@ -20,7 +20,7 @@ func forgeEnvelope(t testing.TB, g *Group, sender crypto.PublicKey, e EpochID, i
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, err := crypto.Seal(&mk, body, bodyAD(g.id, e, sender, idx))
+	sb, err := crypto.SealOnce(&mk, body, bodyAD(g.id, e, sender, idx))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,7 +396,7 @@ func TestForwardSecrecyGroup(t *testing.T) {
 		t.Fatalf("sender's current chain: %v, want ErrBeforeChainStart", err)
 	}
 	mk, _ := k0.KeyFor(m.Index + 1)
-	if _, err := crypto.Open(&mk, env.Body, bodyAD(a.g.ID(), GenesisEpoch, a.id.DeviceKey(), m.Index)); err == nil {
+	if _, err := crypto.OpenOnce(&mk, env.Body, bodyAD(a.g.ID(), GenesisEpoch, a.id.DeviceKey(), m.Index)); err == nil {
 		t.Fatal("a later message key opened an earlier message")
 	}
 }

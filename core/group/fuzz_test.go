@@ -47,7 +47,8 @@ func FuzzOpenMetaPayload(f *testing.F) {
 }
 
 func FuzzDecodeEnvelope(f *testing.F) {
-	f.Add([]byte{payloadVersion})
+	f.Add([]byte{envelopeVersion})
+	f.Add(append([]byte{envelopeVersion}, make([]byte, sealedEpochSize+2)...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := DecodeEnvelope(b)
 		if err != nil {

@@ -940,7 +940,7 @@ func (g *Group) openMessage(e *log.Entry) (msg *Message, wait bool, err error) {
 		return nil, false, fmt.Errorf("%w: %v", ErrUnreadable, err)
 	}
 	g.seen[ref] = k
-	body, err := g.suite.Open(&mk, env.Body, bodyAD(g.id, epoch, w, h.Index))
+	body, err := g.suite.OpenOnce(&mk, env.Body, bodyAD(g.id, epoch, w, h.Index))
 	clear(mk[:])
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: body of message %d by %s: %v", ErrTampered, h.Index, w.Fingerprint(), err)
@@ -1132,7 +1132,7 @@ func (g *Group) beginSend(ctx context.Context, body []byte) (*Message, *log.Pend
 	if err != nil {
 		return nil, nil, err
 	}
-	sealedB, err := g.suite.Seal(&mk, body, bodyAD(g.id, e, me, idx))
+	sealedB, err := g.suite.SealOnce(&mk, body, bodyAD(g.id, e, me, idx))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -473,8 +473,10 @@ func (l *Log) BeginAppend(ctx context.Context, payload []byte, extra func(*Entry
 		e.Next[i] = h.cid
 		e.Time = max(e.Time, h.time+1)
 	}
-	// Refs: the entries 2, 4, 8, ... places back in the total order.
-	for d := 2; len(e.Refs) < l.opts.appendRefs && d <= len(l.index); d *= 2 {
+	// Refs: on every k-th entry, the entries k, 2k, 4k, ... places back in
+	// the total order (with k = 1: 2, 4, 8, ..., the first being in next).
+	k := l.opts.refsEvery
+	for d := k; len(l.index)%k == 0 && len(e.Refs) < l.opts.appendRefs && d <= len(l.index); d *= 2 {
 		c := l.index[len(l.index)-d].cid()
 		if !slices.ContainsFunc(e.Next, func(n cid.Cid) bool { return n.Equals(c) }) {
 			e.Refs = append(e.Refs, c)

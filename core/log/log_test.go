@@ -61,9 +61,16 @@ func TestOpenArguments(t *testing.T) {
 }
 
 func TestAppendClockAndLinks(t *testing.T) {
-	r := newReplica(t, 1, nil)
+	for _, k := range []int{1, 4, DefaultRefsEvery} {
+		t.Run(fmt.Sprintf("refs every %d", k), func(t *testing.T) { testAppendClockAndLinks(t, k) })
+	}
+}
+
+func testAppendClockAndLinks(t *testing.T, k int) {
+	r := newReplica(t, 1, nil, WithRefsEvery(k))
 	var es []*Entry
-	for i := range 10 {
+	withRefs := 0
+	for i := range 100 {
 		es = append(es, mustAppend(t, r.log, fmt.Sprint(i)))
 	}
 	for i, e := range es {
@@ -74,15 +81,23 @@ func TestAppendClockAndLinks(t *testing.T) {
 			t.Errorf("entry %d next %v, want [%s]", i, e.Next, es[i-1].CID())
 		}
 		var wantRefs []cid.Cid
-		for d := 2; len(wantRefs) < DefaultAppendRefs && d <= i; d *= 2 {
-			wantRefs = append(wantRefs, es[i-d].CID())
+		for d := k; i%k == 0 && len(wantRefs) < DefaultAppendRefs && d <= i; d *= 2 {
+			if d > 1 {
+				wantRefs = append(wantRefs, es[i-d].CID())
+			}
+		}
+		if len(wantRefs) > 0 {
+			withRefs++
 		}
 		slices.SortFunc(wantRefs, compareCID)
 		if !slices.EqualFunc(e.Refs, wantRefs, cid.Cid.Equals) {
 			t.Errorf("entry %d refs %v, want %v", i, e.Refs, wantRefs)
 		}
 	}
-	if h := r.log.Heads(); len(h) != 1 || !h[0].Equals(es[9].CID()) {
+	if withRefs == 0 {
+		t.Fatal("no entry carries refs: the test proves nothing")
+	}
+	if h := r.log.Heads(); len(h) != 1 || !h[0].Equals(es[99].CID()) {
 		t.Fatalf("heads %v, want the last entry", h)
 	}
 }

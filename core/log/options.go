@@ -14,9 +14,16 @@ const (
 	DefaultMaxNext = 64
 	// DefaultMaxRefs is the largest accepted number of refs.
 	DefaultMaxRefs = 64
-	// DefaultAppendRefs is how many skip pointers Append writes (to the
-	// entries 2, 4, 8, ... places back in the total order).
+	// DefaultAppendRefs is how many skip pointers Append writes on an
+	// entry that carries them (to the entries k, 2k, 4k, ... places back in
+	// the total order, k = DefaultRefsEvery).
 	DefaultAppendRefs = 3
+	// DefaultRefsEvery: only every 16th entry (by place in the total
+	// order) carries skip pointers, to other such entries 16, 32 and 64
+	// places back. Refs cost 41 bytes each in every entry that carries
+	// them; the bulk entry fetch does not need them, and a fetch over the
+	// block network still walks the log 64 entries at a time along them.
+	DefaultRefsEvery = 16
 	// DefaultMaxClockJump is how far past the largest next time an entry's
 	// time may be.
 	DefaultMaxClockJump = 1 << 16
@@ -36,6 +43,7 @@ type options struct {
 	maxNext           int
 	maxRefs           int
 	appendRefs        int
+	refsEvery         int
 	maxClockJump      uint64
 	joinParallelism   int
 	verifyParallelism int
@@ -53,6 +61,7 @@ func defaultOptions() options {
 		maxNext:           DefaultMaxNext,
 		maxRefs:           DefaultMaxRefs,
 		appendRefs:        DefaultAppendRefs,
+		refsEvery:         DefaultRefsEvery,
 		maxClockJump:      DefaultMaxClockJump,
 		joinParallelism:   DefaultJoinParallelism,
 		verifyParallelism: runtime.GOMAXPROCS(0),
@@ -92,8 +101,23 @@ func WithMaxRefs(n int) Option {
 	}
 }
 
-// WithAppendRefs sets how many skip pointers Append writes (default
-// DefaultAppendRefs; 0 writes none). Each costs 41 bytes per entry.
+// WithRefsEvery sets which entries carry skip pointers: those whose place
+// in the total order is a multiple of k, pointing k, 2k, 4k, ... places
+// back (default DefaultRefsEvery; 1 puts them on every entry, 2, 4, 8, ...
+// places back, as Skein did before).
+func WithRefsEvery(k int) Option {
+	return func(o *options) error {
+		o.refsEvery = k
+		if k < 1 || k > 1<<16 {
+			return fmt.Errorf("%w: refs every must be in [1, 65536], got %d", ErrInvalidOption, k)
+		}
+		return nil
+	}
+}
+
+// WithAppendRefs sets how many skip pointers Append writes on an entry
+// that carries them (default DefaultAppendRefs; 0 writes none). Each costs
+// 41 bytes in the entry.
 func WithAppendRefs(n int) Option {
 	return func(o *options) error {
 		o.appendRefs = n

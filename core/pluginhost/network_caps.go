@@ -13,9 +13,9 @@ import (
 // fails with sdk.ErrCapabilityNotServed when the running instance's network
 // lacks the capability.
 //
-//   - PeerEvents: its start is retried after a crash; the channel closes
-//     when the plugin crashes (as Subscribe's does) and the caller asks
-//     again.
+//   - PeerEvents, TopicPeerEvents: their start is retried after a crash;
+//     the channel closes when the plugin crashes (as Subscribe's does) and
+//     the caller asks again.
 //   - HandleRequests: the proxy remembers the handlers and registers them
 //     again on every restarted instance, before calls reach it. While the
 //     plugin is restarting a registration is only remembered.
@@ -37,12 +37,13 @@ import (
 //     afresh after a restart.
 
 var (
-	_ sdk.PeerNotifier    = (*networkProxy)(nil)
-	_ sdk.DirectMessenger = (*networkProxy)(nil)
-	_ sdk.PeerBlocker     = (*networkProxy)(nil)
-	_ sdk.TopicGate       = (*networkProxy)(nil)
-	_ sdk.TopicValidator  = (*networkProxy)(nil)
-	_ sdk.PeerScorer      = (*networkProxy)(nil)
+	_ sdk.PeerNotifier      = (*networkProxy)(nil)
+	_ sdk.DirectMessenger   = (*networkProxy)(nil)
+	_ sdk.PeerBlocker       = (*networkProxy)(nil)
+	_ sdk.TopicGate         = (*networkProxy)(nil)
+	_ sdk.TopicValidator    = (*networkProxy)(nil)
+	_ sdk.PeerScorer        = (*networkProxy)(nil)
+	_ sdk.TopicPeerNotifier = (*networkProxy)(nil)
 )
 
 func (n *networkProxy) notServed(what string) error {
@@ -59,6 +60,21 @@ func (n *networkProxy) PeerEvents(ctx context.Context) (<-chan sdk.PeerEvent, er
 		}
 		var err error
 		ch, err = pn.PeerEvents(ctx)
+		return err
+	})
+	return ch, err
+}
+
+// TopicPeerEvents implements sdk.TopicPeerNotifier.
+func (n *networkProxy) TopicPeerEvents(ctx context.Context, topic string) (<-chan sdk.TopicPeerEvent, error) {
+	var ch <-chan sdk.TopicPeerEvent
+	err := n.do(ctx, "network topic peer events", idempotent, func(nw sdk.Network) error {
+		tn, ok := nw.(sdk.TopicPeerNotifier)
+		if !ok {
+			return n.notServed("topic peer events")
+		}
+		var err error
+		ch, err = tn.TopicPeerEvents(ctx, topic)
 		return err
 	})
 	return ch, err

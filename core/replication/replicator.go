@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -33,12 +34,13 @@ var _ Log = (*log.Log)(nil)
 // periodic anti-entropy. It is safe for concurrent use.
 type Replicator struct {
 	net     sdk.Network
-	notify  sdk.PeerNotifier    // nil if the network lacks it
-	direct  sdk.DirectMessenger // nil if the network lacks it
-	blocker sdk.PeerBlocker     // nil if the network lacks it
-	gate    sdk.TopicGate       // nil if the network lacks it
-	judge   sdk.TopicValidator  // nil if the network lacks it
-	scorer  sdk.PeerScorer      // nil if the network lacks it
+	notify  sdk.PeerNotifier      // nil if the network lacks it
+	direct  sdk.DirectMessenger   // nil if the network lacks it
+	blocker sdk.PeerBlocker       // nil if the network lacks it
+	gate    sdk.TopicGate         // nil if the network lacks it
+	judge   sdk.TopicValidator    // nil if the network lacks it
+	scorer  sdk.PeerScorer        // nil if the network lacks it
+	joins   sdk.TopicPeerNotifier // nil if the network lacks it
 	proofs  *proofs
 	budgets *budgets
 	blocks  *BlockStore
@@ -65,6 +67,9 @@ type Replicator struct {
 	rendezvousSlots chan struct{}
 	wg              sync.WaitGroup
 	later           reexchanges // head exchanges due again with peers that connected
+	// topicJoins counts head exchanges started by a proven peer joining a
+	// topic (topicjoin.go).
+	topicJoins atomic.Int64
 }
 
 type topicSub struct {
@@ -76,8 +81,8 @@ type topicSub struct {
 
 // New returns a Replicator over net; it does nothing until Start. The
 // optional capabilities (sdk.PeerNotifier, sdk.DirectMessenger,
-// sdk.PeerBlocker, sdk.TopicGate, sdk.TopicValidator, sdk.PeerScorer)
-// are used when net has them.
+// sdk.PeerBlocker, sdk.TopicGate, sdk.TopicValidator, sdk.PeerScorer,
+// sdk.TopicPeerNotifier) are used when net has them.
 func New(net sdk.Network, opts ...Option) (*Replicator, error) {
 	if net == nil {
 		return nil, errors.New("new replicator: nil network")
@@ -100,6 +105,7 @@ func New(net sdk.Network, opts ...Option) (*Replicator, error) {
 	r.scorer, _ = net.(sdk.PeerScorer)
 	r.direct, _ = net.(sdk.DirectMessenger)
 	r.blocker, _ = net.(sdk.PeerBlocker)
+	r.joins, _ = net.(sdk.TopicPeerNotifier)
 	return r, nil
 }
 
@@ -227,6 +233,9 @@ func (r *Replicator) Add(secret []byte, channel string, l Log) (LogID, error) {
 		ts = &topicSub{keys: keys, cancel: cancel, logs: map[LogID]*replica{}}
 		r.topics[topic] = ts
 		r.wg.Go(func() { r.readTopic(tctx, topic, keys, msgs) })
+		if r.joins != nil {
+			r.wg.Go(func() { r.followTopic(tctx, topic) })
+		}
 		if r.opts.rendezvous > 0 {
 			r.wg.Go(func() { r.rendezvous(tctx, topic) })
 		}

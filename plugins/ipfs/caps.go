@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -20,9 +21,10 @@ import (
 )
 
 var (
-	_ sdk.PeerNotifier    = (*Network)(nil)
-	_ sdk.DirectMessenger = (*Network)(nil)
-	_ sdk.PeerBlocker     = (*Network)(nil)
+	_ sdk.PeerNotifier      = (*Network)(nil)
+	_ sdk.DirectMessenger   = (*Network)(nil)
+	_ sdk.PeerBlocker       = (*Network)(nil)
+	_ sdk.TopicPeerNotifier = (*Network)(nil)
 )
 
 // MaxDirectMessage bounds one direct request or response.
@@ -30,6 +32,45 @@ const MaxDirectMessage = 4 << 20
 
 // ErrMessageTooLarge is returned for a direct message over MaxDirectMessage.
 var ErrMessageTooLarge = errors.New("network.ipfs: direct message too large")
+
+// TopicPeerEvents implements sdk.TopicPeerNotifier with the topic's
+// gossipsub event handler: a join is gossipsub learning that the peer
+// subscribes to the topic. On a closed topic (gate.go) a peer not admitted
+// still shows as joined (its subscription is kept), while the peer learns
+// of this node's subscription only once admitted; an admitted member's
+// join therefore marks the moment the topic's messages flow between them.
+// The events of one handler are coalesced by gossipsub: a join followed
+// by a leave before they are read is reported as nothing.
+func (n *Network) TopicPeerEvents(ctx context.Context, topic string) (<-chan sdk.TopicPeerEvent, error) {
+	if topic == "" {
+		return nil, fmt.Errorf("network.ipfs: topic peer events: empty topic: %w", sdk.ErrInvalidArgument)
+	}
+	t, err := n.topic(topic)
+	if err != nil {
+		return nil, err
+	}
+	h, err := t.EventHandler()
+	if err != nil {
+		return nil, fmt.Errorf("network.ipfs: topic peer events: %w", err)
+	}
+	out := make(chan sdk.TopicPeerEvent, 64)
+	go func() {
+		defer close(out)
+		defer h.Cancel()
+		for {
+			ev, err := h.NextPeerEvent(ctx)
+			if err != nil {
+				return
+			}
+			select {
+			case out <- sdk.TopicPeerEvent{Peer: ev.Peer.String(), Joined: ev.Type == pubsub.PeerJoin}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
 
 // PeerEvents implements sdk.PeerNotifier.
 func (n *Network) PeerEvents(ctx context.Context) (<-chan sdk.PeerEvent, error) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -175,4 +176,55 @@ func FuzzReadFrame(f *testing.F) {
 			t.Fatalf("frame does not round-trip: %v", err)
 		}
 	})
+}
+
+// TestTopicPeerEventsFollowGossipsub: a peer subscribing to a topic is
+// reported as joined (one already on it first), and as gone when its
+// subscription ends; the stream ends with its context.
+func TestTopicPeerEventsFollowGossipsub(t *testing.T) {
+	generic := map[string]any{"pubsub_validation": PubsubValidationNone}
+	a := startNetwork(t, generic)
+	b := startNetwork(t, generic)
+	c := startNetwork(t, generic)
+	connect(t, a, b)
+	connect(t, a, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const topic = "skein/test/joins"
+	if _, err := a.Subscribe(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Subscribe(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until a knows b is on the topic, so that b is reported first.
+	waitFor(t, "a to learn b's subscription", func() bool {
+		return slices.Contains(a.ps.ListPeers(topic), b.host.ID())
+	})
+	evs, err := a.TopicPeerEvents(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func(want sdk.TopicPeerEvent) {
+		t.Helper()
+		select {
+		case ev := <-evs:
+			if ev != want {
+				t.Fatalf("event %+v, want %+v", ev, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no event, want %+v", want)
+		}
+	}
+	next(sdk.TopicPeerEvent{Peer: b.PeerID(), Joined: true})
+	cctx, ccancel := context.WithCancel(ctx)
+	if _, err := c.Subscribe(cctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	next(sdk.TopicPeerEvent{Peer: c.PeerID(), Joined: true})
+	ccancel()
+	next(sdk.TopicPeerEvent{Peer: c.PeerID(), Joined: false})
+	if _, err := a.TopicPeerEvents(ctx, ""); !errors.Is(err, sdk.ErrInvalidArgument) {
+		t.Fatalf("empty topic: err = %v, want sdk.ErrInvalidArgument", err)
+	}
 }

@@ -41,6 +41,8 @@ type Node struct {
 	handlers map[string]sdk.RequestHandler
 	blocked  map[string]time.Time
 	streams  map[*eventStream]struct{}
+	// topicStreams: TopicPeerEvents streams (topicpeers.go).
+	topicStreams map[*topicStream]struct{}
 
 	counters nodeCounters
 	traffic  nodeTraffic
@@ -50,7 +52,8 @@ type Node struct {
 func newNode(n *Network, id string) *Node {
 	return &Node{net: n, id: id, up: true, store: map[string][]byte{},
 		subs: map[string]map[*subscription]struct{}{}, handlers: map[string]sdk.RequestHandler{},
-		blocked: map[string]time.Time{}, streams: map[*eventStream]struct{}{}, ps: newNodePubsub()}
+		blocked: map[string]time.Time{}, streams: map[*eventStream]struct{}{},
+		topicStreams: map[*topicStream]struct{}{}, ps: newNodePubsub()}
 }
 
 // topics returns the topics the node subscribes to, sorted.
@@ -133,7 +136,12 @@ func (nd *Node) shutdown() {
 	nd.subs = map[string]map[*subscription]struct{}{}
 	streams := nd.streams
 	nd.streams = map[*eventStream]struct{}{}
+	topicStreams := nd.topicStreams
+	nd.topicStreams = map[*topicStream]struct{}{}
 	nd.mu.Unlock()
+	for ts := range topicStreams {
+		ts.q.Stop()
+	}
 	for _, set := range subs {
 		for s := range set {
 			s.Stop()
@@ -373,17 +381,25 @@ func (nd *Node) Subscribe(ctx context.Context, topic string) (<-chan sdk.PubsubM
 		nd.subs[topic] = map[*subscription]struct{}{}
 	}
 	nd.subs[topic][s] = struct{}{}
+	first := len(nd.subs[topic]) == 1
 	nd.mu.Unlock()
+	if first {
+		nd.subscriptionsChanged()
+	}
 	out := make(chan sdk.PubsubMessage)
 	go func() {
 		defer close(out)
 		defer func() {
 			nd.mu.Lock()
 			delete(nd.subs[topic], s)
-			if len(nd.subs[topic]) == 0 {
+			last := len(nd.subs[topic]) == 0
+			if last {
 				delete(nd.subs, topic)
 			}
 			nd.mu.Unlock()
+			if last {
+				nd.subscriptionsChanged()
+			}
 		}()
 		forward(ctx, s, out)
 	}()
@@ -528,6 +544,7 @@ func (nd *Node) peerEvent(peer string, connected bool) {
 	for _, s := range streams {
 		s.Push(sdk.PeerEvent{Peer: peer, Connected: connected})
 	}
+	nd.refreshTopicStreams()
 }
 
 // HandleRequests implements sdk.DirectMessenger.

@@ -82,6 +82,9 @@ def main():
     plain = xchacha_open(h(v["seal_key"]), sb[:24], sb[24:], h(v["seal_ad"]))
     good &= check("seal open", plain == h(v["seal_plaintext"]))
 
+    plain = xchacha_open(h(v["seal_once_key"]), bytes(24), h(v["seal_once_box"]), h(v["seal_once_ad"]))
+    good &= check("seal once open", plain == h(v["seal_once_plaintext"]))
+
     ck = h(v["ratchet_chain_key"])
     mks = []
     for _ in v["ratchet_message_keys"]:

@@ -2606,6 +2606,66 @@ func (x *PeerEventMessage) GetConnected() bool {
 	return false
 }
 
+type TopicPeerEventMessage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Started       bool                   `protobuf:"varint,1,opt,name=started,proto3" json:"started,omitempty"`
+	Peer          string                 `protobuf:"bytes,2,opt,name=peer,proto3" json:"peer,omitempty"`
+	Joined        bool                   `protobuf:"varint,3,opt,name=joined,proto3" json:"joined,omitempty"` // false: left
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicPeerEventMessage) Reset() {
+	*x = TopicPeerEventMessage{}
+	mi := &file_skein_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicPeerEventMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicPeerEventMessage) ProtoMessage() {}
+
+func (x *TopicPeerEventMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_skein_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicPeerEventMessage.ProtoReflect.Descriptor instead.
+func (*TopicPeerEventMessage) Descriptor() ([]byte, []int) {
+	return file_skein_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *TopicPeerEventMessage) GetStarted() bool {
+	if x != nil {
+		return x.Started
+	}
+	return false
+}
+
+func (x *TopicPeerEventMessage) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *TopicPeerEventMessage) GetJoined() bool {
+	if x != nil {
+		return x.Joined
+	}
+	return false
+}
+
 type DirectRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Peer          string                 `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
@@ -2617,7 +2677,7 @@ type DirectRequest struct {
 
 func (x *DirectRequest) Reset() {
 	*x = DirectRequest{}
-	mi := &file_skein_proto_msgTypes[46]
+	mi := &file_skein_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2629,7 +2689,7 @@ func (x *DirectRequest) String() string {
 func (*DirectRequest) ProtoMessage() {}
 
 func (x *DirectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skein_proto_msgTypes[46]
+	mi := &file_skein_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2642,7 +2702,7 @@ func (x *DirectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectRequest.ProtoReflect.Descriptor instead.
 func (*DirectRequest) Descriptor() ([]byte, []int) {
-	return file_skein_proto_rawDescGZIP(), []int{46}
+	return file_skein_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DirectRequest) GetPeer() string {
@@ -2675,7 +2735,7 @@ type DirectResponse struct {
 
 func (x *DirectResponse) Reset() {
 	*x = DirectResponse{}
-	mi := &file_skein_proto_msgTypes[47]
+	mi := &file_skein_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2687,7 +2747,7 @@ func (x *DirectResponse) String() string {
 func (*DirectResponse) ProtoMessage() {}
 
 func (x *DirectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skein_proto_msgTypes[47]
+	mi := &file_skein_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2700,7 +2760,7 @@ func (x *DirectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectResponse.ProtoReflect.Descriptor instead.
 func (*DirectResponse) Descriptor() ([]byte, []int) {
-	return file_skein_proto_rawDescGZIP(), []int{47}
+	return file_skein_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DirectResponse) GetData() []byte {
@@ -2723,7 +2783,7 @@ type IncomingRequest struct {
 
 func (x *IncomingRequest) Reset() {
 	*x = IncomingRequest{}
-	mi := &file_skein_proto_msgTypes[48]
+	mi := &file_skein_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2735,7 +2795,7 @@ func (x *IncomingRequest) String() string {
 func (*IncomingRequest) ProtoMessage() {}
 
 func (x *IncomingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skein_proto_msgTypes[48]
+	mi := &file_skein_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2748,7 +2808,7 @@ func (x *IncomingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncomingRequest.ProtoReflect.Descriptor instead.
 func (*IncomingRequest) Descriptor() ([]byte, []int) {
-	return file_skein_proto_rawDescGZIP(), []int{48}
+	return file_skein_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *IncomingRequest) GetRegistered() bool {
@@ -2799,7 +2859,7 @@ type HandlerAnswer struct {
 
 func (x *HandlerAnswer) Reset() {
 	*x = HandlerAnswer{}
-	mi := &file_skein_proto_msgTypes[49]
+	mi := &file_skein_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2811,7 +2871,7 @@ func (x *HandlerAnswer) String() string {
 func (*HandlerAnswer) ProtoMessage() {}
 
 func (x *HandlerAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_skein_proto_msgTypes[49]
+	mi := &file_skein_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2824,7 +2884,7 @@ func (x *HandlerAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandlerAnswer.ProtoReflect.Descriptor instead.
 func (*HandlerAnswer) Descriptor() ([]byte, []int) {
-	return file_skein_proto_rawDescGZIP(), []int{49}
+	return file_skein_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *HandlerAnswer) GetProtocol() string {
@@ -2873,7 +2933,7 @@ type BlockPeerRequest struct {
 
 func (x *BlockPeerRequest) Reset() {
 	*x = BlockPeerRequest{}
-	mi := &file_skein_proto_msgTypes[50]
+	mi := &file_skein_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2885,7 +2945,7 @@ func (x *BlockPeerRequest) String() string {
 func (*BlockPeerRequest) ProtoMessage() {}
 
 func (x *BlockPeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skein_proto_msgTypes[50]
+	mi := &file_skein_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2898,7 +2958,7 @@ func (x *BlockPeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockPeerRequest.ProtoReflect.Descriptor instead.
 func (*BlockPeerRequest) Descriptor() ([]byte, []int) {
-	return file_skein_proto_rawDescGZIP(), []int{50}
+	return file_skein_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *BlockPeerRequest) GetPeer() string {
@@ -2931,7 +2991,7 @@ type TopicRequest struct {
 
 func (x *TopicRequest) Reset() {
 	*x = TopicRequest{}
-	mi := &file_skein_proto_msgTypes[51]
+	mi := &file_skein_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2943,7 +3003,7 @@ func (x *TopicRequest) String() string {
 func (*TopicRequest) ProtoMessage() {}
 
 func (x *TopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skein_proto_msgTypes[51]
+	mi := &file_skein_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2956,7 +3016,7 @@ func (x *TopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicRequest.ProtoReflect.Descriptor instead.
 func (*TopicRequest) Descriptor() ([]byte, []int) {
-	return file_skein_proto_rawDescGZIP(), []int{51}
+	return file_skein_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *TopicRequest) GetTopic() string {
@@ -2977,7 +3037,7 @@ type AdmitPeerRequest struct {
 
 func (x *AdmitPeerRequest) Reset() {
 	*x = AdmitPeerRequest{}
-	mi := &file_skein_proto_msgTypes[52]
+	mi := &file_skein_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2989,7 +3049,7 @@ func (x *AdmitPeerRequest) String() string {
 func (*AdmitPeerRequest) ProtoMessage() {}
 
 func (x *AdmitPeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skein_proto_msgTypes[52]
+	mi := &file_skein_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3002,7 +3062,7 @@ func (x *AdmitPeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdmitPeerRequest.ProtoReflect.Descriptor instead.
 func (*AdmitPeerRequest) Descriptor() ([]byte, []int) {
-	return file_skein_proto_rawDescGZIP(), []int{52}
+	return file_skein_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AdmitPeerRequest) GetTopic() string {
@@ -3039,7 +3099,7 @@ type ValidationRequest struct {
 
 func (x *ValidationRequest) Reset() {
 	*x = ValidationRequest{}
-	mi := &file_skein_proto_msgTypes[53]
+	mi := &file_skein_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3051,7 +3111,7 @@ func (x *ValidationRequest) String() string {
 func (*ValidationRequest) ProtoMessage() {}
 
 func (x *ValidationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skein_proto_msgTypes[53]
+	mi := &file_skein_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3064,7 +3124,7 @@ func (x *ValidationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidationRequest.ProtoReflect.Descriptor instead.
 func (*ValidationRequest) Descriptor() ([]byte, []int) {
-	return file_skein_proto_rawDescGZIP(), []int{53}
+	return file_skein_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ValidationRequest) GetRegistered() bool {
@@ -3113,7 +3173,7 @@ type ValidatorVerdict struct {
 
 func (x *ValidatorVerdict) Reset() {
 	*x = ValidatorVerdict{}
-	mi := &file_skein_proto_msgTypes[54]
+	mi := &file_skein_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3125,7 +3185,7 @@ func (x *ValidatorVerdict) String() string {
 func (*ValidatorVerdict) ProtoMessage() {}
 
 func (x *ValidatorVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_skein_proto_msgTypes[54]
+	mi := &file_skein_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3138,7 +3198,7 @@ func (x *ValidatorVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatorVerdict.ProtoReflect.Descriptor instead.
 func (*ValidatorVerdict) Descriptor() ([]byte, []int) {
-	return file_skein_proto_rawDescGZIP(), []int{54}
+	return file_skein_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ValidatorVerdict) GetTopic() string {
@@ -3173,7 +3233,7 @@ type ScorePeerRequest struct {
 
 func (x *ScorePeerRequest) Reset() {
 	*x = ScorePeerRequest{}
-	mi := &file_skein_proto_msgTypes[55]
+	mi := &file_skein_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3185,7 +3245,7 @@ func (x *ScorePeerRequest) String() string {
 func (*ScorePeerRequest) ProtoMessage() {}
 
 func (x *ScorePeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skein_proto_msgTypes[55]
+	mi := &file_skein_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3198,7 +3258,7 @@ func (x *ScorePeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScorePeerRequest.ProtoReflect.Descriptor instead.
 func (*ScorePeerRequest) Descriptor() ([]byte, []int) {
-	return file_skein_proto_rawDescGZIP(), []int{55}
+	return file_skein_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ScorePeerRequest) GetPeer() string {
@@ -3236,7 +3296,7 @@ type TransportEndpoint struct {
 
 func (x *TransportEndpoint) Reset() {
 	*x = TransportEndpoint{}
-	mi := &file_skein_proto_msgTypes[56]
+	mi := &file_skein_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3248,7 +3308,7 @@ func (x *TransportEndpoint) String() string {
 func (*TransportEndpoint) ProtoMessage() {}
 
 func (x *TransportEndpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_skein_proto_msgTypes[56]
+	mi := &file_skein_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3261,7 +3321,7 @@ func (x *TransportEndpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransportEndpoint.ProtoReflect.Descriptor instead.
 func (*TransportEndpoint) Descriptor() ([]byte, []int) {
-	return file_skein_proto_rawDescGZIP(), []int{56}
+	return file_skein_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *TransportEndpoint) GetNetwork() string {
@@ -3302,7 +3362,7 @@ type AttachTransportRequest struct {
 
 func (x *AttachTransportRequest) Reset() {
 	*x = AttachTransportRequest{}
-	mi := &file_skein_proto_msgTypes[57]
+	mi := &file_skein_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3314,7 +3374,7 @@ func (x *AttachTransportRequest) String() string {
 func (*AttachTransportRequest) ProtoMessage() {}
 
 func (x *AttachTransportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skein_proto_msgTypes[57]
+	mi := &file_skein_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3327,7 +3387,7 @@ func (x *AttachTransportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachTransportRequest.ProtoReflect.Descriptor instead.
 func (*AttachTransportRequest) Descriptor() ([]byte, []int) {
-	return file_skein_proto_rawDescGZIP(), []int{57}
+	return file_skein_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *AttachTransportRequest) GetName() string {
@@ -3353,7 +3413,7 @@ type DetachTransportRequest struct {
 
 func (x *DetachTransportRequest) Reset() {
 	*x = DetachTransportRequest{}
-	mi := &file_skein_proto_msgTypes[58]
+	mi := &file_skein_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3365,7 +3425,7 @@ func (x *DetachTransportRequest) String() string {
 func (*DetachTransportRequest) ProtoMessage() {}
 
 func (x *DetachTransportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skein_proto_msgTypes[58]
+	mi := &file_skein_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3378,7 +3438,7 @@ func (x *DetachTransportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DetachTransportRequest.ProtoReflect.Descriptor instead.
 func (*DetachTransportRequest) Descriptor() ([]byte, []int) {
-	return file_skein_proto_rawDescGZIP(), []int{58}
+	return file_skein_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *DetachTransportRequest) GetName() string {
@@ -3558,7 +3618,11 @@ const file_skein_proto_rawDesc = "" +
 	"\x10PeerEventMessage\x12\x18\n" +
 	"\astarted\x18\x01 \x01(\bR\astarted\x12\x12\n" +
 	"\x04peer\x18\x02 \x01(\tR\x04peer\x12\x1c\n" +
-	"\tconnected\x18\x03 \x01(\bR\tconnected\"S\n" +
+	"\tconnected\x18\x03 \x01(\bR\tconnected\"]\n" +
+	"\x15TopicPeerEventMessage\x12\x18\n" +
+	"\astarted\x18\x01 \x01(\bR\astarted\x12\x12\n" +
+	"\x04peer\x18\x02 \x01(\tR\x04peer\x12\x16\n" +
+	"\x06joined\x18\x03 \x01(\bR\x06joined\"S\n" +
 	"\rDirectRequest\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x1a\n" +
 	"\bprotocol\x18\x02 \x01(\tR\bprotocol\x12\x12\n" +
@@ -3650,7 +3714,7 @@ const file_skein_proto_rawDesc = "" +
 	"\x06Stream\x12\x16.skein.plugin.v1.Chunk\x1a\x16.skein.plugin.v1.Chunk(\x010\x012\xb1\x01\n" +
 	"\tDiscovery\x12Q\n" +
 	"\tAdvertise\x12!.skein.plugin.v1.AdvertiseRequest\x1a\x1f.skein.plugin.v1.AdvertiseEvent0\x01\x12Q\n" +
-	"\tFindPeers\x12!.skein.plugin.v1.FindPeersRequest\x1a\x1f.skein.plugin.v1.FindPeersEvent0\x012\xe0\v\n" +
+	"\tFindPeers\x12!.skein.plugin.v1.FindPeersRequest\x1a\x1f.skein.plugin.v1.FindPeersEvent0\x012\xbc\f\n" +
 	"\aNetwork\x12<\n" +
 	"\x04Info\x12\x16.skein.plugin.v1.Empty\x1a\x1c.skein.plugin.v1.NetworkInfo\x12F\n" +
 	"\tPutBlocks\x12!.skein.plugin.v1.PutBlocksRequest\x1a\x16.skein.plugin.v1.Empty\x12Q\n" +
@@ -3673,7 +3737,8 @@ const file_skein_proto_rawDesc = "" +
 	"\rValidateTopic\x12!.skein.plugin.v1.ValidatorVerdict\x1a\".skein.plugin.v1.ValidationRequest(\x010\x01\x12F\n" +
 	"\tScorePeer\x12!.skein.plugin.v1.ScorePeerRequest\x1a\x16.skein.plugin.v1.Empty\x12R\n" +
 	"\x0fAttachTransport\x12'.skein.plugin.v1.AttachTransportRequest\x1a\x16.skein.plugin.v1.Empty\x12R\n" +
-	"\x0fDetachTransport\x12'.skein.plugin.v1.DetachTransportRequest\x1a\x16.skein.plugin.v1.EmptyB8Z6github.com/skein-p2p/skein/sdk/internal/wire/v1;wirev1b\x06proto3"
+	"\x0fDetachTransport\x12'.skein.plugin.v1.DetachTransportRequest\x1a\x16.skein.plugin.v1.Empty\x12Z\n" +
+	"\x0fTopicPeerEvents\x12\x1d.skein.plugin.v1.TopicRequest\x1a&.skein.plugin.v1.TopicPeerEventMessage0\x01B8Z6github.com/skein-p2p/skein/sdk/internal/wire/v1;wirev1b\x06proto3"
 
 var (
 	file_skein_proto_rawDescOnce sync.Once
@@ -3688,7 +3753,7 @@ func file_skein_proto_rawDescGZIP() []byte {
 }
 
 var file_skein_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_skein_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_skein_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_skein_proto_goTypes = []any{
 	(DataPlane)(0),                 // 0: skein.plugin.v1.DataPlane
 	(Verdict)(0),                   // 1: skein.plugin.v1.Verdict
@@ -3738,29 +3803,30 @@ var file_skein_proto_goTypes = []any{
 	(*SubscribeEvent)(nil),         // 45: skein.plugin.v1.SubscribeEvent
 	(*PeersResponse)(nil),          // 46: skein.plugin.v1.PeersResponse
 	(*PeerEventMessage)(nil),       // 47: skein.plugin.v1.PeerEventMessage
-	(*DirectRequest)(nil),          // 48: skein.plugin.v1.DirectRequest
-	(*DirectResponse)(nil),         // 49: skein.plugin.v1.DirectResponse
-	(*IncomingRequest)(nil),        // 50: skein.plugin.v1.IncomingRequest
-	(*HandlerAnswer)(nil),          // 51: skein.plugin.v1.HandlerAnswer
-	(*BlockPeerRequest)(nil),       // 52: skein.plugin.v1.BlockPeerRequest
-	(*TopicRequest)(nil),           // 53: skein.plugin.v1.TopicRequest
-	(*AdmitPeerRequest)(nil),       // 54: skein.plugin.v1.AdmitPeerRequest
-	(*ValidationRequest)(nil),      // 55: skein.plugin.v1.ValidationRequest
-	(*ValidatorVerdict)(nil),       // 56: skein.plugin.v1.ValidatorVerdict
-	(*ScorePeerRequest)(nil),       // 57: skein.plugin.v1.ScorePeerRequest
-	(*TransportEndpoint)(nil),      // 58: skein.plugin.v1.TransportEndpoint
-	(*AttachTransportRequest)(nil), // 59: skein.plugin.v1.AttachTransportRequest
-	(*DetachTransportRequest)(nil), // 60: skein.plugin.v1.DetachTransportRequest
-	nil,                            // 61: skein.plugin.v1.StatusReport.DetailsEntry
-	nil,                            // 62: skein.plugin.v1.LogRecord.AttrsEntry
+	(*TopicPeerEventMessage)(nil),  // 48: skein.plugin.v1.TopicPeerEventMessage
+	(*DirectRequest)(nil),          // 49: skein.plugin.v1.DirectRequest
+	(*DirectResponse)(nil),         // 50: skein.plugin.v1.DirectResponse
+	(*IncomingRequest)(nil),        // 51: skein.plugin.v1.IncomingRequest
+	(*HandlerAnswer)(nil),          // 52: skein.plugin.v1.HandlerAnswer
+	(*BlockPeerRequest)(nil),       // 53: skein.plugin.v1.BlockPeerRequest
+	(*TopicRequest)(nil),           // 54: skein.plugin.v1.TopicRequest
+	(*AdmitPeerRequest)(nil),       // 55: skein.plugin.v1.AdmitPeerRequest
+	(*ValidationRequest)(nil),      // 56: skein.plugin.v1.ValidationRequest
+	(*ValidatorVerdict)(nil),       // 57: skein.plugin.v1.ValidatorVerdict
+	(*ScorePeerRequest)(nil),       // 58: skein.plugin.v1.ScorePeerRequest
+	(*TransportEndpoint)(nil),      // 59: skein.plugin.v1.TransportEndpoint
+	(*AttachTransportRequest)(nil), // 60: skein.plugin.v1.AttachTransportRequest
+	(*DetachTransportRequest)(nil), // 61: skein.plugin.v1.DetachTransportRequest
+	nil,                            // 62: skein.plugin.v1.StatusReport.DetailsEntry
+	nil,                            // 63: skein.plugin.v1.LogRecord.AttrsEntry
 }
 var file_skein_proto_depIdxs = []int32{
 	4,  // 0: skein.plugin.v1.Description.config_schema:type_name -> skein.plugin.v1.ConfigKey
 	7,  // 1: skein.plugin.v1.ConfigureResponse.diagnostics:type_name -> skein.plugin.v1.Diagnostic
-	61, // 2: skein.plugin.v1.StatusReport.details:type_name -> skein.plugin.v1.StatusReport.DetailsEntry
+	62, // 2: skein.plugin.v1.StatusReport.details:type_name -> skein.plugin.v1.StatusReport.DetailsEntry
 	12, // 3: skein.plugin.v1.Event.log:type_name -> skein.plugin.v1.LogRecord
 	9,  // 4: skein.plugin.v1.Event.status:type_name -> skein.plugin.v1.StatusReport
-	62, // 5: skein.plugin.v1.LogRecord.attrs:type_name -> skein.plugin.v1.LogRecord.AttrsEntry
+	63, // 5: skein.plugin.v1.LogRecord.attrs:type_name -> skein.plugin.v1.LogRecord.AttrsEntry
 	17, // 6: skein.plugin.v1.BatchRequest.ops:type_name -> skein.plugin.v1.Op
 	20, // 7: skein.plugin.v1.QueryResponse.items:type_name -> skein.plugin.v1.KeyValue
 	22, // 8: skein.plugin.v1.TransportInfo.packet_profile:type_name -> skein.plugin.v1.PacketProfile
@@ -3774,7 +3840,7 @@ var file_skein_proto_depIdxs = []int32{
 	31, // 16: skein.plugin.v1.PeersResponse.peers:type_name -> skein.plugin.v1.PeerInfo
 	1,  // 17: skein.plugin.v1.ValidatorVerdict.verdict:type_name -> skein.plugin.v1.Verdict
 	0,  // 18: skein.plugin.v1.TransportEndpoint.data_plane:type_name -> skein.plugin.v1.DataPlane
-	58, // 19: skein.plugin.v1.AttachTransportRequest.endpoint:type_name -> skein.plugin.v1.TransportEndpoint
+	59, // 19: skein.plugin.v1.AttachTransportRequest.endpoint:type_name -> skein.plugin.v1.TransportEndpoint
 	2,  // 20: skein.plugin.v1.Plugin.Describe:input_type -> skein.plugin.v1.Empty
 	5,  // 21: skein.plugin.v1.Plugin.Configure:input_type -> skein.plugin.v1.ConfigureRequest
 	2,  // 22: skein.plugin.v1.Plugin.Start:input_type -> skein.plugin.v1.Empty
@@ -3807,58 +3873,60 @@ var file_skein_proto_depIdxs = []int32{
 	41, // 49: skein.plugin.v1.Network.Provide:input_type -> skein.plugin.v1.CidRequest
 	41, // 50: skein.plugin.v1.Network.FindProviders:input_type -> skein.plugin.v1.CidRequest
 	2,  // 51: skein.plugin.v1.Network.PeerEvents:input_type -> skein.plugin.v1.Empty
-	48, // 52: skein.plugin.v1.Network.Request:input_type -> skein.plugin.v1.DirectRequest
-	51, // 53: skein.plugin.v1.Network.HandleRequests:input_type -> skein.plugin.v1.HandlerAnswer
-	52, // 54: skein.plugin.v1.Network.BlockPeer:input_type -> skein.plugin.v1.BlockPeerRequest
-	53, // 55: skein.plugin.v1.Network.CloseTopic:input_type -> skein.plugin.v1.TopicRequest
-	54, // 56: skein.plugin.v1.Network.AdmitPeer:input_type -> skein.plugin.v1.AdmitPeerRequest
-	56, // 57: skein.plugin.v1.Network.ValidateTopic:input_type -> skein.plugin.v1.ValidatorVerdict
-	57, // 58: skein.plugin.v1.Network.ScorePeer:input_type -> skein.plugin.v1.ScorePeerRequest
-	59, // 59: skein.plugin.v1.Network.AttachTransport:input_type -> skein.plugin.v1.AttachTransportRequest
-	60, // 60: skein.plugin.v1.Network.DetachTransport:input_type -> skein.plugin.v1.DetachTransportRequest
-	3,  // 61: skein.plugin.v1.Plugin.Describe:output_type -> skein.plugin.v1.Description
-	6,  // 62: skein.plugin.v1.Plugin.Configure:output_type -> skein.plugin.v1.ConfigureResponse
-	2,  // 63: skein.plugin.v1.Plugin.Start:output_type -> skein.plugin.v1.Empty
-	2,  // 64: skein.plugin.v1.Plugin.Stop:output_type -> skein.plugin.v1.Empty
-	9,  // 65: skein.plugin.v1.Plugin.Status:output_type -> skein.plugin.v1.StatusReport
-	11, // 66: skein.plugin.v1.Plugin.Events:output_type -> skein.plugin.v1.Event
-	14, // 67: skein.plugin.v1.Store.Get:output_type -> skein.plugin.v1.ValueResponse
-	2,  // 68: skein.plugin.v1.Store.Put:output_type -> skein.plugin.v1.Empty
-	2,  // 69: skein.plugin.v1.Store.Delete:output_type -> skein.plugin.v1.Empty
-	16, // 70: skein.plugin.v1.Store.Has:output_type -> skein.plugin.v1.HasResponse
-	2,  // 71: skein.plugin.v1.Store.Batch:output_type -> skein.plugin.v1.Empty
-	21, // 72: skein.plugin.v1.Store.Query:output_type -> skein.plugin.v1.QueryResponse
-	2,  // 73: skein.plugin.v1.Store.Sync:output_type -> skein.plugin.v1.Empty
-	23, // 74: skein.plugin.v1.Transport.Info:output_type -> skein.plugin.v1.TransportInfo
-	25, // 75: skein.plugin.v1.Transport.Listen:output_type -> skein.plugin.v1.ListenResponse
-	29, // 76: skein.plugin.v1.Transport.Accept:output_type -> skein.plugin.v1.ConnResponse
-	2,  // 77: skein.plugin.v1.Transport.CloseListener:output_type -> skein.plugin.v1.Empty
-	29, // 78: skein.plugin.v1.Transport.Dial:output_type -> skein.plugin.v1.ConnResponse
-	30, // 79: skein.plugin.v1.Transport.Stream:output_type -> skein.plugin.v1.Chunk
-	33, // 80: skein.plugin.v1.Discovery.Advertise:output_type -> skein.plugin.v1.AdvertiseEvent
-	35, // 81: skein.plugin.v1.Discovery.FindPeers:output_type -> skein.plugin.v1.FindPeersEvent
-	36, // 82: skein.plugin.v1.Network.Info:output_type -> skein.plugin.v1.NetworkInfo
-	2,  // 83: skein.plugin.v1.Network.PutBlocks:output_type -> skein.plugin.v1.Empty
-	40, // 84: skein.plugin.v1.Network.GetBlocks:output_type -> skein.plugin.v1.GetBlocksEvent
-	16, // 85: skein.plugin.v1.Network.HasBlock:output_type -> skein.plugin.v1.HasResponse
-	2,  // 86: skein.plugin.v1.Network.Publish:output_type -> skein.plugin.v1.Empty
-	45, // 87: skein.plugin.v1.Network.Subscribe:output_type -> skein.plugin.v1.SubscribeEvent
-	2,  // 88: skein.plugin.v1.Network.Connect:output_type -> skein.plugin.v1.Empty
-	46, // 89: skein.plugin.v1.Network.Peers:output_type -> skein.plugin.v1.PeersResponse
-	2,  // 90: skein.plugin.v1.Network.Provide:output_type -> skein.plugin.v1.Empty
-	35, // 91: skein.plugin.v1.Network.FindProviders:output_type -> skein.plugin.v1.FindPeersEvent
-	47, // 92: skein.plugin.v1.Network.PeerEvents:output_type -> skein.plugin.v1.PeerEventMessage
-	49, // 93: skein.plugin.v1.Network.Request:output_type -> skein.plugin.v1.DirectResponse
-	50, // 94: skein.plugin.v1.Network.HandleRequests:output_type -> skein.plugin.v1.IncomingRequest
-	2,  // 95: skein.plugin.v1.Network.BlockPeer:output_type -> skein.plugin.v1.Empty
-	2,  // 96: skein.plugin.v1.Network.CloseTopic:output_type -> skein.plugin.v1.Empty
-	2,  // 97: skein.plugin.v1.Network.AdmitPeer:output_type -> skein.plugin.v1.Empty
-	55, // 98: skein.plugin.v1.Network.ValidateTopic:output_type -> skein.plugin.v1.ValidationRequest
-	2,  // 99: skein.plugin.v1.Network.ScorePeer:output_type -> skein.plugin.v1.Empty
-	2,  // 100: skein.plugin.v1.Network.AttachTransport:output_type -> skein.plugin.v1.Empty
-	2,  // 101: skein.plugin.v1.Network.DetachTransport:output_type -> skein.plugin.v1.Empty
-	61, // [61:102] is the sub-list for method output_type
-	20, // [20:61] is the sub-list for method input_type
+	49, // 52: skein.plugin.v1.Network.Request:input_type -> skein.plugin.v1.DirectRequest
+	52, // 53: skein.plugin.v1.Network.HandleRequests:input_type -> skein.plugin.v1.HandlerAnswer
+	53, // 54: skein.plugin.v1.Network.BlockPeer:input_type -> skein.plugin.v1.BlockPeerRequest
+	54, // 55: skein.plugin.v1.Network.CloseTopic:input_type -> skein.plugin.v1.TopicRequest
+	55, // 56: skein.plugin.v1.Network.AdmitPeer:input_type -> skein.plugin.v1.AdmitPeerRequest
+	57, // 57: skein.plugin.v1.Network.ValidateTopic:input_type -> skein.plugin.v1.ValidatorVerdict
+	58, // 58: skein.plugin.v1.Network.ScorePeer:input_type -> skein.plugin.v1.ScorePeerRequest
+	60, // 59: skein.plugin.v1.Network.AttachTransport:input_type -> skein.plugin.v1.AttachTransportRequest
+	61, // 60: skein.plugin.v1.Network.DetachTransport:input_type -> skein.plugin.v1.DetachTransportRequest
+	54, // 61: skein.plugin.v1.Network.TopicPeerEvents:input_type -> skein.plugin.v1.TopicRequest
+	3,  // 62: skein.plugin.v1.Plugin.Describe:output_type -> skein.plugin.v1.Description
+	6,  // 63: skein.plugin.v1.Plugin.Configure:output_type -> skein.plugin.v1.ConfigureResponse
+	2,  // 64: skein.plugin.v1.Plugin.Start:output_type -> skein.plugin.v1.Empty
+	2,  // 65: skein.plugin.v1.Plugin.Stop:output_type -> skein.plugin.v1.Empty
+	9,  // 66: skein.plugin.v1.Plugin.Status:output_type -> skein.plugin.v1.StatusReport
+	11, // 67: skein.plugin.v1.Plugin.Events:output_type -> skein.plugin.v1.Event
+	14, // 68: skein.plugin.v1.Store.Get:output_type -> skein.plugin.v1.ValueResponse
+	2,  // 69: skein.plugin.v1.Store.Put:output_type -> skein.plugin.v1.Empty
+	2,  // 70: skein.plugin.v1.Store.Delete:output_type -> skein.plugin.v1.Empty
+	16, // 71: skein.plugin.v1.Store.Has:output_type -> skein.plugin.v1.HasResponse
+	2,  // 72: skein.plugin.v1.Store.Batch:output_type -> skein.plugin.v1.Empty
+	21, // 73: skein.plugin.v1.Store.Query:output_type -> skein.plugin.v1.QueryResponse
+	2,  // 74: skein.plugin.v1.Store.Sync:output_type -> skein.plugin.v1.Empty
+	23, // 75: skein.plugin.v1.Transport.Info:output_type -> skein.plugin.v1.TransportInfo
+	25, // 76: skein.plugin.v1.Transport.Listen:output_type -> skein.plugin.v1.ListenResponse
+	29, // 77: skein.plugin.v1.Transport.Accept:output_type -> skein.plugin.v1.ConnResponse
+	2,  // 78: skein.plugin.v1.Transport.CloseListener:output_type -> skein.plugin.v1.Empty
+	29, // 79: skein.plugin.v1.Transport.Dial:output_type -> skein.plugin.v1.ConnResponse
+	30, // 80: skein.plugin.v1.Transport.Stream:output_type -> skein.plugin.v1.Chunk
+	33, // 81: skein.plugin.v1.Discovery.Advertise:output_type -> skein.plugin.v1.AdvertiseEvent
+	35, // 82: skein.plugin.v1.Discovery.FindPeers:output_type -> skein.plugin.v1.FindPeersEvent
+	36, // 83: skein.plugin.v1.Network.Info:output_type -> skein.plugin.v1.NetworkInfo
+	2,  // 84: skein.plugin.v1.Network.PutBlocks:output_type -> skein.plugin.v1.Empty
+	40, // 85: skein.plugin.v1.Network.GetBlocks:output_type -> skein.plugin.v1.GetBlocksEvent
+	16, // 86: skein.plugin.v1.Network.HasBlock:output_type -> skein.plugin.v1.HasResponse
+	2,  // 87: skein.plugin.v1.Network.Publish:output_type -> skein.plugin.v1.Empty
+	45, // 88: skein.plugin.v1.Network.Subscribe:output_type -> skein.plugin.v1.SubscribeEvent
+	2,  // 89: skein.plugin.v1.Network.Connect:output_type -> skein.plugin.v1.Empty
+	46, // 90: skein.plugin.v1.Network.Peers:output_type -> skein.plugin.v1.PeersResponse
+	2,  // 91: skein.plugin.v1.Network.Provide:output_type -> skein.plugin.v1.Empty
+	35, // 92: skein.plugin.v1.Network.FindProviders:output_type -> skein.plugin.v1.FindPeersEvent
+	47, // 93: skein.plugin.v1.Network.PeerEvents:output_type -> skein.plugin.v1.PeerEventMessage
+	50, // 94: skein.plugin.v1.Network.Request:output_type -> skein.plugin.v1.DirectResponse
+	51, // 95: skein.plugin.v1.Network.HandleRequests:output_type -> skein.plugin.v1.IncomingRequest
+	2,  // 96: skein.plugin.v1.Network.BlockPeer:output_type -> skein.plugin.v1.Empty
+	2,  // 97: skein.plugin.v1.Network.CloseTopic:output_type -> skein.plugin.v1.Empty
+	2,  // 98: skein.plugin.v1.Network.AdmitPeer:output_type -> skein.plugin.v1.Empty
+	56, // 99: skein.plugin.v1.Network.ValidateTopic:output_type -> skein.plugin.v1.ValidationRequest
+	2,  // 100: skein.plugin.v1.Network.ScorePeer:output_type -> skein.plugin.v1.Empty
+	2,  // 101: skein.plugin.v1.Network.AttachTransport:output_type -> skein.plugin.v1.Empty
+	2,  // 102: skein.plugin.v1.Network.DetachTransport:output_type -> skein.plugin.v1.Empty
+	48, // 103: skein.plugin.v1.Network.TopicPeerEvents:output_type -> skein.plugin.v1.TopicPeerEventMessage
+	62, // [62:104] is the sub-list for method output_type
+	20, // [20:62] is the sub-list for method input_type
 	20, // [20:20] is the sub-list for extension type_name
 	20, // [20:20] is the sub-list for extension extendee
 	0,  // [0:20] is the sub-list for field type_name
@@ -3879,7 +3947,7 @@ func file_skein_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skein_proto_rawDesc), len(file_skein_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   61,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -1128,6 +1128,7 @@ const (
 	Network_ScorePeer_FullMethodName       = "/skein.plugin.v1.Network/ScorePeer"
 	Network_AttachTransport_FullMethodName = "/skein.plugin.v1.Network/AttachTransport"
 	Network_DetachTransport_FullMethodName = "/skein.plugin.v1.Network/DetachTransport"
+	Network_TopicPeerEvents_FullMethodName = "/skein.plugin.v1.Network/TopicPeerEvents"
 )
 
 // NetworkClient is the client API for Network service.
@@ -1188,6 +1189,10 @@ type NetworkClient interface {
 	// again replaces the transport.
 	AttachTransport(ctx context.Context, in *AttachTransportRequest, opts ...grpc.CallOption) (*Empty, error)
 	DetachTransport(ctx context.Context, in *DetachTransportRequest, opts ...grpc.CallOption) (*Empty, error)
+	// TopicPeerEvents ("network.topic-peer-events") sends started=true
+	// first, then one event per peer joining or leaving the topic (peers on
+	// the topic at the call first, as joins).
+	TopicPeerEvents(ctx context.Context, in *TopicRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TopicPeerEventMessage], error)
 }
 
 type networkClient struct {
@@ -1440,6 +1445,25 @@ func (c *networkClient) DetachTransport(ctx context.Context, in *DetachTransport
 	return out, nil
 }
 
+func (c *networkClient) TopicPeerEvents(ctx context.Context, in *TopicRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TopicPeerEventMessage], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Network_ServiceDesc.Streams[6], Network_TopicPeerEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TopicRequest, TopicPeerEventMessage]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Network_TopicPeerEventsClient = grpc.ServerStreamingClient[TopicPeerEventMessage]
+
 // NetworkServer is the server API for Network service.
 // All implementations must embed UnimplementedNetworkServer
 // for forward compatibility.
@@ -1498,6 +1522,10 @@ type NetworkServer interface {
 	// again replaces the transport.
 	AttachTransport(context.Context, *AttachTransportRequest) (*Empty, error)
 	DetachTransport(context.Context, *DetachTransportRequest) (*Empty, error)
+	// TopicPeerEvents ("network.topic-peer-events") sends started=true
+	// first, then one event per peer joining or leaving the topic (peers on
+	// the topic at the call first, as joins).
+	TopicPeerEvents(*TopicRequest, grpc.ServerStreamingServer[TopicPeerEventMessage]) error
 	mustEmbedUnimplementedNetworkServer()
 }
 
@@ -1567,6 +1595,9 @@ func (UnimplementedNetworkServer) AttachTransport(context.Context, *AttachTransp
 }
 func (UnimplementedNetworkServer) DetachTransport(context.Context, *DetachTransportRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method DetachTransport not implemented")
+}
+func (UnimplementedNetworkServer) TopicPeerEvents(*TopicRequest, grpc.ServerStreamingServer[TopicPeerEventMessage]) error {
+	return status.Error(codes.Unimplemented, "method TopicPeerEvents not implemented")
 }
 func (UnimplementedNetworkServer) mustEmbedUnimplementedNetworkServer() {}
 func (UnimplementedNetworkServer) testEmbeddedByValue()                 {}
@@ -1899,6 +1930,17 @@ func _Network_DetachTransport_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Network_TopicPeerEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(TopicRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(NetworkServer).TopicPeerEvents(m, &grpc.GenericServerStream[TopicRequest, TopicPeerEventMessage]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Network_TopicPeerEventsServer = grpc.ServerStreamingServer[TopicPeerEventMessage]
+
 // Network_ServiceDesc is the grpc.ServiceDesc for Network service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1995,6 +2037,11 @@ var Network_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _Network_ValidateTopic_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "TopicPeerEvents",
+			Handler:       _Network_TopicPeerEvents_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "skein.proto",

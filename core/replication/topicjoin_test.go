@@ -1,0 +1,74 @@
+package replication_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"testing"
+	"time"
+
+	"github.com/skein-p2p/skein/core/log"
+	"github.com/skein-p2p/skein/core/replication"
+	"github.com/skein-p2p/skein/plugins/simnet"
+	"github.com/skein-p2p/skein/sdk"
+)
+
+// joinsNode is a simnet node whose topic join events the test sends.
+type joinsNode struct {
+	*simnet.Node
+	joins chan sdk.TopicPeerEvent
+}
+
+func (n *joinsNode) TopicPeerEvents(ctx context.Context, topic string) (<-chan sdk.TopicPeerEvent, error) {
+	return n.joins, nil
+}
+
+// TestHeadsExchangedWhenProvenPeerJoinsTopic: entries pubsub lost reach a
+// peer as soon as the network reports that the writer joined the topic,
+// with no re-exchange due, no anti-entropy and no announcement after them
+// (nothing else would bring them); a join by a peer that proved nothing
+// starts no exchange.
+func TestHeadsExchangedWhenProvenPeerJoinsTopic(t *testing.T) {
+	// One re-exchange right after connecting, then none: a is not fresh
+	// when it writes (no exchange follows its announcements).
+	opts := fastOpts(replication.WithAntiEntropyInterval(time.Hour), replication.WithReexchange(time.Millisecond))
+	sn := simnet.New()
+	t.Cleanup(func() { _ = sn.Close() })
+	ka, kb := newKey(t), newKey(t)
+	access := log.AllowWriters(ka.Public().(ed25519.PublicKey), kb.Public().(ed25519.PublicKey))
+	na, err := sn.AddNode("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb, err := sn.AddNode("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// c runs no replicator: it proves nothing.
+	if _, err := sn.AddNode("c"); err != nil {
+		t.Fatal(err)
+	}
+	bNet := &joinsNode{Node: nb, joins: make(chan sdk.TopicPeerEvent, 4)}
+	a := startPeer(t, "a", na, ka, access, opts...)
+	b := startPeer(t, "b", bNet, kb, access, opts...)
+	peers := []*peerNode{a, b}
+	sn.ConnectAll()
+	appendN(t, a, 3, "before")
+	waitFor(t, 10*time.Second, lens(peers), func() bool { return converged(peers, 3) })
+
+	sn.SetLink("a", "b", simnet.Link{Loss: 1})
+	lost := sn.Stats().Lost
+	appendN(t, a, 5, "lost")
+	waitFor(t, 10*time.Second, func() string { return "the announcements to be lost" }, func() bool {
+		return sn.Stats().Lost > lost
+	})
+	if b.log.Len() != 3 {
+		t.Fatalf("b has %d entries before the join event, want 3: the test proves nothing", b.log.Len())
+	}
+	bNet.joins <- sdk.TopicPeerEvent{Peer: "c", Joined: true}
+	bNet.joins <- sdk.TopicPeerEvent{Peer: "a", Joined: false}
+	bNet.joins <- sdk.TopicPeerEvent{Peer: "a", Joined: true}
+	waitFor(t, 10*time.Second, lens(peers), func() bool { return converged(peers, 8) })
+	if got := replication.TopicJoinExchanges(b.rep); got != 1 {
+		t.Fatalf("%d head exchanges started by joins, want 1 (a's; c proved nothing, a leaving starts none)", got)
+	}
+}
