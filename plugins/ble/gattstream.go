@@ -502,6 +502,9 @@ func (s *gattStream) consumeLocked(seg segment) error {
 		if len(s.partial)+len(seg.payload) > gattMTU(s.value) {
 			return fmt.Errorf("%w: packet over %d bytes", ErrSegment, gattMTU(s.value))
 		}
+		if s.readyBytes+len(s.partial)+len(seg.payload) > gattRecvBuffer+gattWindow*gattMaxValue {
+			return fmt.Errorf("%w: the peer sent past the window (%d bytes unread)", ErrSegment, s.readyBytes)
+		}
 		s.partial = append(s.partial, seg.payload...)
 		if seg.kind == segEnd {
 			if len(s.partial) == 0 {

@@ -349,6 +349,7 @@ func TestGATTStreamBadSegments(t *testing.T) {
 			return appendSegment(nil, segment{kind: segAck, link: s.id, ack: 40})
 		}, true},
 		{"packet over the MTU", nil, true},
+		{"past the window", nil, true},
 		{"window over the bound", func(s *gattStream) []byte {
 			return appendSegment(nil, segment{kind: segAck, link: s.id, window: gattWindow + 1})
 		}, true},
@@ -360,12 +361,23 @@ func TestGATTStreamBadSegments(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			mp := gattPair(t, uint64(200+i), 30, 0, 0, 0)
-			if tc.seg == nil {
+			switch {
+			case tc.name == "past the window":
+				// Whole packets in sequence, none read, ignoring the
+				// window the receiver advertises (a hears nothing back:
+				// b's acks would be of segments a never sent).
+				mp.ba.mu.Lock()
+				mp.ba.cut = true
+				mp.ba.mu.Unlock()
+				for n := range 2 * gattRecvBuffer / 20 {
+					mp.b.input(appendSegment(nil, segment{kind: segEnd, link: mp.b.id, seq: uint16(n), payload: make([]byte, 20)}))
+				}
+			case tc.seg == nil:
 				// Segments of 20 bytes of payload, none ending the packet.
 				for n := range gattPacketSegments + 1 {
 					mp.b.input(appendSegment(nil, segment{kind: segMore, link: mp.b.id, seq: uint16(n), payload: make([]byte, 20)}))
 				}
-			} else {
+			default:
 				mp.b.input(tc.seg(mp.b))
 			}
 			mp.b.mu.Lock()
@@ -379,6 +391,9 @@ func TestGATTStreamBadSegments(t *testing.T) {
 					t.Fatalf("error %v, want ErrSegment", err)
 				}
 				// The reset reaches the dialler.
+				if tc.name == "past the window" {
+					return
+				}
 				if _, err := mp.a.ReadPacket(); !errors.Is(err, ErrLinkLost) {
 					t.Fatalf("dialler read: %v, want ErrLinkLost after the reset", err)
 				}
