@@ -113,6 +113,7 @@ type writerStats struct {
 // It is safe for concurrent use; operations are serialised.
 type Group struct {
 	mu       sync.Mutex
+	saveMu   sync.Mutex // held by SaveKeys (taken before mu)
 	id       crypto.PublicKey
 	kind     Kind
 	groupKey *crypto.SigningKey // nil unless this device holds it

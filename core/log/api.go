@@ -22,7 +22,15 @@ type JoinOption func(*joinOptions)
 
 type joinOptions struct {
 	getter BlockGetter
+	noSync bool
 }
+
+// WithoutSync makes the Join's write not wait for the KV's sync, even with
+// WithSyncWrites: a join lost in a crash is fetched again from peers, so
+// its caller may skip the fsync when nothing else needs it (core/group
+// syncs the readable copies of the messages a join delivered right after
+// it, in a batch of its own).
+func WithoutSync() JoinOption { return func(o *joinOptions) { o.noSync = true } }
 
 // FetchFrom makes the Join fetch blocks through g instead of the log's
 // BlockStore, e.g. to read entries that arrived inline with an announcement

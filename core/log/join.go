@@ -70,6 +70,7 @@ type PreparedJoin struct {
 	pending  []cid.Cid
 	limitHit bool
 	done     bool
+	noSync   bool
 }
 
 // PrepareJoin fetches and checks, as Join does, the entries reachable from
@@ -91,7 +92,7 @@ func (l *Log) PrepareJoin(ctx context.Context, heads []cid.Cid, from string, opt
 		return nil, fmt.Errorf("join log %q from peer %q: %w", l.id, from, ErrClosed)
 	}
 
-	p := &PreparedJoin{l: l, from: from, nodes: map[string]*joinNode{}}
+	p := &PreparedJoin{l: l, from: from, nodes: map[string]*joinNode{}, noSync: jo.noSync}
 	nodes := p.nodes
 	pendingSet := map[string]struct{}{}
 	var fetchedBytes int64
@@ -191,6 +192,7 @@ func (p *PreparedJoin) Commit(ctx context.Context) (JoinResult, error) {
 	var w *pendingWrite
 	if len(accepted) > 0 {
 		w = l.stage(accepted, nil)
+		w.sync = w.sync && !p.noSync
 	}
 	l.mu.Unlock()
 	if w != nil {

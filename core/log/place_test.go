@@ -232,3 +232,38 @@ func TestBlocksInKVJoin(t *testing.T) {
 		t.Fatalf("%d joined blocks placed after the restart, want 3", fresh.Len())
 	}
 }
+
+// A join with WithoutSync writes its batch unsynced even with
+// WithSyncWrites; an append or a plain join stays synced.
+func TestJoinWithoutSync(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name       string
+		opts       []JoinOption
+		wantSynced int
+	}{
+		{"plain join", nil, 1},
+		{"WithoutSync", []JoinOption{WithoutSync()}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newReplica(t, 1, nil)
+			mustAppend(t, a.log, "from a")
+			kv := &gatedKV{MemKV: NewMemKV()}
+			b, err := Open(ctx, testLogID, NewMemBlockStore(), kv, nil, writer1(t), WithSyncWrites(true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			kv.set(func(k *gatedKV) { k.batches, k.synced = 0, 0 })
+			res, err := b.Join(ctx, a.log.Heads(), "a", append(tc.opts, FetchFrom(a.blocks))...)
+			if err != nil || len(res.Added) != 1 {
+				t.Fatalf("join: %d added, %v", len(res.Added), err)
+			}
+			kv.set(func(k *gatedKV) {
+				if k.batches != 1 || k.synced != tc.wantSynced {
+					t.Errorf("%d batches, %d synced; want 1, %d", k.batches, k.synced, tc.wantSynced)
+				}
+			})
+		})
+	}
+}
