@@ -296,10 +296,9 @@ func (g *Group) storeLocal(ctx context.Context, ms ...*Message) error {
 		}
 		ops[i] = op
 	}
-	// Synced: once a message is delivered it must survive a crash; the
-	// ratchet key that opened it is gone, so this copy is the only one
-	// this device can read. (Send writes its copy with the entry's index:
-	// see Send.)
+	// Synced: once the keys that opened these messages are saved (SaveKeys
+	// waits for this batch), this copy is the only one this device can
+	// read. (Send writes its copy with the entry's index: see Send.)
 	return g.kv.Batch(ctx, ops, true)
 }
 
