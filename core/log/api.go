@@ -21,9 +21,18 @@ type JoinResult struct {
 type JoinOption func(*joinOptions)
 
 type joinOptions struct {
-	getter BlockGetter
-	noSync bool
+	getter   BlockGetter
+	noSync   bool
+	verified func(cid.Cid) bool
 }
+
+// Verified tells the Join which entries' signatures were verified already
+// (an announcement's inline entries, checked by the pubsub validator before
+// the announcement was delivered): their blocks, decoded only under the CID
+// their bytes hash to, are the bytes that verified, so they are not
+// verified again. f must say true only of a CID whose very block passed
+// Entry.VerifySignature.
+func Verified(f func(cid.Cid) bool) JoinOption { return func(o *joinOptions) { o.verified = f } }
 
 // WithoutSync makes the Join's write not wait for the KV's sync, even with
 // WithSyncWrites: a join lost in a crash is fetched again from peers, so

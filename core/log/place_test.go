@@ -267,3 +267,40 @@ func TestJoinWithoutSync(t *testing.T) {
 		})
 	}
 }
+
+// Verified skips the signature check of the entries it names, and only
+// theirs: an entry whose signature does not verify is accepted only when
+// the caller vouches for its CID (which a caller must do only for bytes
+// that verified).
+func TestJoinVerified(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name     string
+		verified func(cid.Cid) bool
+		accepted bool
+	}{
+		{"not vouched for", nil, false},
+		{"vouched for another cid", func(cid.Cid) bool { return false }, false},
+		{"vouched for", func(cid.Cid) bool { return true }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := reencode(func() *Entry {
+				e := craft(t, testKey(t, 1), "forged", 1, nil, nil)
+				e.Sig = slices.Clone(e.Sig)
+				e.Sig[0] ^= 1
+				return e
+			}())
+			src := NewMemBlockStore()
+			putAll(t, src, bad)
+			b := newReplica(t, 2, nil)
+			opts := []JoinOption{FetchFrom(src)}
+			if tc.verified != nil {
+				opts = append(opts, Verified(tc.verified))
+			}
+			res, _ := b.log.Join(ctx, []cid.Cid{bad.CID()}, "src", opts...)
+			if got := len(res.Added) == 1; got != tc.accepted {
+				t.Fatalf("accepted %v (%d added, %d rejected), want %v", got, len(res.Added), len(res.Rejected), tc.accepted)
+			}
+		})
+	}
+}
