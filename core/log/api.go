@@ -34,11 +34,13 @@ type joinOptions struct {
 // Entry.VerifySignature.
 func Verified(f func(cid.Cid) bool) JoinOption { return func(o *joinOptions) { o.verified = f } }
 
-// WithoutSync makes the Join's write not wait for the KV's sync, even with
-// WithSyncWrites: a join lost in a crash is fetched again from peers, so
-// its caller may skip the fsync when nothing else needs it (core/group
-// syncs the readable copies of the messages a join delivered right after
-// it, in a batch of its own).
+// WithoutSync makes the Join's write neither synced (even with
+// WithSyncWrites) nor waited for: Commit returns once the entries are
+// staged (in the log, readable, named by Heads once written) and the write
+// follows; a failed write undoes them as an append's would. A join lost in
+// a crash is fetched again from peers, so a caller may skip the wait when
+// nothing else needs it (core/group hands the messages a join delivered to
+// the app, then syncs their readable copies in a batch of its own).
 func WithoutSync() JoinOption { return func(o *joinOptions) { o.noSync = true } }
 
 // FetchFrom makes the Join fetch blocks through g instead of the log's

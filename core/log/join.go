@@ -193,9 +193,21 @@ func (p *PreparedJoin) Commit(ctx context.Context) (JoinResult, error) {
 	if len(accepted) > 0 {
 		w = l.stage(accepted, nil)
 		w.sync = w.sync && !p.noSync
+		if p.noSync {
+			l.flushing.Add(1) // under l.mu, before Close can wait
+		}
 	}
 	l.mu.Unlock()
-	if w != nil {
+	if w != nil && p.noSync {
+		// Not waited for: the caller goes on with the entries staged
+		// (in the log, readable) while they are written.
+		go func() {
+			defer l.flushing.Done()
+			if err := l.flush(context.WithoutCancel(ctx), w); err != nil {
+				l.logger.Warn("write joined entries; undone (they are fetched again)", "from", from, "err", err)
+			}
+		}()
+	} else if w != nil {
 		// Written with the appends and joins staged meanwhile.
 		if err := l.flush(ctx, w); err != nil {
 			return JoinResult{}, fmt.Errorf("join log %q from peer %q: %w", l.id, from, err)

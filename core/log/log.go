@@ -65,11 +65,13 @@ type Log struct {
 	opts   options
 	logger *slog.Logger
 
-	wmu    sync.Mutex   // held by the one writer of staged writes (flush)
-	mu     sync.RWMutex // guards the fields below; held for writing by Append and Join's commit
-	closed bool
-	heads  []head     // sorted by binary CID
-	index  []orderKey // every entry, in total order; only appended to or replaced
+	wmu sync.Mutex // held by the one writer of staged writes (flush)
+	// flushing counts the writes of joins not waited for (WithoutSync).
+	flushing sync.WaitGroup
+	mu       sync.RWMutex // guards the fields below; held for writing by Append and Join's commit
+	closed   bool
+	heads    []head     // sorted by binary CID
+	index    []orderKey // every entry, in total order; only appended to or replaced
 	// known maps every entry's binary CID to its time: what the index
 	// says, without a KV read per CID (a store out of process makes each
 	// one a cross-process call, and a join asks about every link).
@@ -723,7 +725,9 @@ func (l *Log) Close() error {
 	}
 	clear(l.subs)
 	l.mu.Unlock()
-	// Appends and joins in flush when Close was called finish writing;
+	l.flushing.Wait()
+	// Appends and joins in flush when Close was called finish writing
+	// (those of joins not waited for too);
 	// then the placer puts what is left into the BlockStore once more
 	// (what it cannot is placed again at the next Open).
 	l.wmu.Lock()

@@ -259,6 +259,11 @@ func TestJoinWithoutSync(t *testing.T) {
 			if err != nil || len(res.Added) != 1 {
 				t.Fatalf("join: %d added, %v", len(res.Added), err)
 			}
+			waitFor(t, "the join written", func() bool {
+				n := 0
+				kv.set(func(k *gatedKV) { n = k.batches })
+				return n == 1
+			})
 			kv.set(func(k *gatedKV) {
 				if k.batches != 1 || k.synced != tc.wantSynced {
 					t.Errorf("%d batches, %d synced; want 1, %d", k.batches, k.synced, tc.wantSynced)
@@ -302,5 +307,43 @@ func TestJoinVerified(t *testing.T) {
 				t.Fatalf("accepted %v (%d added, %d rejected), want %v", got, len(res.Added), len(res.Rejected), tc.accepted)
 			}
 		})
+	}
+}
+
+// A join WithoutSync returns before its write: its entries are in the log
+// and readable at once, named by Heads once written; Close waits for the
+// write.
+func TestJoinWithoutSyncDoesNotWait(t *testing.T) {
+	ctx := context.Background()
+	a := newReplica(t, 1, nil)
+	e := mustAppend(t, a.log, "from a")
+	kv := &gatedKV{MemKV: NewMemKV()}
+	b, err := Open(ctx, testLogID, NewMemBlockStore(), kv, nil, writer1(t), WithSyncWrites(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	kv.set(func(k *gatedKV) { k.gate, k.entered = gate, make(chan struct{}, 4) })
+	res, err := b.Join(ctx, a.log.Heads(), "a", FetchFrom(a.blocks), WithoutSync())
+	if err != nil || len(res.Added) != 1 {
+		t.Fatalf("join: %d added, %v", len(res.Added), err)
+	}
+	<-kv.entered // the write is under way, held
+	if ok, _ := b.Has(ctx, e.CID()); !ok {
+		t.Fatal("a joined entry being written is not in the log")
+	}
+	if got, err := b.Get(ctx, e.CID()); err != nil || !got.CID().Equals(e.CID()) {
+		t.Fatalf("get a joined entry being written: %v", err)
+	}
+	if len(b.Heads()) != 0 {
+		t.Fatal("Heads names an entry not written yet")
+	}
+	kv.set(func(k *gatedKV) { k.gate = nil })
+	close(gate)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if h := b.Heads(); len(h) != 1 || !h[0].Equals(e.CID()) {
+		t.Fatalf("heads after the write %v, want the joined entry", h)
 	}
 }
