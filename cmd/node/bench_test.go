@@ -59,8 +59,9 @@ func BenchmarkNodeStartStop(b *testing.B) {
 
 // BenchmarkSendThroughRunningNode measures Messages.Send through the
 // client API of a running `skein run` (store and network plugins out of
-// process, synced writes: the entry's block, then its index with the
-// readable local copy): the time until a send is acknowledged, and so
+// process, one synced write: the entry's block, its index and the readable
+// local copy in one store batch; the network's blockstore gets the block
+// after the send is acknowledged): the time until a send is acknowledged, and so
 // durable. It reports p50 and p90 in ms.
 func BenchmarkSendThroughRunningNode(b *testing.B) {
 	env := testEnv(b)

@@ -183,6 +183,7 @@ type writerStats struct {
 // It is safe for concurrent use; operations are serialised.
 type Group struct {
 	mu       sync.Mutex
+	saveMu   sync.Mutex // held by SaveKeys (taken before mu)
 	id       crypto.PublicKey
 	kind     Kind
 	groupKey *crypto.SigningKey // nil unless this device holds it
@@ -855,13 +856,18 @@ func (g *Group) processMessages(added []*log.Entry, from string) []Rejection {
 		g.final[k] = true
 		delete(g.pendingMsgs, k)
 	}
-	// The readable copies of a round go in one synced batch, before any is
-	// handed to subscribers.
-	g.storeDelivered(delivered)
+	// Subscribers get the messages first, then their readable copies go
+	// in one synced batch (the group held throughout, so SaveKeys cannot
+	// save the keys that opened them before the copies are durable): a
+	// message is not held up by an fsync on its way to the app. A crash
+	// before the batch is durable loses the copies but not the message:
+	// its entry is in the log and the keys saved predate it, so it is
+	// opened and delivered again after the restart (at least once).
 	metrics.MessagesDelivered.Add(float64(len(delivered)))
 	for _, m := range delivered {
 		g.notify(m)
 	}
+	g.storeDelivered(delivered)
 	return rejected
 }
 

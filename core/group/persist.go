@@ -43,13 +43,32 @@ func (g *Group) localPrefix() []byte {
 // Keys are never saved ahead of the readable copies of the messages they
 // opened: while a copy could not be written (a failing store), SaveKeys
 // retries it and, if it fails again, saves nothing and returns the error.
+//
+// The group is held while the keys are gathered, not while the keystore
+// writes them (a file write and two fsyncs): sends and deliveries go on
+// meanwhile, and the saved state is the one gathered.
 func (g *Group) SaveKeys(ks *crypto.Keystore) error {
+	g.saveMu.Lock() // saves in the order their state was gathered
+	defer g.saveMu.Unlock()
+	blob, err := g.keysBlob()
+	if err != nil {
+		return err
+	}
+	defer clear(blob)
+	if err := ks.Put(KeystoreName(g.id), blob); err != nil {
+		return fmt.Errorf("save group %s: %w", g.id.Fingerprint(), err)
+	}
+	return nil
+}
+
+// keysBlob encodes what SaveKeys saves, under the group's lock.
+func (g *Group) keysBlob() ([]byte, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.unstored) > 0 {
 		g.storeDelivered(nil)
 		if n := len(g.unstored); n > 0 {
-			return fmt.Errorf("save group %s: %w: %d delivered messages are not stored yet, so the keys that opened them are not saved either (after a restart they are opened again)",
+			return nil, fmt.Errorf("save group %s: %w: %d delivered messages are not stored yet, so the keys that opened them are not saved either (after a restart they are opened again)",
 				g.id.Fingerprint(), ErrUnsavedMessages, n)
 		}
 	}
@@ -67,7 +86,8 @@ func (g *Group) SaveKeys(ks *crypto.Keystore) error {
 	}
 	w.raw(g.localKey[:])
 	if g.replKey == nil {
-		return fmt.Errorf("save group %s: %w: no replication key", g.id.Fingerprint(), ErrNotMember)
+		clear(w.b)
+		return nil, fmt.Errorf("save group %s: %w: no replication key", g.id.Fingerprint(), ErrNotMember)
 	}
 	w.raw(g.replKey[:])
 	w.bytes([]byte(g.suite.Name()))
@@ -91,17 +111,14 @@ func (g *Group) SaveKeys(ks *crypto.Keystore) error {
 	for ref, c := range g.recvChains {
 		b, err := c.MarshalBinary()
 		if err != nil {
-			return fmt.Errorf("save group %s: %w", g.id.Fingerprint(), err)
+			clear(w.b)
+			return nil, fmt.Errorf("save group %s: %w", g.id.Fingerprint(), err)
 		}
 		w.raw(ref.sender[:])
 		w.raw(ref.epoch[:])
 		w.bytes(b)
 	}
-	defer clear(w.b)
-	if err := ks.Put(KeystoreName(g.id), w.b); err != nil {
-		return fmt.Errorf("save group %s: %w", g.id.Fingerprint(), err)
-	}
-	return nil
+	return w.b, nil
 }
 
 // Open reopens a group this device saved with SaveKeys: it reads the keys
@@ -285,10 +302,9 @@ func (g *Group) storeLocal(ctx context.Context, ms ...*Message) error {
 		}
 		ops[i] = op
 	}
-	// Synced: once a message is delivered it must survive a crash; the
-	// ratchet key that opened it is gone, so this copy is the only one
-	// this device can read. (Send writes its copy with the entry's index:
-	// see Send.)
+	// Synced: once the keys that opened these messages are saved (SaveKeys
+	// waits for this batch), this copy is the only one this device can
+	// read. (Send writes its copy with the entry's index: see Send.)
 	return g.kv.Batch(ctx, ops, true)
 }
 

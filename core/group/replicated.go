@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 
 	"github.com/ipfs/go-cid"
 
@@ -133,10 +134,18 @@ func (r *ReplicatedLog) Subscribe(ctx context.Context) <-chan *log.Entry { retur
 func (r *ReplicatedLog) Join(ctx context.Context, heads []cid.Cid, from string, opts ...log.JoinOption) (log.JoinResult, error) {
 	g := r.g
 	g.mu.Lock()
-	closed, keys := g.closed, g.keys
+	closed, keys, replica := g.closed, g.keys, g.replica
 	g.mu.Unlock()
 	if closed {
 		return log.JoinResult{}, ErrClosed
+	}
+	if !r.meta && !replica {
+		// A member's message join is followed by the synced write of
+		// the readable copies it delivers (processMessages): the join's
+		// own fsync would only delay them, and a join lost in a crash
+		// is fetched again. (A replication node keeps its joins synced:
+		// holding entries for others is what it is for.)
+		opts = append(slices.Clone(opts), log.WithoutSync())
 	}
 	p, err := r.l.PrepareJoin(ctx, heads, from, opts...)
 	if err != nil {

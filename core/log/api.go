@@ -21,8 +21,27 @@ type JoinResult struct {
 type JoinOption func(*joinOptions)
 
 type joinOptions struct {
-	getter BlockGetter
+	getter   BlockGetter
+	noSync   bool
+	verified func(cid.Cid) bool
 }
+
+// Verified tells the Join which entries' signatures were verified already
+// (an announcement's inline entries, checked by the pubsub validator before
+// the announcement was delivered): their blocks, decoded only under the CID
+// their bytes hash to, are the bytes that verified, so they are not
+// verified again. f must say true only of a CID whose very block passed
+// Entry.VerifySignature.
+func Verified(f func(cid.Cid) bool) JoinOption { return func(o *joinOptions) { o.verified = f } }
+
+// WithoutSync makes the Join's write neither synced (even with
+// WithSyncWrites) nor waited for: Commit returns once the entries are
+// staged (in the log, readable, named by Heads once written) and the write
+// follows; a failed write undoes them as an append's would. A join lost in
+// a crash is fetched again from peers, so a caller may skip the wait when
+// nothing else needs it (core/group hands the messages a join delivered to
+// the app, then syncs their readable copies in a batch of its own).
+func WithoutSync() JoinOption { return func(o *joinOptions) { o.noSync = true } }
 
 // FetchFrom makes the Join fetch blocks through g instead of the log's
 // BlockStore, e.g. to read entries that arrived inline with an announcement

@@ -35,6 +35,12 @@
 // memory with everything staged after it. The index is also kept in
 // memory, so Has and a join's lookups read no KV.
 //
+// With [WithBlocksInKV] (what a node uses) the blocks go into that KV batch
+// instead, and into the block store a few milliseconds later, off the
+// writer's path: one synced write makes an entry durable, block and all.
+// The KV copy of a block is deleted once the block store holds it, and
+// [Open] places again what a stopped process left unplaced.
+//
 // Usage sketch:
 //
 //	blocks := log.NewMemBlockStore()     // or the network plugin's blocks

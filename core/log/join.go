@@ -70,6 +70,7 @@ type PreparedJoin struct {
 	pending  []cid.Cid
 	limitHit bool
 	done     bool
+	noSync   bool
 }
 
 // PrepareJoin fetches and checks, as Join does, the entries reachable from
@@ -91,7 +92,7 @@ func (l *Log) PrepareJoin(ctx context.Context, heads []cid.Cid, from string, opt
 		return nil, fmt.Errorf("join log %q from peer %q: %w", l.id, from, ErrClosed)
 	}
 
-	p := &PreparedJoin{l: l, from: from, nodes: map[string]*joinNode{}}
+	p := &PreparedJoin{l: l, from: from, nodes: map[string]*joinNode{}, noSync: jo.noSync}
 	nodes := p.nodes
 	pendingSet := map[string]struct{}{}
 	var fetchedBytes int64
@@ -135,6 +136,9 @@ func (l *Log) PrepareJoin(ctx context.Context, heads []cid.Cid, from string, opt
 			// verified signatures (internal/sigcache): the same entries
 			// joined from several peers at once are verified once.
 			for n := range verify {
+				if jo.verified != nil && jo.verified(n.c) {
+					continue
+				}
 				if err := n.e.VerifySignature(); err != nil {
 					n.err = err
 				}
@@ -188,9 +192,22 @@ func (p *PreparedJoin) Commit(ctx context.Context) (JoinResult, error) {
 	var w *pendingWrite
 	if len(accepted) > 0 {
 		w = l.stage(accepted, nil)
+		w.sync = w.sync && !p.noSync
+		if p.noSync {
+			l.flushing.Add(1) // under l.mu, before Close can wait
+		}
 	}
 	l.mu.Unlock()
-	if w != nil {
+	if w != nil && p.noSync {
+		// Not waited for: the caller goes on with the entries staged
+		// (in the log, readable) while they are written.
+		go func() {
+			defer l.flushing.Done()
+			if err := l.flush(context.WithoutCancel(ctx), w); err != nil {
+				l.logger.Warn("write joined entries; undone (they are fetched again)", "from", from, "err", err)
+			}
+		}()
+	} else if w != nil {
 		// Written with the appends and joins staged meanwhile.
 		if err := l.flush(ctx, w); err != nil {
 			return JoinResult{}, fmt.Errorf("join log %q from peer %q: %w", l.id, from, err)

@@ -46,6 +46,9 @@ const (
 	tagHead  = 'h' // + cid -> time (8 bytes)
 	tagCIDix = 'c' // + cid -> order key
 	tagOrder = 'o' // + order key -> empty
+	// tagBlock + cid -> the entry's block: written with the entry's index,
+	// kept until the BlockStore holds the block (see place).
+	tagBlock = 'b'
 )
 
 type head struct {
@@ -63,22 +66,31 @@ type Log struct {
 	opts   options
 	logger *slog.Logger
 
-	wmu    sync.Mutex   // held by the one writer of staged writes (flush)
-	mu     sync.RWMutex // guards the fields below; held for writing by Append and Join's commit
-	closed bool
-	heads  []head     // sorted by binary CID
-	index  []orderKey // every entry, in total order; only appended to or replaced
+	wmu sync.Mutex // held by the one writer of staged writes (flush)
+	// flushing counts the writes of joins not waited for (WithoutSync).
+	flushing sync.WaitGroup
+	mu       sync.RWMutex // guards the fields below; held for writing by Append and Join's commit
+	closed   bool
+	heads    []head     // sorted by binary CID
+	index    []orderKey // every entry, in total order; only appended to or replaced
 	// known maps every entry's binary CID to its time: what the index
 	// says, without a KV read per CID (a store out of process makes each
 	// one a cross-process call, and a join asks about every link).
 	known map[[cidLen]byte]uint64
 	// queue holds the staged writes not yet taken by a writer (group
-	// commit, see flush); unsynced the entries staged and not yet
-	// written, readable from memory meanwhile.
+	// commit, see flush); unsynced the entries staged and not yet in the
+	// BlockStore (written to the KV only, or not yet written), readable
+	// from memory meanwhile.
 	queue    []*pendingWrite
 	written  []head // the heads as last written (heads: as staged)
 	unsynced map[string]*Entry
-	subs     map[*subscription]struct{}
+	// toPlace: entries written (their blocks in the KV) whose blocks the
+	// placer has yet to put into the BlockStore; placed: the KV copies of
+	// blocks the BlockStore now holds, deleted with the next write.
+	toPlace []*Entry
+	placed  [][]byte
+	placer  placer
+	subs    map[*subscription]struct{}
 	// writer is the signer's public key; scratch is Append's buffer for
 	// signing bytes (both used under mu).
 	writer  ed25519.PublicKey
@@ -170,6 +182,30 @@ func Open(ctx context.Context, id string, blocks BlockStore, kv KV, signer Signe
 	for i := range l.index {
 		l.known[[cidLen]byte(l.index[i][40:])] = l.index[i].time()
 	}
+	// Blocks written to the KV that the BlockStore may not hold (the
+	// process stopped before they were placed): placed again.
+	for kvp, err := range kv.Query(ctx, KVQuery{Prefix: l.key(tagBlock)}) {
+		if err != nil {
+			return nil, fmt.Errorf("open log %q: read unplaced blocks: %w", id, err)
+		}
+		c, cerr := cid.Cast(kvp.Key[pl:])
+		if cerr != nil {
+			return nil, fmt.Errorf("open log %q: corrupt block record %x", id, kvp.Key)
+		}
+		if _, ok := l.timeOf(c); !ok {
+			// Not in the index: a block record is written with the
+			// index, so this one is left over; drop it.
+			l.placed = append(l.placed, slices.Clone(kvp.Key))
+			continue
+		}
+		e, derr := DecodeBlock(c, slices.Clone(kvp.Value))
+		if derr != nil {
+			return nil, fmt.Errorf("open log %q: block record %s: %w", id, c, derr)
+		}
+		l.unsynced[c.KeyString()] = e
+		l.toPlace = append(l.toPlace, e)
+	}
+	l.placer.start(l)
 	return l, nil
 }
 
@@ -596,6 +632,8 @@ func (l *Log) flush(ctx context.Context, w *pendingWrite) error {
 	l.mu.Lock()
 	batch := l.queue
 	l.queue = nil
+	placed := l.placed
+	l.placed = nil
 	l.mu.Unlock()
 	var entries []*Entry
 	var ops []KVOp
@@ -605,9 +643,22 @@ func (l *Log) flush(ctx context.Context, w *pendingWrite) error {
 		ops = append(ops, b.ops...)
 		sync = sync || b.sync
 	}
+	// The blocks go into the same KV batch as their index: one synced
+	// write makes an entry durable, block and all. The BlockStore gets
+	// them afterwards (place), off the writer's path.
 	// Not abandoned with the caller's context: others wait on this write.
 	wctx := context.WithoutCancel(ctx)
-	err := l.putBlocks(wctx, entries)
+	var err error
+	if l.opts.placeLater {
+		for _, e := range entries {
+			ops = append(ops, KVOp{Key: l.cidKey(tagBlock, e.cid), Value: e.raw})
+		}
+	} else {
+		err = l.putBlocks(wctx, entries)
+	}
+	for _, k := range placed {
+		ops = append(ops, KVOp{Key: k, Delete: true})
+	}
 	if err == nil {
 		if err = l.kv.Batch(wctx, ops, sync); err != nil {
 			err = fmt.Errorf("write index: %w", err)
@@ -615,6 +666,7 @@ func (l *Log) flush(ctx context.Context, w *pendingWrite) error {
 	}
 	l.mu.Lock()
 	if err != nil {
+		l.placed = append(placed, l.placed...)
 		// Undo it in memory, and everything staged since (built on it):
 		// what was not written is not in the log.
 		later := l.queue
@@ -626,11 +678,16 @@ func (l *Log) flush(ctx context.Context, w *pendingWrite) error {
 		}
 	} else {
 		for _, b := range batch {
-			for _, e := range b.entries {
-				delete(l.unsynced, e.cid.KeyString())
-			}
 			l.notify(b.entries)
 			l.written = b.heads
+		}
+		if l.opts.placeLater {
+			l.toPlace = append(l.toPlace, entries...)
+			l.placer.wake()
+		} else {
+			for _, e := range entries {
+				delete(l.unsynced, e.cid.KeyString())
+			}
 		}
 	}
 	l.mu.Unlock()
@@ -662,8 +719,8 @@ func (l *Log) rollback(ws []*pendingWrite) {
 // Close does not close the BlockStore or KV.
 func (l *Log) Close() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed {
+		l.mu.Unlock()
 		return nil
 	}
 	l.closed = true
@@ -671,5 +728,29 @@ func (l *Log) Close() error {
 		s.Stop()
 	}
 	clear(l.subs)
+	l.mu.Unlock()
+	l.flushing.Wait()
+	// Appends and joins in flush when Close was called finish writing
+	// (those of joins not waited for too);
+	// then the placer puts what is left into the BlockStore once more
+	// (what it cannot is placed again at the next Open).
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.placer.stop()
+	l.mu.Lock()
+	placed := l.placed
+	l.placed = nil
+	l.mu.Unlock()
+	if len(placed) > 0 {
+		ops := make([]KVOp, len(placed))
+		for i, k := range placed {
+			ops[i] = KVOp{Key: k, Delete: true}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		if err := l.kv.Batch(ctx, ops, false); err != nil {
+			l.logger.Debug("delete block records of placed blocks", "err", err)
+		}
+	}
 	return nil
 }

@@ -51,6 +51,7 @@ type options struct {
 	maxJoinBytes      int64
 	keyPrefix         []byte
 	syncWrites        bool
+	placeLater        bool
 	logger            *slog.Logger
 	order             Order // nil: LamportOrder (order.go)
 }
@@ -183,6 +184,21 @@ func WithKeyPrefix(prefix []byte) Option {
 // durable (default false: durable at the KV's next sync).
 func WithSyncWrites(sync bool) Option {
 	return func(o *options) error { o.syncWrites = sync; return nil }
+}
+
+// WithBlocksInKV makes a write put its entries' blocks into its KV batch,
+// with their index, and into the BlockStore afterwards, off the writer's
+// path; the KV copy is deleted once the BlockStore holds the block, and
+// Open places again what a stopped process left unplaced. An append is
+// then durable after one synced write (the KV's), not two in series (the
+// BlockStore's, then the KV's), and a BlockStore that is slow to write
+// (a network out of process) is not waited for. Until a block is placed
+// the log serves it from memory, but a reader of the BlockStore itself
+// (a peer fetching it over the network) may wait for it a little. Default
+// false: the blocks are put into the BlockStore, then the index into the
+// KV, before a write returns.
+func WithBlocksInKV(on bool) Option {
+	return func(o *options) error { o.placeLater = on; return nil }
 }
 
 // WithLogger sets the logger (default: discard).

@@ -218,9 +218,13 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 }
 
 func (m *Messenger) opts() []group.Option {
-	// Synced log writes: Send returns only once the entry's index and heads
-	// are durable, so an acknowledged message survives kill -9.
-	return append([]group.Option{group.WithLogger(m.logger), group.WithLogOptions(log.WithSyncWrites(true))}, m.cfg.GroupOptions...)
+	// Synced log writes: Send returns only once the entry's block, index
+	// and heads are durable, so an acknowledged message survives kill -9.
+	// The block goes into the store's synced batch with the index, and
+	// into the network's blockstore after it (log.WithBlocksInKV): one
+	// fsync per send, and no call to the network on the send's path.
+	return append([]group.Option{group.WithLogger(m.logger),
+		group.WithLogOptions(log.WithSyncWrites(true), log.WithBlocksInKV(true))}, m.cfg.GroupOptions...)
 }
 
 func (m *Messenger) reopen(ctx context.Context) error {

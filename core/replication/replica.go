@@ -355,7 +355,7 @@ func (rep *replica) join(key jobKey, j *job) {
 		g := &joinGetter{rep: rep, inline: j.inline, store: rep.r.blocks, bulk: bulk, noFallback: j.authored && bulk != nil}
 		ctx, cancel := context.WithCancel(rep.ctx)
 		stop := g.watchdog(ctx, cancel, rep.r.opts.fetchTimeout)
-		res, err := rep.log.Join(ctx, heads, peer, log.FetchFrom(g))
+		res, err := rep.log.Join(ctx, heads, peer, log.FetchFrom(g), log.Verified(verifiedInline.has))
 		stop()
 		cancel()
 		if bulk != nil {

@@ -54,8 +54,17 @@ func validInline(b []byte) error {
 	if err != nil {
 		return err
 	}
-	return e.VerifySignature()
+	if err := e.VerifySignature(); err != nil {
+		return err
+	}
+	verifiedInline.add(c)
+	return nil
 }
+
+// verifiedInline holds the CIDs of the inline entry blocks whose signature
+// the pubsub validator verified lately: the join of the announcement that
+// carried them does not verify them again (log.Verified).
+var verifiedInline = newCIDSet(1 << 14)
 
 // vouched holds the CIDs of the entry blocks this process's replicas
 // announced inline: each was signed here or verified by a join. With the

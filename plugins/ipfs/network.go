@@ -228,7 +228,11 @@ func (n *Network) Start(ctx context.Context) (err error) {
 		}
 		n.dstore = pds
 	}
-	n.bstore = blockstore.NewBlockstore(n.dstore)
+	// Write-through: no existence check (a pebble read with an iterator
+	// of its own) before each put. Blocks are content-addressed, so a
+	// block put twice is written twice with the same bytes; and what the
+	// node puts is nearly always new (written entries, joined ones).
+	n.bstore = blockstore.NewBlockstore(n.dstore, blockstore.WriteThrough(true))
 
 	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh, connmgr.WithGracePeriod(connGrace))
 	if err != nil {
@@ -351,7 +355,7 @@ func (n *Network) Start(ctx context.Context) (err error) {
 	}
 	n.bswap = bitswap.New(runCtx, bsnet.NewFromIpfsHost(h), finder, n.bstore,
 		bitswap.ProviderSearchDelay(500*time.Millisecond))
-	n.bserv = blockservice.New(n.bstore, n.bswap)
+	n.bserv = blockservice.New(n.bstore, n.bswap, blockservice.WriteThrough(true))
 
 	if cfg.RedialMaxBackoff > 0 {
 		r := newRedialer(h, n.gater, n.logger, cfg.RedialMaxBackoff, cfg.RedialMaxPeers)
