@@ -15,6 +15,16 @@
 // (seeded) plus its ring neighbours, as libp2p's connection limits keep a
 // node's peers bounded.
 //
+// What the in-process nodes share (a simulation's economies, which a node
+// alone in its process does not get; docs/experiments.md): the process's
+// cache of verified signatures (internal/sigcache: a signature one node
+// verified is not verified again by the others), core/log's tables of
+// decoded entries and links (one decoded copy of each entry for all
+// nodes, not one per node), and simnet's one copy of each block. Each node
+// keeps its own store (with group key prefixes abbreviated: shortKeys),
+// log index, have-set and group state, and runs up to ParallelJoins joins
+// of a log at once (a node's default is 4).
+//
 // A group is settled when every current member sees exactly the current
 // members, is in the same epoch as the creator, and holds every message
 // sent through Group.Send. Deliveries are followed from each member's

@@ -47,6 +47,9 @@ const (
 	// VerifyCachePerNode sizes the process's cache of verified
 	// signatures, which the in-process nodes share, per node.
 	VerifyCachePerNode = 64
+	// ParallelJoins is each node's bound on the joins of one log running
+	// at once (replication.WithParallelJoins).
+	ParallelJoins = 16
 	// InternPerNode sizes the process's tables of shared decoded CIDs
 	// and entries (core/log's SetCIDInternSize, SetEntryInternSize), per
 	// node.
@@ -296,6 +299,11 @@ func (c *Cluster) startNode(ctx context.Context, id string) (*Node, error) {
 		replication.WithAntiEntropyInterval(c.cfg.AntiEntropy),
 		// Peers are found by the connection graph, not a DHT.
 		replication.WithRendezvousInterval(0),
+		// A group of hundreds hears announcements through many relays,
+		// which may not hold yet what they forwarded: with 4 joins a log
+		// (a node's default), a few stalled ones held up everything
+		// behind them until the fetch timeout (docs/performance.md).
+		replication.WithParallelJoins(ParallelJoins),
 	}, c.cfg.Replication...)
 	m, err := messenger.New(ctx, messenger.Config{Keystore: ks, Store: newShortKeys(memstore.New()), Network: nd,
 		Replication: ropts, Logger: logger, GroupOptions: c.cfg.GroupOptions})

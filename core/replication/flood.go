@@ -177,6 +177,7 @@ func (r *Replicator) fetchAllowed(peer, topic string) bool {
 		return true
 	}
 	r.score(peer, scoreOverBudget, "announcements over the head fetch budget")
+	r.logger.Debug("announcement dropped: over the head fetch budget", "peer", peer, "topic", topic)
 	return false
 }
 

@@ -16,6 +16,9 @@ const (
 	// DefaultFetchTimeout is how long a join waits with no block arriving
 	// before it gives up (to be retried at the next anti-entropy round).
 	DefaultFetchTimeout = 30 * time.Second
+	// DefaultParallelJoins bounds the joins of one log that run at once
+	// (see WithParallelJoins).
+	DefaultParallelJoins = 4
 	// DefaultInlineEntryLimit: entries up to this size travel inline.
 	DefaultInlineEntryLimit = MaxInlineEntry
 	// DefaultInlineBudget bounds the inline bytes of one announcement.
@@ -68,6 +71,7 @@ type options struct {
 	// pubsubValidated: every honest node's network validates pubsub
 	// messages with ValidateAnnouncement before forwarding them.
 	pubsubValidated bool
+	parallelJoins   int // see WithParallelJoins
 }
 
 func defaultOptions() options {
@@ -87,6 +91,7 @@ func defaultOptions() options {
 		giveUpAfter:    DefaultGiveUpAfter,
 		reexchange:     reexchangeAfter,
 		bulkRetry:      bulkRetryAfter,
+		parallelJoins:  DefaultParallelJoins,
 		logger:         slog.New(slog.DiscardHandler),
 	}
 }
@@ -161,6 +166,22 @@ func WithAntiEntropyInterval(d time.Duration) Option {
 // next anti-entropy round.
 func WithFetchTimeout(d time.Duration) Option {
 	return func(o *options) error { o.fetchTimeout = d; return positiveDuration("fetch timeout", d) }
+}
+
+// WithParallelJoins bounds the joins of one log that run at once, each for
+// a different peer (default DefaultParallelJoins): a peer naming heads
+// nobody serves yet stalls only its own join (until the fetch timeout),
+// but n such joins stall the log. In a large group over a gossip mesh,
+// where announcements come from many relays and a relay may not hold what
+// it forwarded yet, more slots keep the log moving (package sim uses 16).
+func WithParallelJoins(n int) Option {
+	return func(o *options) error {
+		if n < 1 || n > 1024 {
+			return fmt.Errorf("parallel joins %d: want 1..1024", n)
+		}
+		o.parallelJoins = n
+		return nil
+	}
 }
 
 // WithRequestTimeout bounds one head exchange (default DefaultRequestTimeout).

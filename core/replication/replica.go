@@ -21,10 +21,6 @@ const (
 	maxQueuedHeads  = 4 * MaxHeads
 	maxQueuedInline = 1 << 20
 	maxJoinRounds   = 1 << 12
-	// maxParallelJoins bounds the joins of one log that run at once, each
-	// for a different peer: a peer naming heads nobody serves stalls only
-	// its own join (until the fetch stall timeout), not the others'.
-	maxParallelJoins = 4
 )
 
 // replica is one replicated log: its join queue (one job per peer, merged),
@@ -205,11 +201,11 @@ func (rep *replica) enqueueLocked(key jobKey, heads []cid.Cid, inline [][]byte, 
 }
 
 // pop takes the oldest queued job whose peer has no join running, and
-// marks that peer busy; nil when there is none or maxParallelJoins run.
+// marks that peer busy; nil when there is none or WithParallelJoins run.
 func (rep *replica) pop() (jobKey, *job) {
 	rep.mu.Lock()
 	defer rep.mu.Unlock()
-	if len(rep.busy) >= maxParallelJoins {
+	if len(rep.busy) >= rep.r.opts.parallelJoins {
 		return jobKey{}, nil
 	}
 	i := slices.IndexFunc(rep.queue, func(k jobKey) bool { return !rep.busy[k.peer] })
@@ -298,7 +294,7 @@ func (rep *replica) retryMissing(live map[string]bool) {
 	signal(rep.wake)
 }
 
-// work runs the joins of this log: up to maxParallelJoins at once, one
+// work runs the joins of this log: up to WithParallelJoins at once, one
 // per peer, each peer's jobs in arrival order.
 func (rep *replica) work() {
 	var wg sync.WaitGroup
