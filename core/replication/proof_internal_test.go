@@ -201,8 +201,15 @@ func TestProofReflectedChallenge(t *testing.T) {
 	ctx := context.Background()
 	keys := mustKeys(t, memberSecret)
 	e := nodes["e"]
-	var caught [][ProofTagSize]byte
-	var nonces [2][ProofNonceSize]byte
+	// v also proves to e on its own when they connect, so the handler can
+	// run for two proofs at once: what it catches is kept under mu, and the
+	// nonces come from the tags message itself, so tags and transcript
+	// always belong to the same run.
+	var (
+		mu     sync.Mutex
+		caught [][ProofTagSize]byte
+		nonces [2][ProofNonceSize]byte
+	)
 	err := e.HandleRequests(ProofProtocol, func(ctx context.Context, from string, req []byte) ([]byte, error) {
 		m, err := decodeProofMessage(req)
 		if err != nil {
@@ -221,10 +228,11 @@ func TestProofReflectedChallenge(t *testing.T) {
 			if err != nil {
 				return nil, err
 			}
-			nonces = [2][ProofNonceSize]byte{m.nonceP, ch.nonceV}
 			return (&proofMessage{kind: kindProofNonce, nonceV: ch.nonceV}).MarshalBinary()
 		default:
-			caught = m.tags
+			mu.Lock()
+			caught, nonces = m.tags, [2][ProofNonceSize]byte{m.nonceP, m.nonceV}
+			mu.Unlock()
 			reply := &proofMessage{kind: kindProofReply, tags: make([][ProofTagSize]byte, len(m.tags))}
 			return reply.MarshalBinary()
 		}
@@ -236,11 +244,14 @@ func TestProofReflectedChallenge(t *testing.T) {
 	if _, err := r.prove(ctx, "e"); err != nil {
 		t.Fatal(err)
 	}
-	if len(caught) == 0 {
+	mu.Lock()
+	tags, ns := caught, nonces
+	mu.Unlock()
+	if len(tags) == 0 {
 		t.Fatal("v sent no tags")
 	}
 	// e hands v's tags back as its own, over the transcript it lined up.
-	msg, _ := (&proofMessage{kind: kindProofTags, nonceP: nonces[0], nonceV: nonces[1], tags: caught}).MarshalBinary()
+	msg, _ := (&proofMessage{kind: kindProofTags, nonceP: ns[0], nonceV: ns[1], tags: tags}).MarshalBinary()
 	if _, err := e.Request(ctx, "v", ProofProtocol, msg); err != nil {
 		t.Fatal(err)
 	}
