@@ -83,7 +83,11 @@ type TopicGate interface {
 	// network stops.
 	CloseTopic(ctx context.Context, topic string) error
 	// AdmitPeer admits peer to the closed topic (admit true) until its last
-	// connection closes, or evicts it at once (admit false). Admitting a
+	// connection closes, or evicts it at once (admit false): nothing on the
+	// topic is sent to it from then on. A peer admitted again may be sent
+	// messages of the topic that are still in the network's caches (for
+	// gossipsub, a few heartbeats), including ones published while it was
+	// out; a group that must keep them from it changes its keys. Admitting a
 	// peer that is not connected is an error wrapping ErrNotFound;
 	// admitting one to a topic that is not closed, an error wrapping
 	// ErrInvalidArgument. Evicting a peer that is not admitted does

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
@@ -59,7 +60,9 @@ var _ sdk.TopicGate = (*Network)(nil)
 // closes (a network.Notifiee sees each connection close). Evicting an
 // admitted peer (AdmitPeer false) resets its pubsub streams both ways, so
 // gossipsub forgets its mesh links and both sides start over from a hello
-// that no longer names the topic. Gossipsub reopens its stream to a peer
+// that no longer names the topic (the two new streams are opened in an
+// order that keeps either hello from being forgotten: pubsubHost.NewStream).
+// Gossipsub reopens its stream to a peer
 // still connected at most 4 times in 10 minutes (its dead-peer backoff):
 // a peer evicted more often than that, and still connected, gets no
 // pubsub traffic from this node until it reconnects.
@@ -91,6 +94,17 @@ type topicGate struct {
 	// subscribed counts this node's subscriptions per topic (Subscribe),
 	// to tell solicited messages from unsolicited ones.
 	subscribed map[string]int
+	// restarting: peers whose pubsub streams an eviction reset, until both
+	// new streams are open (see pubsubHost.NewStream).
+	restarting map[peer.ID]*restart
+}
+
+// restart orders the two new pubsub streams with a peer after an eviction
+// reset the old ones.
+type restart struct {
+	outOnce, inOnce sync.Once
+	out             chan struct{} // closed when gossipsub opens its stream to the peer
+	in              chan struct{} // closed when the peer's stream arrives
 }
 
 type admission struct {
@@ -104,6 +118,7 @@ func newTopicGate() *topicGate {
 		admitted:   map[peer.ID]*admission{},
 		streams:    map[peer.ID]map[*gatedStream]struct{}{},
 		subscribed: map[string]int{},
+		restarting: map[peer.ID]*restart{},
 	}
 }
 
@@ -115,6 +130,52 @@ func (g *topicGate) reset() {
 	defer g.mu.Unlock()
 	g.admitted = map[peer.ID]*admission{}
 	g.streams = map[peer.ID]map[*gatedStream]struct{}{}
+	for _, r := range g.restarting {
+		r.outOnce.Do(func() { close(r.out) })
+		r.inOnce.Do(func() { close(r.in) })
+	}
+	g.restarting = map[peer.ID]*restart{}
+}
+
+// restart records that p's pubsub streams are about to be reset (an
+// eviction); pubsubHost orders the new streams.
+func (g *topicGate) restart(p peer.ID) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.restarting[p] == nil {
+		g.restarting[p] = &restart{out: make(chan struct{}), in: make(chan struct{})}
+	}
+}
+
+func (g *topicGate) restartOf(p peer.ID) *restart {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.restarting[p]
+}
+
+func (g *topicGate) restarted(p peer.ID, r *restart) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.restarting[p] == r {
+		delete(g.restarting, p)
+	}
+}
+
+// restartWait bounds each wait of the restart order (a peer that does not
+// reopen its stream, or does so late, gets this node's hello then).
+const restartWait = 2 * time.Second
+
+// waitRestart waits for ch, at most restartWait, or until ctx ends.
+func waitRestart(ctx context.Context, ch <-chan struct{}) error {
+	t := time.NewTimer(restartWait)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
 }
 
 func (g *topicGate) close(topic string) {
@@ -278,7 +339,26 @@ type pubsubHost struct {
 	}
 }
 
+// NewStream opens gossipsub's stream to p.
+//
+// After an eviction reset both of gossipsub's streams with p, the two new
+// streams are ordered. Gossipsub forgets a peer's subscriptions when it
+// finds its stream to the peer dead, and only then opens a new one, with a
+// hello naming its own subscriptions. A hello that arrives before the
+// other side has found out is forgotten with the rest, and the two would
+// not learn each other's subscriptions again (nor mesh) until a reconnect.
+// So this node's new stream to p waits until p's new stream has arrived (p
+// opens it after forgetting), and p's new stream is not read until this
+// node has opened its own (gossipsub calls NewStream after forgetting).
+// Each wait is bounded by restartWait.
 func (h pubsubHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID) (network.Stream, error) {
+	if r := h.g.restartOf(p); r != nil {
+		r.outOnce.Do(func() { close(r.out) })
+		if err := waitRestart(ctx, r.in); err != nil {
+			return nil, err
+		}
+		h.g.restarted(p, r)
+	}
 	s, err := h.Host.NewStream(ctx, p, pids...)
 	if err != nil {
 		return nil, err
@@ -286,6 +366,18 @@ func (h pubsubHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.I
 	gs := &gatedStream{Stream: s, g: h.g, peer: p, logger: h.logger, withheld: map[string]*pb.RPC_SubOpts{}}
 	h.g.addStream(gs)
 	return gs, nil
+}
+
+// SetStreamHandler registers gossipsub's handler for the streams peers
+// open to this node (ordered after an eviction: see NewStream).
+func (h pubsubHost) SetStreamHandler(pid protocol.ID, handler network.StreamHandler) {
+	h.Host.SetStreamHandler(pid, func(s network.Stream) {
+		if r := h.g.restartOf(s.Conn().RemotePeer()); r != nil {
+			_ = waitRestart(context.Background(), r.out)
+			r.inOnce.Do(func() { close(r.in) })
+		}
+		handler(s)
+	})
 }
 
 // gatedStream is one of gossipsub's outbound streams. Gossipsub writes
@@ -506,6 +598,7 @@ func (n *Network) AdmitPeer(_ context.Context, topic, p string, admit bool) erro
 	if !admit {
 		if n.gate.evict(id, topic) {
 			n.logger.Debug("peer evicted from closed topic", "peer", p, "topic", topic)
+			n.gate.restart(id)
 			resetPubsubStreams(h, id)
 		}
 		return nil
