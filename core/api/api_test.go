@@ -177,10 +177,15 @@ func TestEndToEndOverSocket(t *testing.T) {
 	if len(since.GetMessages()) != 1 || string(since.GetMessages()[0].GetBody()) != "second" {
 		t.Fatalf("since first = %v", since.GetMessages())
 	}
-	members, err := ca.Groups.Members(ctx, &apiv1.MembersRequest{Group: "team"})
-	if err != nil || len(members.GetMembers()) != 2 {
-		t.Fatalf("members = %v, %v", members, err)
-	}
+	// b's join reaches a by replication, in its own time: a lists b once
+	// it has b's log.
+	waitUntil(t, "a to list b as a member", func() bool {
+		members, err := ca.Groups.Members(ctx, &apiv1.MembersRequest{Group: "team"})
+		if err != nil {
+			t.Fatalf("members: %v", err)
+		}
+		return len(members.GetMembers()) == 2
+	})
 	peers, err := ca.Peers.List(ctx, &apiv1.ListPeersRequest{})
 	if err != nil || len(peers.GetPeers()) != 1 || peers.GetPeers()[0].GetId() != "b" {
 		t.Fatalf("peers = %v, %v", peers, err)
