@@ -33,7 +33,11 @@ const sealToInfo = "skein/v1/seal-to"
 type Suite interface {
 	// Name identifies the scheme, e.g. "xchacha20poly1305-x25519-hkdfsha256".
 	Name() string
-	// Seal encrypts plaintext under a 32-byte key, binding ad.
+	// Seal encrypts plaintext under a 32-byte key, binding ad. It must be
+	// randomized: two seals of the same plaintext differ, except with
+	// negligible probability (both built-in suites start the output with
+	// NonceSize fresh random bytes). core/group derives a single-use key
+	// from a sealed epoch and relies on it (envelope version 4).
 	Seal(key *[KeySize]byte, plaintext, ad []byte) ([]byte, error)
 	// Open reverses Seal.
 	Open(key *[KeySize]byte, sealed, ad []byte) ([]byte, error)

@@ -169,12 +169,19 @@ func (g *Group) checkMessageEntry(e *log.Entry, cutoffs bool) (*checkedMessage, 
 	if secret == nil {
 		return cm, nil
 	}
-	hb, err := g.suite.Open(g.headerKey(epoch, secret), env.Header, headerAD(g.id, epoch, w))
+	var hb []byte
+	if env.Version == envelopeVersion3 {
+		hb, err = g.suite.Open(g.headerKey(epoch, secret), env.Header, headerAD(g.id, epoch, w))
+	} else {
+		hk := headerOnceKey(g.headerKey(epoch, secret), &env.SealedEpoch)
+		hb, err = g.suite.OpenOnce(&hk, env.Header, headerAD(g.id, epoch, w))
+		clear(hk[:])
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: header of a message by %s: %v", ErrTampered, w.Fingerprint(), err)
 	}
 	// The header opened under an associated data naming w: w is its sender.
-	h, err := decodeHeader(hb, w)
+	h, err := decodeHeader(hb, env.Version, w)
 	if err != nil {
 		return nil, err
 	}

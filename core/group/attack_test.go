@@ -14,9 +14,27 @@ import (
 // with the chain key ck at index start, bypassing r's group.
 func forgeEnvelope(t testing.TB, g *Group, sender crypto.PublicKey, e EpochID, idx uint64, body []byte, mk [32]byte) []byte {
 	t.Helper()
+	return forgeEnvelopeVersion(t, g, envelopeVersion, sender, e, idx, body, mk)
+}
+
+// forgeEnvelopeVersion is forgeEnvelope for an envelope of version v (3:
+// the header sealed with a nonce under the epoch's header key; 4: sealed
+// once under headerOnceKey).
+func forgeEnvelopeVersion(t testing.TB, g *Group, v byte, sender crypto.PublicKey, e EpochID, idx uint64, body []byte, mk [32]byte) []byte {
+	t.Helper()
 	h := Header{Sender: sender, Index: idx, SentAt: time.Now().UnixMilli()}
 	hk := headerKey(g.id, g.secrets[e])
-	sh, err := crypto.Seal(&hk, h.marshal(), headerAD(g.id, e, sender))
+	se, err := sealEpoch(g.keys, g.id, sender, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sh []byte
+	if v == envelopeVersion3 {
+		sh, err = crypto.Seal(&hk, h.marshal(v), headerAD(g.id, e, sender))
+	} else {
+		once := headerOnceKey(&hk, &se)
+		sh, err = crypto.SealOnce(&once, h.marshal(v), headerAD(g.id, e, sender))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,11 +42,7 @@ func forgeEnvelope(t testing.TB, g *Group, sender crypto.PublicKey, e EpochID, i
 	if err != nil {
 		t.Fatal(err)
 	}
-	se, err := sealEpoch(g.keys, g.id, sender, e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return mustMarshal(t, &Envelope{SealedEpoch: se, Header: sh, Body: sb})
+	return mustMarshal(t, &Envelope{Version: v, SealedEpoch: se, Header: sh, Body: sb})
 }
 
 func TestAttackWriterNotMember(t *testing.T) {
@@ -219,6 +233,20 @@ func TestAttackTampered(t *testing.T) {
 			env.SealedEpoch = se
 			return mustMarshal(t, env)
 		}, ErrUnknownEpoch},
+		{"same epoch sealed again", func(env *Envelope, _ []byte) []byte {
+			// The epoch opens, and is the right one, but the header's key
+			// was derived from the sealed epoch it was written with.
+			se, err := sealEpoch(b.g.keys, b.g.id, b.id.DeviceKey(), GenesisEpoch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			env.SealedEpoch = se
+			return mustMarshal(t, env)
+		}, ErrTampered},
+		{"version 4 envelope relabelled version 3", func(env *Envelope, _ []byte) []byte {
+			env.Version = envelopeVersion3
+			return mustMarshal(t, env)
+		}, ErrTampered},
 		{"sealed epoch bit flipped", func(env *Envelope, _ []byte) []byte {
 			env.SealedEpoch[30] ^= 1
 			return mustMarshal(t, env)

@@ -49,6 +49,7 @@ func FuzzOpenMetaPayload(f *testing.F) {
 func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add([]byte{envelopeVersion})
 	f.Add(append([]byte{envelopeVersion}, make([]byte, sealedEpochSize+2)...))
+	f.Add(append([]byte{envelopeVersion3}, make([]byte, sealedEpochSize+2)...)) // still read
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := DecodeEnvelope(b)
 		if err != nil {

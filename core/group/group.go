@@ -1134,15 +1134,17 @@ func (g *Group) beginSend(ctx context.Context, body []byte) (*Message, *log.Pend
 	defer clear(mk[:])
 	now := time.Now()
 	h := Header{Sender: me, Index: idx, SentAt: now.UnixMilli()}
-	sealedH, err := g.suite.Seal(g.headerKey(e, g.secrets[e]), h.marshal(), headerAD(g.id, e, me))
+	sealedE, err := sealEpoch(g.keys, g.id, me, e)
+	if err != nil {
+		return nil, nil, err
+	}
+	hk := headerOnceKey(g.headerKey(e, g.secrets[e]), &sealedE)
+	sealedH, err := g.suite.SealOnce(&hk, h.marshal(envelopeVersion), headerAD(g.id, e, me))
+	clear(hk[:])
 	if err != nil {
 		return nil, nil, err
 	}
 	sealedB, err := g.suite.SealOnce(&mk, body, bodyAD(g.id, e, me, idx))
-	if err != nil {
-		return nil, nil, err
-	}
-	sealedE, err := sealEpoch(g.keys, g.id, me, e)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -14,6 +14,7 @@ const (
 	domainDeviceAdded  = "skein/v1/group/device-added"
 
 	labelHeaderKey    = "skein/v1/group/header-key"
+	labelHeaderOnce   = "skein/v1/group/header-once"
 	labelMetaSealKey  = "skein/v1/group/meta-seal-key"
 	labelEnvelopeKey  = "skein/v1/group/envelope-key"
 	adMeta            = "skein/v1/group/meta\x00"
@@ -66,6 +67,22 @@ func deviceAddedMessage(group crypto.PublicKey, epoch EpochID, authType byte, in
 
 func headerKey(group crypto.PublicKey, secret *[32]byte) [32]byte {
 	k, err := crypto.DeriveKey(secret[:], group[:], labelHeaderKey)
+	if err != nil {
+		panic(err) // HKDF with a 32-byte output cannot fail
+	}
+	return k
+}
+
+// headerOnceKey derives the key that seals the header of one message
+// (envelope version 4) from the epoch's header key hk and the envelope's
+// sealed epoch. The sealed epoch begins with the 24 random bytes of the
+// suite's Seal (crypto.Suite: Seal is randomized), so the key is new for
+// every message and SealOnce's fixed nonce is never used twice under it
+// (docs/threat-model.md, "The header sealed once"). A writer that reused a
+// sealed epoch would only expose its own headers, to members who can
+// open them anyway.
+func headerOnceKey(hk *[32]byte, sealedEpoch *[sealedEpochSize]byte) [32]byte {
+	k, err := crypto.DeriveKey(hk[:], sealedEpoch[:], labelHeaderOnce)
 	if err != nil {
 		panic(err) // HKDF with a 32-byte output cannot fail
 	}

@@ -14,12 +14,21 @@ import (
 const payloadVersion = 2
 
 // envelopeVersion is the first byte of a message envelope and of its
-// header. Version 3 (this one) drops the sender's key from the header
-// (the header's associated data binds the entry's writer already) and
-// seals the body under its single-use message key with no nonce on the
-// wire (crypto.SealOnce): 56 bytes less per message than version 2, which
-// is not read (a wire break, docs/protocol.md "Message envelope").
-const envelopeVersion = 3
+// header. Version 4 (this one) seals the header once (crypto SealOnce, no
+// nonce on the wire) under a key derived for the one message from the
+// epoch's header key and the envelope's sealed epoch, which is unique per
+// message (headerOnceKey; the argument is in docs/threat-model.md): 24
+// bytes less than version 3. Version 3 dropped the sender's key from the
+// header (the header's associated data binds the entry's writer already)
+// and seals the body under its single-use message key with no nonce on
+// the wire (crypto.SealOnce). Version 3 envelopes are still read (logs
+// written before version 4 stay readable), never written; version 2 is
+// not read (docs/protocol.md "Message envelope").
+const envelopeVersion = 4
+
+// envelopeVersion3 is the version before 4: its header is sealed with
+// Seal (a random nonce on the wire) under the epoch's header key.
+const envelopeVersion3 = 3
 
 // Decoder limits: a payload asking for more is malformed.
 const (
@@ -383,16 +392,32 @@ func readCutoffs(r *wireReader) []Cutoff {
 // only the block learns nothing of it), the sealed header and the sealed
 // body.
 type Envelope struct {
+	// Version is envelopeVersion (4), or 3 for an envelope written before
+	// it; 0 encodes as envelopeVersion.
+	Version     byte
 	SealedEpoch [sealedEpochSize]byte // sealEpoch's output
-	Header      []byte                // sealed under the epoch's header key
-	Body        []byte                // sealed under the sender's ratchet message key
+	// Header is sealed once under headerOnceKey (version 4), or with a
+	// nonce under the epoch's header key (version 3).
+	Header []byte
+	Body   []byte // sealed under the sender's ratchet message key
+}
+
+// version returns the envelope's version, envelopeVersion when unset.
+func (e *Envelope) version() byte {
+	if e.Version == 0 {
+		return envelopeVersion
+	}
+	return e.Version
 }
 
 // MarshalBinary encodes the envelope:
 // version(1) || sealedEpoch(56) || uvarint len || header || uvarint len || body.
 func (e *Envelope) MarshalBinary() ([]byte, error) {
+	if v := e.version(); v != envelopeVersion && v != envelopeVersion3 {
+		return nil, fmt.Errorf("%w: envelope version %d", ErrMalformedPayload, v)
+	}
 	w := wireWriter{b: make([]byte, 0, 1+sealedEpochSize+4+len(e.Header)+len(e.Body))}
-	w.byte1(envelopeVersion)
+	w.byte1(e.version())
 	w.raw(e.SealedEpoch[:])
 	w.bytes(e.Header)
 	w.bytes(e.Body)
@@ -404,8 +429,9 @@ func (e *Envelope) MarshalBinary() ([]byte, error) {
 func DecodeEnvelope(b []byte) (*Envelope, error) {
 	r := wireReader{b: b, what: "envelope"}
 	e := &Envelope{}
-	if v := r.byte1("version"); r.err == nil && v != envelopeVersion {
-		r.fail("version", "unsupported version %d", v)
+	e.Version = r.byte1("version")
+	if r.err == nil && e.Version != envelopeVersion && e.Version != envelopeVersion3 {
+		r.fail("version", "unsupported version %d", e.Version)
 	}
 	r.fixed("sealed epoch", e.SealedEpoch[:])
 	e.Header = r.bytes("header", 1024)
@@ -426,23 +452,23 @@ type Header struct {
 	SentAt int64  // sender's clock, Unix milliseconds (informative)
 }
 
-// marshal encodes the header: version(1) || uvarint(index) ||
-// int64be(sentAt).
-func (h *Header) marshal() []byte {
+// marshal encodes the header of an envelope of version v: version(1) ||
+// uvarint(index) || int64be(sentAt).
+func (h *Header) marshal(v byte) []byte {
 	w := wireWriter{}
-	w.byte1(envelopeVersion)
+	w.byte1(v)
 	w.uvarint(h.Index)
 	w.uint64be(uint64(h.SentAt))
 	return w.b
 }
 
-// decodeHeader decodes a header opened under the associated data of
-// writer's entries; writer is its sender.
-func decodeHeader(b []byte, writer crypto.PublicKey) (*Header, error) {
+// decodeHeader decodes a header of an envelope of version v opened under
+// the associated data of writer's entries; writer is its sender.
+func decodeHeader(b []byte, v byte, writer crypto.PublicKey) (*Header, error) {
 	r := wireReader{b: b, what: "header"}
 	h := &Header{Sender: writer}
-	if v := r.byte1("version"); r.err == nil && v != envelopeVersion {
-		r.fail("version", "unsupported version %d", v)
+	if got := r.byte1("version"); r.err == nil && got != v {
+		r.fail("version", "version %d in an envelope of version %d", got, v)
 	}
 	h.Index = r.uvarint("index")
 	h.SentAt = int64(r.uint64be("sent at"))

@@ -3,6 +3,7 @@ package group
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -221,3 +222,56 @@ func quoteBytes(b []byte) string {
 }
 
 func quoteString(s string) string { return quoteBytes([]byte(s)) }
+
+// TestEnvelopeOfAChatMessage: the envelope of a 200-byte message is
+// 1 (version) + 56 (sealed epoch) + 1 + 26 (header: version, index,
+// sent-at and a tag, sealed once with no nonce) + 2 + 216 (body and tag)
+// = 302 bytes, 24 fewer than version 3's (whose header carried a nonce).
+func TestEnvelopeOfAChatMessage(t *testing.T) {
+	n := newNet()
+	a := n.create(t, "alice")[0]
+	m := send(t, a, string(bytes.Repeat([]byte{'m'}, 200)))
+	e, err := a.g.msgs.Get(ctxT(t), m.CID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := DecodeEnvelope(e.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env.Version != envelopeVersion || envelopeVersion != 4 {
+		t.Fatalf("envelope version %d, want 4", env.Version)
+	}
+	if len(env.Header) != 10+crypto.TagSize || len(env.Body) != 200+crypto.TagSize {
+		t.Fatalf("header %d B, body %d B; want 26 and 216", len(env.Header), len(env.Body))
+	}
+	if len(e.Payload) != 302 {
+		t.Fatalf("envelope of a 200-B message is %d B, want 302", len(e.Payload))
+	}
+}
+
+// TestEnvelopeVersionsRead: a message log written before version 4 stays
+// readable: an envelope of version 3 (header sealed with a nonce under
+// the epoch's header key) is delivered, as is one of version 4.
+func TestEnvelopeVersionsRead(t *testing.T) {
+	for _, v := range []byte{envelopeVersion3, envelopeVersion} {
+		t.Run(fmt.Sprintf("version %d", v), func(t *testing.T) {
+			n := newNet()
+			rs := n.create(t, "alice", "bob")
+			a, b := rs[0], rs[1]
+			send(t, b, "bob's first")
+			syncAll(t, a, b)
+			idx, mk := b.g.sendChains[GenesisEpoch].Next()
+			body := fmt.Sprintf("bob in version %d", v)
+			w := newRawWriter(t, n, "bob", MessagesLogID(a.g.ID()), b.id.Device)
+			w.follow(t, b.g.Heads().Messages)
+			w.append(t, forgeEnvelopeVersion(t, b.g, v, b.id.DeviceKey(), GenesisEpoch, idx, []byte(body), mk))
+			if err := a.g.Receive(ctxT(t), "bob", Heads{Messages: w.l.Heads()}); err != nil {
+				t.Fatal(err)
+			}
+			if got := bodies(t, a.g); !slices.Contains(got, body) {
+				t.Fatalf("alice has %q, want %q", got, body)
+			}
+		})
+	}
+}

@@ -63,12 +63,12 @@ func DeriveTopicKeys(secret []byte) (*TopicKeys, error) {
 
 // sealPad: the plaintext of a sealed announcement is padded to a multiple
 // of sealPad bytes, so that its size tells an observer little about the
-// entries it carries. 64, not 256 as before: every byte of padding goes
-// to every mesh peer with every message, while an observer of the
-// connection sees Noise frames of the exact size anyway and a holder of
-// an entry's CID the entry's exact size (docs/replication.md, "Sealed
-// announcements and closed topics").
-const sealPad = 64
+// entries it carries. 16 (64 before, 256 before that): every byte of
+// padding goes to every mesh peer with every message, while an observer
+// of the connection sees Noise frames of the exact size anyway and a
+// holder of an entry's CID the entry's exact size (docs/replication.md,
+// "Sealed announcements and closed topics").
+const sealPad = 16
 
 // sealedOverhead is what Seal adds: a 24-byte nonce and a 16-byte tag.
 const sealedOverhead = 24 + 16
@@ -86,7 +86,7 @@ func sealAD(topic string) []byte {
 // version, kindSealed, then the suite's Seal (XChaCha20-Poly1305 by
 // default, see WithSuite) under the topic's seal key
 // of uvarint(length) || encoding || zero padding to a multiple of sealPad
-// (64) bytes. Only a holder of the topic secret can open it or tell what it
+// (16) bytes. Only a holder of the topic secret can open it or tell what it
 // announces.
 func (k *TopicKeys) Seal(a *Announcement) ([]byte, error) {
 	plain, err := a.MarshalBinary()

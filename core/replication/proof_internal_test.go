@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/binary"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -368,6 +370,67 @@ func TestSealedAnnouncement(t *testing.T) {
 		bad[i] ^= 1
 		if _, err := keys.Open(bad); err == nil {
 			t.Fatalf("tampered byte %d opened", i)
+		}
+	}
+}
+
+// TestSealedAnnouncementPadding: a sealed announcement's plaintext is
+// padded with zeros to the next multiple of 16 bytes (fewer than 16
+// bytes of padding); more padding, as a 64-byte step would need, or a
+// non-zero byte in it, does not open.
+func TestSealedAnnouncementPadding(t *testing.T) {
+	keys := mustKeys(t, memberSecret)
+	for size := 1; size <= 40; size++ {
+		blk := bytes.Repeat([]byte{'p'}, size)
+		a := &Announcement{Log: LogIDFor(keys.Topic, "messages"), Heads: []cid.Cid{blockCID(blk)}, Inline: [][]byte{blk}}
+		plain, err := a.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed, err := keys.Seal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inner := 1 + len(plain) // a uvarint length below 128
+		if want := 2 + sealedOverhead + (inner+15)/16*16; len(sealed) != want {
+			t.Fatalf("entry of %d B: sealed %d B, want %d", size, len(sealed), want)
+		}
+	}
+	a := &Announcement{Log: LogIDFor(keys.Topic, "messages"), Heads: []cid.Cid{blockCID([]byte("x"))}}
+	plain, err := a.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal := func(inner []byte) []byte {
+		box, err := keys.sealer().Seal(&keys.seal, inner, sealAD(keys.Topic))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append([]byte{WireVersion, kindSealed}, box...)
+	}
+	padded := func(pad int) []byte {
+		inner := append(binary.AppendUvarint(nil, uint64(len(plain))), plain...)
+		return append(inner, make([]byte, pad)...)
+	}
+	exact := (16 - (1+len(plain))%16) % 16 // 7 for this announcement
+	if _, err := keys.Open(seal(padded(exact))); err != nil {
+		t.Fatalf("padded to 16: %v", err)
+	}
+	n := 1 + len(plain)
+	pad64 := (n+63)/64*64 - n
+	if pad64 < 16 {
+		pad64 += 64
+	}
+	nonZero := padded(exact)
+	nonZero[len(nonZero)-1] = 1
+	for name, inner := range map[string][]byte{
+		"16 more bytes of padding": padded(exact + 16),
+		"padded to 64 (as before)": padded(pad64),
+		"not a multiple of 16":     padded(exact - 1),
+		"non-zero padding":         nonZero,
+	} {
+		if _, err := keys.Open(seal(inner)); !errors.Is(err, ErrMalformedMessage) {
+			t.Errorf("%s: %v, want ErrMalformedMessage", name, err)
 		}
 	}
 }

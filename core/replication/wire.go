@@ -17,7 +17,7 @@ const WireVersion = 1
 
 // Message kinds (the second byte of every message).
 const (
-	kindAnnounce     = 1 // pubsub: heads after an append, entries inline
+	// 1: the announcement before kind 12 (every head's CID sent); refused
 	kindDigest       = 2 // pubsub: periodic heads, nothing inline
 	kindHeadsRequest = 3 // direct: "/skein/heads/1" request
 	kindHeadsReply   = 4 // direct: "/skein/heads/1" response
@@ -27,6 +27,7 @@ const (
 	kindProofTags  = 9  // direct: "/skein/proof/1" prover's tags
 	kindProofReply = 10 // direct: "/skein/proof/1" verifier's tags
 	kindSealed     = 11 // pubsub: an announcement or digest sealed under the topic's key
+	kindAnnounce   = 12 // pubsub: entries inline, then heads; an inline head is a bit, not a CID
 )
 
 // Wire limits. A message beyond any of them is malformed.
@@ -145,40 +146,66 @@ func appendHeads(b []byte, heads []cid.Cid) ([]byte, error) {
 	return b, nil
 }
 
-// MarshalBinary encodes the announcement (see docs/replication.md).
+// MarshalBinary encodes the announcement (see docs/replication.md). An
+// announcement (kind 12) carries its inline entries first, then a bitmask
+// over them (bit i: inline entry i is a head), then only the heads that
+// are not inline: an inline head's CID is computed from its bytes, so it
+// is not sent. A digest (kind 2) is a plain head list.
 func (a *Announcement) MarshalBinary() ([]byte, error) {
-	kind := byte(kindAnnounce)
-	if a.Digest {
-		kind = kindDigest
-		if len(a.Inline) > 0 {
-			return nil, fmt.Errorf("encode digest: %w: a digest carries no inline entries", ErrMalformedMessage)
-		}
+	if a.Digest && len(a.Inline) > 0 {
+		return nil, fmt.Errorf("encode digest: %w: a digest carries no inline entries", ErrMalformedMessage)
 	}
 	if len(a.Heads) == 0 {
 		return nil, fmt.Errorf("encode announcement: %w: no heads", ErrMalformedMessage)
 	}
-	b := append(make([]byte, 0, 2+LogIDSize+1+cidLen*len(a.Heads)), WireVersion, kind)
-	b = append(b, a.Log[:]...)
-	b, err := appendHeads(b, a.Heads)
-	if err != nil {
-		return nil, fmt.Errorf("encode announcement: %w: %v", ErrMalformedMessage, err)
+	if len(a.Heads) > MaxHeads {
+		return nil, fmt.Errorf("encode announcement: %w: %d heads, at most %d", ErrMalformedMessage, len(a.Heads), MaxHeads)
+	}
+	if a.Digest {
+		b := append(make([]byte, 0, 2+LogIDSize+1+cidLen*len(a.Heads)+1), WireVersion, kindDigest)
+		b = append(b, a.Log[:]...)
+		b, err := appendHeads(b, a.Heads)
+		if err != nil {
+			return nil, fmt.Errorf("encode digest: %w: %v", ErrMalformedMessage, err)
+		}
+		return append(b, 0), nil // inline count, always 0
 	}
 	if len(a.Inline) > MaxInline {
 		return nil, fmt.Errorf("encode announcement: %w: %d inline entries, at most %d", ErrMalformedMessage, len(a.Inline), MaxInline)
 	}
+	b := append(make([]byte, 0, 2+LogIDSize+1+cidLen*len(a.Heads)), WireVersion, kindAnnounce)
+	b = append(b, a.Log[:]...)
 	b = binary.AppendUvarint(b, uint64(len(a.Inline)))
-	var prev cid.Cid
+	cids := make([]cid.Cid, len(a.Inline))
 	for i, blk := range a.Inline {
 		if len(blk) == 0 || len(blk) > MaxInlineEntry {
 			return nil, fmt.Errorf("encode announcement: %w: inline entry of %d bytes", ErrMalformedMessage, len(blk))
 		}
-		c := blockCID(blk)
-		if i > 0 && compareCIDs(prev, c) >= 0 {
+		cids[i] = blockCID(blk)
+		if i > 0 && compareCIDs(cids[i-1], cids[i]) >= 0 {
 			return nil, fmt.Errorf("encode announcement: %w: inline entries not sorted by cid", ErrMalformedMessage)
 		}
-		prev = c
 		b = binary.AppendUvarint(b, uint64(len(blk)))
 		b = append(b, blk...)
+	}
+	for i := 1; i < len(a.Heads); i++ {
+		if compareCIDs(a.Heads[i-1], a.Heads[i]) >= 0 {
+			return nil, fmt.Errorf("encode announcement: %w: heads not sorted or duplicated at %d", ErrMalformedMessage, i)
+		}
+	}
+	mask := make([]byte, (len(a.Inline)+7)/8)
+	var rest []cid.Cid
+	for _, h := range a.Heads {
+		if i, ok := slices.BinarySearchFunc(cids, h, compareCIDs); ok {
+			mask[i/8] |= 1 << (i % 8)
+		} else {
+			rest = append(rest, h)
+		}
+	}
+	b = append(b, mask...)
+	b, err := appendHeads(b, rest)
+	if err != nil {
+		return nil, fmt.Errorf("encode announcement: %w: %v", ErrMalformedMessage, err)
 	}
 	if len(b) > MaxAnnouncementSize {
 		return nil, fmt.Errorf("encode announcement: %w: %d bytes, at most %d", ErrMalformedMessage, len(b), MaxAnnouncementSize)
@@ -325,18 +352,36 @@ func (r *reader) end() {
 
 // DecodeAnnouncement decodes a pubsub message strictly: any deviation from
 // the canonical encoding of a well-formed announcement or digest is an
-// error wrapping ErrMalformedMessage. Inline blocks alias b.
+// error wrapping ErrMalformedMessage (an announcement of kind 1, the
+// format before kind 12, is one). Inline blocks alias b.
 func DecodeAnnouncement(b []byte) (*Announcement, error) {
 	r := &reader{b: b}
 	kind := r.header(MaxAnnouncementSize, kindAnnounce, kindDigest)
 	a := &Announcement{Digest: kind == kindDigest}
 	a.Log = r.logID()
-	a.Heads = r.heads(1)
-	n := r.uvarint("inline count", MaxInline)
-	if r.err == nil && a.Digest && n != 0 {
-		r.fail("digest with %d inline entries", n)
+	if a.Digest {
+		a.Heads = r.heads(1)
+		if n := r.uvarint("inline count", MaxInline); r.err == nil && n != 0 {
+			r.fail("digest with %d inline entries", n)
+		}
+	} else {
+		a.Heads, a.Inline = r.announcement()
 	}
-	var prev cid.Cid
+	r.end()
+	if r.err != nil {
+		return nil, fmt.Errorf("decode announcement: %w", r.err)
+	}
+	return a, nil
+}
+
+// announcement reads what follows the log id of kind 12: the inline
+// entries, the bitmask of those that are heads (no bit set beyond the
+// inline count), and the other heads, none of them an inline entry's
+// CID (it would have been a bit). The heads returned are all of them,
+// sorted.
+func (r *reader) announcement() (heads []cid.Cid, inline [][]byte) {
+	n := r.uvarint("inline count", MaxInline)
+	cids := make([]cid.Cid, 0, n)
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		size := r.uvarint("inline entry size", MaxInlineEntry)
 		if r.err == nil && size == 0 {
@@ -347,18 +392,43 @@ func DecodeAnnouncement(b []byte) (*Announcement, error) {
 			break
 		}
 		c := blockCID(blk)
-		if i > 0 && compareCIDs(prev, c) >= 0 {
+		if i > 0 && compareCIDs(cids[i-1], c) >= 0 {
 			r.fail("inline entries not sorted by cid or duplicated at %d", i)
 			break
 		}
-		prev = c
-		a.Inline = append(a.Inline, blk)
+		cids = append(cids, c)
+		inline = append(inline, blk)
 	}
-	r.end()
+	mask := r.take("inline-head bitmask", int(n+7)/8)
 	if r.err != nil {
-		return nil, fmt.Errorf("decode announcement: %w", r.err)
+		return nil, nil
 	}
-	return a, nil
+	if n%8 != 0 && mask[len(mask)-1]>>(n%8) != 0 {
+		r.fail("inline-head bit set beyond the %d inline entries", n)
+		return nil, nil
+	}
+	for i, c := range cids {
+		if mask[i/8]&(1<<(i%8)) != 0 {
+			heads = append(heads, c)
+		}
+	}
+	rest := r.list("head", MaxHeads-uint64(len(heads)), 0)
+	if r.err != nil {
+		return nil, nil
+	}
+	if len(heads)+len(rest) == 0 {
+		r.fail("0 heads, at least 1")
+		return nil, nil
+	}
+	for i, h := range rest {
+		if _, ok := slices.BinarySearchFunc(cids, h, compareCIDs); ok {
+			r.fail("head %d is an inline entry's cid (it is a bit)", i)
+			return nil, nil
+		}
+	}
+	heads = append(heads, rest...)
+	slices.SortFunc(heads, compareCIDs)
+	return heads, inline
 }
 
 // DecodeHeadsExchange decodes a "/skein/heads/1" request or response

@@ -62,7 +62,16 @@ func TestDecodeAnnouncementRejects(t *testing.T) {
 		t.Fatal(err)
 	}
 	heads := testCIDs(2)
+	x := cidOf([]byte("x"))
 	mutate := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(valid)) }
+	// msg is version 1, kind, the log id, then parts.
+	msg := func(kind byte, parts ...[]byte) []byte {
+		b := append([]byte{1, kind}, id[:]...)
+		for _, p := range parts {
+			b = append(b, p...)
+		}
+		return b
+	}
 	tests := []struct {
 		name string
 		b    []byte
@@ -71,18 +80,27 @@ func TestDecodeAnnouncementRejects(t *testing.T) {
 		{"version 2", mutate(func(b []byte) []byte { b[0] = 2; return b })},
 		{"head-exchange kind", mutate(func(b []byte) []byte { b[1] = 3; return b })},
 		{"unknown kind", mutate(func(b []byte) []byte { b[1] = 9; return b })},
+		{"kind 1 (every head's cid sent, before kind 12)", msg(1, []byte{1}, heads[0].Bytes(), []byte{0})},
 		{"truncated log id", valid[:10]},
 		{"trailing byte", append(bytes.Clone(valid), 0)},
-		{"truncated inline", valid[:len(valid)-1]},
-		{"zero heads", append(append([]byte{1, 1}, id[:]...), 0, 0)},
-		{"non-minimal varint", append(append([]byte{1, 1}, id[:]...), 0x81, 0x00)},
-		{"too many heads", append(append([]byte{1, 1}, id[:]...), replication.MaxHeads+1)},
-		{"unsorted heads", append(append(append(append([]byte{1, 1}, id[:]...), 2), heads[1].Bytes()...), append(heads[0].Bytes(), 0)...)},
-		{"duplicate heads", append(append(append(append([]byte{1, 1}, id[:]...), 2), heads[0].Bytes()...), append(heads[0].Bytes(), 0)...)},
-		{"raw codec head", append(append(append([]byte{1, 1}, id[:]...), 1), append(cid.NewCidV1(cid.Raw, heads[0].Hash()).Bytes(), 0)...)},
-		{"digest with inline", append(append(append([]byte{1, 2}, id[:]...), 1), append(heads[0].Bytes(), 1, 1, 'x')...)},
-		{"empty inline entry", append(append(append([]byte{1, 1}, id[:]...), 1), append(heads[0].Bytes(), 1, 0)...)},
-		{"oversized inline entry", append(append(append([]byte{1, 1}, id[:]...), 1), append(heads[0].Bytes(), 1, 0x81, 0x40)...)},
+		{"truncated heads", valid[:len(valid)-1]},
+		{"zero heads", msg(12, []byte{0, 0})},
+		{"zero heads, one inline entry not a head", msg(12, []byte{1, 1, 'x', 0, 0})},
+		{"non-minimal varint", msg(12, []byte{0x81, 0x00})},
+		{"too many heads", msg(12, []byte{0, replication.MaxHeads + 1})},
+		{"too many heads with an inline one", msg(12, []byte{1, 1, 'x', 1, replication.MaxHeads})},
+		{"unsorted heads", msg(12, []byte{0, 2}, heads[1].Bytes(), heads[0].Bytes())},
+		{"duplicate heads", msg(12, []byte{0, 2}, heads[0].Bytes(), heads[0].Bytes())},
+		{"raw codec head", msg(12, []byte{0, 1}, cid.NewCidV1(cid.Raw, heads[0].Hash()).Bytes())},
+		{"an inline head sent as a cid", msg(12, []byte{1, 1, 'x', 0, 1}, x.Bytes())},
+		{"the same head as a bit and a cid", msg(12, []byte{1, 1, 'x', 1, 1}, x.Bytes())},
+		{"bitmask bit beyond the inline count", msg(12, []byte{1, 1, 'x', 0x03, 0})},
+		{"bitmask missing", msg(12, []byte{1, 1, 'x'})},
+		{"bitmask with no inline entries", msg(12, []byte{0, 0x01, 0})},
+		{"digest with inline", msg(2, []byte{1}, heads[0].Bytes(), []byte{1, 1, 'x'})},
+		{"empty inline entry", msg(12, []byte{1, 0})},
+		{"oversized inline entry", msg(12, []byte{1, 0x81, 0x40})},
+		{"too many inline entries", msg(12, []byte{replication.MaxInline + 1})},
 		{"too large", make([]byte, replication.MaxAnnouncementSize+1)},
 	}
 	for _, tc := range tests {
@@ -92,6 +110,49 @@ func TestDecodeAnnouncementRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestInlineHeadCostsNoCID: a head that is an inline entry is one bit of
+// the announcement, not its 36-byte CID; a head that is not inline is
+// sent in full; both decode to the same heads.
+func TestInlineHeadCostsNoCID(t *testing.T) {
+	id := replication.LogIDFor("topic", "messages")
+	entry := bytes.Repeat([]byte{'e'}, 516)
+	other := testCIDs(1)[0]
+	inlineHead := replication.Announcement{Log: id, Heads: []cid.Cid{cidOf(entry)}, Inline: [][]byte{entry}}
+	b, err := inlineHead.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// version, kind, log id, inline count, size (2 B), entry, bitmask, head count 0
+	if want := 2 + replication.LogIDSize + 1 + 2 + len(entry) + 1 + 1; len(b) != want {
+		t.Fatalf("announcement of one inline head is %d B, want %d", len(b), want)
+	}
+	both := replication.Announcement{Log: id, Heads: sortedCIDs(cidOf(entry), other), Inline: [][]byte{entry}}
+	b2, err := both.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b2) != len(b)+36 {
+		t.Fatalf("a head not inline costs %d B, want its 36-B cid", len(b2)-len(b))
+	}
+	for _, tc := range []struct {
+		raw  []byte
+		want replication.Announcement
+	}{{b, inlineHead}, {b2, both}} {
+		got, err := replication.DecodeAnnouncement(tc.raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.EqualFunc(got.Heads, tc.want.Heads, cid.Cid.Equals) || len(got.Inline) != 1 {
+			t.Fatalf("decoded heads %v, want %v", got.Heads, tc.want.Heads)
+		}
+	}
+}
+
+func sortedCIDs(cs ...cid.Cid) []cid.Cid {
+	slices.SortFunc(cs, func(a, b cid.Cid) int { return bytes.Compare(a.Bytes(), b.Bytes()) })
+	return cs
 }
 
 func TestMarshalRejectsBadAnnouncements(t *testing.T) {
@@ -183,6 +244,9 @@ func FuzzDecodeAnnouncement(f *testing.F) {
 		{Log: id, Heads: testCIDs(1)},
 		{Log: id, Heads: testCIDs(3), Inline: sortedBlocks([]byte("one"), []byte("two"))},
 		{Digest: true, Log: id, Heads: testCIDs(2)},
+		// kind 12: inline heads as bits, with a head that is not inline
+		{Log: id, Heads: sortedCIDs(cidOf([]byte("one")), cidOf([]byte("three")), testCIDs(1)[0]),
+			Inline: sortedBlocks([]byte("one"), []byte("two"), []byte("three"))},
 	} {
 		b, err := a.MarshalBinary()
 		if err != nil {
@@ -191,6 +255,7 @@ func FuzzDecodeAnnouncement(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte{1, 1})
+	f.Add(append(append([]byte{1, 12}, id[:]...), 1, 1, 'x', 1, 0))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a, err := replication.DecodeAnnouncement(b)
 		if err != nil {

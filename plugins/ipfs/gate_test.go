@@ -442,7 +442,7 @@ func newPlainPubsubPeer(t testing.TB) *plainPubsubPeer {
 	t.Cleanup(func() { _ = h.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign), pubsub.WithMessageIdFn(contentMessageID))
+	ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign), pubsub.WithNoAuthor(), pubsub.WithMessageIdFn(contentMessageID))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -327,7 +327,14 @@ func (n *Network) Start(ctx context.Context) (err error) {
 		// inspector drops what they send on it before anything else.
 		pubsub.WithPeerFilter(n.gate.allowed),
 		pubsub.WithAppSpecificRpcInspector(n.inspectRPC(sc)),
+		// No author: a message carries no from, seqno, key or signature
+		// (~50 B each). Skein's sealed announcements authenticate their
+		// entries, and a relayed message's author is not its sender
+		// anyway. Under StrictNoSign with no author, gossipsub rejects
+		// a message that carries any of them; message ids are a hash of
+		// topic and data (contentMessageID), not from+seqno.
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithNoAuthor(),
 		pubsub.WithMessageIdFn(contentMessageID),
 		pubsub.WithPeerExchange(false),
 		// Flood publishing: a node's own message goes to every peer on the
