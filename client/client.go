@@ -8,6 +8,10 @@
 //	if errors.Is(err, client.ErrNoNode) { ... } // nothing is listening
 //	defer c.Close()
 //	msg, err := c.Messages.Send(ctx, &apiv1.SendRequest{Group: "friends", Body: []byte("hi")})
+//
+// To send many messages fast, pipeline them over one stream with a Sender
+// (NewSender): each Send returns at once and PendingSend.Wait returns once
+// the message is durable.
 package client
 
 import (

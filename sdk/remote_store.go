@@ -44,9 +44,14 @@ func (s *remoteStore) Has(ctx context.Context, key []byte) (bool, error) {
 }
 
 func (s *remoteStore) Batch(ctx context.Context, ops []Op, sync bool) error {
+	// One allocation for all the ops, not one each: a group commit's batch
+	// holds many.
 	req := &wirev1.BatchRequest{Ops: make([]*wirev1.Op, len(ops)), Sync: sync}
+	slab := make([]wirev1.Op, len(ops))
 	for i, o := range ops {
-		req.Ops[i] = &wirev1.Op{Key: o.Key, Value: o.Value, Delete: o.Delete}
+		w := &slab[i]
+		w.Key, w.Value, w.Delete = o.Key, o.Value, o.Delete
+		req.Ops[i] = w
 	}
 	_, err := s.c.Batch(ctx, req)
 	return fromStatus("store batch", err)

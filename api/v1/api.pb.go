@@ -1427,9 +1427,12 @@ func (x *Message) GetHeldElsewhere() bool {
 }
 
 type SendRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
-	Body          []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Body  []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	// SendStream only: the client's number for this request, echoed in its
+	// SendAck (acks come in request order either way).
+	Seq           uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1478,6 +1481,112 @@ func (x *SendRequest) GetBody() []byte {
 	return nil
 }
 
+func (x *SendRequest) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+// SendAck acknowledges one request of SendStream: the message is durable
+// (code 0), or it was not sent (code and error).
+type SendAck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request's seq.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The message log entry's CID; the group (hex); the entry's Lamport
+	// time; the sender's clock in Unix nanoseconds. Set when code is 0.
+	Cid    string `protobuf:"bytes,2,opt,name=cid,proto3" json:"cid,omitempty"`
+	Group  string `protobuf:"bytes,3,opt,name=group,proto3" json:"group,omitempty"`
+	Time   uint64 `protobuf:"varint,4,opt,name=time,proto3" json:"time,omitempty"`
+	SentAt int64  `protobuf:"varint,5,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
+	// A gRPC status code (google.golang.org/grpc/codes) and its text when
+	// this message was not sent, as Send would have returned them.
+	Code          uint32 `protobuf:"varint,6,opt,name=code,proto3" json:"code,omitempty"`
+	Error         string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendAck) Reset() {
+	*x = SendAck{}
+	mi := &file_api_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendAck) ProtoMessage() {}
+
+func (x *SendAck) ProtoReflect() protoreflect.Message {
+	mi := &file_api_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendAck.ProtoReflect.Descriptor instead.
+func (*SendAck) Descriptor() ([]byte, []int) {
+	return file_api_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *SendAck) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *SendAck) GetCid() string {
+	if x != nil {
+		return x.Cid
+	}
+	return ""
+}
+
+func (x *SendAck) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *SendAck) GetTime() uint64 {
+	if x != nil {
+		return x.Time
+	}
+	return 0
+}
+
+func (x *SendAck) GetSentAt() int64 {
+	if x != nil {
+		return x.SentAt
+	}
+	return 0
+}
+
+func (x *SendAck) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *SendAck) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 type ListMessagesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
@@ -1494,7 +1603,7 @@ type ListMessagesRequest struct {
 
 func (x *ListMessagesRequest) Reset() {
 	*x = ListMessagesRequest{}
-	mi := &file_api_proto_msgTypes[28]
+	mi := &file_api_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1506,7 +1615,7 @@ func (x *ListMessagesRequest) String() string {
 func (*ListMessagesRequest) ProtoMessage() {}
 
 func (x *ListMessagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[28]
+	mi := &file_api_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1519,7 +1628,7 @@ func (x *ListMessagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMessagesRequest.ProtoReflect.Descriptor instead.
 func (*ListMessagesRequest) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{28}
+	return file_api_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListMessagesRequest) GetGroup() string {
@@ -1566,7 +1675,7 @@ type ListMessagesResponse struct {
 
 func (x *ListMessagesResponse) Reset() {
 	*x = ListMessagesResponse{}
-	mi := &file_api_proto_msgTypes[29]
+	mi := &file_api_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1578,7 +1687,7 @@ func (x *ListMessagesResponse) String() string {
 func (*ListMessagesResponse) ProtoMessage() {}
 
 func (x *ListMessagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[29]
+	mi := &file_api_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1591,7 +1700,7 @@ func (x *ListMessagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMessagesResponse.ProtoReflect.Descriptor instead.
 func (*ListMessagesResponse) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{29}
+	return file_api_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListMessagesResponse) GetMessages() []*Message {
@@ -1614,7 +1723,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_api_proto_msgTypes[30]
+	mi := &file_api_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1626,7 +1735,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[30]
+	mi := &file_api_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1639,7 +1748,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{30}
+	return file_api_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SubscribeRequest) GetGroup() string {
@@ -1672,7 +1781,7 @@ type ConnectPeerRequest struct {
 
 func (x *ConnectPeerRequest) Reset() {
 	*x = ConnectPeerRequest{}
-	mi := &file_api_proto_msgTypes[31]
+	mi := &file_api_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1684,7 +1793,7 @@ func (x *ConnectPeerRequest) String() string {
 func (*ConnectPeerRequest) ProtoMessage() {}
 
 func (x *ConnectPeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[31]
+	mi := &file_api_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1697,7 +1806,7 @@ func (x *ConnectPeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectPeerRequest.ProtoReflect.Descriptor instead.
 func (*ConnectPeerRequest) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{31}
+	return file_api_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ConnectPeerRequest) GetAddr() string {
@@ -1716,7 +1825,7 @@ type ConnectPeerResponse struct {
 
 func (x *ConnectPeerResponse) Reset() {
 	*x = ConnectPeerResponse{}
-	mi := &file_api_proto_msgTypes[32]
+	mi := &file_api_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1728,7 +1837,7 @@ func (x *ConnectPeerResponse) String() string {
 func (*ConnectPeerResponse) ProtoMessage() {}
 
 func (x *ConnectPeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[32]
+	mi := &file_api_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1741,7 +1850,7 @@ func (x *ConnectPeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectPeerResponse.ProtoReflect.Descriptor instead.
 func (*ConnectPeerResponse) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{32}
+	return file_api_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ConnectPeerResponse) GetPeer() *Peer {
@@ -1759,7 +1868,7 @@ type ListPeersRequest struct {
 
 func (x *ListPeersRequest) Reset() {
 	*x = ListPeersRequest{}
-	mi := &file_api_proto_msgTypes[33]
+	mi := &file_api_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +1880,7 @@ func (x *ListPeersRequest) String() string {
 func (*ListPeersRequest) ProtoMessage() {}
 
 func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[33]
+	mi := &file_api_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +1893,7 @@ func (x *ListPeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersRequest.ProtoReflect.Descriptor instead.
 func (*ListPeersRequest) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{33}
+	return file_api_proto_rawDescGZIP(), []int{34}
 }
 
 type Peer struct {
@@ -1803,7 +1912,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_api_proto_msgTypes[34]
+	mi := &file_api_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +1924,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[34]
+	mi := &file_api_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +1937,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{34}
+	return file_api_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Peer) GetId() string {
@@ -1861,7 +1970,7 @@ type ListPeersResponse struct {
 
 func (x *ListPeersResponse) Reset() {
 	*x = ListPeersResponse{}
-	mi := &file_api_proto_msgTypes[35]
+	mi := &file_api_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1873,7 +1982,7 @@ func (x *ListPeersResponse) String() string {
 func (*ListPeersResponse) ProtoMessage() {}
 
 func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[35]
+	mi := &file_api_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1886,7 +1995,7 @@ func (x *ListPeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPeersResponse.ProtoReflect.Descriptor instead.
 func (*ListPeersResponse) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{35}
+	return file_api_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListPeersResponse) GetPeers() []*Peer {
@@ -1906,7 +2015,7 @@ type SyncStatusRequest struct {
 
 func (x *SyncStatusRequest) Reset() {
 	*x = SyncStatusRequest{}
-	mi := &file_api_proto_msgTypes[36]
+	mi := &file_api_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1918,7 +2027,7 @@ func (x *SyncStatusRequest) String() string {
 func (*SyncStatusRequest) ProtoMessage() {}
 
 func (x *SyncStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[36]
+	mi := &file_api_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1931,7 +2040,7 @@ func (x *SyncStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncStatusRequest.ProtoReflect.Descriptor instead.
 func (*SyncStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{36}
+	return file_api_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SyncStatusRequest) GetGroup() string {
@@ -1970,7 +2079,7 @@ type LogSync struct {
 
 func (x *LogSync) Reset() {
 	*x = LogSync{}
-	mi := &file_api_proto_msgTypes[37]
+	mi := &file_api_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1982,7 +2091,7 @@ func (x *LogSync) String() string {
 func (*LogSync) ProtoMessage() {}
 
 func (x *LogSync) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[37]
+	mi := &file_api_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1995,7 +2104,7 @@ func (x *LogSync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogSync.ProtoReflect.Descriptor instead.
 func (*LogSync) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{37}
+	return file_api_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *LogSync) GetLog() string {
@@ -2099,7 +2208,7 @@ type GroupSync struct {
 
 func (x *GroupSync) Reset() {
 	*x = GroupSync{}
-	mi := &file_api_proto_msgTypes[38]
+	mi := &file_api_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2111,7 +2220,7 @@ func (x *GroupSync) String() string {
 func (*GroupSync) ProtoMessage() {}
 
 func (x *GroupSync) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[38]
+	mi := &file_api_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2124,7 +2233,7 @@ func (x *GroupSync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupSync.ProtoReflect.Descriptor instead.
 func (*GroupSync) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{38}
+	return file_api_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GroupSync) GetGroup() string {
@@ -2220,7 +2329,7 @@ type SyncStatusResponse struct {
 
 func (x *SyncStatusResponse) Reset() {
 	*x = SyncStatusResponse{}
-	mi := &file_api_proto_msgTypes[39]
+	mi := &file_api_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2232,7 +2341,7 @@ func (x *SyncStatusResponse) String() string {
 func (*SyncStatusResponse) ProtoMessage() {}
 
 func (x *SyncStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[39]
+	mi := &file_api_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2245,7 +2354,7 @@ func (x *SyncStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncStatusResponse.ProtoReflect.Descriptor instead.
 func (*SyncStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{39}
+	return file_api_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SyncStatusResponse) GetGroups() []*GroupSync {
@@ -2265,7 +2374,7 @@ type RemoveReplicaRequest struct {
 
 func (x *RemoveReplicaRequest) Reset() {
 	*x = RemoveReplicaRequest{}
-	mi := &file_api_proto_msgTypes[40]
+	mi := &file_api_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2277,7 +2386,7 @@ func (x *RemoveReplicaRequest) String() string {
 func (*RemoveReplicaRequest) ProtoMessage() {}
 
 func (x *RemoveReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[40]
+	mi := &file_api_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2290,7 +2399,7 @@ func (x *RemoveReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveReplicaRequest.ProtoReflect.Descriptor instead.
 func (*RemoveReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{40}
+	return file_api_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RemoveReplicaRequest) GetGroup() string {
@@ -2310,7 +2419,7 @@ type RemoveReplicaResponse struct {
 
 func (x *RemoveReplicaResponse) Reset() {
 	*x = RemoveReplicaResponse{}
-	mi := &file_api_proto_msgTypes[41]
+	mi := &file_api_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2322,7 +2431,7 @@ func (x *RemoveReplicaResponse) String() string {
 func (*RemoveReplicaResponse) ProtoMessage() {}
 
 func (x *RemoveReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[41]
+	mi := &file_api_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2335,7 +2444,7 @@ func (x *RemoveReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveReplicaResponse.ProtoReflect.Descriptor instead.
 func (*RemoveReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{41}
+	return file_api_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RemoveReplicaResponse) GetGroup() string {
@@ -2353,7 +2462,7 @@ type ReplicationTokenRequest struct {
 
 func (x *ReplicationTokenRequest) Reset() {
 	*x = ReplicationTokenRequest{}
-	mi := &file_api_proto_msgTypes[42]
+	mi := &file_api_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2365,7 +2474,7 @@ func (x *ReplicationTokenRequest) String() string {
 func (*ReplicationTokenRequest) ProtoMessage() {}
 
 func (x *ReplicationTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[42]
+	mi := &file_api_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2378,7 +2487,7 @@ func (x *ReplicationTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicationTokenRequest.ProtoReflect.Descriptor instead.
 func (*ReplicationTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{42}
+	return file_api_proto_rawDescGZIP(), []int{43}
 }
 
 type ReplicationTokenResponse struct {
@@ -2393,7 +2502,7 @@ type ReplicationTokenResponse struct {
 
 func (x *ReplicationTokenResponse) Reset() {
 	*x = ReplicationTokenResponse{}
-	mi := &file_api_proto_msgTypes[43]
+	mi := &file_api_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2405,7 +2514,7 @@ func (x *ReplicationTokenResponse) String() string {
 func (*ReplicationTokenResponse) ProtoMessage() {}
 
 func (x *ReplicationTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[43]
+	mi := &file_api_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2418,7 +2527,7 @@ func (x *ReplicationTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicationTokenResponse.ProtoReflect.Descriptor instead.
 func (*ReplicationTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{43}
+	return file_api_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ReplicationTokenResponse) GetToken() string {
@@ -2450,7 +2559,7 @@ type ListReplicasRequest struct {
 
 func (x *ListReplicasRequest) Reset() {
 	*x = ListReplicasRequest{}
-	mi := &file_api_proto_msgTypes[44]
+	mi := &file_api_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2462,7 +2571,7 @@ func (x *ListReplicasRequest) String() string {
 func (*ListReplicasRequest) ProtoMessage() {}
 
 func (x *ListReplicasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[44]
+	mi := &file_api_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2475,7 +2584,7 @@ func (x *ListReplicasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReplicasRequest.ProtoReflect.Descriptor instead.
 func (*ListReplicasRequest) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{44}
+	return file_api_proto_rawDescGZIP(), []int{45}
 }
 
 type Replica struct {
@@ -2497,7 +2606,7 @@ type Replica struct {
 
 func (x *Replica) Reset() {
 	*x = Replica{}
-	mi := &file_api_proto_msgTypes[45]
+	mi := &file_api_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2509,7 +2618,7 @@ func (x *Replica) String() string {
 func (*Replica) ProtoMessage() {}
 
 func (x *Replica) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[45]
+	mi := &file_api_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2522,7 +2631,7 @@ func (x *Replica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Replica.ProtoReflect.Descriptor instead.
 func (*Replica) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{45}
+	return file_api_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Replica) GetGroup() string {
@@ -2578,7 +2687,7 @@ type Registration struct {
 
 func (x *Registration) Reset() {
 	*x = Registration{}
-	mi := &file_api_proto_msgTypes[46]
+	mi := &file_api_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2590,7 +2699,7 @@ func (x *Registration) String() string {
 func (*Registration) ProtoMessage() {}
 
 func (x *Registration) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[46]
+	mi := &file_api_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2603,7 +2712,7 @@ func (x *Registration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Registration.ProtoReflect.Descriptor instead.
 func (*Registration) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{46}
+	return file_api_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *Registration) GetPeer() string {
@@ -2629,7 +2738,7 @@ type ListReplicasResponse struct {
 
 func (x *ListReplicasResponse) Reset() {
 	*x = ListReplicasResponse{}
-	mi := &file_api_proto_msgTypes[47]
+	mi := &file_api_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2641,7 +2750,7 @@ func (x *ListReplicasResponse) String() string {
 func (*ListReplicasResponse) ProtoMessage() {}
 
 func (x *ListReplicasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[47]
+	mi := &file_api_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2654,7 +2763,7 @@ func (x *ListReplicasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReplicasResponse.ProtoReflect.Descriptor instead.
 func (*ListReplicasResponse) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{47}
+	return file_api_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListReplicasResponse) GetReplicas() []*Replica {
@@ -2672,7 +2781,7 @@ type PluginsRequest struct {
 
 func (x *PluginsRequest) Reset() {
 	*x = PluginsRequest{}
-	mi := &file_api_proto_msgTypes[48]
+	mi := &file_api_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2684,7 +2793,7 @@ func (x *PluginsRequest) String() string {
 func (*PluginsRequest) ProtoMessage() {}
 
 func (x *PluginsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[48]
+	mi := &file_api_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2697,7 +2806,7 @@ func (x *PluginsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginsRequest.ProtoReflect.Descriptor instead.
 func (*PluginsRequest) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{48}
+	return file_api_proto_rawDescGZIP(), []int{49}
 }
 
 type PluginStatus struct {
@@ -2731,7 +2840,7 @@ type PluginStatus struct {
 
 func (x *PluginStatus) Reset() {
 	*x = PluginStatus{}
-	mi := &file_api_proto_msgTypes[49]
+	mi := &file_api_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2743,7 +2852,7 @@ func (x *PluginStatus) String() string {
 func (*PluginStatus) ProtoMessage() {}
 
 func (x *PluginStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[49]
+	mi := &file_api_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2756,7 +2865,7 @@ func (x *PluginStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginStatus.ProtoReflect.Descriptor instead.
 func (*PluginStatus) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{49}
+	return file_api_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PluginStatus) GetName() string {
@@ -2859,7 +2968,7 @@ type PluginsResponse struct {
 
 func (x *PluginsResponse) Reset() {
 	*x = PluginsResponse{}
-	mi := &file_api_proto_msgTypes[50]
+	mi := &file_api_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2871,7 +2980,7 @@ func (x *PluginsResponse) String() string {
 func (*PluginsResponse) ProtoMessage() {}
 
 func (x *PluginsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_proto_msgTypes[50]
+	mi := &file_api_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2884,7 +2993,7 @@ func (x *PluginsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginsResponse.ProtoReflect.Descriptor instead.
 func (*PluginsResponse) Descriptor() ([]byte, []int) {
-	return file_api_proto_rawDescGZIP(), []int{50}
+	return file_api_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *PluginsResponse) GetPlugins() []*PluginStatus {
@@ -2974,10 +3083,19 @@ const file_api_proto_rawDesc = "" +
 	"\asent_at\x18\x05 \x01(\x03R\x06sentAt\x12\x12\n" +
 	"\x04time\x18\x06 \x01(\x04R\x04time\x12\x12\n" +
 	"\x04body\x18\a \x01(\fR\x04body\x12%\n" +
-	"\x0eheld_elsewhere\x18\b \x01(\bR\rheldElsewhere\"7\n" +
+	"\x0eheld_elsewhere\x18\b \x01(\bR\rheldElsewhere\"I\n" +
 	"\vSendRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x12\n" +
-	"\x04body\x18\x02 \x01(\fR\x04body\"\x87\x01\n" +
+	"\x04body\x18\x02 \x01(\fR\x04body\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\"\x9a\x01\n" +
+	"\aSendAck\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x10\n" +
+	"\x03cid\x18\x02 \x01(\tR\x03cid\x12\x14\n" +
+	"\x05group\x18\x03 \x01(\tR\x05group\x12\x12\n" +
+	"\x04time\x18\x04 \x01(\x04R\x04time\x12\x17\n" +
+	"\asent_at\x18\x05 \x01(\x03R\x06sentAt\x12\x12\n" +
+	"\x04code\x18\x06 \x01(\rR\x04code\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error\"\x87\x01\n" +
 	"\x13ListMessagesRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
 	"\x05since\x18\x02 \x01(\tR\x05since\x12\x14\n" +
@@ -3092,9 +3210,11 @@ const file_api_proto_rawDesc = "" +
 	"\x05Leave\x12\x1f.skein.api.v1.LeaveGroupRequest\x1a .skein.api.v1.LeaveGroupResponse\x12I\n" +
 	"\x04List\x12\x1f.skein.api.v1.ListGroupsRequest\x1a .skein.api.v1.ListGroupsResponse\x12=\n" +
 	"\x03Get\x12\x1d.skein.api.v1.GetGroupRequest\x1a\x17.skein.api.v1.GroupInfo\x12V\n" +
-	"\tReplicate\x12#.skein.api.v1.ReplicateGroupRequest\x1a$.skein.api.v1.ReplicateGroupResponse2\xd9\x01\n" +
+	"\tReplicate\x12#.skein.api.v1.ReplicateGroupRequest\x1a$.skein.api.v1.ReplicateGroupResponse2\x9d\x02\n" +
 	"\bMessages\x128\n" +
-	"\x04Send\x12\x19.skein.api.v1.SendRequest\x1a\x15.skein.api.v1.Message\x12M\n" +
+	"\x04Send\x12\x19.skein.api.v1.SendRequest\x1a\x15.skein.api.v1.Message\x12B\n" +
+	"\n" +
+	"SendStream\x12\x19.skein.api.v1.SendRequest\x1a\x15.skein.api.v1.SendAck(\x010\x01\x12M\n" +
 	"\x04List\x12!.skein.api.v1.ListMessagesRequest\x1a\".skein.api.v1.ListMessagesResponse\x12D\n" +
 	"\tSubscribe\x12\x1e.skein.api.v1.SubscribeRequest\x1a\x15.skein.api.v1.Message0\x012\xa0\x01\n" +
 	"\x05Peers\x12G\n" +
@@ -3121,7 +3241,7 @@ func file_api_proto_rawDescGZIP() []byte {
 	return file_api_proto_rawDescData
 }
 
-var file_api_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_api_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_api_proto_goTypes = []any{
 	(*GetAccountRequest)(nil),        // 0: skein.api.v1.GetAccountRequest
 	(*AccountInfo)(nil),              // 1: skein.api.v1.AccountInfo
@@ -3151,30 +3271,31 @@ var file_api_proto_goTypes = []any{
 	(*GetGroupRequest)(nil),          // 25: skein.api.v1.GetGroupRequest
 	(*Message)(nil),                  // 26: skein.api.v1.Message
 	(*SendRequest)(nil),              // 27: skein.api.v1.SendRequest
-	(*ListMessagesRequest)(nil),      // 28: skein.api.v1.ListMessagesRequest
-	(*ListMessagesResponse)(nil),     // 29: skein.api.v1.ListMessagesResponse
-	(*SubscribeRequest)(nil),         // 30: skein.api.v1.SubscribeRequest
-	(*ConnectPeerRequest)(nil),       // 31: skein.api.v1.ConnectPeerRequest
-	(*ConnectPeerResponse)(nil),      // 32: skein.api.v1.ConnectPeerResponse
-	(*ListPeersRequest)(nil),         // 33: skein.api.v1.ListPeersRequest
-	(*Peer)(nil),                     // 34: skein.api.v1.Peer
-	(*ListPeersResponse)(nil),        // 35: skein.api.v1.ListPeersResponse
-	(*SyncStatusRequest)(nil),        // 36: skein.api.v1.SyncStatusRequest
-	(*LogSync)(nil),                  // 37: skein.api.v1.LogSync
-	(*GroupSync)(nil),                // 38: skein.api.v1.GroupSync
-	(*SyncStatusResponse)(nil),       // 39: skein.api.v1.SyncStatusResponse
-	(*RemoveReplicaRequest)(nil),     // 40: skein.api.v1.RemoveReplicaRequest
-	(*RemoveReplicaResponse)(nil),    // 41: skein.api.v1.RemoveReplicaResponse
-	(*ReplicationTokenRequest)(nil),  // 42: skein.api.v1.ReplicationTokenRequest
-	(*ReplicationTokenResponse)(nil), // 43: skein.api.v1.ReplicationTokenResponse
-	(*ListReplicasRequest)(nil),      // 44: skein.api.v1.ListReplicasRequest
-	(*Replica)(nil),                  // 45: skein.api.v1.Replica
-	(*Registration)(nil),             // 46: skein.api.v1.Registration
-	(*ListReplicasResponse)(nil),     // 47: skein.api.v1.ListReplicasResponse
-	(*PluginsRequest)(nil),           // 48: skein.api.v1.PluginsRequest
-	(*PluginStatus)(nil),             // 49: skein.api.v1.PluginStatus
-	(*PluginsResponse)(nil),          // 50: skein.api.v1.PluginsResponse
-	nil,                              // 51: skein.api.v1.PluginStatus.DetailsEntry
+	(*SendAck)(nil),                  // 28: skein.api.v1.SendAck
+	(*ListMessagesRequest)(nil),      // 29: skein.api.v1.ListMessagesRequest
+	(*ListMessagesResponse)(nil),     // 30: skein.api.v1.ListMessagesResponse
+	(*SubscribeRequest)(nil),         // 31: skein.api.v1.SubscribeRequest
+	(*ConnectPeerRequest)(nil),       // 32: skein.api.v1.ConnectPeerRequest
+	(*ConnectPeerResponse)(nil),      // 33: skein.api.v1.ConnectPeerResponse
+	(*ListPeersRequest)(nil),         // 34: skein.api.v1.ListPeersRequest
+	(*Peer)(nil),                     // 35: skein.api.v1.Peer
+	(*ListPeersResponse)(nil),        // 36: skein.api.v1.ListPeersResponse
+	(*SyncStatusRequest)(nil),        // 37: skein.api.v1.SyncStatusRequest
+	(*LogSync)(nil),                  // 38: skein.api.v1.LogSync
+	(*GroupSync)(nil),                // 39: skein.api.v1.GroupSync
+	(*SyncStatusResponse)(nil),       // 40: skein.api.v1.SyncStatusResponse
+	(*RemoveReplicaRequest)(nil),     // 41: skein.api.v1.RemoveReplicaRequest
+	(*RemoveReplicaResponse)(nil),    // 42: skein.api.v1.RemoveReplicaResponse
+	(*ReplicationTokenRequest)(nil),  // 43: skein.api.v1.ReplicationTokenRequest
+	(*ReplicationTokenResponse)(nil), // 44: skein.api.v1.ReplicationTokenResponse
+	(*ListReplicasRequest)(nil),      // 45: skein.api.v1.ListReplicasRequest
+	(*Replica)(nil),                  // 46: skein.api.v1.Replica
+	(*Registration)(nil),             // 47: skein.api.v1.Registration
+	(*ListReplicasResponse)(nil),     // 48: skein.api.v1.ListReplicasResponse
+	(*PluginsRequest)(nil),           // 49: skein.api.v1.PluginsRequest
+	(*PluginStatus)(nil),             // 50: skein.api.v1.PluginStatus
+	(*PluginsResponse)(nil),          // 51: skein.api.v1.PluginsResponse
+	nil,                              // 52: skein.api.v1.PluginStatus.DetailsEntry
 }
 var file_api_proto_depIdxs = []int32{
 	12, // 0: skein.api.v1.AddContactResponse.group:type_name -> skein.api.v1.GroupInfo
@@ -3183,15 +3304,15 @@ var file_api_proto_depIdxs = []int32{
 	18, // 3: skein.api.v1.MembersResponse.members:type_name -> skein.api.v1.Member
 	12, // 4: skein.api.v1.ListGroupsResponse.groups:type_name -> skein.api.v1.GroupInfo
 	26, // 5: skein.api.v1.ListMessagesResponse.messages:type_name -> skein.api.v1.Message
-	34, // 6: skein.api.v1.ConnectPeerResponse.peer:type_name -> skein.api.v1.Peer
-	34, // 7: skein.api.v1.ListPeersResponse.peers:type_name -> skein.api.v1.Peer
-	37, // 8: skein.api.v1.GroupSync.logs:type_name -> skein.api.v1.LogSync
-	38, // 9: skein.api.v1.SyncStatusResponse.groups:type_name -> skein.api.v1.GroupSync
-	38, // 10: skein.api.v1.Replica.sync:type_name -> skein.api.v1.GroupSync
-	46, // 11: skein.api.v1.Replica.registrations:type_name -> skein.api.v1.Registration
-	45, // 12: skein.api.v1.ListReplicasResponse.replicas:type_name -> skein.api.v1.Replica
-	51, // 13: skein.api.v1.PluginStatus.details:type_name -> skein.api.v1.PluginStatus.DetailsEntry
-	49, // 14: skein.api.v1.PluginsResponse.plugins:type_name -> skein.api.v1.PluginStatus
+	35, // 6: skein.api.v1.ConnectPeerResponse.peer:type_name -> skein.api.v1.Peer
+	35, // 7: skein.api.v1.ListPeersResponse.peers:type_name -> skein.api.v1.Peer
+	38, // 8: skein.api.v1.GroupSync.logs:type_name -> skein.api.v1.LogSync
+	39, // 9: skein.api.v1.SyncStatusResponse.groups:type_name -> skein.api.v1.GroupSync
+	39, // 10: skein.api.v1.Replica.sync:type_name -> skein.api.v1.GroupSync
+	47, // 11: skein.api.v1.Replica.registrations:type_name -> skein.api.v1.Registration
+	46, // 12: skein.api.v1.ListReplicasResponse.replicas:type_name -> skein.api.v1.Replica
+	52, // 13: skein.api.v1.PluginStatus.details:type_name -> skein.api.v1.PluginStatus.DetailsEntry
+	50, // 14: skein.api.v1.PluginsResponse.plugins:type_name -> skein.api.v1.PluginStatus
 	0,  // 15: skein.api.v1.Account.Get:input_type -> skein.api.v1.GetAccountRequest
 	2,  // 16: skein.api.v1.Contacts.Share:input_type -> skein.api.v1.ShareContactRequest
 	4,  // 17: skein.api.v1.Contacts.Add:input_type -> skein.api.v1.AddContactRequest
@@ -3207,41 +3328,43 @@ var file_api_proto_depIdxs = []int32{
 	25, // 27: skein.api.v1.Groups.Get:input_type -> skein.api.v1.GetGroupRequest
 	10, // 28: skein.api.v1.Groups.Replicate:input_type -> skein.api.v1.ReplicateGroupRequest
 	27, // 29: skein.api.v1.Messages.Send:input_type -> skein.api.v1.SendRequest
-	28, // 30: skein.api.v1.Messages.List:input_type -> skein.api.v1.ListMessagesRequest
-	30, // 31: skein.api.v1.Messages.Subscribe:input_type -> skein.api.v1.SubscribeRequest
-	33, // 32: skein.api.v1.Peers.List:input_type -> skein.api.v1.ListPeersRequest
-	31, // 33: skein.api.v1.Peers.Connect:input_type -> skein.api.v1.ConnectPeerRequest
-	36, // 34: skein.api.v1.Sync.Status:input_type -> skein.api.v1.SyncStatusRequest
-	42, // 35: skein.api.v1.ReplicationNode.Token:input_type -> skein.api.v1.ReplicationTokenRequest
-	44, // 36: skein.api.v1.ReplicationNode.List:input_type -> skein.api.v1.ListReplicasRequest
-	40, // 37: skein.api.v1.ReplicationNode.Remove:input_type -> skein.api.v1.RemoveReplicaRequest
-	48, // 38: skein.api.v1.Node.Plugins:input_type -> skein.api.v1.PluginsRequest
-	1,  // 39: skein.api.v1.Account.Get:output_type -> skein.api.v1.AccountInfo
-	3,  // 40: skein.api.v1.Contacts.Share:output_type -> skein.api.v1.ShareContactResponse
-	5,  // 41: skein.api.v1.Contacts.Add:output_type -> skein.api.v1.AddContactResponse
-	7,  // 42: skein.api.v1.Contacts.Accept:output_type -> skein.api.v1.AcceptContactResponse
-	9,  // 43: skein.api.v1.Contacts.List:output_type -> skein.api.v1.ListContactsResponse
-	12, // 44: skein.api.v1.Groups.Create:output_type -> skein.api.v1.GroupInfo
-	15, // 45: skein.api.v1.Groups.Invite:output_type -> skein.api.v1.InviteResponse
-	12, // 46: skein.api.v1.Groups.Join:output_type -> skein.api.v1.GroupInfo
-	19, // 47: skein.api.v1.Groups.Members:output_type -> skein.api.v1.MembersResponse
-	12, // 48: skein.api.v1.Groups.RemoveMember:output_type -> skein.api.v1.GroupInfo
-	22, // 49: skein.api.v1.Groups.Leave:output_type -> skein.api.v1.LeaveGroupResponse
-	24, // 50: skein.api.v1.Groups.List:output_type -> skein.api.v1.ListGroupsResponse
-	12, // 51: skein.api.v1.Groups.Get:output_type -> skein.api.v1.GroupInfo
-	11, // 52: skein.api.v1.Groups.Replicate:output_type -> skein.api.v1.ReplicateGroupResponse
-	26, // 53: skein.api.v1.Messages.Send:output_type -> skein.api.v1.Message
-	29, // 54: skein.api.v1.Messages.List:output_type -> skein.api.v1.ListMessagesResponse
-	26, // 55: skein.api.v1.Messages.Subscribe:output_type -> skein.api.v1.Message
-	35, // 56: skein.api.v1.Peers.List:output_type -> skein.api.v1.ListPeersResponse
-	32, // 57: skein.api.v1.Peers.Connect:output_type -> skein.api.v1.ConnectPeerResponse
-	39, // 58: skein.api.v1.Sync.Status:output_type -> skein.api.v1.SyncStatusResponse
-	43, // 59: skein.api.v1.ReplicationNode.Token:output_type -> skein.api.v1.ReplicationTokenResponse
-	47, // 60: skein.api.v1.ReplicationNode.List:output_type -> skein.api.v1.ListReplicasResponse
-	41, // 61: skein.api.v1.ReplicationNode.Remove:output_type -> skein.api.v1.RemoveReplicaResponse
-	50, // 62: skein.api.v1.Node.Plugins:output_type -> skein.api.v1.PluginsResponse
-	39, // [39:63] is the sub-list for method output_type
-	15, // [15:39] is the sub-list for method input_type
+	27, // 30: skein.api.v1.Messages.SendStream:input_type -> skein.api.v1.SendRequest
+	29, // 31: skein.api.v1.Messages.List:input_type -> skein.api.v1.ListMessagesRequest
+	31, // 32: skein.api.v1.Messages.Subscribe:input_type -> skein.api.v1.SubscribeRequest
+	34, // 33: skein.api.v1.Peers.List:input_type -> skein.api.v1.ListPeersRequest
+	32, // 34: skein.api.v1.Peers.Connect:input_type -> skein.api.v1.ConnectPeerRequest
+	37, // 35: skein.api.v1.Sync.Status:input_type -> skein.api.v1.SyncStatusRequest
+	43, // 36: skein.api.v1.ReplicationNode.Token:input_type -> skein.api.v1.ReplicationTokenRequest
+	45, // 37: skein.api.v1.ReplicationNode.List:input_type -> skein.api.v1.ListReplicasRequest
+	41, // 38: skein.api.v1.ReplicationNode.Remove:input_type -> skein.api.v1.RemoveReplicaRequest
+	49, // 39: skein.api.v1.Node.Plugins:input_type -> skein.api.v1.PluginsRequest
+	1,  // 40: skein.api.v1.Account.Get:output_type -> skein.api.v1.AccountInfo
+	3,  // 41: skein.api.v1.Contacts.Share:output_type -> skein.api.v1.ShareContactResponse
+	5,  // 42: skein.api.v1.Contacts.Add:output_type -> skein.api.v1.AddContactResponse
+	7,  // 43: skein.api.v1.Contacts.Accept:output_type -> skein.api.v1.AcceptContactResponse
+	9,  // 44: skein.api.v1.Contacts.List:output_type -> skein.api.v1.ListContactsResponse
+	12, // 45: skein.api.v1.Groups.Create:output_type -> skein.api.v1.GroupInfo
+	15, // 46: skein.api.v1.Groups.Invite:output_type -> skein.api.v1.InviteResponse
+	12, // 47: skein.api.v1.Groups.Join:output_type -> skein.api.v1.GroupInfo
+	19, // 48: skein.api.v1.Groups.Members:output_type -> skein.api.v1.MembersResponse
+	12, // 49: skein.api.v1.Groups.RemoveMember:output_type -> skein.api.v1.GroupInfo
+	22, // 50: skein.api.v1.Groups.Leave:output_type -> skein.api.v1.LeaveGroupResponse
+	24, // 51: skein.api.v1.Groups.List:output_type -> skein.api.v1.ListGroupsResponse
+	12, // 52: skein.api.v1.Groups.Get:output_type -> skein.api.v1.GroupInfo
+	11, // 53: skein.api.v1.Groups.Replicate:output_type -> skein.api.v1.ReplicateGroupResponse
+	26, // 54: skein.api.v1.Messages.Send:output_type -> skein.api.v1.Message
+	28, // 55: skein.api.v1.Messages.SendStream:output_type -> skein.api.v1.SendAck
+	30, // 56: skein.api.v1.Messages.List:output_type -> skein.api.v1.ListMessagesResponse
+	26, // 57: skein.api.v1.Messages.Subscribe:output_type -> skein.api.v1.Message
+	36, // 58: skein.api.v1.Peers.List:output_type -> skein.api.v1.ListPeersResponse
+	33, // 59: skein.api.v1.Peers.Connect:output_type -> skein.api.v1.ConnectPeerResponse
+	40, // 60: skein.api.v1.Sync.Status:output_type -> skein.api.v1.SyncStatusResponse
+	44, // 61: skein.api.v1.ReplicationNode.Token:output_type -> skein.api.v1.ReplicationTokenResponse
+	48, // 62: skein.api.v1.ReplicationNode.List:output_type -> skein.api.v1.ListReplicasResponse
+	42, // 63: skein.api.v1.ReplicationNode.Remove:output_type -> skein.api.v1.RemoveReplicaResponse
+	51, // 64: skein.api.v1.Node.Plugins:output_type -> skein.api.v1.PluginsResponse
+	40, // [40:65] is the sub-list for method output_type
+	15, // [15:40] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
 	15, // [15:15] is the sub-list for extension extendee
 	0,  // [0:15] is the sub-list for field type_name
@@ -3258,7 +3381,7 @@ func file_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_proto_rawDesc), len(file_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   52,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   8,
 		},

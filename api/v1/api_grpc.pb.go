@@ -784,9 +784,10 @@ var Groups_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Messages_Send_FullMethodName      = "/skein.api.v1.Messages/Send"
-	Messages_List_FullMethodName      = "/skein.api.v1.Messages/List"
-	Messages_Subscribe_FullMethodName = "/skein.api.v1.Messages/Subscribe"
+	Messages_Send_FullMethodName       = "/skein.api.v1.Messages/Send"
+	Messages_SendStream_FullMethodName = "/skein.api.v1.Messages/SendStream"
+	Messages_List_FullMethodName       = "/skein.api.v1.Messages/List"
+	Messages_Subscribe_FullMethodName  = "/skein.api.v1.Messages/Subscribe"
 )
 
 // MessagesClient is the client API for Messages service.
@@ -794,6 +795,16 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type MessagesClient interface {
 	Send(ctx context.Context, in *SendRequest, opts ...grpc.CallOption) (*Message, error)
+	// SendStream sends many messages over one stream, pipelined: the node
+	// begins each send in the order the requests arrive (that is their order
+	// in the group's log) and acknowledges each, in the same order, once it
+	// is durable. A message that cannot be sent is acknowledged with a code
+	// and an error; the stream goes on. The node keeps at most
+	// MaxSendsInFlight sends (and MaxSendBytesInFlight bytes of bodies)
+	// unacknowledged per stream and stops reading while it has that many.
+	// The stream ends when the client closes its side (after the last ack),
+	// or with UNAVAILABLE "the node is stopping".
+	SendStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SendRequest, SendAck], error)
 	// List returns delivered messages in the group's total order.
 	List(ctx context.Context, in *ListMessagesRequest, opts ...grpc.CallOption) (*ListMessagesResponse, error)
 	// Subscribe streams messages as they are delivered, until the call is
@@ -821,6 +832,19 @@ func (c *messagesClient) Send(ctx context.Context, in *SendRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *messagesClient) SendStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SendRequest, SendAck], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Messages_ServiceDesc.Streams[0], Messages_SendStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SendRequest, SendAck]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Messages_SendStreamClient = grpc.BidiStreamingClient[SendRequest, SendAck]
+
 func (c *messagesClient) List(ctx context.Context, in *ListMessagesRequest, opts ...grpc.CallOption) (*ListMessagesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListMessagesResponse)
@@ -833,7 +857,7 @@ func (c *messagesClient) List(ctx context.Context, in *ListMessagesRequest, opts
 
 func (c *messagesClient) Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Message], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Messages_ServiceDesc.Streams[0], Messages_Subscribe_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Messages_ServiceDesc.Streams[1], Messages_Subscribe_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -855,6 +879,16 @@ type Messages_SubscribeClient = grpc.ServerStreamingClient[Message]
 // for forward compatibility.
 type MessagesServer interface {
 	Send(context.Context, *SendRequest) (*Message, error)
+	// SendStream sends many messages over one stream, pipelined: the node
+	// begins each send in the order the requests arrive (that is their order
+	// in the group's log) and acknowledges each, in the same order, once it
+	// is durable. A message that cannot be sent is acknowledged with a code
+	// and an error; the stream goes on. The node keeps at most
+	// MaxSendsInFlight sends (and MaxSendBytesInFlight bytes of bodies)
+	// unacknowledged per stream and stops reading while it has that many.
+	// The stream ends when the client closes its side (after the last ack),
+	// or with UNAVAILABLE "the node is stopping".
+	SendStream(grpc.BidiStreamingServer[SendRequest, SendAck]) error
 	// List returns delivered messages in the group's total order.
 	List(context.Context, *ListMessagesRequest) (*ListMessagesResponse, error)
 	// Subscribe streams messages as they are delivered, until the call is
@@ -874,6 +908,9 @@ type UnimplementedMessagesServer struct{}
 
 func (UnimplementedMessagesServer) Send(context.Context, *SendRequest) (*Message, error) {
 	return nil, status.Error(codes.Unimplemented, "method Send not implemented")
+}
+func (UnimplementedMessagesServer) SendStream(grpc.BidiStreamingServer[SendRequest, SendAck]) error {
+	return status.Error(codes.Unimplemented, "method SendStream not implemented")
 }
 func (UnimplementedMessagesServer) List(context.Context, *ListMessagesRequest) (*ListMessagesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method List not implemented")
@@ -919,6 +956,13 @@ func _Messages_Send_Handler(srv interface{}, ctx context.Context, dec func(inter
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _Messages_SendStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(MessagesServer).SendStream(&grpc.GenericServerStream[SendRequest, SendAck]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Messages_SendStreamServer = grpc.BidiStreamingServer[SendRequest, SendAck]
 
 func _Messages_List_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListMessagesRequest)
@@ -966,6 +1010,12 @@ var Messages_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "SendStream",
+			Handler:       _Messages_SendStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
 		{
 			StreamName:    "Subscribe",
 			Handler:       _Messages_Subscribe_Handler,

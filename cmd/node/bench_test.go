@@ -131,3 +131,61 @@ func BenchmarkConcurrentSendsThroughRunningNode(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "msgs/s")
 }
+
+// BenchmarkStreamedSendsThroughRunningNode is
+// BenchmarkSendThroughRunningNode for one client that pipelines its sends
+// over Messages.SendStream (client.Sender, apiv1.MaxSendsInFlight in
+// flight): it reports acknowledged (durable) messages per second.
+func BenchmarkStreamedSendsThroughRunningNode(b *testing.B) {
+	env := testEnv(b)
+	dir := filepath.Join(b.TempDir(), "node")
+	if r := skein(b, env, "init", "--data-dir", dir); r.code != 0 {
+		b.Fatalf("init: %s", r.stderr)
+	}
+	n := startKill9Node(b, env, dir)
+	defer n.stop(b)
+	cl, err := client.Dial(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	g, err := cl.Groups.Create(ctx, &apiv1.CreateGroupRequest{Name: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := cl.NewSender(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := make([]byte, 200)
+	pending := make(chan *client.PendingSend, apiv1.MaxSendsInFlight)
+	acked := make(chan error, 1)
+	go func() {
+		for p := range pending {
+			if _, err := p.Wait(ctx); err != nil {
+				acked <- err
+				for range pending {
+				}
+				return
+			}
+		}
+		acked <- nil
+	}()
+	t0 := time.Now()
+	for b.Loop() {
+		p, err := s.Send(ctx, g.GetId(), body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pending <- p
+	}
+	close(pending)
+	if err := <-acked; err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "msgs/s")
+	if err := s.Close(ctx); err != nil {
+		b.Fatal(err)
+	}
+}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -11,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -460,11 +463,29 @@ func (c *cli) groupListCommand() *cobra.Command {
 
 func (c *cli) sendCommand() *cobra.Command {
 	var f clientFlags
+	var lines bool
 	cmd := &cobra.Command{
 		Use:   "send <group> [text...]",
 		Short: "Send a message (the text, or stdin when the text is \"-\" or absent)",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `send sends one message: the text, or stdin when the text is "-" or absent.
+
+With --lines, each line of stdin is a message (empty lines are skipped),
+sent pipelined over one stream: the node writes them in order, many per
+write, and acknowledges each once it is durable. Progress goes to stderr;
+with --json, one JSON object per line read goes to stdout as its ack
+arrives ({"line", "cid", "group", "time", "sent_at"} or {"line", "code",
+"error"}). A line the node refuses does not stop the others; send then
+exits non-zero, naming how many failed.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if lines {
+				if len(args) > 2 || len(args) == 2 && args[1] != "-" {
+					return errors.New("send --lines: the messages come from stdin, give no text")
+				}
+				return c.withClient(cmd, &f, func(ctx context.Context, cl *client.Client) error {
+					return c.sendLines(ctx, cl, args[0], cmd.InOrStdin(), f.json)
+				})
+			}
 			var body []byte
 			if len(args) == 1 || len(args) == 2 && args[1] == "-" {
 				// One byte over the limit (and the newline dropped below) is
@@ -495,7 +516,153 @@ func (c *cli) sendCommand() *cobra.Command {
 		},
 	}
 	f.add(cmd, true)
+	cmd.Flags().BoolVar(&lines, "lines", false, "send each line of stdin as a message, pipelined (progress on stderr)")
 	return cmd
+}
+
+// sendLines sends each non-empty line of in as a message over one
+// client.Sender, printing acks (with asJSON) as they arrive in order.
+func (c *cli) sendLines(ctx context.Context, cl *client.Client, group string, in io.Reader, asJSON bool) error {
+	s, err := cl.NewSender(ctx)
+	if err != nil {
+		return rpcError("send", err)
+	}
+	type sent struct {
+		line int
+		p    *client.PendingSend
+	}
+	queue := make(chan sent, apiv1.MaxSendsInFlight)
+	var acked, failed int
+	start := time.Now()
+	progress := c.progressEvery(time.Second, func() string {
+		return fmt.Sprintf("sent %d (%d failed), %.0f/s", acked, failed, float64(acked)/time.Since(start).Seconds())
+	})
+	enc := json.NewEncoder(c.stdout)
+	done := make(chan error, 1)
+	go func() {
+		for q := range queue {
+			ack, err := q.p.Wait(ctx)
+			if err != nil && (errors.Is(err, client.ErrSenderClosed) || ctx.Err() != nil) {
+				done <- rpcError("send", err) // the stream's, not the message's
+				for range queue {
+				}
+				return
+			}
+			progress.mu.Lock()
+			if err != nil {
+				failed++
+			} else {
+				acked++
+			}
+			progress.mu.Unlock()
+			switch {
+			case asJSON && err != nil:
+				st := status.Convert(err)
+				enc.Encode(map[string]any{"line": q.line, "code": st.Code().String(), "error": st.Message()}) //nolint:errcheck
+			case asJSON:
+				enc.Encode(map[string]any{"line": q.line, "cid": ack.GetCid(), "group": ack.GetGroup(), "time": ack.GetTime(), //nolint:errcheck
+					"sent_at": time.Unix(0, ack.GetSentAt()).UTC().Format(time.RFC3339Nano)})
+			case err != nil:
+				fmt.Fprintf(c.stderr, "send: line %d: %s\n", q.line, status.Convert(err).Message())
+			}
+		}
+		done <- nil
+	}()
+	r := bufio.NewReaderSize(in, 64<<10)
+	n := 0
+	var readErr error
+	for {
+		line, err := readLine(r, apiv1.MaxMessageBytes+1)
+		if err != nil {
+			if err != io.EOF {
+				readErr = fmt.Errorf("send: read stdin after line %d: %w", n, err)
+			}
+			break
+		}
+		n++
+		if len(line) == 0 {
+			continue
+		}
+		p, err := s.Send(ctx, group, line)
+		if err != nil {
+			readErr = rpcError("send", err)
+			break
+		}
+		queue <- sent{line: n, p: p}
+	}
+	close(queue)
+	ackErr := <-done
+	closeErr := s.Close(ctx)
+	progress.stop()
+	fmt.Fprintf(c.stderr, "sent %d messages (%d failed) in %s, %.0f/s\n", acked, failed,
+		time.Since(start).Round(time.Millisecond), float64(acked)/time.Since(start).Seconds())
+	switch {
+	case readErr != nil:
+		return readErr
+	case ackErr != nil:
+		return ackErr
+	case closeErr != nil:
+		return rpcError("send", closeErr)
+	case failed > 0:
+		return fmt.Errorf("send: %d of %d messages failed", failed, failed+acked)
+	}
+	return nil
+}
+
+// readLine reads one line without its newline, keeping at most max
+// bytes of it (one byte over the limit is enough for the node to refuse it
+// with the limit and the group named). io.EOF: no more lines.
+func readLine(r *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if len(line) < max {
+			line = append(line, chunk[:min(len(chunk), max-len(line))]...)
+		}
+		switch {
+		case err == bufio.ErrBufferFull:
+			continue
+		case err == io.EOF && len(chunk) == 0 && line == nil:
+			return nil, io.EOF
+		case err != nil && err != io.EOF:
+			return nil, err
+		}
+		line = bytes.TrimSuffix(line, []byte("\n"))
+		return bytes.TrimSuffix(line, []byte("\r")), nil
+	}
+}
+
+// progressLine prints a line on stderr at an interval until stopped.
+type progressLine struct {
+	mu   sync.Mutex // held while line runs; the caller's counters under it
+	quit chan struct{}
+	done chan struct{}
+}
+
+func (c *cli) progressEvery(d time.Duration, line func() string) *progressLine {
+	p := &progressLine{quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				p.mu.Lock()
+				l := line()
+				p.mu.Unlock()
+				fmt.Fprintln(c.stderr, l)
+			case <-p.quit:
+				return
+			}
+		}
+	}()
+	return p
+}
+
+func (p *progressLine) stop() {
+	close(p.quit)
+	<-p.done
 }
 
 func messageJSON(m *apiv1.Message) map[string]any {

@@ -294,8 +294,76 @@ func TestKill9(t *testing.T) {
 // kill -9 and a restart, every message any of them had acknowledged is
 // there, once, and each sender's in the order it sent them.
 func TestKill9ConcurrentSenders(t *testing.T) {
-	const senders = 8
-	rng := rand.New(rand.NewPCG(12, 12))
+	kill9Senders(t, 8, 12, func(ctx context.Context, cl *client.Client, group string, round, first int, acked chan<- int) ([]ackedMessage, []string) {
+		got, failed := sendUntilKilled(ctx, cl, group, round, first, acked)
+		return got, []string{failed}
+	})
+}
+
+// TestKill9StreamedSenders is TestKill9ConcurrentSenders with each sender
+// pipelining its sends over Messages.SendStream (client.Sender), up to
+// apiv1.MaxSendsInFlight unacknowledged: after a kill -9 and a restart
+// every message acknowledged on any stream is there, once, and each
+// stream's in the order sent; those in flight may be there or not.
+func TestKill9StreamedSenders(t *testing.T) {
+	kill9Senders(t, 4, 13, streamUntilKilled)
+}
+
+// streamUntilKilled is sendUntilKilled over one client.Sender: it returns
+// the acknowledged messages in order and the bodies sent but not
+// acknowledged when the stream broke.
+func streamUntilKilled(ctx context.Context, cl *client.Client, group string, round, first int, acked chan<- int) ([]ackedMessage, []string) {
+	s, err := cl.NewSender(ctx)
+	if err != nil {
+		return nil, nil
+	}
+	type sent struct {
+		body string
+		p    *client.PendingSend
+	}
+	queue := make(chan sent, apiv1.MaxSendsInFlight)
+	var got []ackedMessage
+	var unacked []string // by the acking goroutine
+	var last string      // the send that failed, if any
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for q := range queue {
+			ack, err := q.p.Wait(ctx)
+			if err != nil {
+				unacked = append(unacked, q.body)
+				continue
+			}
+			got = append(got, ackedMessage{cid: ack.GetCid(), body: q.body})
+			select {
+			case acked <- len(got):
+			default:
+			}
+		}
+	}()
+	for i := first; ; i++ {
+		body := fmt.Sprintf("round %d message %d", round, i)
+		p, err := s.Send(ctx, group, []byte(body))
+		if err != nil {
+			last = body // perhaps sent before the stream broke
+			break
+		}
+		queue <- sent{body: body, p: p}
+	}
+	close(queue)
+	<-done
+	s.Close(ctx) //nolint:errcheck // the node is gone
+	if last != "" {
+		unacked = append(unacked, last)
+	}
+	return got, unacked
+}
+
+// kill9Senders runs rounds of: senders clients sending with send on one
+// group until the node is killed with kill -9 after a seeded number of
+// acknowledgements, then a restart and checkAcked.
+func kill9Senders(t *testing.T, senders int, seed uint64, send func(ctx context.Context, cl *client.Client, group string, round, first int, acked chan<- int) ([]ackedMessage, []string)) {
+	rng := rand.New(rand.NewPCG(seed, seed))
 	rounds := 2
 	if testing.Short() {
 		rounds = 1
@@ -327,7 +395,7 @@ func TestKill9ConcurrentSenders(t *testing.T) {
 		t.Logf("round %d: kill after %d acknowledged sends", round, want)
 		total := make(chan int, senders*4)
 		got := make([][]ackedMessage, senders)
-		failed := make([]string, senders)
+		failed := make([][]string, senders)
 		var wg sync.WaitGroup
 		var clients []*client.Client
 		for s := range senders {
@@ -340,7 +408,7 @@ func TestKill9ConcurrentSenders(t *testing.T) {
 			stop := make(chan struct{})
 			wg.Go(func() {
 				defer close(stop)
-				got[s], failed[s] = sendUntilKilled(ctx, cl, group, round*senders+s, next[s], counts)
+				got[s], failed[s] = send(ctx, cl, group, round*senders+s, next[s], counts)
 			})
 			go func() {
 				last := 0
@@ -373,8 +441,10 @@ func TestKill9ConcurrentSenders(t *testing.T) {
 		}
 		for s := range senders {
 			acked[s] = append(acked[s], got[s]...)
-			inFlight[failed[s]] = true
-			next[s] += len(got[s]) + 1
+			for _, b := range failed[s] {
+				inFlight[b] = true
+			}
+			next[s] += len(got[s]) + len(failed[s])
 		}
 
 		node = startKill9Node(t, env, dataDir)

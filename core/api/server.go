@@ -56,6 +56,10 @@ type Config struct {
 	// Plugins reports the node's plugins for Node.Plugins (skein run
 	// passes core/node's health report); nil: the call is UNIMPLEMENTED.
 	Plugins func(ctx context.Context) []*apiv1.PluginStatus
+	// SendWindow is the most sends one Messages.SendStream keeps begun and
+	// unacknowledged (it stops reading the stream meanwhile). 0 or more
+	// than apiv1.MaxSendsInFlight: apiv1.MaxSendsInFlight (256).
+	SendWindow int
 }
 
 // Server serves the client API.
@@ -102,10 +106,10 @@ func Listen(m *messenger.Messenger, cfg Config) (*Server, error) {
 		s.tcp = tl
 		auth := bearer{want: sha256.Sum256([]byte(cfg.Token))}
 		s.remote = grpc.NewServer(grpc.UnaryInterceptor(auth.unary), grpc.ChainStreamInterceptor(auth.stream, s.endStreamsOnStop))
-		register(s.remote, m, cfg.PeerSources, cfg.Plugins)
+		register(s.remote, m, cfg)
 	}
 	s.local = grpc.NewServer(grpc.StreamInterceptor(s.endStreamsOnStop))
-	register(s.local, m, cfg.PeerSources, cfg.Plugins)
+	register(s.local, m, cfg)
 	return s, nil
 }
 

@@ -26,6 +26,8 @@ const SubscribedHeader = "skein-subscribed"
 type service struct {
 	m       *messenger.Messenger
 	sources *peersource.Book // nil: no sources known
+	// sendWindow: the most sends one SendStream keeps unacknowledged.
+	sendWindow int
 }
 
 // One type per service: several have methods of the same name.
@@ -64,8 +66,13 @@ type (
 	}
 )
 
-func register(s *grpc.Server, m *messenger.Messenger, sources *peersource.Book, plugins func(context.Context) []*apiv1.PluginStatus) {
-	svc := &service{m: m, sources: sources}
+func register(s *grpc.Server, m *messenger.Messenger, cfg Config) {
+	window := cfg.SendWindow
+	if window <= 0 || window > apiv1.MaxSendsInFlight {
+		window = apiv1.MaxSendsInFlight
+	}
+	svc := &service{m: m, sources: cfg.PeerSources, sendWindow: window}
+	plugins := cfg.Plugins
 	apiv1.RegisterNodeServer(s, nodeServer{plugins: plugins})
 	apiv1.RegisterAccountServer(s, accountServer{service: svc})
 	apiv1.RegisterContactsServer(s, contactsServer{service: svc})

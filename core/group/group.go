@@ -1092,11 +1092,33 @@ func sealShares(suite crypto.Suite, t MetaType, e EpochID, recipients []*crypto.
 // while the entry is written: concurrent sends share one write (the log's
 // group commit, log.BeginAppend). Send returns once it is durable.
 func (g *Group) Send(ctx context.Context, body []byte) (*Message, error) {
-	msg, p, err := g.beginSend(ctx, body)
+	p, err := g.BeginSend(ctx, body)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.Wait(ctx); err != nil {
+	return p.Wait(ctx)
+}
+
+// PendingSend is a message BeginSend has placed in the log but that may
+// not be durable yet. Every PendingSend must be waited for: Wait is where
+// a failed write is undone and where subscribers are told of the message.
+type PendingSend struct {
+	g   *Group
+	msg *Message
+	p   *log.Pending
+}
+
+// Message is the message as it will be delivered locally once written.
+// Its CID and Lamport time are final.
+func (p *PendingSend) Message() *Message { return p.msg }
+
+// Wait returns the message once it is durable, or the error that kept it
+// from being written (it is then not in the log). Sends begun earlier on
+// the same group and waited for together share one write. ctx does not
+// abandon the write.
+func (p *PendingSend) Wait(ctx context.Context) (*Message, error) {
+	g, msg := p.g, p.msg
+	if err := p.p.Wait(ctx); err != nil {
 		// Not written, so not in the log: not delivered either. (Its
 		// ratchet index stays used.)
 		g.mu.Lock()
@@ -1109,6 +1131,19 @@ func (g *Group) Send(ctx context.Context, body []byte) (*Message, error) {
 	}
 	g.notify(msg)
 	return msg, nil
+}
+
+// BeginSend is Send in two steps: it seals the message and appends its
+// entry to the log in memory, and returns; Wait on the result returns once
+// the entry is durable. The order of BeginSend calls is the order of the
+// entries in the log (each builds on the one before), so a client that
+// pipelines sends keeps its order without waiting for each write.
+func (g *Group) BeginSend(ctx context.Context, body []byte) (*PendingSend, error) {
+	msg, p, err := g.beginSend(ctx, body)
+	if err != nil {
+		return nil, err
+	}
+	return &PendingSend{g: g, msg: msg, p: p}, nil
 }
 
 // beginSend is Send up to writing the entry, under the group's lock.

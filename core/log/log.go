@@ -568,7 +568,7 @@ func (l *Log) stage(entries []*Entry, extra []KVOp) *pendingWrite {
 			referenced[n.KeyString()] = struct{}{}
 		}
 	}
-	var heads []head
+	heads := make([]head, 0, len(l.heads)+len(entries))
 	for _, h := range l.heads {
 		if _, ok := referenced[h.cid.KeyString()]; ok {
 			ops = append(ops, KVOp{Key: l.cidKey(tagHead, h.cid), Delete: true})
@@ -635,8 +635,17 @@ func (l *Log) flush(ctx context.Context, w *pendingWrite) error {
 	placed := l.placed
 	l.placed = nil
 	l.mu.Unlock()
-	var entries []*Entry
-	var ops []KVOp
+	// Sized up front: a group commit gathers many appends.
+	nEntries, nOps := 0, len(placed)
+	for _, b := range batch {
+		nEntries += len(b.entries)
+		nOps += len(b.ops)
+	}
+	if l.opts.placeLater {
+		nOps += nEntries
+	}
+	entries := make([]*Entry, 0, nEntries)
+	ops := make([]KVOp, 0, nOps)
 	sync := false
 	for _, b := range batch {
 		entries = append(entries, b.entries...)

@@ -647,6 +647,40 @@ func (m *Messenger) Leave(ctx context.Context, ref string) error {
 // Send sends body to the group and returns the message as delivered
 // locally.
 func (m *Messenger) Send(ctx context.Context, ref string, body []byte) (*group.Message, error) {
+	p, err := m.BeginSend(ctx, ref, body)
+	if err != nil {
+		return nil, err
+	}
+	return p.Wait(ctx)
+}
+
+// PendingSend is a message BeginSend has placed in the group's log that
+// may not be durable yet; it must be waited for.
+type PendingSend struct {
+	m *Messenger
+	g *group.Group
+	p *group.PendingSend
+}
+
+// Message is the message as it will be delivered once written (its CID
+// and time are final).
+func (p *PendingSend) Message() *group.Message { return p.p.Message() }
+
+// Wait returns the message once it is durable, or why it was not written.
+func (p *PendingSend) Wait(ctx context.Context) (*group.Message, error) {
+	msg, err := p.p.Wait(ctx)
+	if err != nil {
+		return nil, err
+	}
+	metrics.MessagesSent.Inc()
+	p.m.markDirty(p.g)
+	return msg, nil
+}
+
+// BeginSend is Send in two steps (group.BeginSend): the message's place in
+// the log is fixed when it returns, and Wait on the result returns once it
+// is durable. Sends begun one after another keep their order.
+func (m *Messenger) BeginSend(ctx context.Context, ref string, body []byte) (*PendingSend, error) {
 	if len(body) == 0 {
 		return nil, fmt.Errorf("%w: empty message", ErrInvalidArgument)
 	}
@@ -654,13 +688,11 @@ func (m *Messenger) Send(ctx context.Context, ref string, body []byte) (*group.M
 	if err != nil {
 		return nil, err
 	}
-	msg, err := h.g.Send(ctx, body)
+	p, err := h.g.BeginSend(ctx, body)
 	if err != nil {
 		return nil, err
 	}
-	metrics.MessagesSent.Inc()
-	m.markDirty(h.g)
-	return msg, nil
+	return &PendingSend{m: m, g: h.g, p: p}, nil
 }
 
 // ListOptions select messages for Messages.

@@ -592,6 +592,7 @@ func (rep *replica) announce(local []*log.Entry) {
 	limit, budget := rep.r.opts.inlineEntry, rep.r.opts.inlineBudget
 	for len(local) > 0 && rep.ctx.Err() == nil {
 		var inline [][]byte
+		var inlineCIDs []cid.Cid // inline[i]'s CID
 		used, n := 0, 0
 		for n < len(local) && len(inline) < MaxInline {
 			b := local[n].Bytes()
@@ -601,6 +602,7 @@ func (rep *replica) announce(local []*log.Entry) {
 				}
 				used += len(b)
 				inline = append(inline, b)
+				inlineCIDs = append(inlineCIDs, local[n].CID())
 				vouched.add(local[n].CID()) // signed or verified here
 			}
 			n++
@@ -617,11 +619,27 @@ func (rep *replica) announce(local []*log.Entry) {
 		if len(heads) == 0 {
 			return
 		}
-		slices.SortFunc(inline, func(x, y []byte) int { return compareCIDs(blockCID(x), blockCID(y)) })
+		sortInline(inline, inlineCIDs)
 		rep.send(&Announcement{Log: rep.id, Heads: heads, Inline: inline})
 	}
 	// Peers that connected just now may not get it over pubsub yet.
 	rep.r.exchangeFresh()
+}
+
+// sortInline sorts inline entries by CID (as an announcement carries
+// them), cids[i] being inline[i]'s: each is hashed once, when appended or
+// verified, not again per comparison.
+func sortInline(inline [][]byte, cids []cid.Cid) {
+	idx := make([]int, len(inline))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return compareCIDs(cids[a], cids[b]) })
+	sorted := make([][]byte, len(inline))
+	for i, j := range idx {
+		sorted[i] = inline[j]
+	}
+	copy(inline, sorted)
 }
 
 // digest publishes the heads for anti-entropy.

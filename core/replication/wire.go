@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
@@ -113,7 +114,7 @@ func blockCID(data []byte) cid.Cid {
 }
 
 func compareCIDs(a, b cid.Cid) int {
-	return bytes.Compare([]byte(a.KeyString()), []byte(b.KeyString()))
+	return strings.Compare(a.KeyString(), b.KeyString()) // byte order, without copying
 }
 
 // sortHeads returns heads sorted and without duplicates, at most MaxHeads
@@ -135,7 +136,7 @@ func appendHeads(b []byte, heads []cid.Cid) ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(len(heads)))
 	for i, h := range heads {
 		k := h.KeyString()
-		if len(k) != cidLen || !bytes.HasPrefix([]byte(k), cidPrefix) {
+		if len(k) != cidLen || k[:len(cidPrefix)] != string(cidPrefix) {
 			return nil, fmt.Errorf("head %s is not a log entry cid", h)
 		}
 		if i > 0 && compareCIDs(heads[i-1], h) >= 0 {

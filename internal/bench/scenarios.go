@@ -73,11 +73,52 @@ func sendN(ctx context.Context, cl *client.Client, group, tag string, n, senders
 	return took, ctx.Err()
 }
 
+// streamN sends n messages of tag to group through one client.Sender
+// (Messages.SendStream, apiv1.MaxSendsInFlight in flight) and returns how
+// long until the last was acknowledged.
+func streamN(ctx context.Context, cl *client.Client, group, tag string, n, size int, p *progress, what string) (time.Duration, error) {
+	t0 := time.Now()
+	s, err := cl.NewSender(ctx)
+	if err != nil {
+		return 0, err
+	}
+	pending := make(chan *client.PendingSend, apiv1.MaxSendsInFlight)
+	acked := make(chan error, 1)
+	go func() {
+		i := 0
+		for ps := range pending {
+			if _, err := ps.Wait(ctx); err != nil {
+				acked <- fmt.Errorf("streamed send %d: %w", i, err)
+				for range pending {
+				}
+				return
+			}
+			i++
+			p.count(what, i, n)
+		}
+		acked <- nil
+	}()
+	var sendErr error
+	for i := range n {
+		ps, err := s.Send(ctx, group, body(tag, i, size))
+		if err != nil {
+			sendErr = fmt.Errorf("streamed send %d: %w", i, err)
+			break
+		}
+		pending <- ps
+	}
+	close(pending)
+	ackErr := <-acked
+	took := time.Since(t0)
+	closeErr := s.Close(ctx)
+	return took, errors.Join(sendErr, ackErr, closeErr)
+}
+
 // a. Appends through the client API of one node, with 1 and 16 senders.
 func (b *bench) appendScenario(ctx context.Context, mode string, s *Scenario) error {
 	sz := b.cfg.Sizes
 	rates := map[int][]float64{}
-	var peaks, cpus []float64
+	var peaks, cpus, streamed []float64
 	for run := range b.cfg.Runs {
 		dir, err := b.dir("a")
 		if err != nil {
@@ -120,6 +161,15 @@ func (b *bench) appendScenario(ctx context.Context, mode string, s *Scenario) er
 					}
 				}
 			}
+			// One client again, its sends pipelined over one stream.
+			what := fmt.Sprintf("a (%s) run %d/%d: 1 client, streamed", mode, run+1, b.cfg.Runs)
+			took, err := streamN(ctx, ag.cl, g.GetId(), "as", sz.Append, sz.Payload, b.progress, what)
+			if err != nil {
+				peak.stop()
+				return err
+			}
+			total += sz.Append
+			streamed = append(streamed, float64(sz.Append)/took.Seconds())
 			peaks = append(peaks, float64(peak.stop())/mib)
 			cpus = append(cpus, float64((treeUsage(ag.pid()).CPU-cpu0).Microseconds())/float64(total))
 			return nil
@@ -139,6 +189,9 @@ func (b *bench) appendScenario(ctx context.Context, mode string, s *Scenario) er
 			tgt = &target{atLeast: true, value: 10000}
 		}
 		s.Figures = append(s.Figures, b.figure(fmt.Sprintf("%d messages, %d sender(s), acknowledged", sz.Append, senders), "msg/s", rates[senders], tgt, LimitSign, b.limits[LimitSign], true))
+		if senders == 1 {
+			s.Figures = append(s.Figures, b.figure(fmt.Sprintf("%d messages, 1 client streamed (window %d), acknowledged", sz.Append, apiv1.MaxSendsInFlight), "msg/s", streamed, tgt, LimitSign, b.limits[LimitSign], true))
+		}
 	}
 	s.Figures = append(s.Figures,
 		b.figure("peak RSS of the node's processes", "MiB", peaks, nil, "", 0, false),

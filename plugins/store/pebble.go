@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
@@ -363,6 +364,10 @@ func (p *Pebble) Delete(ctx context.Context, key []byte) error {
 	return nil
 }
 
+// batchHeaderLen is the size of a pebble batch's header (sequence number
+// and count).
+const batchHeaderLen = 12
+
 // Batch applies ops atomically, in order (a later op on the same key wins).
 // With sync it returns only once the batch, and every write before it, is
 // durable. An op with an empty key fails the whole batch before anything is
@@ -391,7 +396,13 @@ func (p *Pebble) Batch(ctx context.Context, ops []sdk.Op, sync bool) error {
 		}
 		return nil
 	}
-	b := db.NewBatch()
+	// Sized up front: a group commit's batch holds many entries' blocks and
+	// indexes, and growing the batch's buffer copies it each time.
+	size := batchHeaderLen
+	for _, op := range ops {
+		size += 1 + 2*binary.MaxVarintLen32 + len(op.Key) + len(op.Value)
+	}
+	b := db.NewBatchWithSize(size)
 	defer b.Close()
 	for i, op := range ops {
 		var err error
