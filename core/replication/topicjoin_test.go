@@ -117,10 +117,10 @@ func TestFreshPeerExchangeStopsOnceTopicJoined(t *testing.T) {
 	}
 
 	aNet.joins <- sdk.TopicPeerEvent{Peer: "b", Joined: true}
-	// b proved the topic on connecting: its join starts one exchange,
-	// after a recorded it.
-	waitFor(t, 10*time.Second, func() string { return "b's join to be handled" }, func() bool {
-		return replication.TopicJoinExchanges(a.rep) == 1
+	// b proves the topic on connecting (perhaps after the entries arrived
+	// by pubsub): wait for both.
+	waitFor(t, 10*time.Second, func() string { return "b's join to be recorded and b proven" }, func() bool {
+		return replication.ReachedByPubsub(a.rep, "b")
 	})
 	appendN(t, a, 5, "joined")
 	waitFor(t, 10*time.Second, lens(peers), func() bool { return converged(peers, 8) })
