@@ -113,6 +113,23 @@ func (n *capNetwork) topicState(ctx context.Context, what, topic string, req []b
 		ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		defer cancel()
 		return []byte(fmt.Sprint(int(v(ctx, remotePeer, req)))), true
+	case "receive":
+		// A message from the remote peer, delivered to the topic's
+		// subscribers if the validator (if any) accepts it.
+		verdict := sdk.VerdictAccept
+		if v != nil {
+			ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			defer cancel()
+			verdict = v(ctx, remotePeer, req)
+		}
+		if verdict == sdk.VerdictAccept {
+			n.mu.Lock()
+			for _, ch := range n.subs[topic] {
+				ch <- sdk.PubsubMessage{Topic: topic, From: remotePeer, Data: req}
+			}
+			n.mu.Unlock()
+		}
+		return []byte(fmt.Sprint(int(verdict))), true
 	}
 	return nil, false
 }
@@ -682,4 +699,71 @@ func TestTopicCapabilitiesAcrossTheWire(t *testing.T) {
 			t.Fatalf("removed validator: %s, want none", got)
 		}
 	})
+}
+
+// TestAcceptedMessageDeliveredOnceWithItsVerdict: out of process, an
+// accepted message reaches the host's one subscription with the
+// validator's answer and is not sent again on the Subscribe stream; a
+// rejected one is not delivered; with no validator the stream delivers.
+func TestAcceptedMessageDeliveredOnceWithItsVerdict(t *testing.T) {
+	rp := plugintest.StartProcess(t, "capnetwork")
+	n, _ := rp.Network()
+	dm, tv := n.(sdk.DirectMessenger), n.(sdk.TopicValidator)
+	ctx := ctxT(t)
+	const topic = "skein/test/delivered"
+	msgs, err := n.Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tv.ValidateTopic(topic, func(_ context.Context, _ string, data []byte) sdk.Verdict {
+		if strings.HasPrefix(string(data), "reject") {
+			return sdk.VerdictReject
+		}
+		return sdk.VerdictAccept
+	}); err != nil {
+		t.Fatal(err)
+	}
+	receive := func(data string) {
+		t.Helper()
+		if _, err := dm.Request(ctx, "receive", topic, []byte(data)); err != nil {
+			t.Fatalf("receive %s: %v", data, err)
+		}
+	}
+	var want []string
+	for i := range 20 {
+		d := fmt.Sprintf("accept-%d", i)
+		receive(d)
+		receive(fmt.Sprintf("reject-%d", i))
+		want = append(want, d)
+	}
+	// Without a validator, the Subscribe stream delivers: "end" comes
+	// after anything the stream would have sent twice.
+	if err := tv.ValidateTopic(topic, nil); err != nil {
+		t.Fatal(err)
+	}
+	receive("end")
+	var got []string
+	for {
+		select {
+		case m := <-msgs:
+			if m.From != remotePeer {
+				t.Fatalf("message from %q, want %q", m.From, remotePeer)
+			}
+			got = append(got, string(m.Data))
+		case <-ctx.Done():
+			t.Fatalf("got %q before the deadline, want %q then end", got, want)
+		}
+		if len(got) > 0 && got[len(got)-1] == "end" {
+			break
+		}
+	}
+	got = got[:len(got)-1]
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("delivered %q, want each of %q once", got, want)
+	}
+	if h := sdk.HandedOver(rp); h != int64(len(want)) {
+		t.Fatalf("%d messages handed over with their verdict, want %d (the rest came by the stream)", h, len(want))
+	}
 }

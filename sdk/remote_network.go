@@ -129,9 +129,16 @@ func (n *remoteNetwork) Subscribe(ctx context.Context, topic string) (<-chan Pub
 		return nil, fromStatus("network subscribe "+topic, err)
 	}
 	out := make(chan PubsubMessage)
+	// Registered so that the topic's validator can hand accepted messages
+	// over itself (delivery in verdicts, remote_topics.go). Both the
+	// stream's messages and those go through in, so a slow reader never
+	// holds a validation up: a handover that does not fit is left to the
+	// stream.
+	sub := &hostSubscription{in: make(chan PubsubMessage, hostSubscriptionQueue)}
+	n.validators.addSub(topic, sub)
+	recvDone := make(chan struct{})
 	go func() {
-		defer cancel()
-		defer close(out)
+		defer close(recvDone)
 		for {
 			ev, err := stream.Recv()
 			if err != nil {
@@ -142,9 +149,43 @@ func (n *remoteNetwork) Subscribe(ctx context.Context, topic string) (<-chan Pub
 				continue
 			}
 			select {
-			case out <- PubsubMessage{Topic: m.GetTopic(), From: m.GetFrom(), Data: nonNil(m.GetData())}:
-			case <-ctx.Done():
+			case sub.in <- PubsubMessage{Topic: m.GetTopic(), From: m.GetFrom(), Data: nonNil(m.GetData())}:
+			case <-sctx.Done():
 				return
+			}
+		}
+	}()
+	go func() {
+		defer close(out)
+		defer cancel()
+		forward := func(m PubsubMessage) bool {
+			select {
+			case out <- m:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		for {
+			select {
+			case m := <-sub.in:
+				if !forward(m) {
+					n.validators.closeSub(topic, sub)
+					return
+				}
+			case <-recvDone:
+				// No handover after closeSub: what is queued is all.
+				n.validators.closeSub(topic, sub)
+				for {
+					select {
+					case m := <-sub.in:
+						if !forward(m) {
+							return
+						}
+					default:
+						return
+					}
+				}
 			}
 		}
 	}()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -91,10 +92,80 @@ type validatorRegistry struct {
 
 	mu      sync.Mutex // serialises set
 	streams map[string]*hostValidatorStream
+
+	subsMu sync.Mutex
+	subs   map[string]map[*hostSubscription]struct{} // the host's open subscriptions per topic
+	// handedOver counts the messages handed over with their verdict.
+	handedOver atomic.Int64
 }
 
 func newValidatorRegistry(root context.Context) *validatorRegistry {
-	return &validatorRegistry{root: root, streams: map[string]*hostValidatorStream{}}
+	return &validatorRegistry{root: root, streams: map[string]*hostValidatorStream{},
+		subs: map[string]map[*hostSubscription]struct{}{}}
+}
+
+// hostSubscriptionQueue bounds the messages queued for one host
+// subscription between the plugin (stream and handovers) and its reader.
+const hostSubscriptionQueue = 256
+
+// hostSubscription is one Subscribe of the host: its queue takes the
+// messages of the plugin's Subscribe stream and those the topic's
+// validator accepted and handed over itself (delivery in verdicts).
+type hostSubscription struct {
+	in     chan PubsubMessage
+	mu     sync.RWMutex // held for reading by a handover, for writing by close
+	closed bool
+}
+
+func (r *validatorRegistry) addSub(topic string, s *hostSubscription) {
+	r.subsMu.Lock()
+	defer r.subsMu.Unlock()
+	if r.subs[topic] == nil {
+		r.subs[topic] = map[*hostSubscription]struct{}{}
+	}
+	r.subs[topic][s] = struct{}{}
+}
+
+// closeSub unregisters s: no handover reaches it after this returns.
+func (r *validatorRegistry) closeSub(topic string, s *hostSubscription) {
+	r.subsMu.Lock()
+	delete(r.subs[topic], s)
+	if len(r.subs[topic]) == 0 {
+		delete(r.subs, topic)
+	}
+	r.subsMu.Unlock()
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+}
+
+// handOver queues m for the host's subscription of its topic if there is
+// exactly one (the plugin spares only a topic's one Subscribe stream) and
+// its queue has room, and reports whether it did. It never waits.
+func (r *validatorRegistry) handOver(m PubsubMessage) bool {
+	r.subsMu.Lock()
+	var s *hostSubscription
+	if len(r.subs[m.Topic]) == 1 {
+		for x := range r.subs[m.Topic] {
+			s = x
+		}
+	}
+	r.subsMu.Unlock()
+	if s == nil {
+		return false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return false
+	}
+	select {
+	case s.in <- m:
+		r.handedOver.Add(1)
+		return true
+	default:
+		return false
+	}
 }
 
 // hostValidatorStream is one open ValidateTopic stream on the host side.
@@ -104,6 +175,9 @@ type hostValidatorStream struct {
 	done   chan struct{} // closed when the receive loop has returned
 	sendMu sync.Mutex
 	slots  chan struct{} // bounds the validations running at once
+	// handOver, if the plugin takes delivery in verdicts, hands an
+	// accepted message to the host's subscription of the topic.
+	handOver func(PubsubMessage) bool
 }
 
 // closeAndWait ends the stream politely (the plugin removes its
@@ -141,7 +215,7 @@ func (r *validatorRegistry) set(c wirev1.NetworkClient, topic string, v MessageV
 		}
 		return nil
 	}
-	s, err := openValidatorStream(r.root, c, topic, v)
+	s, err := openValidatorStream(r, c, topic, v)
 	if err != nil {
 		return err
 	}
@@ -154,16 +228,16 @@ func (r *validatorRegistry) set(c wirev1.NetworkClient, topic string, v MessageV
 	return nil
 }
 
-func openValidatorStream(root context.Context, c wirev1.NetworkClient, topic string, v MessageValidator) (*hostValidatorStream, error) {
+func openValidatorStream(r *validatorRegistry, c wirev1.NetworkClient, topic string, v MessageValidator) (*hostValidatorStream, error) {
 	op := "network validate topic " + topic
-	ctx, cancel := context.WithCancel(root)
+	ctx, cancel := context.WithCancel(r.root)
 	stream, err := c.ValidateTopic(ctx)
 	if err != nil {
 		cancel()
 		return nil, capError(op, err)
 	}
 	s := &hostValidatorStream{cancel: cancel, stream: stream, done: make(chan struct{}), slots: make(chan struct{}, maxHostValidations)}
-	if err := stream.Send(&wirev1.ValidatorVerdict{Topic: topic}); err != nil {
+	if err := stream.Send(&wirev1.ValidatorVerdict{Topic: topic, Deliver: true}); err != nil {
 		cancel()
 		if errors.Is(err, io.EOF) {
 			if _, rerr := stream.Recv(); rerr != nil {
@@ -186,6 +260,9 @@ func openValidatorStream(root context.Context, c wirev1.NetworkClient, topic str
 			return nil, fmt.Errorf("%s: plugin did not register the validator within %s: %w", op, registerTimeout, ErrPluginUnavailable)
 		}
 		return nil, capError(op, err)
+	}
+	if ack.GetDeliver() {
+		s.handOver = r.handOver
 	}
 	go s.serve(ctx, topic, v)
 	return s, nil
@@ -215,7 +292,14 @@ func (s *hostValidatorStream) serve(ctx context.Context, topic string, v Message
 		go func() {
 			defer wg.Done()
 			defer func() { <-s.slots }()
-			s.send(&wirev1.ValidatorVerdict{Id: req.GetId(), Verdict: verdictToWire(judge(ctx, topic, v, req))})
+			verdict := judge(ctx, topic, v, req)
+			delivered := false
+			if verdict == VerdictAccept && s.handOver != nil {
+				// The message goes to the subscription with the verdict,
+				// not as a second cross-process message after it.
+				delivered = s.handOver(PubsubMessage{Topic: topic, From: req.GetFrom(), Data: nonNil(req.GetData())})
+			}
+			s.send(&wirev1.ValidatorVerdict{Id: req.GetId(), Verdict: verdictToWire(verdict), Delivered: delivered})
 		}()
 	}
 }

@@ -19,6 +19,7 @@ type networkServer struct {
 
 	valMu      sync.Mutex
 	validators map[string]*validatorStream // the current host stream per topic
+	delivered  hostDelivered               // messages the host took from verdicts
 
 	attached attachedEndpoints // transport_attach.go
 }
@@ -77,6 +78,7 @@ func (n *networkServer) Subscribe(req *wirev1.SubscribeRequest, stream grpc.Serv
 	if err != nil {
 		return toStatus(err)
 	}
+	defer n.delivered.subscribed(req.GetTopic())()
 	if err := stream.Send(&wirev1.SubscribeEvent{Started: true}); err != nil {
 		return err
 	}
@@ -87,6 +89,9 @@ func (n *networkServer) Subscribe(req *wirev1.SubscribeRequest, stream grpc.Serv
 		case m, ok := <-ch:
 			if !ok {
 				return nil
+			}
+			if n.delivered.take(req.GetTopic(), m.From, m.Data) {
+				continue // the host took it with its verdict
 			}
 			if err := stream.Send(&wirev1.SubscribeEvent{Message: &wirev1.PubsubMessage{Topic: m.Topic, From: m.From, Data: m.Data}}); err != nil {
 				return err

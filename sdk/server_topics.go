@@ -71,7 +71,18 @@ type validatorStream struct {
 
 	mu      sync.Mutex
 	nextID  uint64
-	pending map[uint64]chan Verdict
+	pending map[uint64]pendingVerdict
+
+	// delivered is set when the host asked for delivery in verdicts (the
+	// first message's deliver): an accepted message it marks delivered
+	// is not sent on the topic's Subscribe stream.
+	delivered *hostDelivered
+}
+
+type pendingVerdict struct {
+	ch   chan Verdict
+	from string
+	data []byte
 }
 
 // validate is the MessageValidator registered with the plugin's network.
@@ -86,7 +97,7 @@ func (d *validatorStream) validate(ctx context.Context, from string, data []byte
 	}
 	d.nextID++
 	id := d.nextID
-	d.pending[id] = ch
+	d.pending[id] = pendingVerdict{ch: ch, from: from, data: data}
 	d.mu.Unlock()
 	defer func() {
 		d.mu.Lock()
@@ -128,9 +139,15 @@ func (d *validatorStream) validate(ctx context.Context, from string, data []byte
 func (d *validatorStream) deliver(a *wirev1.ValidatorVerdict) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if ch, ok := d.pending[a.GetId()]; ok {
+	if p, ok := d.pending[a.GetId()]; ok {
 		delete(d.pending, a.GetId())
-		ch <- verdictFromWire(a.GetVerdict()) // buffered, one answer per id
+		v := verdictFromWire(a.GetVerdict())
+		if v == VerdictAccept && a.GetDelivered() && d.delivered != nil {
+			// Before the answer: the network hands the message to the
+			// Subscribe stream only once the validator returns.
+			d.delivered.mark(d.topic, deliveredKey(p.from, p.data))
+		}
+		p.ch <- v // buffered, one answer per id
 	}
 }
 
@@ -160,7 +177,10 @@ func (n *networkServer) ValidateTopic(stream grpc.BidiStreamingServer[wirev1.Val
 	if topic == "" {
 		return status.Error(codes.InvalidArgument, "validate topic: the first message must name a topic")
 	}
-	d := &validatorStream{topic: topic, stream: stream, done: make(chan struct{}), pending: map[uint64]chan Verdict{}}
+	d := &validatorStream{topic: topic, stream: stream, done: make(chan struct{}), pending: map[uint64]pendingVerdict{}}
+	if first.GetDeliver() {
+		d.delivered = &n.delivered
+	}
 	defer d.end()
 	// n.valMu is held across the network's ValidateTopic so that a
 	// replaced stream's cleanup cannot remove its successor's validator.
@@ -183,7 +203,7 @@ func (n *networkServer) ValidateTopic(stream grpc.BidiStreamingServer[wirev1.Val
 		}
 	}()
 	d.sendMu.Lock()
-	err = stream.Send(&wirev1.ValidationRequest{Registered: true})
+	err = stream.Send(&wirev1.ValidationRequest{Registered: true, Deliver: d.delivered != nil})
 	d.sendMu.Unlock()
 	if err != nil {
 		return err

@@ -623,7 +623,7 @@ func (rep *replica) announce(local []*log.Entry) {
 		rep.send(&Announcement{Log: rep.id, Heads: heads, Inline: inline})
 	}
 	// Peers that connected just now may not get it over pubsub yet.
-	rep.r.exchangeFresh()
+	rep.r.exchangeFresh(rep.topic)
 }
 
 // sortInline sorts inline entries by CID (as an announcement carries

@@ -70,6 +70,12 @@ type Replicator struct {
 	// topicJoins counts head exchanges started by a proven peer joining a
 	// topic (topicjoin.go).
 	topicJoins atomic.Int64
+	// reported are the topics each peer joined, as the network reported
+	// (topicjoin.go).
+	reported reportedTopics
+	// freshSkipped counts head exchanges after an announcement skipped
+	// because the fresh peer was reached by pubsub (topicjoin.go).
+	freshSkipped atomic.Int64
 }
 
 type topicSub struct {
@@ -270,6 +276,7 @@ func (r *Replicator) Remove(id LogID) error {
 		ts.cancel()
 		delete(r.topics, rep.topic)
 		r.proofs.forgetTopic(rep.topic)
+		r.reported.forgetTopic(rep.topic)
 		if r.judge != nil {
 			_ = r.judge.ValidateTopic(rep.topic, nil)
 		}
@@ -391,6 +398,7 @@ func (r *Replicator) followPeers(events <-chan sdk.PeerEvent) {
 			if !ev.Connected {
 				// A proof holds for one connection: the next proves again.
 				r.proofs.forget(ev.Peer)
+				r.reported.forget(ev.Peer)
 				r.budgets.forget(ev.Peer)
 				continue
 			}
@@ -415,10 +423,13 @@ func (r *Replicator) followPeers(events <-chan sdk.PeerEvent) {
 }
 
 // exchangeFresh exchanges heads with every fresh peer (one still due a
-// re-exchange, see reexchanges): what was just announced reaches them even
-// if pubsub does not yet deliver to them, at once instead of at the next
-// re-exchange.
-func (r *Replicator) exchangeFresh() {
+// re-exchange, see reexchanges): what was just announced on topic reaches
+// them even if pubsub does not yet deliver to them, at once instead of at
+// the next re-exchange. A fresh peer that joined topic and proved it
+// (reachedByPubsub) got the announcement and is skipped; one the network
+// never reports joining (no sdk.TopicPeerNotifier) is always exchanged
+// with.
+func (r *Replicator) exchangeFresh(topic string) {
 	q := &r.later
 	q.init()
 	q.mu.Lock()
@@ -428,6 +439,10 @@ func (r *Replicator) exchangeFresh() {
 	}
 	q.mu.Unlock()
 	for _, p := range peers {
+		if r.reachedByPubsub(p, topic) {
+			r.freshSkipped.Add(1)
+			continue
+		}
 		r.exchangeAsync(p)
 	}
 }

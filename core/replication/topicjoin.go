@@ -3,6 +3,7 @@ package replication
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/skein-p2p/skein/sdk"
 )
@@ -55,7 +56,11 @@ func (r *Replicator) topicJoined(ctx context.Context, topic string, events <-cha
 			}
 			ev = e
 		}
-		if !ev.Joined || ev.Peer == r.self || r.isBlocked(ev.Peer) {
+		if ev.Peer == r.self {
+			continue
+		}
+		r.reported.set(ev.Peer, topic, ev.Joined)
+		if !ev.Joined || r.isBlocked(ev.Peer) {
 			continue
 		}
 		if r.proofs.has(ev.Peer, topic) {
@@ -63,4 +68,60 @@ func (r *Replicator) topicJoined(ctx context.Context, topic string, events <-cha
 			r.exchangeAsync(ev.Peer)
 		}
 	}
+}
+
+// reportedTopics are the topics each connected peer reported joining
+// (sdk.TopicPeerNotifier): pubsub knows its subscription, so what this
+// node publishes on the topic reaches it. With the peer's membership proof
+// on the same topic, a fresh peer needs no head exchange after each
+// announcement (exchangeFresh): the announcement itself gets there.
+type reportedTopics struct {
+	mu     sync.Mutex
+	topics map[string]map[string]bool // peer -> topics
+}
+
+func (t *reportedTopics) set(peer, topic string, joined bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !joined {
+		delete(t.topics[peer], topic)
+		return
+	}
+	if t.topics == nil {
+		t.topics = map[string]map[string]bool{}
+	}
+	if t.topics[peer] == nil {
+		t.topics[peer] = map[string]bool{}
+	}
+	t.topics[peer][topic] = true
+}
+
+func (t *reportedTopics) has(peer, topic string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.topics[peer][topic]
+}
+
+// forget drops what peer reported (its connection ended: pubsub forgets
+// its subscriptions with it, and reports them again on the next).
+func (t *reportedTopics) forget(peer string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.topics, peer)
+}
+
+// forgetTopic drops topic from every peer (this node left it).
+func (t *reportedTopics) forgetTopic(topic string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, ts := range t.topics {
+		delete(ts, topic)
+	}
+}
+
+// reachedByPubsub reports whether peer both joined topic (as the network
+// reported) and proved it holds the topic's key on this connection: then
+// an announcement on topic reaches it without a head exchange.
+func (r *Replicator) reachedByPubsub(peer, topic string) bool {
+	return r.reported.has(peer, topic) && r.proofs.has(peer, topic)
 }

@@ -22,6 +22,14 @@ func (n *joinsNode) TopicPeerEvents(ctx context.Context, topic string) (<-chan s
 	return n.joins, nil
 }
 
+// noJoinsNode is a simnet node that reports no topic joins, like a network
+// without sdk.TopicPeerNotifier.
+type noJoinsNode struct{ *simnet.Node }
+
+func (noJoinsNode) TopicPeerEvents(context.Context, string) (<-chan sdk.TopicPeerEvent, error) {
+	return nil, sdk.ErrCapabilityNotServed
+}
+
 // TestHeadsExchangedWhenProvenPeerJoinsTopic: entries pubsub lost reach a
 // peer as soon as the network reports that the writer joined the topic,
 // with no re-exchange due, no anti-entropy and no announcement after them
@@ -70,5 +78,67 @@ func TestHeadsExchangedWhenProvenPeerJoinsTopic(t *testing.T) {
 	waitFor(t, 10*time.Second, lens(peers), func() bool { return converged(peers, 8) })
 	if got := replication.TopicJoinExchanges(b.rep); got != 1 {
 		t.Fatalf("%d head exchanges started by joins, want 1 (a's; c proved nothing, a leaving starts none)", got)
+	}
+}
+
+// TestFreshPeerExchangeStopsOnceTopicJoined: a writer follows each
+// announcement with a head exchange to a peer that connected just now,
+// until the network reports that peer joined the topic (and it proved
+// the topic): from then on the announcement reaches it by pubsub and no
+// exchange follows; when the peer leaves the topic, exchanges resume.
+// TestBurstOnFreshConnectionArrives covers a network that reports no
+// joins (the exchange always follows).
+func TestFreshPeerExchangeStopsOnceTopicJoined(t *testing.T) {
+	// Fresh for an hour: every announcement is followed by an exchange
+	// with b unless b is reached by pubsub.
+	opts := fastOpts(replication.WithAntiEntropyInterval(time.Hour), replication.WithReexchange(time.Hour))
+	sn := simnet.New()
+	t.Cleanup(func() { _ = sn.Close() })
+	ka, kb := newKey(t), newKey(t)
+	access := log.AllowWriters(ka.Public().(ed25519.PublicKey), kb.Public().(ed25519.PublicKey))
+	na, err := sn.AddNode("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb, err := sn.AddNode("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aNet := &joinsNode{Node: na, joins: make(chan sdk.TopicPeerEvent, 4)}
+	a := startPeer(t, "a", aNet, ka, access, opts...)
+	b := startPeer(t, "b", nb, kb, access, opts...)
+	peers := []*peerNode{a, b}
+	sn.ConnectAll()
+
+	appendN(t, a, 3, "not joined")
+	waitFor(t, 10*time.Second, lens(peers), func() bool { return converged(peers, 3) })
+	if got := replication.FreshExchangesSkipped(a.rep); got != 0 {
+		t.Fatalf("%d exchanges skipped before b joined the topic, want 0", got)
+	}
+
+	aNet.joins <- sdk.TopicPeerEvent{Peer: "b", Joined: true}
+	// b proves the topic on connecting (perhaps after the entries arrived
+	// by pubsub): wait for both.
+	waitFor(t, 10*time.Second, func() string { return "b's join to be recorded and b proven" }, func() bool {
+		return replication.ReachedByPubsub(a.rep, "b")
+	})
+	appendN(t, a, 5, "joined")
+	waitFor(t, 10*time.Second, lens(peers), func() bool { return converged(peers, 8) })
+	skipped := replication.FreshExchangesSkipped(a.rep)
+	if skipped == 0 {
+		t.Fatal("no exchange skipped after b joined the topic and proved it")
+	}
+
+	aNet.joins <- sdk.TopicPeerEvent{Peer: "b", Joined: false}
+	// The leave is handled in order before this join by c, which
+	// proved nothing (it starts no exchange, and marks the leave as seen).
+	aNet.joins <- sdk.TopicPeerEvent{Peer: "c", Joined: true}
+	waitFor(t, 10*time.Second, func() string { return "the events to be read" }, func() bool {
+		return len(aNet.joins) == 0
+	})
+	appendN(t, a, 2, "left")
+	waitFor(t, 10*time.Second, lens(peers), func() bool { return converged(peers, 10) })
+	if got := replication.FreshExchangesSkipped(a.rep); got != skipped {
+		t.Fatalf("%d exchanges skipped after b left the topic, want %d (none more)", got, skipped)
 	}
 }

@@ -3093,8 +3093,11 @@ type ValidationRequest struct {
 	From             string                 `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"` // the peer that handed the message over
 	Data             []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
 	DeadlineUnixNano int64                  `protobuf:"varint,5,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"` // when the plugin stops waiting; 0 none
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// In the registered message: the plugin honours delivered (below). A
+	// plugin that leaves it false gets no delivered verdicts.
+	Deliver       bool `protobuf:"varint,6,opt,name=deliver,proto3" json:"deliver,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ValidationRequest) Reset() {
@@ -3162,11 +3165,25 @@ func (x *ValidationRequest) GetDeadlineUnixNano() int64 {
 	return 0
 }
 
+func (x *ValidationRequest) GetDeliver() bool {
+	if x != nil {
+		return x.Deliver
+	}
+	return false
+}
+
 type ValidatorVerdict struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"` // first message only
-	Id            uint64                 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
-	Verdict       Verdict                `protobuf:"varint,3,opt,name=verdict,proto3,enum=skein.plugin.v1.Verdict" json:"verdict,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Topic   string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"` // first message only
+	Id      uint64                 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	Verdict Verdict                `protobuf:"varint,3,opt,name=verdict,proto3,enum=skein.plugin.v1.Verdict" json:"verdict,omitempty"`
+	// First message only: the host may take accepted messages from the
+	// verdicts (delivered) instead of from its Subscribe stream.
+	Deliver bool `protobuf:"varint,4,opt,name=deliver,proto3" json:"deliver,omitempty"`
+	// With VERDICT_ACCEPT: the host has already handed this message to its
+	// one subscription of the topic; the plugin does not send it on that
+	// Subscribe stream (one cross-process message less per message).
+	Delivered     bool `protobuf:"varint,5,opt,name=delivered,proto3" json:"delivered,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3220,6 +3237,20 @@ func (x *ValidatorVerdict) GetVerdict() Verdict {
 		return x.Verdict
 	}
 	return Verdict_VERDICT_UNSPECIFIED
+}
+
+func (x *ValidatorVerdict) GetDeliver() bool {
+	if x != nil {
+		return x.Deliver
+	}
+	return false
+}
+
+func (x *ValidatorVerdict) GetDelivered() bool {
+	if x != nil {
+		return x.Delivered
+	}
+	return false
 }
 
 type ScorePeerRequest struct {
@@ -3653,7 +3684,7 @@ const file_skein_proto_rawDesc = "" +
 	"\x10AdmitPeerRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x12\n" +
 	"\x04peer\x18\x02 \x01(\tR\x04peer\x12\x14\n" +
-	"\x05admit\x18\x03 \x01(\bR\x05admit\"\x99\x01\n" +
+	"\x05admit\x18\x03 \x01(\bR\x05admit\"\xb3\x01\n" +
 	"\x11ValidationRequest\x12\x1e\n" +
 	"\n" +
 	"registered\x18\x01 \x01(\bR\n" +
@@ -3661,11 +3692,14 @@ const file_skein_proto_rawDesc = "" +
 	"\x02id\x18\x02 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04from\x18\x03 \x01(\tR\x04from\x12\x12\n" +
 	"\x04data\x18\x04 \x01(\fR\x04data\x12,\n" +
-	"\x12deadline_unix_nano\x18\x05 \x01(\x03R\x10deadlineUnixNano\"l\n" +
+	"\x12deadline_unix_nano\x18\x05 \x01(\x03R\x10deadlineUnixNano\x12\x18\n" +
+	"\adeliver\x18\x06 \x01(\bR\adeliver\"\xa4\x01\n" +
 	"\x10ValidatorVerdict\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\x04R\x02id\x122\n" +
-	"\averdict\x18\x03 \x01(\x0e2\x18.skein.plugin.v1.VerdictR\averdict\"T\n" +
+	"\averdict\x18\x03 \x01(\x0e2\x18.skein.plugin.v1.VerdictR\averdict\x12\x18\n" +
+	"\adeliver\x18\x04 \x01(\bR\adeliver\x12\x1c\n" +
+	"\tdelivered\x18\x05 \x01(\bR\tdelivered\"T\n" +
 	"\x10ScorePeerRequest\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x14\n" +
 	"\x05delta\x18\x02 \x01(\x01R\x05delta\x12\x16\n" +
