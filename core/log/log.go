@@ -650,9 +650,9 @@ func (l *Log) flush(ctx context.Context, w *pendingWrite) error {
 	wctx := context.WithoutCancel(ctx)
 	var err error
 	if l.opts.placeLater {
-		for _, e := range entries {
-			ops = append(ops, KVOp{Key: l.cidKey(tagBlock, e.cid), Value: e.raw})
-		}
+		var blockOps []KVOp
+		blockOps, err = l.blockOps(wctx, entries)
+		ops = append(ops, blockOps...)
 	} else {
 		err = l.putBlocks(wctx, entries)
 	}
@@ -696,6 +696,44 @@ func (l *Log) flush(ctx context.Context, w *pendingWrite) error {
 		close(b.done)
 	}
 	return w.err
+}
+
+// blockChunk bounds the unsynced batches a large write puts its blocks in.
+const blockChunk = 1 << 20
+
+// blockOps returns the KV records of entries' blocks for the index batch.
+// A write with more than blockChunk bytes of blocks (a join catching up)
+// writes them first, in unsynced batches of about blockChunk, and returns
+// only the rest: one batch of many MiB costs the store (and a store out of
+// process, the message carrying it) a copy of it all at once. The index
+// batch is synced last, so a crash before it leaves blocks without an
+// index, which Open drops (the entries are fetched again); an entry is in
+// the log only with its block. Deleting a block record is in the index
+// batch too (placed), so no record this writes is deleted before it.
+func (l *Log) blockOps(ctx context.Context, entries []*Entry) ([]KVOp, error) {
+	total := 0
+	for _, e := range entries {
+		total += len(e.raw)
+	}
+	ops := make([]KVOp, 0, len(entries))
+	if total <= blockChunk {
+		for _, e := range entries {
+			ops = append(ops, KVOp{Key: l.cidKey(tagBlock, e.cid), Value: e.raw})
+		}
+		return ops, nil
+	}
+	size := 0
+	for _, e := range entries {
+		ops = append(ops, KVOp{Key: l.cidKey(tagBlock, e.cid), Value: e.raw})
+		size += len(e.raw)
+		if size >= blockChunk {
+			if err := l.kv.Batch(ctx, ops, false); err != nil {
+				return nil, fmt.Errorf("write blocks: %w", err)
+			}
+			ops, size = nil, 0
+		}
+	}
+	return ops, nil
 }
 
 // rollback removes from memory the entries of staged writes that were not

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
@@ -391,7 +392,13 @@ func (p *Pebble) Batch(ctx context.Context, ops []sdk.Op, sync bool) error {
 		}
 		return nil
 	}
-	b := db.NewBatch()
+	// Presized: a batch grown by doubling copies its records each time
+	// (a join's index batch holds thousands).
+	size := 0
+	for _, op := range ops {
+		size += len(op.Key) + len(op.Value) + 2*binary.MaxVarintLen32 + 1
+	}
+	b := db.NewBatchWithSize(size)
 	defer b.Close()
 	for i, op := range ops {
 		var err error
