@@ -1397,26 +1397,24 @@ func (g *Group) Messages(ctx context.Context, opts ...ListOption) iter.Seq2[*Mes
 	}
 	return func(yield func(*Message, error) bool) {
 		// Collect first so the caller may call back into the group.
-		var out []*Message
 		// The log's order from its index alone: no entry block is read
 		// (the delivered copies are in memory, or in the KV when they
 		// were delivered before the group was opened).
+		var cs []cid.Cid
 		for c, err := range g.msgs.CIDs(ctx, o.logOpts...) {
 			if err != nil {
 				yield(nil, fmt.Errorf("list messages of group %s: %w", g.id.Fingerprint(), err))
 				return
 			}
-			m, err := g.deliveredMsg(ctx, c)
-			if err != nil {
-				yield(nil, fmt.Errorf("list messages of group %s: %w", g.id.Fingerprint(), err))
-				return
-			}
-			if m != nil {
-				out = append(out, m)
-			}
+			cs = append(cs, c)
+		}
+		out, err := g.deliveredMsgs(ctx, cs)
+		if err != nil {
+			yield(nil, fmt.Errorf("list messages of group %s: %w", g.id.Fingerprint(), err))
+			return
 		}
 		for _, m := range out {
-			if !yield(m, nil) {
+			if m != nil && !yield(m, nil) {
 				return
 			}
 		}
@@ -1448,6 +1446,61 @@ func (g *Group) Close() error {
 		g.logger.Warn("delivery summary not written", "err", serr)
 	}
 	return err
+}
+
+// localQueryMin is how many copies a listing reads from the KV one by one
+// before it reads them all in one query instead (a store out of process
+// answers each Get with a call of its own).
+const localQueryMin = 256
+
+// deliveredMsgs returns the delivered message of each of cs (nil where
+// there is none), as deliveredMsg does.
+func (g *Group) deliveredMsgs(ctx context.Context, cs []cid.Cid) ([]*Message, error) {
+	out := make([]*Message, len(cs))
+	var missing []int
+	g.mu.Lock()
+	for i, c := range cs {
+		if out[i] = g.delivered[c.KeyString()]; out[i] == nil {
+			missing = append(missing, i)
+		}
+	}
+	kv := g.kv
+	g.mu.Unlock()
+	if kv == nil || len(missing) == 0 {
+		return out, nil
+	}
+	if len(missing) < localQueryMin {
+		for _, i := range missing {
+			m, err := g.deliveredMsg(ctx, cs[i])
+			if err != nil {
+				return nil, err
+			}
+			out[i] = m
+		}
+		return out, nil
+	}
+	want := make(map[string]int, len(missing))
+	for _, i := range missing {
+		want[string(cs[i].Bytes())] = i
+	}
+	prefix := g.localPrefix()
+	for p, err := range kv.Query(ctx, log.KVQuery{Prefix: prefix}) {
+		if err != nil {
+			return nil, fmt.Errorf("read delivered messages: %w", err)
+		}
+		i, ok := want[string(p.Key[len(prefix):])]
+		if !ok {
+			continue
+		}
+		g.mu.Lock()
+		m, err := g.openLocal(p.Key[len(prefix):], p.Value)
+		g.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = m
+	}
+	return out, nil
 }
 
 // deliveredMsg returns the delivered message of entry c: from memory if
