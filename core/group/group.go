@@ -1408,7 +1408,20 @@ func (g *Group) Messages(ctx context.Context, opts ...ListOption) iter.Seq2[*Mes
 			}
 			cs = append(cs, c)
 		}
-		out, err := g.deliveredMsgs(ctx, cs)
+		// The first ones one by one (a caller that wants the newest few
+		// reads a few copies), the rest in one go.
+		first := min(len(cs), localQueryMin)
+		for _, c := range cs[:first] {
+			m, err := g.deliveredMsg(ctx, c)
+			if err != nil {
+				yield(nil, fmt.Errorf("list messages of group %s: %w", g.id.Fingerprint(), err))
+				return
+			}
+			if m != nil && !yield(m, nil) {
+				return
+			}
+		}
+		out, err := g.deliveredMsgs(ctx, cs[first:])
 		if err != nil {
 			yield(nil, fmt.Errorf("list messages of group %s: %w", g.id.Fingerprint(), err))
 			return

@@ -257,13 +257,14 @@ func TestReopenWithDeliverySummary(t *testing.T) {
 
 // A data directory from before delivery summaries (none stored) opens by
 // reading every delivered copy, and its next clean close writes one. (Its
-// listing reads more copies than localQueryMin: in one query.)
+// listing reads more than 2*localQueryMin copies: the first localQueryMin
+// one by one, the rest in one query.)
 func TestOldDataDirWithoutSummary(t *testing.T) {
 	ctx := ctxT(t)
 	n := newNet()
 	stA, stB := n.storage(), n.storage()
 	a, b := n.pair(t, stA, stB)
-	for i := range localQueryMin + 44 {
+	for i := range 2*localQueryMin + 44 {
 		send(t, a, fmt.Sprintf("a%d", i))
 	}
 	syncAll(t, a, b)
@@ -273,11 +274,23 @@ func TestOldDataDirWithoutSummary(t *testing.T) {
 	}
 	before := bodies(t, b.g)
 	crash(b.g) // no summary, as an old version left it
-	g, err := Open(ctx, b.id, ks, b.g.ID(), stB)
+	kv := &localReads{KV: stB.KV, prefix: b.g.localPrefix()}
+	g, err := Open(ctx, b.id, ks, b.g.ID(), Storage{Blocks: stB.Blocks, KV: kv})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := bodies(t, g); len(before) != localQueryMin+44 || !slices.Equal(got, before) {
+	// The newest message alone reads one copy.
+	reads := kv.count()
+	for m, err := range g.Messages(ctx, Reverse()) {
+		if err != nil || string(m.Body) != before[len(before)-1] {
+			t.Fatalf("newest message %v, %v; want %q", m, err, before[len(before)-1])
+		}
+		break
+	}
+	if n := kv.count() - reads; n != 1 {
+		t.Fatalf("listing the newest message read %d copies, want 1", n)
+	}
+	if got := bodies(t, g); len(before) != 2*localQueryMin+44 || !slices.Equal(got, before) {
 		t.Fatalf("reopened old data dir lists %d messages, want the %d listed before", len(got), len(before))
 	}
 	if err := g.SaveKeys(ks); err != nil {
