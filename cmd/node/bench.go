@@ -123,7 +123,7 @@ to compare). docs/performance.md has the latest report.`,
 	f.StringVar(&modes, "modes", "", "plugin modes, comma-separated (default linked,process)")
 	f.IntVar(&runs, "runs", 3, "runs per figure (the median is reported)")
 	f.StringVar(&out, "out", "skein-bench", "report files: OUT.md and OUT.json")
-	f.StringVar(&profile, "profile", "", "directory for a CPU profile of the node under test per scenario (the report lists the heaviest functions)")
+	f.StringVar(&profile, "profile", "", "directory for a CPU profile of the node under test per scenario (the report lists the heaviest functions), and b-MODE.heap.pprof: its heap at the end of the largest catch-up")
 	f.StringVar(&dir, "dir", "", "directory for the nodes' data (default: a new temporary directory)")
 	f.BoolVar(&keep, "keep", false, "keep the nodes' data directories")
 	f.IntVar(&sizes.Append, "append-n", 0, "a: messages appended per sender count (default 10000)")

@@ -241,6 +241,13 @@ type Group struct {
 
 	kv       log.KV   // where delivered messages are kept, sealed
 	localKey [32]byte // seals them; saved with the keys
+	// changes counts what changes the delivery state (messages decided,
+	// sent, waiting); savedChanges is its value when the keys were last
+	// saved (keysSaved): Close writes a delivery summary only when they
+	// match (summary.go).
+	changes      uint64
+	savedChanges uint64
+	keysSaved    bool
 
 	subMu sync.Mutex
 	subs  map[*subscriber]struct{}
@@ -815,6 +822,9 @@ func (g *Group) processMessages(added []*log.Entry, from string) []Rejection {
 	for _, e := range g.pendingMsgs {
 		todo = append(todo, e)
 	}
+	if len(todo) > 0 {
+		g.changes++
+	}
 	slices.SortFunc(todo, func(a, b *log.Entry) int {
 		if a.Time != b.Time {
 			if a.Time < b.Time {
@@ -1122,6 +1132,7 @@ func (p *PendingSend) Wait(ctx context.Context) (*Message, error) {
 		// Not written, so not in the log: not delivered either. (Its
 		// ratchet index stays used.)
 		g.mu.Lock()
+		g.changes++
 		k := msg.CID.KeyString()
 		delete(g.delivered, k)
 		delete(g.final, k)
@@ -1199,6 +1210,7 @@ func (g *Group) beginSend(ctx context.Context, body []byte) (*Message, *log.Pend
 	if err != nil {
 		return nil, nil, fmt.Errorf("send to group %s: %w", g.id.Fingerprint(), err)
 	}
+	g.changes++
 	k := entry.CID().KeyString()
 	g.delivered[k] = msg
 	g.final[k] = true
@@ -1422,23 +1434,37 @@ func (g *Group) Messages(ctx context.Context, opts ...ListOption) iter.Seq2[*Mes
 	}
 	return func(yield func(*Message, error) bool) {
 		// Collect first so the caller may call back into the group.
-		var out []*Message
 		// The log's order from its index alone: no entry block is read
-		// (the delivered copies are in memory).
+		// (the delivered copies are in memory, or in the KV when they
+		// were delivered before the group was opened).
+		var cs []cid.Cid
 		for c, err := range g.msgs.CIDs(ctx, o.logOpts...) {
 			if err != nil {
 				yield(nil, fmt.Errorf("list messages of group %s: %w", g.id.Fingerprint(), err))
 				return
 			}
-			g.mu.Lock()
-			m := g.delivered[c.KeyString()]
-			g.mu.Unlock()
-			if m != nil {
-				out = append(out, m)
+			cs = append(cs, c)
+		}
+		// The first ones one by one (a caller that wants the newest few
+		// reads a few copies), the rest in one go.
+		first := min(len(cs), localQueryMin)
+		for _, c := range cs[:first] {
+			m, err := g.deliveredMsg(ctx, c)
+			if err != nil {
+				yield(nil, fmt.Errorf("list messages of group %s: %w", g.id.Fingerprint(), err))
+				return
+			}
+			if m != nil && !yield(m, nil) {
+				return
 			}
 		}
+		out, err := g.deliveredMsgs(ctx, cs[first:])
+		if err != nil {
+			yield(nil, fmt.Errorf("list messages of group %s: %w", g.id.Fingerprint(), err))
+			return
+		}
 		for _, m := range out {
-			if !yield(m, nil) {
+			if m != nil && !yield(m, nil) {
 				return
 			}
 		}
@@ -1460,5 +1486,93 @@ func (g *Group) Close() error {
 		delete(g.subs, s)
 	}
 	g.subMu.Unlock()
-	return errors.Join(g.meta.Close(), g.msgs.Close())
+	err := errors.Join(g.meta.Close(), g.msgs.Close())
+	// The logs are flushed: what they hold is what the summary counts.
+	g.mu.Lock()
+	serr := g.writeSummary(context.Background())
+	g.mu.Unlock()
+	if serr != nil {
+		// Not a loss: the next Open reads every delivered copy instead.
+		g.logger.Warn("delivery summary not written", "err", serr)
+	}
+	return err
+}
+
+// localQueryMin is how many copies a listing reads from the KV one by one
+// before it reads them all in one query instead (a store out of process
+// answers each Get with a call of its own).
+const localQueryMin = 256
+
+// deliveredMsgs returns the delivered message of each of cs (nil where
+// there is none), as deliveredMsg does.
+func (g *Group) deliveredMsgs(ctx context.Context, cs []cid.Cid) ([]*Message, error) {
+	out := make([]*Message, len(cs))
+	var missing []int
+	g.mu.Lock()
+	for i, c := range cs {
+		if out[i] = g.delivered[c.KeyString()]; out[i] == nil {
+			missing = append(missing, i)
+		}
+	}
+	kv := g.kv
+	g.mu.Unlock()
+	if kv == nil || len(missing) == 0 {
+		return out, nil
+	}
+	if len(missing) < localQueryMin {
+		for _, i := range missing {
+			m, err := g.deliveredMsg(ctx, cs[i])
+			if err != nil {
+				return nil, err
+			}
+			out[i] = m
+		}
+		return out, nil
+	}
+	want := make(map[string]int, len(missing))
+	for _, i := range missing {
+		want[string(cs[i].Bytes())] = i
+	}
+	prefix := g.localPrefix()
+	for p, err := range kv.Query(ctx, log.KVQuery{Prefix: prefix}) {
+		if err != nil {
+			return nil, fmt.Errorf("read delivered messages: %w", err)
+		}
+		i, ok := want[string(p.Key[len(prefix):])]
+		if !ok {
+			continue
+		}
+		g.mu.Lock()
+		m, err := g.openLocal(p.Key[len(prefix):], p.Value)
+		g.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = m
+	}
+	return out, nil
+}
+
+// deliveredMsg returns the delivered message of entry c: from memory if
+// it was delivered since the group was opened, else its readable copy in
+// the KV; nil if c was not delivered.
+func (g *Group) deliveredMsg(ctx context.Context, c cid.Cid) (*Message, error) {
+	g.mu.Lock()
+	m := g.delivered[c.KeyString()]
+	kv := g.kv
+	g.mu.Unlock()
+	if m != nil || kv == nil {
+		return m, nil
+	}
+	key := append(g.localPrefix(), c.Bytes()...)
+	sealed, err := kv.Get(ctx, key)
+	switch {
+	case errors.Is(err, log.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("read delivered message %s: %w", c, err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.openLocal(c.Bytes(), sealed)
 }

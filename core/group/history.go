@@ -37,6 +37,16 @@ func (g *Group) ImportHistory(ctx context.Context, msgs []*Message) (imported, m
 		if g.delivered[k] != nil {
 			continue
 		}
+		if g.kv != nil {
+			// Delivered before the group was opened: its copy is in the KV.
+			held, err := g.kv.Has(ctx, append(g.localPrefix(), m.CID.Bytes()...))
+			if err != nil {
+				return 0, 0, fmt.Errorf("import history of group %s: %w", g.id.Fingerprint(), err)
+			}
+			if held {
+				continue
+			}
+		}
 		ok, err := g.msgs.Has(ctx, m.CID)
 		if err != nil {
 			return 0, 0, fmt.Errorf("import history of group %s: %w", g.id.Fingerprint(), err)
@@ -64,6 +74,7 @@ func (g *Group) ImportHistory(ctx context.Context, msgs []*Message) (imported, m
 	if err := g.storeLocal(ctx, out...); err != nil {
 		return 0, 0, fmt.Errorf("import history of group %s: %w", g.id.Fingerprint(), err)
 	}
+	g.changes++
 	for _, m := range out {
 		k := m.CID.KeyString()
 		g.delivered[k] = m

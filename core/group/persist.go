@@ -50,7 +50,7 @@ func (g *Group) localPrefix() []byte {
 func (g *Group) SaveKeys(ks *crypto.Keystore) error {
 	g.saveMu.Lock() // saves in the order their state was gathered
 	defer g.saveMu.Unlock()
-	blob, err := g.keysBlob()
+	blob, changes, err := g.keysBlob()
 	if err != nil {
 		return err
 	}
@@ -58,17 +58,26 @@ func (g *Group) SaveKeys(ks *crypto.Keystore) error {
 	if err := ks.Put(KeystoreName(g.id), blob); err != nil {
 		return fmt.Errorf("save group %s: %w", g.id.Fingerprint(), err)
 	}
+	g.mu.Lock()
+	g.keysSaved, g.savedChanges = true, changes
+	g.mu.Unlock()
 	return nil
 }
 
 // keysBlob encodes what SaveKeys saves, under the group's lock.
-func (g *Group) keysBlob() ([]byte, error) {
+func (g *Group) keysBlob() (_ []byte, changes uint64, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	changes = g.changes
+	defer func() {
+		if err != nil {
+			changes = 0
+		}
+	}()
 	if len(g.unstored) > 0 {
 		g.storeDelivered(nil)
 		if n := len(g.unstored); n > 0 {
-			return nil, fmt.Errorf("save group %s: %w: %d delivered messages are not stored yet, so the keys that opened them are not saved either (after a restart they are opened again)",
+			return nil, 0, fmt.Errorf("save group %s: %w: %d delivered messages are not stored yet, so the keys that opened them are not saved either (after a restart they are opened again)",
 				g.id.Fingerprint(), ErrUnsavedMessages, n)
 		}
 	}
@@ -87,7 +96,7 @@ func (g *Group) keysBlob() ([]byte, error) {
 	w.raw(g.localKey[:])
 	if g.replKey == nil {
 		clear(w.b)
-		return nil, fmt.Errorf("save group %s: %w: no replication key", g.id.Fingerprint(), ErrNotMember)
+		return nil, 0, fmt.Errorf("save group %s: %w: no replication key", g.id.Fingerprint(), ErrNotMember)
 	}
 	w.raw(g.replKey[:])
 	w.bytes([]byte(g.suite.Name()))
@@ -112,13 +121,13 @@ func (g *Group) keysBlob() ([]byte, error) {
 		b, err := c.MarshalBinary()
 		if err != nil {
 			clear(w.b)
-			return nil, fmt.Errorf("save group %s: %w", g.id.Fingerprint(), err)
+			return nil, 0, fmt.Errorf("save group %s: %w", g.id.Fingerprint(), err)
 		}
 		w.raw(ref.sender[:])
 		w.raw(ref.epoch[:])
 		w.bytes(b)
 	}
-	return w.b, nil
+	return w.b, changes, nil
 }
 
 // Open reopens a group this device saved with SaveKeys: it reads the keys
@@ -231,9 +240,22 @@ func Open(ctx context.Context, id *Identity, ks *crypto.Keystore, group crypto.P
 // restore rebuilds the state, loads delivered messages, advances own
 // sending chains past every index already used, and retries the entries
 // that were waiting for keys.
+//
+// With a delivery summary (written by the last Close, see summary.go) it
+// reads none of the delivered copies: the summary says what they told.
+// Without one (a crash, or a data directory from before summaries) it
+// reads them all; either way the delivered messages stay in the KV, not
+// in memory (deliveredMsg reads them when listed).
 func (g *Group) restore(ctx context.Context) error {
 	if _, err := g.rebuild(ctx); err != nil {
 		return err
+	}
+	s, err := g.takeSummary(ctx)
+	if err != nil {
+		return err
+	}
+	if s != nil {
+		return g.applySummary(ctx, s)
 	}
 	for kv, err := range g.kv.Query(ctx, log.KVQuery{Prefix: g.localPrefix()}) {
 		if err != nil {
@@ -244,8 +266,15 @@ func (g *Group) restore(ctx context.Context) error {
 			return err
 		}
 		k := m.CID.KeyString()
-		g.delivered[k], g.final[k] = m, true
+		g.final[k] = true
 		g.seen[msgRef{sender: m.Sender, epoch: m.Epoch, index: m.Index}] = k
+		ws := g.stats[m.Sender]
+		if ws == nil {
+			ws = &writerStats{limits: map[EpochID]uint64{}}
+			g.stats[m.Sender] = ws
+		}
+		ws.maxTime = max(ws.maxTime, m.Time)
+		ws.limits[m.Epoch] = max(ws.limits[m.Epoch], m.Index+1)
 		if m.Sender.Equal(g.me.DeviceKey()) {
 			if c := g.sendChains[m.Epoch]; c != nil {
 				for next, _ := c.Share(); next <= m.Index; next, _ = c.Share() {

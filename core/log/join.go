@@ -182,7 +182,7 @@ func (p *PreparedJoin) Commit(ctx context.Context) (JoinResult, error) {
 	p.done = true
 	if l.closed {
 		l.mu.Unlock()
-		return JoinResult{}, fmt.Errorf("join log %q from peer %q: %w", l.id, from, ErrClosed)
+		return JoinResult{}, fmt.Errorf("join log %q from peer %q: %w", l.id, from, l.closedErr())
 	}
 	accepted, rejected, err := l.validate(ctx, p.nodes, from)
 	if err != nil {

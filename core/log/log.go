@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
 )
@@ -95,6 +96,14 @@ type Log struct {
 	// signing bytes (both used under mu).
 	writer  ed25519.PublicKey
 	scratch []byte
+
+	// A large log's index is read after Open returns (loadIndex, holding
+	// mu): meanwhile Heads and Len answer from openHeads and openLen, the
+	// state Open read, which nothing can change before it is loaded.
+	loading   atomic.Bool
+	openHeads []cid.Cid
+	openLen   int
+	loadErr   error // set (with closed) if the index could not be read
 }
 
 // Open opens (or creates) the log id in kv, with entry blocks in blocks.
@@ -152,31 +161,77 @@ func Open(ctx context.Context, id string, blocks BlockStore, kv KV, signer Signe
 	count, err := kv.Get(ctx, l.key(tagCount))
 	switch {
 	case errors.Is(err, ErrNotFound):
+		count = nil
 	case err != nil:
 		return nil, fmt.Errorf("open log %q: read count: %w", id, err)
 	case len(count) != 8:
 		return nil, fmt.Errorf("open log %q: corrupt count record", id)
-	default:
+	}
+	if count != nil && binary.BigEndian.Uint64(count) >= uint64(o.lazyIndexMin) {
+		// A large log: the heads and the count are what opening needs;
+		// the index is read in the background, holding l.mu, so every
+		// method that needs it waits for it (Heads and Len answer from
+		// what Open read meanwhile: nothing can change before).
+		l.openLen = int(binary.BigEndian.Uint64(count))
+		l.openHeads = make([]cid.Cid, len(l.heads))
+		for i, h := range l.heads {
+			l.openHeads[i] = h.cid
+		}
+		if err := l.checkOrder(ctx); err != nil {
+			return nil, fmt.Errorf("open log %q: %w", id, err)
+		}
+		l.mu.Lock()
+		l.loading.Store(true)
+		go func() {
+			defer l.mu.Unlock()
+			err := l.loadIndex(context.Background(), count)
+			l.loading.Store(false)
+			if err != nil {
+				// Fail closed: writes return the error, reads find
+				// nothing.
+				l.loadErr = fmt.Errorf("open log %q: %w", id, err)
+				l.closed = true
+				l.index, l.known = nil, map[[cidLen]byte]uint64{}
+				l.logger.Error("read log index", "err", err)
+				return
+			}
+			l.placer.start(l)
+		}()
+		return l, nil
+	}
+	if err := l.loadIndex(ctx, count); err != nil {
+		return nil, fmt.Errorf("open log %q: %w", id, err)
+	}
+	if err := l.checkOrder(ctx); err != nil {
+		return nil, fmt.Errorf("open log %q: %w", id, err)
+	}
+	l.placer.start(l)
+	return l, nil
+}
+
+// loadIndex reads the ordered index (count entries, if count is not nil)
+// and the block records of entries not yet placed; l.mu is held or the
+// log is not shared yet.
+func (l *Log) loadIndex(ctx context.Context, count []byte) error {
+	kv := l.kv
+	if count != nil {
 		l.index = make([]orderKey, 0, binary.BigEndian.Uint64(count))
 	}
 	pl := len(l.opts.keyPrefix) + 1
 	for kvp, err := range kv.Query(ctx, KVQuery{Prefix: l.key(tagOrder), KeysOnly: true}) {
 		if err != nil {
-			return nil, fmt.Errorf("open log %q: read index: %w", id, err)
+			return fmt.Errorf("read index: %w", err)
 		}
 		if len(kvp.Key) != pl+len(orderKey{}) {
-			return nil, fmt.Errorf("open log %q: corrupt index record %x", id, kvp.Key)
+			return fmt.Errorf("corrupt index record %x", kvp.Key)
 		}
 		l.index = append(l.index, orderKey(kvp.Key[pl:]))
 	}
 	if !slices.IsSortedFunc(l.index, compareOrderKeys) {
-		return nil, fmt.Errorf("open log %q: kv query returned the index out of order", id)
+		return errors.New("kv query returned the index out of order")
 	}
 	if count != nil && uint64(len(l.index)) != binary.BigEndian.Uint64(count) {
-		return nil, fmt.Errorf("open log %q: index holds %d entries, count record says %d", id, len(l.index), binary.BigEndian.Uint64(count))
-	}
-	if err := l.checkOrder(ctx); err != nil {
-		return nil, fmt.Errorf("open log %q: %w", id, err)
+		return fmt.Errorf("index holds %d entries, count record says %d", len(l.index), binary.BigEndian.Uint64(count))
 	}
 	l.known = make(map[[cidLen]byte]uint64, len(l.index))
 	for i := range l.index {
@@ -186,11 +241,11 @@ func Open(ctx context.Context, id string, blocks BlockStore, kv KV, signer Signe
 	// process stopped before they were placed): placed again.
 	for kvp, err := range kv.Query(ctx, KVQuery{Prefix: l.key(tagBlock)}) {
 		if err != nil {
-			return nil, fmt.Errorf("open log %q: read unplaced blocks: %w", id, err)
+			return fmt.Errorf("read unplaced blocks: %w", err)
 		}
 		c, cerr := cid.Cast(kvp.Key[pl:])
 		if cerr != nil {
-			return nil, fmt.Errorf("open log %q: corrupt block record %x", id, kvp.Key)
+			return fmt.Errorf("corrupt block record %x", kvp.Key)
 		}
 		if _, ok := l.timeOf(c); !ok {
 			// Not in the index: a block record is written with the
@@ -200,13 +255,12 @@ func Open(ctx context.Context, id string, blocks BlockStore, kv KV, signer Signe
 		}
 		e, derr := DecodeBlock(c, slices.Clone(kvp.Value))
 		if derr != nil {
-			return nil, fmt.Errorf("open log %q: block record %s: %w", id, c, derr)
+			return fmt.Errorf("block record %s: %w", c, derr)
 		}
 		l.unsynced[c.KeyString()] = e
 		l.toPlace = append(l.toPlace, e)
 	}
-	l.placer.start(l)
-	return l, nil
+	return nil
 }
 
 func compareOrderKeys(a, b orderKey) int { return bytes.Compare(a[:], b[:]) }
@@ -249,6 +303,9 @@ func (l *Log) ID() string { return l.id }
 // sorted by binary CID: those written, so that a peer told of them can
 // fetch them (an append being written is not named until it is).
 func (l *Log) Heads() []cid.Cid {
+	if l.loading.Load() {
+		return slices.Clone(l.openHeads)
+	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	out := make([]cid.Cid, len(l.written))
@@ -260,6 +317,9 @@ func (l *Log) Heads() []cid.Cid {
 
 // Len returns the number of entries in the log.
 func (l *Log) Len() int {
+	if l.loading.Load() {
+		return l.openLen
+	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	return len(l.index)
@@ -483,7 +543,7 @@ func (l *Log) BeginAppend(ctx context.Context, payload []byte, extra func(*Entry
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return nil, nil, fmt.Errorf("append to log %q: %w", l.id, ErrClosed)
+		return nil, nil, fmt.Errorf("append to log %q: %w", l.id, l.closedErr())
 	}
 
 	// Next: the heads, or the maxNext newest of them; the time exceeds all.
@@ -659,9 +719,9 @@ func (l *Log) flush(ctx context.Context, w *pendingWrite) error {
 	wctx := context.WithoutCancel(ctx)
 	var err error
 	if l.opts.placeLater {
-		for _, e := range entries {
-			ops = append(ops, KVOp{Key: l.cidKey(tagBlock, e.cid), Value: e.raw})
-		}
+		var blockOps []KVOp
+		blockOps, err = l.blockOps(wctx, entries)
+		ops = append(ops, blockOps...)
 	} else {
 		err = l.putBlocks(wctx, entries)
 	}
@@ -707,6 +767,44 @@ func (l *Log) flush(ctx context.Context, w *pendingWrite) error {
 	return w.err
 }
 
+// blockChunk bounds the unsynced batches a large write puts its blocks in.
+const blockChunk = 1 << 20
+
+// blockOps returns the KV records of entries' blocks for the index batch.
+// A write with more than blockChunk bytes of blocks (a join catching up)
+// writes them first, in unsynced batches of about blockChunk, and returns
+// only the rest: one batch of many MiB costs the store (and a store out of
+// process, the message carrying it) a copy of it all at once. The index
+// batch is synced last, so a crash before it leaves blocks without an
+// index, which Open drops (the entries are fetched again); an entry is in
+// the log only with its block. Deleting a block record is in the index
+// batch too (placed), so no record this writes is deleted before it.
+func (l *Log) blockOps(ctx context.Context, entries []*Entry) ([]KVOp, error) {
+	total := 0
+	for _, e := range entries {
+		total += len(e.raw)
+	}
+	ops := make([]KVOp, 0, len(entries))
+	if total <= blockChunk {
+		for _, e := range entries {
+			ops = append(ops, KVOp{Key: l.cidKey(tagBlock, e.cid), Value: e.raw})
+		}
+		return ops, nil
+	}
+	size := 0
+	for _, e := range entries {
+		ops = append(ops, KVOp{Key: l.cidKey(tagBlock, e.cid), Value: e.raw})
+		size += len(e.raw)
+		if size >= blockChunk {
+			if err := l.kv.Batch(ctx, ops, false); err != nil {
+				return nil, fmt.Errorf("write blocks: %w", err)
+			}
+			ops, size = nil, 0
+		}
+	}
+	return ops, nil
+}
+
 // rollback removes from memory the entries of staged writes that were not
 // written; the heads go back to those last written. l.mu is held.
 func (l *Log) rollback(ws []*pendingWrite) {
@@ -722,6 +820,15 @@ func (l *Log) rollback(ws []*pendingWrite) {
 	}
 	l.index = slices.DeleteFunc(slices.Clone(l.index), func(k orderKey) bool { return drop[[cidLen]byte(k[40:])] })
 	l.heads = l.written
+}
+
+// closedErr is ErrClosed, with why the index could not be read if that
+// closed the log; l.mu is held.
+func (l *Log) closedErr() error {
+	if l.loadErr != nil {
+		return fmt.Errorf("%w: %w", ErrClosed, l.loadErr)
+	}
+	return ErrClosed
 }
 
 // Close stops the subscriptions; later Append and Join return ErrClosed.

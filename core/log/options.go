@@ -52,6 +52,7 @@ type options struct {
 	keyPrefix         []byte
 	syncWrites        bool
 	placeLater        bool
+	lazyIndexMin      int // logs of at least this many entries read their index after Open
 	logger            *slog.Logger
 	order             Order // nil: LamportOrder (order.go)
 }
@@ -69,8 +70,13 @@ func defaultOptions() options {
 		maxJoinEntries:    DefaultMaxJoinEntries,
 		maxJoinBytes:      DefaultMaxJoinBytes,
 		logger:            slog.New(slog.DiscardHandler),
+		lazyIndexMin:      lazyIndexMin,
 	}
 }
+
+// lazyIndexMin is the size from which Open reads a log's index in the
+// background (below it, reading it costs less than a millisecond or two).
+const lazyIndexMin = 1 << 14
 
 func positive(name string, n int) error {
 	if n <= 0 {

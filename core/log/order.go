@@ -120,7 +120,7 @@ func (l *Log) checkOrder(ctx context.Context) error {
 	stored, err := l.kv.Get(ctx, l.key(tagOrderName))
 	switch {
 	case errors.Is(err, ErrNotFound):
-		if len(l.index) > 0 || want == OrderLamport {
+		if len(l.index) > 0 || l.openLen > 0 || want == OrderLamport {
 			stored = []byte(OrderLamport)
 			break
 		}

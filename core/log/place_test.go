@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -345,5 +346,54 @@ func TestJoinWithoutSyncDoesNotWait(t *testing.T) {
 	}
 	if h := b.Heads(); len(h) != 1 || !h[0].Equals(e.CID()) {
 		t.Fatalf("heads after the write %v, want the joined entry", h)
+	}
+}
+
+// A join with more than blockChunk bytes of blocks writes them in unsynced
+// batches of about blockChunk before the one synced batch of the index, not
+// in one batch of them all. The index batch comes last: a crash before it
+// leaves blocks without an index, which a reopened log drops.
+func TestLargeJoinWritesBlocksInChunks(t *testing.T) {
+	ctx := context.Background()
+	a := newReplica(t, 1, nil)
+	payload := strings.Repeat("x", 64<<10)
+	var want []*Entry
+	for i := range 40 { // about 2.6 MiB of blocks
+		want = append(want, mustAppend(t, a.log, fmt.Sprintf("%d %s", i, payload)))
+	}
+	kv := &syncRecorder{MemKV: NewMemKV()}
+	key := testKey(t, 2)
+	access := AllowWriters(testKey(t, 1).Public().(ed25519.PublicKey), key.Public().(ed25519.PublicKey))
+	b, err := Open(ctx, testLogID, NewMemBlockStore(), kv, NewKeySigner(key), access,
+		WithSyncWrites(true), WithBlocksInKV(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	kv.batches = nil
+	if _, err := b.Join(ctx, a.log.Heads(), "a", FetchFrom(a.blocks)); err != nil {
+		t.Fatal(err)
+	}
+	if len(kv.batches) < 3 {
+		t.Fatalf("%d batches for 2.6 MiB of blocks, want at least 2 of blocks and the index", len(kv.batches))
+	}
+	blocks := 0
+	for i, bt := range kv.batches {
+		last := i == len(kv.batches)-1
+		if bt.sync != last {
+			t.Errorf("batch %d of %d: synced = %v, want only the last (the index) synced", i+1, len(kv.batches), bt.sync)
+		}
+		if !last {
+			blocks += bt.ops
+			if bt.ops > 17 {
+				t.Errorf("batch %d holds %d blocks of 64 KiB, want about 1 MiB", i+1, bt.ops)
+			}
+		}
+	}
+	if blocks == 0 || blocks >= len(want) {
+		t.Errorf("%d of %d blocks written before the index batch, want most of them", blocks, len(want))
+	}
+	if got := cids(collect(t, b.Entries(ctx))); !slices.EqualFunc(got, cids(want), cid.Cid.Equals) {
+		t.Fatalf("the log lists %d entries, want %d", len(got), len(want))
 	}
 }

@@ -3,11 +3,14 @@ package messenger
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -98,11 +101,82 @@ func (m *Messenger) setHeldMark(ctx context.Context, id replication.LogID, mk he
 	}
 }
 
+// unheldCache keeps each log's last reckoning with what it was made from:
+// SyncStatus and every metrics scrape ask again, and the answer changes
+// only when the log or what peers hold does.
+type unheldCache struct {
+	mu    sync.Mutex
+	byLog map[replication.LogID]unheldResult
+	walks atomic.Int64 // reckonings made (not answered from the cache)
+}
+
+type unheldResult struct {
+	key [sha256.Size]byte
+	out []cid.Cid
+}
+
+// unheldKey names what a reckoning of l depends on: the log (its heads
+// name every entry, its length to be sure) and the heads peers hold. (The
+// held mark only ever rises from a reckoning, which it then agrees with.)
+func unheldKey(l *group.ReplicatedLog, remote []replication.PeerHeads) [sha256.Size]byte {
+	h := sha256.New()
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(l.Len()))
+	h.Write(n[:])
+	heads := l.Heads()
+	binary.BigEndian.PutUint64(n[:], uint64(len(heads)))
+	h.Write(n[:])
+	for _, c := range heads {
+		h.Write([]byte(c.KeyString()))
+	}
+	var rs []string
+	for _, ph := range remote {
+		for _, c := range ph.Heads {
+			rs = append(rs, c.KeyString())
+		}
+	}
+	slices.Sort(rs)
+	rs = slices.Compact(rs)
+	for _, c := range rs {
+		binary.BigEndian.PutUint64(n[:], uint64(len(c)))
+		h.Write(n[:])
+		h.Write([]byte(c))
+	}
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	return k
+}
+
 // unheld returns this device's entries of l, newest first, that no other
 // node (member or replication node) is known to hold: entries that no
 // head a peer told us (announcement, digest, head exchange) is, or
-// descends from. At most maxUnheldScan are looked at.
+// descends from. At most maxUnheldScan are looked at. The answer is
+// cached until the log or the peers' heads change.
 func (m *Messenger) unheld(ctx context.Context, l *group.ReplicatedLog, id replication.LogID, remote []replication.PeerHeads) ([]cid.Cid, error) {
+	key := unheldKey(l, remote)
+	c := &m.unheldCache
+	c.mu.Lock()
+	r, ok := c.byLog[id]
+	c.mu.Unlock()
+	if ok && r.key == key {
+		return slices.Clone(r.out), nil
+	}
+	out, err := m.reckonUnheld(ctx, l, id, remote)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.byLog == nil {
+		c.byLog = map[replication.LogID]unheldResult{}
+	}
+	c.byLog[id] = unheldResult{key: key, out: slices.Clone(out)}
+	c.mu.Unlock()
+	return out, nil
+}
+
+// reckonUnheld is unheld without the cache.
+func (m *Messenger) reckonUnheld(ctx context.Context, l *group.ReplicatedLog, id replication.LogID, remote []replication.PeerHeads) ([]cid.Cid, error) {
+	m.unheldCache.walks.Add(1)
 	dev := m.id.DeviceKey()
 	mark, marked := m.heldMark(ctx, id)
 	var own []*log.Entry

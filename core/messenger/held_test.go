@@ -11,6 +11,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/skein-p2p/skein/core/messenger"
+	"github.com/skein-p2p/skein/plugins/simnet"
 )
 
 // TestUnheldUntilAnotherNodeHoldsIt: messages sent while cut off from
@@ -113,5 +114,55 @@ func TestLastReachableSurvivesRestart(t *testing.T) {
 	st, err = m.SyncStatus(ctx, ref)
 	if err != nil || st[0].State() != messenger.StateUnreachable || st[0].LastReachable.Before(lost.Round(0)) || st[0].LastReachable.After(stopped) {
 		t.Fatalf("after restart: %+v, %v; want unreachable since a time between %v and %v", st, err, lost, stopped)
+	}
+}
+
+// SyncStatus and metrics scrapes ask which own entries no other node holds
+// again and again: the answer is reckoned once per state of the log and of
+// the peers' heads, and again when either changes.
+func TestUnheldCachedUntilTheLogChanges(t *testing.T) {
+	ctx := context.Background()
+	sn := simnet.New()
+	defer sn.Close()
+	a := newTestNode(t, sn, "a")
+	if _, err := a.m.CreateGroup(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := a.m.Send(ctx, "g", fmt.Appendf(nil, "m%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unheld := func() int {
+		t.Helper()
+		u, err := a.m.Unheld(ctx, "g")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(u)
+	}
+	if n := unheld(); n != 3 {
+		t.Fatalf("unheld %d, want 3", n)
+	}
+	walks := a.m.UnheldWalks()
+	for range 5 {
+		if n := unheld(); n != 3 {
+			t.Fatalf("unheld %d from the cache, want 3", n)
+		}
+		if _, err := a.m.SyncStatus(ctx, "g"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w := a.m.UnheldWalks(); w != walks {
+		t.Fatalf("%d reckonings for an unchanged log, want none after the first", w-walks)
+	}
+	if _, err := a.m.Send(ctx, "g", []byte("one more")); err != nil {
+		t.Fatal(err)
+	}
+	if n := unheld(); n != 4 {
+		t.Fatalf("unheld %d after another send, want 4", n)
+	}
+	if w := a.m.UnheldWalks(); w == walks {
+		t.Fatal("the log changed and the cached answer was used")
 	}
 }

@@ -85,6 +85,8 @@ type Messenger struct {
 	repl   *replication.Replicator
 	logger *slog.Logger
 
+	unheldCache unheldCache
+
 	mu       sync.Mutex
 	groups   map[crypto.PublicKey]*held
 	replicas map[crypto.PublicKey]*replicaHeld

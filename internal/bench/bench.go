@@ -139,7 +139,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.Notes = append(r.Notes,
 		"Every node is a `skein run` child of the bench (its plugins its children in process mode), driven through the client API on its unix socket; two nodes talk over loopback TCP only.",
-		"RSS and CPU are summed over the node's process and its plugin processes (/proc); peak RSS is sampled every 50 ms.",
+		"RSS and CPU are summed over the node's process and its plugin processes (/proc); peak RSS is sampled every 50 ms. Plugin processes re-execute the skein binary, so summed RSS counts its resident pages once per process; \"the skein binary counted once\" is the anonymous memory of every process plus the largest file-backed resident share of one (/proc/PID/smaps_rollup), sampled the same way.",
 		"Wire bytes are TCP payload bytes of the nodes' connections (ss bytes_sent/bytes_received: Noise, yamux, gossipsub and all), divided by the messages; stream bytes are what the network plugin counts above Noise and yamux (skein_transport_*_bytes_total).",
 		"Profiles (--profile) are of the node process only: in process mode the plugins' CPU is not in them.",
 		"Catch-up (b) counts the blocks the offline node fetched by source (skein_blocks_fetched_total): bulk (/skein/entries/1), inline (in announcements) or network (bitswap, one by one).",
@@ -210,6 +210,15 @@ func (b *bench) profilePath(id, mode string) string {
 		return ""
 	}
 	return filepath.Join(b.cfg.ProfileDir, fmt.Sprintf("%s-%s.cpu.pprof", id, mode))
+}
+
+// heapPath is where the heap profile of scenario id in mode goes ("" when
+// profiles are off).
+func (b *bench) heapPath(id, mode string) string {
+	if b.cfg.ProfileDir == "" {
+		return ""
+	}
+	return filepath.Join(b.cfg.ProfileDir, fmt.Sprintf("%s-%s.heap.pprof", id, mode))
 }
 
 // figure builds a figure from runs: the median, checked against tgt (nil:

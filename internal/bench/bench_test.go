@@ -2,6 +2,7 @@ package bench
 
 import (
 	"math"
+	"os"
 	"testing"
 )
 
@@ -91,5 +92,17 @@ func TestSSTotalCountsEachConnectionOnce(t *testing.T) {
 	other := "0      0      127.0.0.1:4002 127.0.0.1:4001\n\t cubic bytes_sent:50 bytes_received:100\n"
 	if got := ssTotal(other, seen); got != 0 {
 		t.Errorf("the other end of a counted connection: %d, want 0", got)
+	}
+}
+
+// The binary-once count of a process tree is positive and no more than its
+// summed RSS (a single process: anonymous plus file-backed is its RSS).
+func TestTreeMemoryCountsTheBinaryOnce(t *testing.T) {
+	m := treeMemory(os.Getpid())
+	if m.RSS == 0 || m.Once == 0 {
+		t.Fatalf("treeMemory(self) = %+v, want both counted", m)
+	}
+	if m.Once > m.RSS {
+		t.Fatalf("binary once %d > summed RSS %d", m.Once, m.RSS)
 	}
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -142,4 +143,50 @@ func boring(name string) bool {
 		}
 	}
 	return false
+}
+
+// fetchHeap writes the heap profile of a's node process to path and
+// returns its live heap in bytes (inuse_space: as of the last GC). With
+// path "" or no profile endpoint it does nothing.
+func fetchHeap(ctx context.Context, a *agent, path string) (uint64, error) {
+	if a == nil || a.metricsAddr == "" || path == "" {
+		return 0, errors.New("no profile endpoint")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a.metricsAddr+"/debug/pprof/heap", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("heap profile: %s", resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return 0, err
+	}
+	prof, err := profile.ParseData(b)
+	if err != nil {
+		return 0, fmt.Errorf("heap profile: %w", err)
+	}
+	idx := -1
+	for i, st := range prof.SampleType {
+		if st.Type == "inuse_space" {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return 0, errors.New("heap profile: no inuse_space")
+	}
+	var sum int64
+	for _, s := range prof.Sample {
+		sum += s.Value[idx]
+	}
+	return uint64(max(sum, 0)), nil
 }

@@ -170,7 +170,7 @@ func (b *bench) appendScenario(ctx context.Context, mode string, s *Scenario) er
 			}
 			total += sz.Append
 			streamed = append(streamed, float64(sz.Append)/took.Seconds())
-			peaks = append(peaks, float64(peak.stop())/mib)
+			peaks = append(peaks, float64(peak.stop().RSS)/mib)
 			cpus = append(cpus, float64((treeUsage(ag.pid()).CPU-cpu0).Microseconds())/float64(total))
 			return nil
 		}()
@@ -209,7 +209,7 @@ func estimate(n, perSecond int) time.Duration {
 func (b *bench) catchUpScenario(ctx context.Context, mode string, s *Scenario) error {
 	sz := b.cfg.Sizes
 	for _, n := range sz.CatchUp {
-		var times, peaks, cpus []float64
+		var times, peaks, onces, heaps, cpus []float64
 		sources := map[string][]float64{}
 		for run := range b.cfg.Runs {
 			dir, err := b.dir("b")
@@ -267,7 +267,16 @@ func (b *bench) catchUpScenario(ctx context.Context, mode string, s *Scenario) e
 					b.progress.count(fmt.Sprintf("b (%s) run %d/%d: catching up", mode, run+1, b.cfg.Runs), len(got), n)
 				}
 				times = append(times, time.Since(t0).Seconds())
-				peaks = append(peaks, float64(peak.stop())/mib)
+				pk := peak.stop()
+				peaks = append(peaks, float64(pk.RSS)/mib)
+				onces = append(onces, float64(pk.Once)/mib)
+				if run == 0 && n == sz.CatchUp[len(sz.CatchUp)-1] {
+					if inuse, err := fetchHeap(ctx, nb, b.heapPath("b", mode)); err == nil {
+						heaps = append(heaps, float64(inuse)/mib)
+					} else if b.heapPath("b", mode) != "" {
+						s.Top = append(s.Top, "heap profile: "+err.Error())
+					}
+				}
 				cpus = append(cpus, float64((treeUsage(nb.pid()).CPU-cpu0).Microseconds())/float64(n))
 				// Where the entries came from (core/metrics).
 				if m, err := nb.metrics(ctx); err == nil {
@@ -299,8 +308,12 @@ func (b *bench) catchUpScenario(ctx context.Context, mode string, s *Scenario) e
 			f.Limit, f.Fraction = fmt.Sprintf("%s of %d on %d cores (%.3g s)", LimitVerify, n, cores(), verifyAll), verifyAll/f.Value
 		}
 		s.Figures = append(s.Figures, f,
-			b.figure(fmt.Sprintf("catch-up of %d: peak RSS of the node's processes", n), "MiB", peaks, tgtRSS, "", 0, false),
+			b.figure(fmt.Sprintf("catch-up of %d: peak memory of the node's processes, the skein binary counted once", n), "MiB", onces, tgtRSS, "", 0, false),
+			b.figure(fmt.Sprintf("catch-up of %d: peak RSS of the node's processes, summed (the binary once per process)", n), "MiB", peaks, nil, "", 0, false),
 			b.figure(fmt.Sprintf("catch-up of %d: CPU per entry", n), "µs", cpus, nil, LimitVerify+" (one signature)", perOp(b.limits[LimitVerify]), false))
+		if len(heaps) > 0 {
+			s.Figures = append(s.Figures, b.figure(fmt.Sprintf("catch-up of %d: live Go heap of the node process at the end (heap profile, last GC; first run)", n), "MiB", heaps, nil, "", 0, false))
+		}
 		for _, src := range []string{"inline", "bulk", "network"} {
 			if len(sources[src]) > 0 {
 				s.Figures = append(s.Figures, b.figure(fmt.Sprintf("catch-up of %d: blocks fetched %s", n, src), "blocks", sources[src], nil, "", 0, false))
@@ -665,7 +678,7 @@ func (b *bench) coldScenario(ctx context.Context, mode string, s *Scenario) erro
 	if err := initAgent(ctx, b.cfg.Binary, empty); err != nil {
 		return err
 	}
-	var full, bare, list, idle []float64
+	var full, bare, list, idle, idleOnce []float64
 	for run := range b.cfg.Runs {
 		b.progress.set(fmt.Sprintf("e (%s) run %d/%d: cold open", mode, run+1, b.cfg.Runs))
 		// An empty node: start-up alone; then idle.
@@ -678,7 +691,9 @@ func (b *bench) coldScenario(ctx context.Context, mode string, s *Scenario) erro
 		case <-time.After(3 * time.Second):
 		case <-ctx.Done():
 		}
-		idle = append(idle, float64(treeUsage(ag.pid()).RSS)/mib)
+		m := treeMemory(ag.pid())
+		idle = append(idle, float64(m.RSS)/mib)
+		idleOnce = append(idleOnce, float64(m.Once)/mib)
 		if err := ag.stop(); err != nil {
 			return err
 		}
@@ -721,7 +736,8 @@ func (b *bench) coldScenario(ctx context.Context, mode string, s *Scenario) erro
 	met := open.Value <= 100
 	open.Met = &met
 	s.Figures = append(s.Figures, open,
-		b.figure("idle RSS of a node with its plugins (3 s after start)", "MiB", idle, &target{value: 80}, "", 0, false))
+		b.figure("idle memory of a node with its plugins (3 s after start), the skein binary counted once", "MiB", idleOnce, &target{value: 80}, "", 0, false),
+		b.figure("idle RSS of a node with its plugins (3 s after start), summed (the binary once per process)", "MiB", idle, nil, "", 0, false))
 	return nil
 }
 
