@@ -108,6 +108,9 @@ func (rep *replica) dropKeptLocked(k string) {
 	if kh, ok := rep.kept[k]; ok {
 		rep.keptBytes -= len(kh.inline)
 		delete(rep.kept, k)
+		if len(rep.kept) == 0 {
+			rep.kept = map[string]*keptHead{} // a map never shrinks
+		}
 	}
 }
 

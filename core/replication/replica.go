@@ -526,6 +526,16 @@ func (rep *replica) settle(got []cid.Cid, added []*log.Entry) {
 			}
 		}
 	}
+	rep.shrinkFetchedLocked()
+}
+
+// shrinkFetchedLocked drops the fetched map's buckets once it is empty: a
+// Go map never shrinks, and a catch-up would leave each log holding the
+// buckets of its peak.
+func (rep *replica) shrinkFetchedLocked() {
+	if len(rep.fetched) == 0 {
+		rep.fetched = map[string]int{}
+	}
 }
 
 // watch follows the log's new entries and queues the local ones (those no
@@ -538,6 +548,7 @@ func (rep *replica) watch(entries <-chan *log.Entry) {
 		rep.dropKeptLocked(k)
 		if _, remote := rep.fetched[k]; remote {
 			delete(rep.fetched, k)
+			rep.shrinkFetchedLocked()
 			rep.mu.Unlock()
 			continue
 		}
