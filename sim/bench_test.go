@@ -23,7 +23,8 @@ import (
 // cluster. One iteration is one whole run (use -benchtime=1x). N=1000 runs
 // with SKEIN_BENCH_LARGE=1; SKEIN_BENCH_N=a,b,... picks the sizes;
 // SKEIN_BENCH_TIMEOUT bounds one run (default 20m); SKEIN_BENCH_HEAPPROFILE
-// names a file for a heap profile of the settled group.
+// names a file for a heap profile of the settled group,
+// SKEIN_BENCH_GOROUTINEPROFILE one for its goroutines.
 func BenchmarkGroupOfN(b *testing.B) {
 	sizes := []int{10, 100}
 	if os.Getenv("SKEIN_BENCH_LARGE") == "1" {
@@ -90,6 +91,17 @@ func groupRun(b *testing.B, n int) {
 			b.Fatal(err)
 		}
 		if err := pprof.WriteHeapProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+	if path := os.Getenv("SKEIN_BENCH_GOROUTINEPROFILE"); path != "" {
+		// Who holds the settled group's goroutines (go tool pprof -top).
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.Lookup("goroutine").WriteTo(f, 0); err != nil {
 			b.Fatal(err)
 		}
 		f.Close()

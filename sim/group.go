@@ -359,6 +359,20 @@ func (g *Group) epoch(n *Node) (group.EpochID, error) {
 	return gi.Epoch, err
 }
 
+// syncDetail describes m's replication of the group's logs (entries,
+// missing remote heads, given up, joins queued).
+func (g *Group) syncDetail(ctx context.Context, m *member) string {
+	st, err := m.node.Messenger.SyncStatus(ctx, g.Ref)
+	if err != nil || len(st) == 0 {
+		return ""
+	}
+	out := ""
+	for _, l := range st[0].Logs {
+		out += fmt.Sprintf("; %s: %d entries, %d heads missing, %d given up", l.Log, l.Entries, l.Missing, l.GivenUp)
+	}
+	return out
+}
+
 // lacks says what member m lacks to be settled ("" if nothing).
 func (g *Group) lacks(ctx context.Context, m *member, members int, epoch group.EpochID, epochErr error) string {
 	if epochErr != nil {
@@ -409,6 +423,7 @@ func (g *Group) missing(m *member) int {
 func (g *Group) WaitSettled(ctx context.Context) error {
 	start := time.Now()
 	wait := 20 * time.Millisecond
+	var syncShown time.Time
 	for {
 		g.mu.Lock()
 		members := append([]*member(nil), g.members...)
@@ -430,6 +445,12 @@ func (g *Group) WaitSettled(ctx context.Context) error {
 		g.mu.Lock()
 		g.settleAt = i
 		g.mu.Unlock()
+		if why != "" && g.c.cfg.Progress != nil && time.Since(syncShown) > 5*time.Second {
+			// What the lagging member's logs lack, now and then: a
+			// progress line, not a poll of every member's state.
+			syncShown = time.Now()
+			why += g.syncDetail(ctx, members[i])
+		}
 		g.c.progressDetail("settle", i, len(members), start, why)
 		if i == len(members) {
 			s := g.Settled(ctx)

@@ -205,6 +205,10 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	if want := InternPerNode * cfg.Nodes; want > log.EntryInternSize() {
 		log.SetEntryInternSize(want)
 	}
+	// And one copy of each parsed device certificate.
+	if want := InternPerNode * cfg.Nodes; want > crypto.CertificateInternSize() {
+		crypto.SetCertificateInternSize(want)
+	}
 	opts := append([]simnet.Option{simnet.WithSeed(cfg.Seed), simnet.WithDefaultLink(cfg.Link)}, cfg.Network...)
 	c.net = simnet.New(opts...)
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))

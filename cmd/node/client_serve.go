@@ -102,6 +102,7 @@ func serveMessenger(ctx context.Context, cfg *config.Config, ks *crypto.Keystore
 		mcfg.Replication = append(mcfg.Replication, replication.WithAntiEntropyInterval(d))
 	}
 	mcfg.Replication = append(mcfg.Replication, replication.WithRendezvousInterval(cfg.Replication.RendezvousInterval),
+		replication.WithMissingRetry(cfg.Replication.MissingRetry),
 		replication.WithRendezvousConnected(func(id string) { sources.Record(id, peersource.DHT) }))
 	if cfg.Replication.Serve {
 		secret, err := replicationSecret(cfg.Replication.SecretFile)

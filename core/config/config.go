@@ -96,6 +96,12 @@ type Replication struct {
 	// a digest, missing entries retried and heads exchanged with a few
 	// peers. Default 10s.
 	AntiEntropyInterval time.Duration `koanf:"anti_entropy_interval"`
+	// MissingRetry is the first retry delay of heads still missing when
+	// a join ends (an ancestor not served yet, a writer whose permission
+	// has not arrived): they are retried after it, then twice as long
+	// each time up to 30s, with the peers that named them, instead of
+	// waiting for the anti-entropy round. 0 turns it off. Default 1s.
+	MissingRetry time.Duration `koanf:"missing_retry"`
 	// RendezvousInterval is how often the members of each group are looked
 	// up through the network's content routing (the DHT) and the node's
 	// own rendezvous provided; 0 turns it off. Default 10m.

@@ -209,6 +209,8 @@ func TestProblems(t *testing.T) {
 			wants: []want{{key: "metrics.listen", msg: "required when metrics.pprof is true"}}},
 		{name: "anti-entropy too often", yaml: "replication:\n  anti_entropy_interval: 1ms\n",
 			wants: []want{{key: "replication.anti_entropy_interval", msg: "must be at least 100ms"}}},
+		{name: "missing retry too often", yaml: "replication:\n  missing_retry: 1ms\n",
+			wants: []want{{key: "replication.missing_retry", msg: "want 0 (off) or 100ms to 1m"}}},
 		{name: "rendezvous too often", yaml: "replication:\n  rendezvous_interval: 10ms\n",
 			wants: []want{{key: "replication.rendezvous_interval", msg: "want 0 (off) or at least 1s"}}},
 		{name: "rendezvous negative", yaml: "replication:\n  rendezvous_interval: -1m\n",

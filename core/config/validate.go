@@ -77,6 +77,9 @@ func (l *loader) validate(cfg *Config) {
 	if r.AntiEntropyInterval < 100*time.Millisecond {
 		l.problem("replication.anti_entropy_interval", "must be at least 100ms, got %s", r.AntiEntropyInterval)
 	}
+	if r.MissingRetry != 0 && (r.MissingRetry < 100*time.Millisecond || r.MissingRetry > time.Minute) {
+		l.problem("replication.missing_retry", "want 0 (off) or 100ms to 1m, got %s", r.MissingRetry)
+	}
 	if r.RendezvousInterval != 0 && r.RendezvousInterval < time.Second {
 		l.problem("replication.rendezvous_interval", "want 0 (off) or at least 1s, got %s", r.RendezvousInterval)
 	}

@@ -95,13 +95,18 @@ func (c *DeviceCertificate) UnmarshalBinary(b []byte) error {
 }
 
 // ParseDeviceCertificate decodes a certificate. It checks only the structure
-// (length, version); call VerifyDeviceCertificate before trusting it.
+// (length, version); call VerifyDeviceCertificate before trusting it. The
+// result may be shared with other callers (SetCertificateInternSize): do
+// not modify it.
 func ParseDeviceCertificate(b []byte) (*DeviceCertificate, error) {
 	if len(b) != DeviceCertificateSize {
 		return nil, fmt.Errorf("parse device certificate: %w: length %d, want %d", ErrMalformed, len(b), DeviceCertificateSize)
 	}
 	if b[0] != deviceCertVersion {
 		return nil, fmt.Errorf("parse device certificate: %w: version %d", ErrMalformed, b[0])
+	}
+	if c := sharedCertificate(b); c != nil {
+		return c, nil
 	}
 	c := &DeviceCertificate{}
 	p := b[1:]
@@ -111,7 +116,7 @@ func ParseDeviceCertificate(b []byte) (*DeviceCertificate, error) {
 	secs := int64(binary.BigEndian.Uint64(p[96:104]))
 	c.Created = time.Unix(secs, 0).UTC()
 	copy(c.Signature[:], p[104:])
-	return c, nil
+	return shareCertificate(b, c), nil
 }
 
 func (c *DeviceCertificate) signedPart() []byte {

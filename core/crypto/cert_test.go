@@ -120,3 +120,51 @@ func TestDeviceCertificateEncoding(t *testing.T) {
 		})
 	}
 }
+
+// With the certificate table on (package sim), the same encoding parsed
+// twice yields one shared certificate; any other bytes (a flipped
+// signature bit) parse to their own, which does not verify; the table's
+// bound drops old generations; off, every parse is a new copy.
+func TestCertificateIntern(t *testing.T) {
+	t.Cleanup(func() { SetCertificateInternSize(0) })
+	good, err := IssueDeviceCertificate(mustSigningKey(t), mustDeviceKey(t).Public(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := good.MarshalBinary()
+	forged := bytes.Clone(b)
+	forged[len(forged)-1] ^= 1
+	parse := func(b []byte) *DeviceCertificate {
+		t.Helper()
+		c, err := ParseDeviceCertificate(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	SetCertificateInternSize(0)
+	if parse(b) == parse(b) {
+		t.Fatal("off: two parses share a certificate")
+	}
+	SetCertificateInternSize(4)
+	c1, c2 := parse(b), parse(b)
+	if c1 != c2 || *c1 != *good {
+		t.Fatalf("on: parses of one encoding not shared (%p, %p) or not equal", c1, c2)
+	}
+	f := parse(forged)
+	if f == c1 || VerifyDeviceCertificate(f, good.Account) == nil {
+		t.Fatal("a forged encoding yielded the shared certificate, or verified")
+	}
+	if VerifyDeviceCertificate(parse(b), good.Account) != nil {
+		t.Fatal("the shared certificate does not verify")
+	}
+	for range 4 { // two generations of 2: c1 is dropped
+		other, _ := IssueDeviceCertificate(mustSigningKey(t), mustDeviceKey(t).Public(), time.Now())
+		ob, _ := other.MarshalBinary()
+		parse(ob)
+	}
+	if parse(b) == c1 {
+		t.Fatal("the table kept more than its bound")
+	}
+}

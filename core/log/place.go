@@ -144,6 +144,7 @@ func (l *Log) placeQueued(last bool) error {
 		delete(l.unsynced, e.cid.KeyString())
 		l.placed = append(l.placed, l.cidKey(tagBlock, e.cid))
 	}
+	l.shrinkUnsynced()
 	return nil
 }
 

@@ -35,7 +35,8 @@ func (r *Replicator) Announce(ctx context.Context, id LogID) error {
 }
 
 // RetryMissing queues joins, now, of the heads peers named for the log
-// with id that are still missing here (anti-entropy does the same every
+// with id that are still missing here, the heads kept after a join
+// (WithMissingRetry) among them (anti-entropy does the same every
 // interval). A caller whose other state just changed calls it: a group's
 // messages refused because the group's membership log lagged behind
 // (log.ErrNotYetAllowed) are fetched again as soon as the membership
@@ -50,5 +51,6 @@ func (r *Replicator) RetryMissing(ctx context.Context, id LogID) error {
 		return fmt.Errorf("retry log %s: list peers: %w", id, err)
 	}
 	rep.retryMissing(peerSet(peers))
+	rep.retryKept(true)
 	return nil
 }

@@ -71,7 +71,8 @@ type options struct {
 	// pubsubValidated: every honest node's network validates pubsub
 	// messages with ValidateAnnouncement before forwarding them.
 	pubsubValidated bool
-	parallelJoins   int // see WithParallelJoins
+	parallelJoins   int           // see WithParallelJoins
+	missingRetry    time.Duration // see WithMissingRetry; 0: off
 }
 
 func defaultOptions() options {
@@ -92,6 +93,7 @@ func defaultOptions() options {
 		reexchange:     reexchangeAfter,
 		bulkRetry:      bulkRetryAfter,
 		parallelJoins:  DefaultParallelJoins,
+		missingRetry:   DefaultMissingRetry,
 		logger:         slog.New(slog.DiscardHandler),
 	}
 }
@@ -308,4 +310,18 @@ func WithGiveUpAfter(d time.Duration) Option {
 // DHT). f must not block.
 func WithRendezvousConnected(f func(peerID string)) Option {
 	return func(o *options) error { o.rendezvousHook = f; return nil }
+}
+
+// WithMissingRetry sets the first retry delay of the heads still missing
+// when a join ends (an ancestor not served yet, a writer whose permission
+// has not arrived, a fetch that timed out): default DefaultMissingRetry.
+// Such a head is kept with up to three of the peers that named it (and its
+// block, if it came inline) and retried after d, 2d, 4d … (at most 30 s
+// apart, or d if longer), asking those peers in turn, each ask spending a
+// token of the asked peer's head fetch budget, until the log has it, its
+// write is refused, WithGiveUpAfter has passed, or every peer that named
+// it is cut off; at most 1,024 heads a log. 0 turns it off: such heads
+// then wait for the next anti-entropy round.
+func WithMissingRetry(d time.Duration) Option {
+	return func(o *options) error { o.missingRetry = d; return nonNegativeDuration("missing retry", d) }
 }

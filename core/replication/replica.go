@@ -62,6 +62,12 @@ type replica struct {
 	givenUpSet   map[string]bool      // heads given up (no peer served them)
 	givenUp      uint64
 	prog         progress // catch-up figures (progress.go)
+
+	// Heads still missing after a join, retried on a timer (missing.go).
+	kept       map[string]*keptHead
+	keptBytes  int         // inline blocks kept with them
+	retryTimer *time.Timer // nil until a head is kept
+	retryAt    time.Time   // when retryTimer fires (zero: not armed)
 }
 
 // via says how heads reached a replica, which decides who can be held
@@ -106,10 +112,13 @@ type remoteState struct {
 
 func newReplica(r *Replicator, id LogID, keys *TopicKeys, channel string, l Log) *replica {
 	ctx, cancel := context.WithCancel(r.ctx)
-	return &replica{r: r, id: id, topic: keys.Topic, keys: keys, channel: channel, log: l, ctx: ctx, cancel: cancel,
+	rep := &replica{r: r, id: id, topic: keys.Topic, keys: keys, channel: channel, log: l, ctx: ctx, cancel: cancel,
 		wake: make(chan struct{}, 1), pubWake: make(chan struct{}, 1),
 		jobs: map[jobKey]*job{}, fetched: map[string]int{}, busy: map[string]bool{}, refused: map[string]time.Time{},
-		remote: map[string]*remoteState{}, missingSince: map[string]time.Time{}, givenUpSet: map[string]bool{}}
+		remote: map[string]*remoteState{}, missingSince: map[string]time.Time{}, givenUpSet: map[string]bool{},
+		kept: map[string]*keptHead{}}
+	context.AfterFunc(ctx, rep.stopRetries) // no goroutine until ctx ends
+	return rep
 }
 
 func signal(c chan struct{}) {
@@ -156,6 +165,7 @@ func (rep *replica) received(peer string, heads []cid.Cid, inline [][]byte, how 
 		rep.r.peerSeen(peer, rep.id)
 	}
 	rep.remote[peer] = &remoteState{heads: slices.Clone(heads), missing: missing, seen: time.Now(), direct: direct}
+	rep.namedKeptLocked(jobKey{peer: peer, direct: direct}, missing)
 	if len(missing) == 0 {
 		if how != viaAnnouncement {
 			rep.lastSync = time.Now()
@@ -237,6 +247,7 @@ func (rep *replica) forget(peer string) {
 	delete(rep.jobs, jobKey{peer: peer})
 	rep.queue = slices.DeleteFunc(rep.queue, func(k jobKey) bool { return k.peer == peer })
 	delete(rep.remote, peer)
+	rep.forgetKeptLocked(peer)
 }
 
 // retryMissing queues joins of the remote heads still missing from live
@@ -422,6 +433,7 @@ func (rep *replica) join(key jobKey, j *job) {
 		rep.lastSync = time.Now()
 	}
 	rep.mu.Unlock()
+	rep.missed(key, j, fetched)
 }
 
 // blame deals with an entry the log rejected as proof of misbehaviour. A
@@ -514,6 +526,16 @@ func (rep *replica) settle(got []cid.Cid, added []*log.Entry) {
 			}
 		}
 	}
+	rep.shrinkFetchedLocked()
+}
+
+// shrinkFetchedLocked drops the fetched map's buckets once it is empty: a
+// Go map never shrinks, and a catch-up would leave each log holding the
+// buckets of its peak.
+func (rep *replica) shrinkFetchedLocked() {
+	if len(rep.fetched) == 0 {
+		rep.fetched = map[string]int{}
+	}
 }
 
 // watch follows the log's new entries and queues the local ones (those no
@@ -523,8 +545,10 @@ func (rep *replica) watch(entries <-chan *log.Entry) {
 		rep.sawEntry(e)
 		k := e.CID().KeyString()
 		rep.mu.Lock()
+		rep.dropKeptLocked(k)
 		if _, remote := rep.fetched[k]; remote {
 			delete(rep.fetched, k)
+			rep.shrinkFetchedLocked()
 			rep.mu.Unlock()
 			continue
 		}

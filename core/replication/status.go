@@ -38,7 +38,9 @@ type LogStatus struct {
 	LocalHeads []cid.Cid
 	// Remote lists, per peer, the heads it last said it has.
 	Remote []PeerHeads
-	// Missing are remote heads not (yet) in the local log, sorted.
+	// Missing are remote heads not (yet) in the local log, sorted: those
+	// peers last named and those kept for retry after a join
+	// (WithMissingRetry).
 	Missing []cid.Cid
 	// Queued is the number of peers whose heads wait to be joined;
 	// Fetching is true while a join runs; Pending counts the CIDs the last
@@ -121,6 +123,12 @@ func (rep *replica) status() LogStatus {
 				seen[c.KeyString()] = true
 				s.Missing = append(s.Missing, c)
 			}
+		}
+	}
+	for k, kh := range rep.kept {
+		if !seen[k] {
+			seen[k] = true
+			s.Missing = append(s.Missing, kh.c)
 		}
 	}
 	slices.SortFunc(s.Remote, func(a, b PeerHeads) int { return strings.Compare(a.Peer, b.Peer) })
