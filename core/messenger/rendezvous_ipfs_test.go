@@ -121,21 +121,24 @@ func TestMembersMeetAtTheRendezvousOverIPFS(t *testing.T) {
 			}
 			// Whichever looked up after the other had provided found it
 			// (the joiner, unless its first lookup came before the
-			// inviter's record reached the DHT node).
-			var found uint64
-			for i, m := range ms {
-				st, err := m.SyncStatus(ctx, "g")
-				if err != nil {
-					t.Fatal(err)
+			// inviter's record reached the DHT node). A round records its
+			// status only when it ends, after its provides, and the join
+			// may complete before: as soon as the joiner's lookup has
+			// dialled the inviter, or the inviter's first provide reached
+			// the DHT node. Wait for both rounds to end.
+			waitFor(t, "both members' rendezvous rounds, one finding the other", func() bool {
+				var found uint64
+				ended := true
+				for _, m := range ms {
+					st, err := m.SyncStatus(ctx, "g")
+					if err != nil {
+						t.Fatal(err)
+					}
+					ended = ended && !st[0].Rendezvous.Last.IsZero()
+					found += st[0].Rendezvous.Found
 				}
-				if st[0].Rendezvous.Last.IsZero() {
-					t.Fatalf("member %d ran no rendezvous round: %+v", i, st[0].Rendezvous)
-				}
-				found += st[0].Rendezvous.Found
-			}
-			if found < 1 {
-				t.Fatal("the members met, but neither's rendezvous status says it found the other")
-			}
+				return ended && found >= 1
+			})
 			oneEach(t, ms, gi.ID.String())
 		})
 	}

@@ -92,7 +92,12 @@ func TestDiscoverDialsEachPeerOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, ctx, "the sentinel dialled", func() bool { return nwA.count(sentinel.ID) == 1 })
+	// The sightings are handled in order, but each dial runs in its own
+	// goroutine: the sentinel's may reach Connect before the unreachable
+	// peer's. Once both are dialled, every sighting was handled.
+	waitUntil(t, ctx, "the sentinel and the unreachable peer dialled", func() bool {
+		return nwA.count(sentinel.ID) == 1 && nwA.count(unreachable.ID) > 0
+	})
 	cases := []struct {
 		name string
 		id   string

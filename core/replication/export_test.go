@@ -24,3 +24,38 @@ func ReachedByPubsub(r *Replicator, peer string) bool {
 	}
 	return false
 }
+
+// ReexchangesDue returns how many peers r has a head exchange due again
+// with (reexchanges).
+func ReexchangesDue(r *Replicator) int {
+	q := &r.later
+	q.init()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.due)
+}
+
+// ExchangesRunning returns how many head exchanges r is running (or has
+// due again right after the running one).
+func ExchangesRunning(r *Replicator) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.exchanging) + len(r.again)
+}
+
+// ProvenOnAnyTopic reports whether peer proved to r it holds any topic r
+// replicates, on its current connection.
+func ProvenOnAnyTopic(r *Replicator, peer string) bool {
+	r.mu.Lock()
+	topics := make([]string, 0, len(r.topics))
+	for t := range r.topics {
+		topics = append(topics, t)
+	}
+	r.mu.Unlock()
+	for _, t := range topics {
+		if r.proofs.has(peer, t) {
+			return true
+		}
+	}
+	return false
+}

@@ -42,7 +42,9 @@ func TestPeerConnectsLeaveNoWaitingGoroutines(t *testing.T) {
 	const peers = 40
 	sn := simnet.New(simnet.WithPubsub(simnet.PubsubFlood))
 	t.Cleanup(func() { _ = sn.Close() })
-	opts := []replication.Option{replication.WithAntiEntropyInterval(time.Hour)}
+	// Re-exchanges due in an hour: every connect stays due for the whole
+	// test, so a goroutine per connect would still be waiting below.
+	opts := []replication.Option{replication.WithAntiEntropyInterval(time.Hour), replication.WithReexchange(time.Hour)}
 	keys := make([]ed25519.PrivateKey, peers+1)
 	pubs := make([]ed25519.PublicKey, len(keys))
 	for i := range keys {
@@ -50,6 +52,7 @@ func TestPeerConnectsLeaveNoWaitingGoroutines(t *testing.T) {
 		pubs[i] = keys[i].Public().(ed25519.PublicKey)
 	}
 	var hub *peerNode
+	reps := make([]*replication.Replicator, 0, len(keys))
 	for i := range keys {
 		nd, err := sn.AddNode(fmt.Sprintf("p%02d", i))
 		if err != nil {
@@ -59,15 +62,28 @@ func TestPeerConnectsLeaveNoWaitingGoroutines(t *testing.T) {
 		if i == 0 {
 			hub = p
 		}
+		reps = append(reps, p.rep)
 	}
-	before := replicationGoroutines(t, "exchangeLater")
 	sn.ConnectAll() // every replicator sees every other connect
 	if _, err := hub.log.Append(t.Context(), []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	if got := replicationGoroutines(t, "exchangeLater") - before; got != 0 {
-		t.Errorf("%d goroutines in exchangeLater after %d peers connected, want none", got, peers)
-	}
+	// Every connect scheduled (each replicator has every other peer due).
+	waitFor(t, 30*time.Second, func() string { return "every connect to be scheduled" }, func() bool {
+		for _, r := range reps {
+			if replication.ReexchangesDue(r) != peers {
+				return false
+			}
+		}
+		return true
+	})
+	// A goroutine may still be passing through exchangeLater (scheduling
+	// the last connect, or a replicator of an earlier test stopping): the
+	// count must fall to none, while a goroutine waiting per connect would
+	// keep it at peers*(peers+1) for an hour.
+	waitFor(t, 10*time.Second, func() string {
+		return fmt.Sprintf("%d goroutines in exchangeLater after %d peers connected, want none", replicationGoroutines(t, "exchangeLater"), peers)
+	}, func() bool { return replicationGoroutines(t, "exchangeLater") == 0 })
 	if got, want := replicationGoroutines(t, "reexchangeLoop"), peers+1; got != want {
 		t.Errorf("%d reexchange loops, want one per replicator (%d)", got, want)
 	}

@@ -62,6 +62,22 @@ func TestHeadsExchangedWhenProvenPeerJoinsTopic(t *testing.T) {
 	sn.ConnectAll()
 	appendN(t, a, 3, "before")
 	waitFor(t, 10*time.Second, lens(peers), func() bool { return converged(peers, 3) })
+	// The entries may converge by pubsub before the exchanges on
+	// connecting: wait until each side proved itself to the other, ran
+	// its one re-exchange and has no exchange running. Until then a still
+	// counts b as fresh (its appends below would be followed by an
+	// exchange), or an exchange in flight could read a's heads after them.
+	waitFor(t, 10*time.Second, func() string { return "the exchanges on connecting to end" }, func() bool {
+		for _, x := range []struct {
+			p    *peerNode
+			peer string
+		}{{a, "b"}, {b, "a"}} {
+			if !replication.ProvenOnAnyTopic(x.p.rep, x.peer) || replication.ReexchangesDue(x.p.rep) != 0 || replication.ExchangesRunning(x.p.rep) != 0 {
+				return false
+			}
+		}
+		return true
+	})
 
 	sn.SetLink("a", "b", simnet.Link{Loss: 1})
 	lost := sn.Stats().Lost
