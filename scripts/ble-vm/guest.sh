@@ -39,6 +39,16 @@ ensure_bluetoothd() {
   result "NOTE bluetoothd exited during $1 (see out/bluetoothd.log); started again"
   start_bluetoothd
 }
+# A fresh daemon and controllers: bluetoothd stopped, both controllers
+# powered off (which drops their LE links) and on again under a new
+# daemon. BlueZ 5.66 here has been seen to keep state from one test into
+# the next (a GATT client's notify session still "acquired", a device it
+# believes "already connected"), after which the next test cannot connect.
+fresh_bluetoothd() {
+  kill $BTD 2>/dev/null; wait $BTD 2>/dev/null
+  btmgmt -i hci0 power off; btmgmt -i hci1 power off
+  start_bluetoothd
+}
 start_bluetoothd
 if ! [ -e /sys/class/bluetooth/hci1 ]; then result "FAIL guest: btvirt made no second controller"; exit 0; fi
 cd /tmp
@@ -65,11 +75,24 @@ for t in $tests; do
   [ $t = TestBlueZConformanceOutOfProcess ] && run=${suite/TestBlueZConformance/TestBlueZConformanceOutOfProcess}
   limit=300
   [ $t = TestBlueZGATTFallback ] && limit=120
-  SKEIN_BLE_ADAPTERS=hci0,hci1 timeout $limit /tmp/ble.test -test.run "$run" -test.v -test.timeout $((limit - 10))s > $O/$t.log 2>&1
-  rc=$?
+  # Each test starts on a fresh daemon and controllers. A test that fails
+  # is run once more on fresh ones: the first failure is kept in
+  # out/$t.first.log and reported as a NOTE line, so a BlueZ state
+  # problem shows in CI's output without failing it; a second failure
+  # fails it.
+  for try in 1 2; do
+    fresh_bluetoothd
+    SKEIN_BLE_ADAPTERS=hci0,hci1 timeout $limit /tmp/ble.test -test.run "$run" -test.v -test.timeout $((limit - 10))s > $O/$t.log 2>&1
+    rc=$?
+    ensure_bluetoothd $t
+    [ $rc = 0 ] && break
+    if [ $try = 1 ]; then
+      mv $O/$t.log $O/$t.first.log
+      result "NOTE $t failed on its first run (rc $rc, out/$t.first.log: $(grep -m1 -E '_test.go:[0-9]+:' $O/$t.first.log | sed 's/^ *//' | cut -c1-200)); run again on a fresh bluetoothd and controllers"
+    fi
+  done
   grep -h 'FIGURE' $O/$t.log | sed 's/^ *[a-z_]*\.go:[0-9]*: //' >> $O/figures.txt
   if [ $rc = 0 ]; then result "PASS $t"; else result "FAIL $t (rc $rc, out/$t.log)"; fi
-  ensure_bluetoothd $t
 done
 
 [ -s $S/only ] && { touch $O/done; exit 0; }
@@ -77,6 +100,7 @@ done
 # 2. Two skein nodes made by `skein init --preset ble`, one per controller,
 #    BLE their only transport: they find each other, one makes a group,
 #    the other joins, messages both ways.
+fresh_bluetoothd
 SK=/tmp/skein-bin
 $SK init --preset ble --data-dir /tmp/a > /dev/null
 $SK init --preset ble --data-dir /tmp/b > /dev/null
