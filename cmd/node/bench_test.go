@@ -64,23 +64,8 @@ func BenchmarkNodeStartStop(b *testing.B) {
 // after the send is acknowledged): the time until a send is acknowledged, and so
 // durable. It reports p50 and p90 in ms.
 func BenchmarkSendThroughRunningNode(b *testing.B) {
-	env := testEnv(b)
-	dir := filepath.Join(b.TempDir(), "node")
-	if r := skein(b, env, "init", "--data-dir", dir); r.code != 0 {
-		b.Fatalf("init: %s", r.stderr)
-	}
-	n := startKill9Node(b, env, dir)
-	defer n.stop(b)
-	cl, err := client.Dial(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
+	cl, g := benchNode(b)
 	ctx := context.Background()
-	g, err := cl.Groups.Create(ctx, &apiv1.CreateGroupRequest{Name: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
 	body := make([]byte, 200)
 	var took []time.Duration
 	for b.Loop() {
@@ -101,23 +86,8 @@ func BenchmarkSendThroughRunningNode(b *testing.B) {
 // it reports acknowledged messages per second.
 func BenchmarkConcurrentSendsThroughRunningNode(b *testing.B) {
 	const senders = 16
-	env := testEnv(b)
-	dir := filepath.Join(b.TempDir(), "node")
-	if r := skein(b, env, "init", "--data-dir", dir); r.code != 0 {
-		b.Fatalf("init: %s", r.stderr)
-	}
-	n := startKill9Node(b, env, dir)
-	defer n.stop(b)
-	cl, err := client.Dial(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
+	cl, g := benchNode(b)
 	ctx := context.Background()
-	g, err := cl.Groups.Create(ctx, &apiv1.CreateGroupRequest{Name: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
 	body := make([]byte, 200)
 	t0 := time.Now()
 	b.SetParallelism((senders + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
@@ -137,23 +107,8 @@ func BenchmarkConcurrentSendsThroughRunningNode(b *testing.B) {
 // over Messages.SendStream (client.Sender, apiv1.MaxSendsInFlight in
 // flight): it reports acknowledged (durable) messages per second.
 func BenchmarkStreamedSendsThroughRunningNode(b *testing.B) {
-	env := testEnv(b)
-	dir := filepath.Join(b.TempDir(), "node")
-	if r := skein(b, env, "init", "--data-dir", dir); r.code != 0 {
-		b.Fatalf("init: %s", r.stderr)
-	}
-	n := startKill9Node(b, env, dir)
-	defer n.stop(b)
-	cl, err := client.Dial(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
+	cl, g := benchNode(b)
 	ctx := context.Background()
-	g, err := cl.Groups.Create(ctx, &apiv1.CreateGroupRequest{Name: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
 	s, err := cl.NewSender(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -188,4 +143,27 @@ func BenchmarkStreamedSendsThroughRunningNode(b *testing.B) {
 	if err := s.Close(ctx); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// benchNode starts a `skein run` made by `skein init` (stopped at the end
+// of the benchmark) and creates a group on it through a client.
+func benchNode(b *testing.B) (*client.Client, *apiv1.GroupInfo) {
+	b.Helper()
+	env := testEnv(b)
+	dir := filepath.Join(b.TempDir(), "node")
+	if r := skein(b, env, "init", "--data-dir", dir); r.code != 0 {
+		b.Fatalf("init: %s", r.stderr)
+	}
+	n := startKill9Node(b, env, dir)
+	b.Cleanup(func() { n.stop(b) })
+	cl, err := client.Dial(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cl.Close() })
+	g, err := cl.Groups.Create(context.Background(), &apiv1.CreateGroupRequest{Name: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cl, g
 }
