@@ -24,23 +24,8 @@ type procUsage struct {
 // treeUsage sums RSS and CPU over pid and its descendants (the node and
 // its plugin processes). A process that ends while it is read is skipped.
 func treeUsage(pid int) procUsage {
-	children := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if _, ppid, _, ok := readStat(p); ok {
-			children[ppid] = append(children[ppid], p)
-		}
-	}
 	var u procUsage
-	stack := []int{pid}
-	for len(stack) > 0 {
-		p := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		stack = append(stack, children[p]...)
+	for _, p := range treePIDs(pid) {
 		_, _, cpu, ok := readStat(p)
 		if !ok {
 			continue
