@@ -1,5 +1,7 @@
 package replication
 
+import "slices"
+
 // TopicJoinExchanges returns how many head exchanges r started because a
 // proven peer joined a topic.
 func TopicJoinExchanges(r *Replicator) int64 { return r.topicJoins.Load() }
@@ -11,18 +13,19 @@ func FreshExchangesSkipped(r *Replicator) int64 { return r.freshSkipped.Load() }
 // ReachedByPubsub reports whether r counts peer as reached by pubsub on
 // any topic it replicates (joined and proven).
 func ReachedByPubsub(r *Replicator, peer string) bool {
+	return anyTopic(r, func(t string) bool { return r.reachedByPubsub(peer, t) })
+}
+
+// anyTopic reports whether f holds for any topic r replicates (called
+// without r.mu held).
+func anyTopic(r *Replicator, f func(topic string) bool) bool {
 	r.mu.Lock()
 	topics := make([]string, 0, len(r.topics))
 	for t := range r.topics {
 		topics = append(topics, t)
 	}
 	r.mu.Unlock()
-	for _, t := range topics {
-		if r.reachedByPubsub(peer, t) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(topics, f)
 }
 
 // ReexchangesDue returns how many peers r has a head exchange due again
@@ -46,16 +49,5 @@ func ExchangesRunning(r *Replicator) int {
 // ProvenOnAnyTopic reports whether peer proved to r it holds any topic r
 // replicates, on its current connection.
 func ProvenOnAnyTopic(r *Replicator, peer string) bool {
-	r.mu.Lock()
-	topics := make([]string, 0, len(r.topics))
-	for t := range r.topics {
-		topics = append(topics, t)
-	}
-	r.mu.Unlock()
-	for _, t := range topics {
-		if r.proofs.has(peer, t) {
-			return true
-		}
-	}
-	return false
+	return anyTopic(r, func(t string) bool { return r.proofs.has(peer, t) })
 }
