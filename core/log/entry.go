@@ -286,7 +286,7 @@ func DecodeBlock(c cid.Cid, data []byte) (*Entry, error) {
 // DecodeEntry decodes an entry from its encoding and computes its CID. It
 // performs the same checks as DecodeBlock except the CID comparison.
 func DecodeEntry(data []byte) (*Entry, error) {
-	if entryIntern.size.Load() != 0 {
+	if entryIntern.Size() != 0 {
 		c := blockCID(data)
 		if e := sharedEntry(c, data); e != nil {
 			return e, nil

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/skein-p2p/skein/internal/intern"
 )
 
 // cidIntern shares the CIDs decoded from entries' links between every
@@ -105,39 +107,23 @@ func storeCID(k [cidLen]byte, c cid.Cid) cid.Cid {
 // fields alias its block's bytes, which nobody may modify either); the
 // table keeps its own copy of those bytes. Bytes that differ from the
 // table's under the same CID are decoded as usual (and fail its hash).
-var entryIntern struct {
-	size     atomic.Int64
-	mu       sync.Mutex
-	cur, old map[[cidLen]byte]*Entry
-}
+var entryIntern intern.Table[[cidLen]byte, *Entry]
 
 // SetEntryInternSize sets how many decoded entries the process shares
 // between its logs (0, the default, turns sharing off) and empties the
 // table. Package sim turns it on for its in-process nodes.
-func SetEntryInternSize(n int) {
-	entryIntern.mu.Lock()
-	defer entryIntern.mu.Unlock()
-	entryIntern.size.Store(int64(max(n, 0)))
-	entryIntern.cur, entryIntern.old = nil, nil
-}
+func SetEntryInternSize(n int) { entryIntern.SetSize(n) }
 
 // EntryInternSize returns the size SetEntryInternSize set.
-func EntryInternSize() int { return int(entryIntern.size.Load()) }
+func EntryInternSize() int { return entryIntern.Size() }
 
 // sharedEntry returns the table's entry for c if its bytes are data.
 func sharedEntry(c cid.Cid, data []byte) *Entry {
 	s := c.KeyString()
-	if entryIntern.size.Load() == 0 || len(s) != cidLen {
+	if entryIntern.Size() == 0 || len(s) != cidLen {
 		return nil
 	}
-	var k [cidLen]byte
-	copy(k[:], s)
-	entryIntern.mu.Lock()
-	e, ok := entryIntern.cur[k]
-	if !ok {
-		e = entryIntern.old[k]
-	}
-	entryIntern.mu.Unlock()
+	e, _ := entryIntern.Get([cidLen]byte([]byte(s)))
 	if e == nil || !bytes.Equal(e.raw, data) {
 		return nil
 	}
@@ -148,9 +134,8 @@ func sharedEntry(c cid.Cid, data []byte) *Entry {
 // c) into a new entry the table keeps, on its own copy of data; it
 // returns nil when the table is off.
 func shareEntry(c cid.Cid, data []byte) (*Entry, error) {
-	size := int(entryIntern.size.Load())
 	s := c.KeyString()
-	if size == 0 || len(s) != cidLen {
+	if entryIntern.Size() == 0 || len(s) != cidLen {
 		return nil, nil
 	}
 	e, err := decodeEntry(bytes.Clone(data))
@@ -158,19 +143,7 @@ func shareEntry(c cid.Cid, data []byte) (*Entry, error) {
 		return nil, err
 	}
 	e.cid = internCID(c)
-	var k [cidLen]byte
-	copy(k[:], s)
-	entryIntern.mu.Lock()
-	defer entryIntern.mu.Unlock()
-	if got := entryIntern.cur[k]; got != nil && bytes.Equal(got.raw, e.raw) {
-		return got, nil // decoded meanwhile
-	}
-	if entryIntern.cur == nil {
-		entryIntern.cur = make(map[[cidLen]byte]*Entry)
-	}
-	if len(entryIntern.cur) >= max(size/2, 1) {
-		entryIntern.old, entryIntern.cur = entryIntern.cur, make(map[[cidLen]byte]*Entry)
-	}
-	entryIntern.cur[k] = e
-	return e, nil
+	return entryIntern.Add([cidLen]byte([]byte(s)), e, func(got *Entry) bool {
+		return got != nil && bytes.Equal(got.raw, e.raw) // decoded meanwhile
+	}), nil
 }
